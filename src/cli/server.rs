@@ -1,0 +1,165 @@
+//! `coder server` and `coder server create-admin-user`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::{ServerConfig, ServerOptions};
+use crate::domain::DomainError;
+use crate::ratelimit::RateLimiter;
+use crate::service::{CreateUserRequest, ServicePolicy, Services};
+use crate::store;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerCommand {
+    #[command(subcommand)]
+    sub: Option<ServerSubcommand>,
+
+    /// A YAML or TOML file with any of the options below (flags and env vars win over it).
+    #[arg(long, env = "CODER_CONFIG_PATH", global = true)]
+    config: Option<PathBuf>,
+
+    #[command(flatten)]
+    options: ServerOptions,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerSubcommand {
+    /// Create an owner account without starting the server (for scripts and containers).
+    CreateAdminUser(CreateAdminUser),
+}
+
+#[derive(Debug, Args)]
+struct CreateAdminUser {
+    #[arg(long, env = "CODER_EMAIL")]
+    email: String,
+    #[arg(long, env = "CODER_USERNAME")]
+    username: String,
+    /// The password; read from stdin (or prompted for) when absent.
+    #[arg(long, env = "CODER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    #[arg(long, default_value = "")]
+    name: String,
+    #[arg(long, env = "CODER_PG_CONNECTION_URL", hide_env_values = true)]
+    postgres_url: Option<String>,
+    #[arg(long, env = "CODER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl ServerCommand {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.sub {
+            Some(ServerSubcommand::CreateAdminUser(cmd)) => cmd.run(self.config).await,
+            None => serve(self.options, self.config).await,
+        }
+    }
+}
+
+async fn serve(options: ServerOptions, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = ServerConfig::from_options(options, config_path.as_deref())?;
+    super::logging::init(config.log_format, config.verbose);
+    for name in &config.unknown_experiments {
+        tracing::warn!(experiment = %name, known = ?crate::domain::Experiment::ALL.map(|e| e.name()), "ignoring unknown experiment");
+    }
+    let database = config.database.redacted();
+    let app = App::build(config.clone()).await?;
+    let experiments = config.experiments.names();
+    tracing::info!(
+        url = %app.access_url().as_str().trim_end_matches('/'),
+        listen = %app.local_addr()?,
+        database = %database,
+        experiments = %if experiments.is_empty() { "none".to_owned() } else { experiments.join(",") },
+        "Coder server started; open the URL to sign in",
+    );
+    app.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("Coder server stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+impl CreateAdminUser {
+    async fn run(self, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+        let options = ServerOptions {
+            postgres_url: self.postgres_url.clone(),
+            data_dir: self.data_dir.clone(),
+            ..ServerOptions::default()
+        };
+        let config = ServerConfig::from_options(options, config_path.as_deref())?;
+        let password = match self.password.clone() {
+            Some(p) => p,
+            None => read_password()?,
+        };
+        let store = store::open(&config.database).await?;
+        let clock = std::sync::Arc::new(SystemClock);
+        let services = Services::new(
+            store.clone(),
+            clock.clone(),
+            ServicePolicy {
+                session_duration: config.session_duration,
+                default_token_lifetime: config.default_token_lifetime,
+                max_token_lifetime: config.max_token_lifetime,
+            },
+            RateLimiter::new(1, chrono::Duration::minutes(1), clock),
+        );
+        let created = services
+            .create_admin_user(CreateUserRequest {
+                email: self.email,
+                username: self.username,
+                name: self.name,
+                password,
+            })
+            .await;
+        store.close().await;
+        match created {
+            Ok(user) => {
+                println!("Created owner {} ({}) in {}", user.username, user.email, config.database.redacted());
+                Ok(())
+            }
+            Err(DomainError::Invalid { message, fields }) => {
+                let details: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.detail)).collect();
+                bail!("{message} {}", details.join("; "))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// Prompts on a terminal (without echo); otherwise reads the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let _ = std::io::stderr().flush();
+        return rpassword::prompt_password("Password: ").context("cannot read the password");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password given: pass --password, set CODER_PASSWORD, or pipe it on stdin");
+    }
+    Ok(password)
+}

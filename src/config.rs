@@ -1,0 +1,409 @@
+//! Server configuration: flags, `CODER_*` environment variables and an optional YAML or TOML file,
+//! layered flag > env > file > default, then validated into a `ServerConfig`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::Experiments;
+use crate::store::DatabaseTarget;
+
+/// Every `coder server` option. Each is `Option` so that the layers can be told apart.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServerOptions {
+    /// Address to serve HTTP on [default: 127.0.0.1:3000].
+    #[arg(long, env = "CODER_HTTP_ADDRESS")]
+    pub http_address: Option<String>,
+
+    /// The URL users and clients reach this server at; the OAuth issuer and MCP resource derive
+    /// from it [default: http://<http-address>].
+    #[arg(long, env = "CODER_ACCESS_URL")]
+    pub access_url: Option<String>,
+
+    /// Experiments to enable, comma-separated: oauth2, mcp-server-http, or * for all.
+    #[arg(long, env = "CODER_EXPERIMENTS", value_delimiter = ',')]
+    pub experiments: Option<Vec<String>>,
+
+    /// PostgreSQL connection URL; without it the embedded SQLite database in --data-dir is used.
+    #[arg(long, env = "CODER_PG_CONNECTION_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+
+    /// Directory for the SQLite database and workspace data [default: ~/.config/coderv2].
+    #[arg(long, env = "CODER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Log format: human or json [default: human].
+    #[arg(long, env = "CODER_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Log debug messages too.
+    #[arg(long, env = "CODER_VERBOSE", num_args = 0..=1, default_missing_value = "true")]
+    pub verbose: Option<bool>,
+
+    /// How long a browser session lasts, e.g. 24h [default: 24h].
+    #[arg(long, env = "CODER_SESSION_DURATION")]
+    pub session_duration: Option<String>,
+
+    /// Lifetime of an API token created without one [default: 168h].
+    #[arg(long, env = "CODER_DEFAULT_TOKEN_LIFETIME")]
+    pub default_token_lifetime: Option<String>,
+
+    /// The longest lifetime an API token may ask for [default: 8760h].
+    #[arg(long, env = "CODER_MAX_TOKEN_LIFETIME")]
+    pub max_token_lifetime: Option<String>,
+
+    /// Sign-in attempts allowed per client IP per minute [default: 30].
+    #[arg(long, env = "CODER_LOGIN_RATE_LIMIT")]
+    pub login_rate_limit: Option<u32>,
+
+    /// Headers that carry the client IP when the request comes from a trusted proxy, e.g.
+    /// X-Forwarded-For.
+    #[arg(long, env = "CODER_PROXY_TRUSTED_HEADERS", value_delimiter = ',')]
+    pub proxy_trusted_headers: Option<Vec<String>>,
+
+    /// Proxy addresses (IPs or CIDRs) whose client-IP headers are believed.
+    #[arg(long, env = "CODER_PROXY_TRUSTED_ORIGINS", value_delimiter = ',')]
+    pub proxy_trusted_origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+impl ServerOptions {
+    /// Fills every option this layer left unset from `lower`.
+    pub fn or(self, lower: ServerOptions) -> ServerOptions {
+        ServerOptions {
+            http_address: self.http_address.or(lower.http_address),
+            access_url: self.access_url.or(lower.access_url),
+            experiments: self.experiments.or(lower.experiments),
+            postgres_url: self.postgres_url.or(lower.postgres_url),
+            data_dir: self.data_dir.or(lower.data_dir),
+            log_format: self.log_format.or(lower.log_format),
+            verbose: self.verbose.or(lower.verbose),
+            session_duration: self.session_duration.or(lower.session_duration),
+            default_token_lifetime: self.default_token_lifetime.or(lower.default_token_lifetime),
+            max_token_lifetime: self.max_token_lifetime.or(lower.max_token_lifetime),
+            login_rate_limit: self.login_rate_limit.or(lower.login_rate_limit),
+            proxy_trusted_headers: self.proxy_trusted_headers.or(lower.proxy_trusted_headers),
+            proxy_trusted_origins: self.proxy_trusted_origins.or(lower.proxy_trusted_origins),
+        }
+    }
+
+    /// Reads a config file; `.toml` is TOML, anything else YAML.
+    pub fn from_file(path: &Path) -> anyhow::Result<ServerOptions> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let parsed = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(anyhow::Error::from)
+        } else {
+            serde_yaml::from_str(&text).map_err(anyhow::Error::from)
+        };
+        parsed.with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// A proxy address or network whose forwarded client-IP headers are trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNetwork {
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .with_context(|| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .with_context(|| format!("{s:?} has an invalid prefix length"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
+            if prefix == 0 {
+                0
+            } else {
+                bits >> (width - prefix)
+            }
+        }
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u32::from(net).into(), self.prefix, 32)
+                    == masked(u32::from(ip).into(), self.prefix, 32)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The validated configuration the app runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub http_address: String,
+    /// `None` until the listener is bound: then derived from the bound address.
+    pub access_url: Option<Url>,
+    pub experiments: Experiments,
+    pub database: DatabaseTarget,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub verbose: bool,
+    pub session_duration: Duration,
+    pub default_token_lifetime: Duration,
+    pub max_token_lifetime: Duration,
+    pub login_rate_limit: u32,
+    pub proxy_trusted_headers: Vec<String>,
+    pub proxy_trusted_origins: Vec<IpNetwork>,
+    /// Names passed to --experiments that are not known; logged as warnings at start.
+    pub unknown_experiments: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Resolves the layers and checks every value, naming the option that is wrong.
+    pub fn from_options(cli: ServerOptions, config_file: Option<&Path>) -> anyhow::Result<Self> {
+        let file = match config_file {
+            Some(path) => ServerOptions::from_file(path)?,
+            None => ServerOptions::default(),
+        };
+        let opts = cli.or(file);
+
+        let access_url = opts
+            .access_url
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(parse_access_url)
+            .transpose()?;
+        let (experiments, unknown_experiments) =
+            Experiments::parse(opts.experiments.iter().flatten().map(String::as_str));
+        let data_dir = match opts.data_dir {
+            Some(dir) => dir,
+            None => default_data_dir()?,
+        };
+        let database = match opts.postgres_url.filter(|u| !u.trim().is_empty()) {
+            Some(url) => DatabaseTarget::Postgres(url),
+            None => DatabaseTarget::Sqlite(data_dir.join("coder.db")),
+        };
+        let duration = |value: Option<String>, default: &str, flag: &str| {
+            let raw = value.unwrap_or_else(|| default.to_owned());
+            parse_duration(&raw).with_context(|| format!("--{flag}: invalid duration {raw:?}"))
+        };
+        let session_duration = duration(opts.session_duration, "24h", "session-duration")?;
+        let default_token_lifetime =
+            duration(opts.default_token_lifetime, "168h", "default-token-lifetime")?;
+        let max_token_lifetime = duration(opts.max_token_lifetime, "8760h", "max-token-lifetime")?;
+        if default_token_lifetime > max_token_lifetime {
+            bail!("--default-token-lifetime must not exceed --max-token-lifetime");
+        }
+        let login_rate_limit = opts.login_rate_limit.unwrap_or(30);
+        if login_rate_limit == 0 {
+            bail!("--login-rate-limit must be at least 1 attempt per minute");
+        }
+        let proxy_trusted_origins = opts
+            .proxy_trusted_origins
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| IpNetwork::parse(s).context("--proxy-trusted-origins"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+
+        Ok(ServerConfig {
+            http_address: opts.http_address.unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
+            access_url,
+            experiments,
+            database,
+            data_dir,
+            log_format: opts.log_format.unwrap_or_default(),
+            verbose: opts.verbose.unwrap_or(false),
+            session_duration,
+            default_token_lifetime,
+            max_token_lifetime,
+            login_rate_limit,
+            proxy_trusted_headers: opts
+                .proxy_trusted_headers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            proxy_trusted_origins,
+            unknown_experiments,
+        })
+    }
+
+    /// A configuration for tests and embedding: SQLite in `data_dir`, port 0, nothing enabled.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        ServerConfig {
+            http_address: "127.0.0.1:0".to_owned(),
+            access_url: None,
+            experiments: Experiments::default(),
+            database: DatabaseTarget::Sqlite(data_dir.join("coder.db")),
+            data_dir,
+            log_format: LogFormat::Human,
+            verbose: false,
+            session_duration: Duration::from_secs(24 * 3600),
+            default_token_lifetime: Duration::from_secs(168 * 3600),
+            max_token_lifetime: Duration::from_secs(8760 * 3600),
+            login_rate_limit: 30,
+            proxy_trusted_headers: Vec::new(),
+            proxy_trusted_origins: Vec::new(),
+            unknown_experiments: Vec::new(),
+        }
+    }
+}
+
+/// Checks that the access URL is an absolute http(s) URL at the root of its host, without
+/// credentials, query or fragment: it becomes the OAuth issuer (RFC 8414 §2), which forbids them.
+pub fn parse_access_url(raw: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(raw.trim()).with_context(|| {
+        format!("--access-url {raw:?} is not an absolute URL (example: https://coder.example.com)")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("--access-url must use http or https, not {:?}", url.scheme());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        bail!("--access-url must name a host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!("--access-url must not contain credentials");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--access-url must not have a query or fragment");
+    }
+    if url.path() != "/" {
+        bail!("--access-url must be the root of its host (no path such as {:?})", url.path());
+    }
+    Ok(url)
+}
+
+/// The per-user default data directory: `$XDG_CONFIG_HOME/coderv2` or `~/.config/coderv2`,
+/// where Coder keeps its own server data.
+pub fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("coderv2"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .context("cannot find a home directory: set --data-dir or CODER_DATA_DIR")?;
+    Ok(PathBuf::from(home).join(".config").join("coderv2"))
+}
+
+/// Parses Go-style durations as Coder's flags take them: `24h`, `1h30m`, `90s`, `500ms`.
+pub fn parse_duration(raw: &str) -> anyhow::Result<Duration> {
+    let s = raw.trim();
+    if s.is_empty() {
+        bail!("empty duration");
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            bail!("expected a number in {raw:?}");
+        }
+        let value: f64 = rest[..digits].parse().context("bad number")?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => bail!("missing unit in {raw:?} (use h, m, s or ms)"),
+            other => bail!("unknown unit {other:?} in {raw:?}"),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::try_from_secs_f64(value * seconds_per_unit)
+            .context("duration out of range")?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_durations() {
+        assert_eq!(parse_duration("24h").ok(), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m").ok(), Some(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("500ms").ok(), Some(Duration::from_millis(500)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn access_url_must_be_a_root_http_url() {
+        assert!(parse_access_url("https://coder.example.com").is_ok());
+        assert!(parse_access_url("http://127.0.0.1:3000/").is_ok());
+        for bad in [
+            "coder.example.com",
+            "ftp://x",
+            "https://x/?a=b",
+            "https://x/#f",
+            "https://u:p@x",
+            "https://x/coder",
+        ] {
+            assert!(parse_access_url(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn flags_win_over_file_values() {
+        let cli = ServerOptions {
+            http_address: Some("0.0.0.0:8080".into()),
+            ..Default::default()
+        };
+        let file = ServerOptions {
+            http_address: Some("127.0.0.1:1".into()),
+            login_rate_limit: Some(5),
+            ..Default::default()
+        };
+        let merged = cli.or(file);
+        assert_eq!(merged.http_address.as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!(merged.login_rate_limit, Some(5));
+    }
+
+    #[test]
+    fn ip_networks_match_their_members() {
+        let net = IpNetwork::parse("10.0.0.0/8").ok();
+        assert!(net.is_some_and(|n| n.contains("10.1.2.3".parse().unwrap_or(IpAddr::from([0; 4])))));
+        let host = IpNetwork::parse("192.168.1.1").ok();
+        assert!(host.is_some_and(|n| !n.contains(IpAddr::from([192, 168, 1, 2]))));
+        assert!(IpNetwork::parse("10.0.0.0/33").is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! The HTTP surface: one router per area, merged, under one layer stack.
+
+pub mod api_keys;
+pub mod cookies;
+pub mod error;
+pub mod extract;
+pub mod meta;
+pub mod pages;
+pub mod users;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use self::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(meta::routes())
+        .merge(users::routes())
+        .merge(api_keys::routes())
+        .merge(pages::routes())
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Layers run outside-in in the reverse order of this list: the trace span opens first,
+        // then panics are caught inside it (so they are logged with the request), then headers
+        // and the body cap apply to every response and extractor.
+        .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+/// The request span names the route pattern, never the raw query, which may hold codes.
+fn request_span(req: &Request) -> Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
+    tracing::info_span!("request", method = %req.method(), route)
+}
+
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    tracing::debug!(status = response.status().as_u16(), latency_ms = latency.as_millis() as u64, "served");
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("request handler panicked").into_response()
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::route_not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this route.")
+}

@@ -1,0 +1,92 @@
+//! The page shell, HTML escaping and the security headers every page carries.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root { color-scheme: light dark; --fg:#1b1f24; --muted:#5b6470; --bg:#f6f7f9; --card:#fff; --line:#d9dde3; --accent:#2f6fed; --danger:#c62828; }
+@media (prefers-color-scheme: dark) { :root { --fg:#e8eaed; --muted:#a0a8b3; --bg:#111417; --card:#1a1e23; --line:#2c323a; --accent:#6a9bff; --danger:#ef6b6b; } }
+* { box-sizing: border-box; }
+body { margin:0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; background:var(--bg); color:var(--fg); }
+main { max-width: 28rem; margin: 8vh auto; padding: 0 1rem; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:12px; padding:2rem; }
+h1 { font-size:1.4rem; margin:0 0 .25rem; }
+p.lead { color:var(--muted); margin:0 0 1.5rem; }
+label { display:block; font-weight:600; margin:1rem 0 .3rem; }
+input[type=text], input[type=email], input[type=password] { width:100%; padding:.6rem .7rem; border:1px solid var(--line); border-radius:8px; background:transparent; color:inherit; font:inherit; }
+button, .button { display:inline-block; margin-top:1.5rem; padding:.65rem 1.2rem; border:0; border-radius:8px; background:var(--accent); color:#fff; font:inherit; font-weight:600; cursor:pointer; text-decoration:none; }
+button.secondary { background:transparent; color:var(--fg); border:1px solid var(--line); }
+.error { border:1px solid var(--danger); color:var(--danger); border-radius:8px; padding:.6rem .8rem; margin-bottom:1rem; }
+.muted { color:var(--muted); font-size:.9rem; }
+ul.plain { padding-left:1.1rem; }
+.brand { font-weight:700; letter-spacing:.02em; margin-bottom:1rem; color:var(--muted); }
+"#;
+
+/// A complete page. Pages run no script, may not be framed, and post forms only to this site.
+pub fn page(title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · Coder</title><style>{STYLE}</style></head>\
+         <body><main><div class=\"brand\">Coder</div><div class=\"card\">{body}</div></main></body></html>",
+        title = escape(title),
+    );
+    with_page_headers(Html(html).into_response())
+}
+
+/// Adds the headers that keep pages out of frames and caches.
+pub fn with_page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// A hidden form field.
+pub fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        escape(name),
+        escape(value)
+    )
+}
+
+pub fn error_box(message: Option<&str>) -> String {
+    message
+        .map(|m| format!("<div class=\"error\" role=\"alert\">{}</div>", escape(m)))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(escape("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+    }
+}

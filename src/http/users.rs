@@ -1,0 +1,233 @@
+//! `/api/v2/users`: the first user, sign-in and sign-out, and user management.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::cookies::{SESSION_COOKIE, set_cookie};
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
+use crate::domain::{FieldError, Role, User};
+use crate::service::{CreateUserRequest, UserSelector};
+use crate::state::AppState;
+use crate::store::Page;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/users/first", get(first_user_exists).post(create_first_user))
+        .route("/api/v2/users/login", post(login))
+        .route("/api/v2/users/logout", post(logout))
+        .route("/api/v2/users", get(list_users).post(create_user))
+        .route("/api/v2/users/{user}", get(get_user).delete(delete_user))
+}
+
+/// Coder's `codersdk.User`.
+#[derive(Debug, Serialize)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub status: &'static str,
+    pub login_type: &'static str,
+    pub theme_preference: &'static str,
+    pub avatar_url: &'static str,
+    pub roles: Vec<RoleResponse>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoleResponse {
+    pub name: &'static str,
+    pub display_name: &'static str,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        // Coder lists only granted site roles; "member" is implicit.
+        let roles = match u.role {
+            Role::Owner => vec![RoleResponse {
+                name: Role::Owner.as_str(),
+                display_name: Role::Owner.display_name(),
+            }],
+            Role::Member => Vec::new(),
+        };
+        UserResponse {
+            id: u.id.0,
+            username: u.username,
+            name: u.name,
+            email: u.email,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            last_seen_at: u.last_seen_at,
+            status: u.status.as_str(),
+            login_type: "password",
+            theme_preference: "",
+            avatar_url: "",
+            roles,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateUserBody {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+impl From<CreateUserBody> for CreateUserRequest {
+    fn from(b: CreateUserBody) -> Self {
+        CreateUserRequest {
+            email: b.email,
+            username: b.username,
+            name: b.name,
+            password: b.password,
+        }
+    }
+}
+
+async fn first_user_exists(State(state): State<AppState>) -> ApiResult<Response> {
+    if state.services.first_user_exists().await? {
+        Ok(Json(json!({"message": "The initial user has already been created."})).into_response())
+    } else {
+        Err(ApiError::not_found("The initial user has not been created."))
+    }
+}
+
+async fn create_first_user(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateUserBody>,
+) -> ApiResult<Response> {
+    let user = state.services.create_first_user(body.into()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "user_id": user.id.0 }))).into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<Response> {
+    let mut missing = Vec::new();
+    if body.email.trim().is_empty() {
+        missing.push(FieldError::new("email", "Required."));
+    }
+    if body.password.is_empty() {
+        missing.push(FieldError::new("password", "Required."));
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request("Email and password are required.").with_validations(missing));
+    }
+    let (_, token) = state.services.login(&body.email, body.password, &ip.to_string()).await?;
+    let cookie = session_cookie(&state, token.expose());
+    let mut response = (StatusCode::CREATED, Json(json!({"session_token": token.expose()}))).into_response();
+    append_cookie(response.headers_mut(), &cookie);
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, CurrentUser(me): CurrentUser) -> ApiResult<Response> {
+    state.services.logout(&me).await?;
+    let mut response = Json(json!({"message": "Logged out!"})).into_response();
+    append_cookie(
+        response.headers_mut(),
+        &set_cookie(SESSION_COOKIE, "", 0, "Lax", state.settings.secure_cookies()),
+    );
+    Ok(response)
+}
+
+/// The session cookie for `token`, living as long as a session does.
+pub fn session_cookie(state: &AppState, token: &str) -> String {
+    let max_age = state.services.session_duration().as_secs() as i64;
+    set_cookie(SESSION_COOKIE, token, max_age, "Lax", state.settings.secure_cookies())
+}
+
+pub fn append_cookie(headers: &mut HeaderMap, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default = "default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+const MAX_PAGE: i64 = 1000;
+
+async fn list_users(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut problems = Vec::new();
+    if !(1..=MAX_PAGE).contains(&q.limit) {
+        problems.push(FieldError::new("limit", format!("Must be between 1 and {MAX_PAGE}.")));
+    }
+    if q.offset < 0 {
+        problems.push(FieldError::new("offset", "Must not be negative."));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request("Invalid query parameters.").with_validations(problems));
+    }
+    let (users, count) = state
+        .services
+        .list_users(&me, Page { limit: q.limit, offset: q.offset })
+        .await?;
+    let users: Vec<UserResponse> = users.into_iter().map(UserResponse::from).collect();
+    Ok(Json(json!({ "users": users, "count": count })))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiJson(body): ApiJson<CreateUserBody>,
+) -> ApiResult<(StatusCode, Json<UserResponse>)> {
+    let user = state.services.create_user(&me, body.into(), Role::Member).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(user): Path<String>,
+) -> ApiResult<Json<UserResponse>> {
+    let user = state.services.get_user(&me, &UserSelector::parse(&user)).await?;
+    Ok(Json(user.into()))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(user): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.services.delete_user(&me, &UserSelector::parse(&user)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

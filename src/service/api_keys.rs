@@ -1,0 +1,210 @@
+//! API keys: browser sessions, user-created tokens, and authenticating a request by either.
+//!
+//! A key reads `<id>-<secret>` (Coder's format): the 10-character id is the lookup, and only the
+//! SHA-256 of the 22-character secret is stored.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::users::require_owner;
+use super::{Services, UserSelector, conflict_field, validate};
+use crate::auth::{Credential, Principal};
+use crate::domain::{ApiKey, ApiKeyId, DomainError, FieldError, LoginType, User, UserId, UserStatus};
+use crate::secret::{self, Secret};
+
+const ID_LEN: usize = 10;
+const SECRET_LEN: usize = 22;
+
+/// `last_used` is written at most this often per key, so authentication is not a write per request.
+const LAST_USED_RESOLUTION: Duration = Duration::seconds(60);
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateTokenRequest {
+    pub token_name: String,
+    /// Requested lifetime in nanoseconds (Go's `time.Duration`); 0 means the default.
+    pub lifetime_ns: i64,
+}
+
+/// A freshly issued key: the only moment its secret is known.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub token: Secret,
+}
+
+const INVALID_TOKEN: &str = "Invalid or unknown session token. Sign in again, or create a new API token.";
+
+impl Services {
+    /// Opens a browser session for a user who just proved their password.
+    pub(super) async fn create_session(&self, user: UserId) -> Result<Secret, DomainError> {
+        let lifetime = Duration::from_std(self.policy.session_duration).map_err(DomainError::internal)?;
+        let issued = self.issue_key(user, LoginType::Password, String::new(), lifetime).await?;
+        Ok(issued.token)
+    }
+
+    /// Creates a named, long-lived token for `who` (the caller, or anyone for an owner).
+    pub async fn create_token(
+        &self,
+        actor: &Principal,
+        who: &UserSelector,
+        req: CreateTokenRequest,
+    ) -> Result<IssuedKey, DomainError> {
+        let user = self.key_owner(actor, who).await?;
+        let name = req.token_name.trim().to_owned();
+        let mut problems = Vec::new();
+        if let Err(p) = validate::token_name("token_name", &name) {
+            problems.push(p);
+        }
+        let max = self.policy.max_token_lifetime;
+        let lifetime = match req.lifetime_ns {
+            0 => Some(self.policy.default_token_lifetime),
+            n if n < 0 => None,
+            n => Some(std::time::Duration::from_nanos(n.unsigned_abs())),
+        };
+        let lifetime = match lifetime {
+            Some(l) if l >= std::time::Duration::from_secs(1) && l <= max => l,
+            _ => {
+                problems.push(FieldError::new(
+                    "lifetime",
+                    format!(
+                        "Must be between 1s and the maximum token lifetime of {}h, in nanoseconds.",
+                        max.as_secs() / 3600
+                    ),
+                ));
+                max
+            }
+        };
+        if !problems.is_empty() {
+            return Err(DomainError::invalid_fields("Invalid token request.", problems));
+        }
+        let lifetime = Duration::from_std(lifetime).map_err(DomainError::internal)?;
+        self.issue_key(user.id, LoginType::Token, name, lifetime).await
+    }
+
+    pub async fn list_tokens(&self, actor: &Principal, who: &UserSelector) -> Result<(User, Vec<ApiKey>), DomainError> {
+        let user = self.key_owner(actor, who).await?;
+        let keys = self.store.list_api_keys(user.id, LoginType::Token).await?;
+        Ok((user, keys))
+    }
+
+    pub async fn delete_key(&self, actor: &Principal, who: &UserSelector, id: &str) -> Result<(), DomainError> {
+        let user = self.key_owner(actor, who).await?;
+        if !self.store.delete_api_key(user.id, &ApiKeyId(id.to_owned())).await? {
+            return Err(DomainError::NotFound("API key not found.".into()));
+        }
+        Ok(())
+    }
+
+    /// Ends the session (or revokes the token) the caller authenticated with.
+    pub async fn logout(&self, actor: &Principal) -> Result<(), DomainError> {
+        let Credential::ApiKey { id, .. } = &actor.credential;
+        self.store.delete_api_key(actor.user.id, id).await?;
+        Ok(())
+    }
+
+    /// Resolves a presented token to its user, or says why it is not accepted.
+    pub async fn authenticate_api_key(&self, raw: &str) -> Result<Principal, DomainError> {
+        let (id, secret_part) = parse_key(raw)
+            .ok_or_else(|| DomainError::Unauthenticated(INVALID_TOKEN.into()))?;
+        let key = self
+            .store
+            .get_api_key(&ApiKeyId(id.to_owned()))
+            .await?
+            .filter(|key| secret::constant_time_eq(&key.hashed_secret, &secret::sha256(secret_part.as_bytes())))
+            .ok_or_else(|| DomainError::Unauthenticated(INVALID_TOKEN.into()))?;
+        let now = self.clock.now();
+        if key.expires_at <= now {
+            return Err(DomainError::Unauthenticated(
+                "The session token has expired. Sign in again, or create a new API token.".into(),
+            ));
+        }
+        let user = self
+            .store
+            .get_user_by_id(key.user_id)
+            .await?
+            .filter(|u| u.status == UserStatus::Active)
+            .ok_or_else(|| DomainError::Unauthenticated(INVALID_TOKEN.into()))?;
+        if now - key.last_used >= LAST_USED_RESOLUTION {
+            self.store.touch_api_key(&key.id, now).await?;
+        }
+        Ok(Principal {
+            user,
+            credential: Credential::ApiKey {
+                id: key.id,
+                login_type: key.login_type,
+            },
+        })
+    }
+
+    /// Deletes keys past their expiry; run periodically.
+    pub async fn delete_expired_keys(&self) -> Result<u64, DomainError> {
+        Ok(self.store.delete_expired_api_keys(self.clock.now()).await?)
+    }
+
+    async fn key_owner(&self, actor: &Principal, who: &UserSelector) -> Result<User, DomainError> {
+        let user = self.get_user(actor, who).await?;
+        if user.id != actor.user.id {
+            require_owner(actor)?;
+        }
+        Ok(user)
+    }
+
+    async fn issue_key(
+        &self,
+        user: UserId,
+        login_type: LoginType,
+        token_name: String,
+        lifetime: Duration,
+    ) -> Result<IssuedKey, DomainError> {
+        let now: DateTime<Utc> = self.clock.now();
+        let id = secret::random_alphanumeric(ID_LEN);
+        let secret_part = secret::random_alphanumeric(SECRET_LEN);
+        let key = ApiKey {
+            id: ApiKeyId(id.clone()),
+            user_id: user,
+            hashed_secret: secret::sha256(secret_part.as_bytes()),
+            login_type,
+            token_name,
+            lifetime_seconds: lifetime.num_seconds(),
+            expires_at: now + lifetime,
+            last_used: now,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_api_key(key.clone()).await.map_err(|e| {
+            if conflict_field(&e) == Some("token_name") {
+                DomainError::conflict("You already have a token with this name.", Some("token_name"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(IssuedKey {
+            key,
+            token: Secret::new(format!("{id}-{secret_part}")),
+        })
+    }
+}
+
+/// Splits `<id>-<secret>`, checking lengths and alphabet before any database work.
+fn parse_key(raw: &str) -> Option<(&str, &str)> {
+    let (id, secret_part) = raw.split_once('-')?;
+    let ok = id.len() == ID_LEN
+        && secret_part.len() == SECRET_LEN
+        && id.bytes().chain(secret_part.bytes()).all(|b| b.is_ascii_alphanumeric());
+    ok.then_some((id, secret_part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_key;
+
+    #[test]
+    fn parses_only_well_formed_keys() {
+        assert_eq!(
+            parse_key("abcdefghij-abcdefghijklmnopqrstuv"),
+            Some(("abcdefghij", "abcdefghijklmnopqrstuv"))
+        );
+        assert_eq!(parse_key("abcdefghij-short"), None);
+        assert_eq!(parse_key("abcdefghijabcdefghijklmnopqrstuvw"), None);
+        assert_eq!(parse_key("abcdefgh!j-abcdefghijklmnopqrstuv"), None);
+    }
+}

@@ -1,0 +1,88 @@
+//! Use cases and access control, shared by the REST API, the pages and (later) MCP.
+
+pub mod api_keys;
+pub mod password;
+pub mod users;
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+use crate::domain::DomainError;
+use crate::ratelimit::RateLimiter;
+use crate::store::{SharedStore, StoreError};
+
+pub use api_keys::{CreateTokenRequest, IssuedKey};
+pub use users::{CreateUserRequest, UserSelector};
+
+/// Lifetimes and limits the services enforce.
+#[derive(Debug, Clone)]
+pub struct ServicePolicy {
+    pub session_duration: Duration,
+    pub default_token_lifetime: Duration,
+    pub max_token_lifetime: Duration,
+}
+
+/// The use cases, bound to a store and a clock. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Services {
+    store: SharedStore,
+    clock: SharedClock,
+    policy: Arc<ServicePolicy>,
+    login_limiter: Arc<RateLimiter>,
+}
+
+impl Services {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        policy: ServicePolicy,
+        login_limiter: RateLimiter,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            policy: Arc::new(policy),
+            login_limiter: Arc::new(login_limiter),
+        }
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::FirstUserExists => {
+                DomainError::conflict("The initial user has already been created.", None)
+            }
+            StoreError::Conflict { constraint } => {
+                DomainError::conflict(format!("Conflicts with an existing record ({constraint})."), None)
+            }
+            StoreError::Database(cause) => DomainError::Internal(cause),
+        }
+    }
+}
+
+/// Names the field a uniqueness conflict is about, from the constraint's name.
+fn conflict_field(err: &StoreError) -> Option<&'static str> {
+    match err {
+        StoreError::Conflict { constraint } if constraint.contains("username") => Some("username"),
+        StoreError::Conflict { constraint } if constraint.contains("email") => Some("email"),
+        StoreError::Conflict { constraint } if constraint.contains("token_name") => Some("token_name"),
+        _ => None,
+    }
+}
+
+impl Services {
+    pub fn session_duration(&self) -> Duration {
+        self.policy.session_duration
+    }
+}

@@ -1,0 +1,202 @@
+//! Users: the first owner, sign-in, and owner-managed accounts.
+
+use uuid::Uuid;
+
+use super::{Services, conflict_field, password, validate};
+use crate::auth::Principal;
+use crate::domain::{DomainError, FieldError, NewUser, Role, User, UserId, UserStatus};
+use crate::secret::Secret;
+use crate::store::{Page, StoreError};
+
+/// Input for the first user and for owner-created users.
+#[derive(Clone, Default)]
+pub struct CreateUserRequest {
+    pub email: String,
+    pub username: String,
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUserRequest")
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a path names a user: `me`, an id, or a username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSelector {
+    Me,
+    Id(UserId),
+    Username(String),
+}
+
+impl UserSelector {
+    pub fn parse(raw: &str) -> Self {
+        if raw == "me" {
+            UserSelector::Me
+        } else if let Ok(id) = Uuid::parse_str(raw) {
+            UserSelector::Id(UserId(id))
+        } else {
+            UserSelector::Username(raw.to_owned())
+        }
+    }
+}
+
+const LOGIN_FAILED: &str = "Incorrect email or password.";
+
+impl Services {
+    pub async fn first_user_exists(&self) -> Result<bool, DomainError> {
+        Ok(self.store.count_users().await? > 0)
+    }
+
+    /// Creates the first user, who becomes the owner. Refused once any user exists.
+    pub async fn create_first_user(&self, req: CreateUserRequest) -> Result<User, DomainError> {
+        let new = self.prepare_user(req, Role::Owner).await?;
+        self.store.create_first_user(new).await.map_err(|e| match e {
+            StoreError::FirstUserExists => {
+                DomainError::conflict("The initial user has already been created.", None)
+            }
+            other => user_conflict(other),
+        })
+    }
+
+    /// An owner creates another user, with the member role unless `role` says otherwise.
+    pub async fn create_user(
+        &self,
+        actor: &Principal,
+        req: CreateUserRequest,
+        role: Role,
+    ) -> Result<User, DomainError> {
+        require_owner(actor)?;
+        let new = self.prepare_user(req, role).await?;
+        self.store.create_user(new).await.map_err(user_conflict)
+    }
+
+    /// Creates an owner without a caller: for `coder server create-admin-user`.
+    pub async fn create_admin_user(&self, req: CreateUserRequest) -> Result<User, DomainError> {
+        if !self.first_user_exists().await? {
+            return self.create_first_user(req).await;
+        }
+        let new = self.prepare_user(req, Role::Owner).await?;
+        self.store.create_user(new).await.map_err(user_conflict)
+    }
+
+    async fn prepare_user(&self, req: CreateUserRequest, role: Role) -> Result<NewUser, DomainError> {
+        let email = req.email.trim().to_owned();
+        let username = req.username.trim().to_owned();
+        let name = req.name.trim().to_owned();
+        let mut problems: Vec<FieldError> = [
+            validate::email("email", &email),
+            validate::username("username", &username),
+            validate::display_name("name", &name),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+        if req.password.is_empty() {
+            problems.push(FieldError::new("password", "Required."));
+        } else if let Err(problem) = password::check_policy(&req.password, &username, &email) {
+            problems.push(problem);
+        }
+        if !problems.is_empty() {
+            return Err(DomainError::invalid_fields("Invalid user.", problems));
+        }
+        let hashed_password = password::hash(req.password).await?;
+        Ok(NewUser {
+            id: UserId::new(),
+            username,
+            email,
+            name,
+            hashed_password,
+            role,
+            created_at: self.clock.now(),
+        })
+    }
+
+    /// Checks the password and opens a browser session. Rate limited per client IP; a failure
+    /// never reveals whether the email exists.
+    pub async fn login(
+        &self,
+        email: &str,
+        password_attempt: String,
+        client_ip: &str,
+    ) -> Result<(User, Secret), DomainError> {
+        if let Err(retry) = self.login_limiter.check(client_ip) {
+            return Err(DomainError::RateLimited {
+                message: "Too many sign-in attempts. Wait a minute and try again.".into(),
+                retry_after_secs: retry.0,
+            });
+        }
+        let found = self.store.get_user_credentials_by_email(email.trim()).await?;
+        let stored_hash = found.as_ref().map(|c| c.hashed_password.clone());
+        let verified = password::verify(password_attempt, stored_hash).await?;
+        let user = match found {
+            Some(creds) if verified => creds.user,
+            _ => return Err(DomainError::Unauthenticated(LOGIN_FAILED.into())),
+        };
+        if user.status != UserStatus::Active {
+            return Err(DomainError::Unauthenticated(
+                "Your account is suspended. Contact an owner of this deployment.".into(),
+            ));
+        }
+        let now = self.clock.now();
+        self.store.touch_user_last_seen(user.id, now).await?;
+        let session = self.create_session(user.id).await?;
+        Ok((User { last_seen_at: now, ..user }, session))
+    }
+
+    /// Finds the user a path names, as `actor` may see it: members see only themselves, and
+    /// anyone else is "not found" so that accounts cannot be probed.
+    pub async fn get_user(&self, actor: &Principal, who: &UserSelector) -> Result<User, DomainError> {
+        let found = match who {
+            UserSelector::Me => return Ok(actor.user.clone()),
+            UserSelector::Id(id) if *id == actor.user.id => return Ok(actor.user.clone()),
+            UserSelector::Id(id) => self.store.get_user_by_id(*id).await?,
+            UserSelector::Username(name) => self.store.get_user_by_username(name).await?,
+        };
+        match found {
+            Some(user) if user.id == actor.user.id || actor.is_owner() => Ok(user),
+            _ => Err(DomainError::NotFound("User not found.".into())),
+        }
+    }
+
+    pub async fn list_users(&self, actor: &Principal, page: Page) -> Result<(Vec<User>, i64), DomainError> {
+        require_owner(actor)?;
+        Ok(self.store.list_users(page).await?)
+    }
+
+    /// An owner deletes another user; their sessions and tokens stop working at once.
+    pub async fn delete_user(&self, actor: &Principal, who: &UserSelector) -> Result<(), DomainError> {
+        require_owner(actor)?;
+        let user = self.get_user(actor, who).await?;
+        if user.id == actor.user.id {
+            return Err(DomainError::Forbidden("You cannot delete yourself.".into()));
+        }
+        if !self.store.delete_user(user.id, self.clock.now()).await? {
+            return Err(DomainError::NotFound("User not found.".into()));
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn require_owner(actor: &Principal) -> Result<(), DomainError> {
+    if actor.is_owner() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(
+            "Only an owner of this deployment can do this.".into(),
+        ))
+    }
+}
+
+fn user_conflict(err: StoreError) -> DomainError {
+    match conflict_field(&err) {
+        Some("username") => DomainError::conflict("A user with this username already exists.", Some("username")),
+        Some("email") => DomainError::conflict("A user with this email already exists.", Some("email")),
+        _ => err.into(),
+    }
+}

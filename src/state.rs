@@ -1,0 +1,39 @@
+//! `AppState`: what every handler can reach. Cheap to clone (Arc fields).
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::config::IpNetwork;
+use crate::domain::Experiments;
+use crate::service::Services;
+
+/// Settings the HTTP layer needs, resolved once at start.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The public URL, validated; with a trailing slash as `Url` renders it.
+    pub access_url: Url,
+    pub experiments: Experiments,
+    pub proxy_trusted_headers: Vec<String>,
+    pub proxy_trusted_origins: Vec<IpNetwork>,
+    /// A random id for this deployment, reported by `/api/v2/buildinfo`.
+    pub deployment_id: String,
+}
+
+impl HttpSettings {
+    /// The access URL without a trailing slash, the form used in every document and link.
+    pub fn access_url_str(&self) -> &str {
+        self.access_url.as_str().trim_end_matches('/')
+    }
+
+    /// Cookies carry `Secure` when users reach us over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.access_url.scheme() == "https"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub settings: Arc<HttpSettings>,
+}

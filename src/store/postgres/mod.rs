@@ -1,0 +1,42 @@
+//! PostgreSQL, for production and for several replicas sharing one database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use super::queries::impl_shared_store;
+use super::redact_url;
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl super::Backend for PostgresStore {
+    type Db = Postgres;
+}
+
+impl PostgresStore {
+    /// Connects and migrates. The URL may carry `options=-c search_path=...` to use a schema.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let shown = redact_url(url);
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .with_context(|| format!("cannot migrate the PostgreSQL database at {shown}"))?;
+        Ok(Self { pool })
+    }
+}
+
+impl_shared_store!(PostgresStore, "postgres");

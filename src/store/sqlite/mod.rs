@@ -1,0 +1,53 @@
+//! The embedded default: one SQLite file in the data directory, WAL mode, migrations applied on open.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+
+use super::queries::impl_shared_store;
+
+/// How long a writer waits for the lock before giving up, so concurrent requests queue instead
+/// of failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl super::Backend for SqliteStore {
+    type Db = Sqlite;
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .with_context(|| format!("cannot migrate the SQLite database {}", path.display()))?;
+        Ok(Self { pool })
+    }
+}
+
+impl_shared_store!(SqliteStore, "sqlite");
