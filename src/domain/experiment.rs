@@ -4,12 +4,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// A feature behind an experiment flag.
+/// Variants are in name order, so sets of them list alphabetically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Experiment {
-    /// The OAuth2 authorization server (`/oauth2/*`, `/.well-known/oauth-*`).
-    OAuth2,
     /// The remote MCP endpoint at `/api/experimental/mcp/http`.
     McpServerHttp,
+    /// The OAuth2 authorization server (`/oauth2/*`, `/.well-known/oauth-*`).
+    OAuth2,
 }
 
 impl Experiment {

@@ -1,0 +1,262 @@
+//! `TestApp`: the real server on port 0 with a fresh database (SQLite file, or a Postgres schema),
+//! a manual clock, and request helpers.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use coderd::app::App;
+use coderd::clock::ManualClock;
+use coderd::config::ServerConfig;
+use coderd::domain::{Experiment, Experiments};
+use coderd::store::DatabaseTarget;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+pub const POSTGRES_ENV: &str = "CODER_TEST_POSTGRES_URL";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The Postgres backend when `CODER_TEST_POSTGRES_URL` is set.
+    pub fn postgres() -> Option<Backend> {
+        match std::env::var(POSTGRES_ENV) {
+            Ok(url) if !url.trim().is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!("{POSTGRES_ENV} is not set: skipping the Postgres variant");
+                None
+            }
+        }
+    }
+}
+
+/// Runs each named `async fn(Backend)` as a `sqlite` test and a `postgres` test.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(backend) = $crate::helpers::Backend::postgres() {
+                        super::$name(backend).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// A fresh database for one test: a SQLite file in a temp dir, or a new Postgres schema that is
+/// dropped when the test ends.
+pub struct TestDatabase {
+    pub target: DatabaseTarget,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: &Backend) -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => TestDatabase {
+                target: DatabaseTarget::Sqlite(dir.path().join("coder.db")),
+                dir,
+                pg: None,
+            },
+            Backend::Postgres(base) => {
+                let schema = format!("coderd_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(base)
+                    .await
+                    .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but Postgres is unreachable: {e}"));
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create schema");
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+                TestDatabase {
+                    target: DatabaseTarget::Postgres(url),
+                    dir,
+                    pg: Some((base.clone(), schema)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.pg.take() else { return };
+        // Drop from a thread of its own: the test's runtime may be the one being dropped.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub backend: Backend,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    // Declared last: dropped after the server has been told to stop.
+    pub db: TestDatabase,
+}
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+impl TestApp {
+    /// The app with every experiment enabled.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |c| {
+            c.experiments = Experiments::of(&Experiment::ALL);
+        })
+        .await
+    }
+
+    /// The app with a configuration adjusted by `configure`.
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        let db = TestDatabase::new(&backend).await;
+        let mut config = ServerConfig::for_data_dir(db.dir.path().to_path_buf());
+        config.database = db.target.clone();
+        configure(&mut config);
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().expect("time"));
+        let app = App::build_with_clock(config, Arc::new(clock.clone()))
+            .await
+            .expect("app builds");
+        let url = app.access_url().as_str().trim_end_matches('/').to_owned();
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        TestApp {
+            url,
+            client,
+            clock,
+            backend,
+            shutdown: Some(tx),
+            server: Some(server),
+            db,
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(handle) => handle.await?,
+            None => Ok(()),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.header("Coder-Session-Token", token);
+        }
+        req
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request(Method::POST, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::DELETE, path, token).send().await.expect("request")
+    }
+
+    /// Creates the first user (the owner) and returns a session token for it.
+    pub async fn create_owner(&self) -> String {
+        let created = self
+            .post_json(
+                "/api/v2/users/first",
+                None,
+                &json!({"email": "owner@example.com", "username": "owner", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        self.login("owner@example.com", PASSWORD).await
+    }
+
+    /// Creates a member through the owner and returns a session token for it.
+    pub async fn create_member(&self, owner_token: &str, username: &str) -> String {
+        let email = format!("{username}@example.com");
+        let created = self
+            .post_json(
+                "/api/v2/users",
+                Some(owner_token),
+                &json!({"email": email, "username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text().await.unwrap_or_default());
+        self.login(&email, PASSWORD).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let res = self
+            .post_json("/api/v2/users/login", None, &json!({"email": email, "password": password}))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let body: Value = res.json().await.expect("json");
+        body["session_token"].as_str().expect("session_token").to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.server.take() {
+            handle.abort();
+        }
+    }
+}
+
+/// Reads a JSON body, failing the test with the raw text when it is not JSON.
+pub async fn json_body(res: Response) -> Value {
+    let text = res.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
