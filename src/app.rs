@@ -9,20 +9,31 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use url::Url;
 
+use crate::auth::access_token::AccessTokenVerifier;
+use crate::auth::revocation::RevocationList;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ServerConfig, parse_access_url};
+use crate::oauth::keys::KeyRing;
+use crate::oauth::{OAuthPolicy, OAuthServer};
 use crate::ratelimit::RateLimiter;
 use crate::service::{ServicePolicy, Services};
 use crate::state::{AppState, HttpSettings};
 use crate::store::{self, SharedStore};
 
-/// How often expired sessions and tokens are swept.
+/// How often expired sessions, tokens, codes and abandoned clients are swept.
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
+/// How often each replica reads revocations made by the others (a revocation takes effect
+/// everywhere within this, well inside the 5 s promise).
+const REVOCATION_SYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// How often signing keys are re-read, to pick up a rotation made elsewhere.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct App {
     listener: TcpListener,
     state: AppState,
     store: SharedStore,
+    revocations: Arc<RevocationList>,
+    clock: SharedClock,
 }
 
 impl App {
@@ -31,7 +42,10 @@ impl App {
         Self::build_with_clock(config, Arc::new(SystemClock)).await
     }
 
-    pub async fn build_with_clock(config: ServerConfig, clock: SharedClock) -> anyhow::Result<Self> {
+    pub async fn build_with_clock(
+        config: ServerConfig,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
         let store = store::open(&config.database).await?;
         let listener = TcpListener::bind(&config.http_address)
             .await
@@ -42,6 +56,36 @@ impl App {
             None => derived_access_url(bound)?,
         };
         let deployment_id = deployment_id(&store, &clock).await?;
+        let oauth2 = &config.oauth2;
+        let access_lifetime = chrono::Duration::from_std(oauth2.access_token_lifetime)?;
+        let keys = KeyRing::load_or_create(store.clone(), clock.now()).await?;
+        // Retain revocations a little longer than any access token they could deny lives.
+        let revocations = Arc::new(RevocationList::new(
+            access_lifetime + chrono::Duration::minutes(5),
+        ));
+        revocations.sync(&store, clock.now()).await?;
+        let oauth = OAuthServer::new(
+            store.clone(),
+            clock.clone(),
+            &access_url,
+            keys.clone(),
+            revocations.clone(),
+            OAuthPolicy {
+                access_token_lifetime: access_lifetime,
+                refresh_token_lifetime: chrono::Duration::from_std(oauth2.refresh_token_lifetime)?,
+                code_lifetime: chrono::Duration::minutes(10),
+                dynamic_client_ttl: chrono::Duration::from_std(oauth2.dynamic_client_ttl)?,
+                rate_limit_per_ip: oauth2.rate_limit_per_ip,
+                rate_limit_per_client: oauth2.rate_limit_per_client,
+            },
+        );
+        let access_tokens = Arc::new(AccessTokenVerifier::new(
+            oauth.issuer().to_owned(),
+            oauth.resources().clone(),
+            keys,
+            revocations.clone(),
+            clock.clone(),
+        ));
         let services = Services::new(
             store.clone(),
             clock.clone(),
@@ -50,10 +94,16 @@ impl App {
                 default_token_lifetime: config.default_token_lifetime,
                 max_token_lifetime: config.max_token_lifetime,
             },
-            RateLimiter::new(config.login_rate_limit, chrono::Duration::minutes(1), clock),
+            RateLimiter::new(
+                config.login_rate_limit,
+                chrono::Duration::minutes(1),
+                clock.clone(),
+            ),
         );
         let state = AppState {
             services,
+            oauth,
+            access_tokens,
             settings: Arc::new(HttpSettings {
                 access_url,
                 experiments: config.experiments.clone(),
@@ -62,7 +112,13 @@ impl App {
                 deployment_id,
             }),
         };
-        Ok(Self { listener, state, store })
+        Ok(Self {
+            listener,
+            state,
+            store,
+            revocations,
+            clock,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -82,8 +138,19 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves; in-flight requests finish, then the database closes.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let cleanup = tokio::spawn(cleanup_loop(self.state.services.clone()));
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let background = [
+            tokio::spawn(cleanup_loop(self.state.clone())),
+            tokio::spawn(revocation_sync_loop(
+                self.store.clone(),
+                self.revocations.clone(),
+                self.clock.clone(),
+            )),
+            tokio::spawn(key_reload_loop(self.state.oauth.clone())),
+        ];
         let router = crate::http::router(self.state);
         let served = axum::serve(
             self.listener,
@@ -91,7 +158,9 @@ impl App {
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        cleanup.abort();
+        for task in background {
+            task.abort();
+        }
         self.store.close().await;
         served.context("the HTTP server failed")
     }
@@ -120,14 +189,49 @@ async fn deployment_id(store: &SharedStore, clock: &SharedClock) -> anyhow::Resu
     Ok(id)
 }
 
-async fn cleanup_loop(services: Services) {
+async fn cleanup_loop(state: AppState) {
     let mut tick = tokio::time::interval(CLEANUP_INTERVAL);
     loop {
         tick.tick().await;
-        match services.delete_expired_keys().await {
+        match state.services.delete_expired_keys().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "deleted expired sessions and tokens"),
-            Err(err) => tracing::warn!(error = %err, "could not delete expired sessions and tokens"),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not delete expired sessions and tokens")
+            }
+        }
+        match state.oauth.cleanup().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                count = n,
+                "deleted expired OAuth2 codes, tokens and abandoned clients"
+            ),
+            Err(err) => tracing::warn!(error = %err, "could not clean up OAuth2 data"),
+        }
+    }
+}
+
+async fn revocation_sync_loop(
+    store: SharedStore,
+    revocations: Arc<RevocationList>,
+    clock: SharedClock,
+) {
+    let mut tick = tokio::time::interval(REVOCATION_SYNC_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(err) = revocations.sync(&store, clock.now()).await {
+            tracing::warn!(error = %err, "could not read the OAuth2 revocation feed");
+        }
+    }
+}
+
+async fn key_reload_loop(oauth: OAuthServer) {
+    let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(err) = oauth.keys().reload(true).await {
+            tracing::warn!(error = %err, "could not reload the OAuth2 signing keys");
         }
     }
 }

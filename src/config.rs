@@ -70,6 +70,26 @@ pub struct ServerOptions {
     /// Proxy addresses (IPs or CIDRs) whose client-IP headers are believed.
     #[arg(long, env = "CODER_PROXY_TRUSTED_ORIGINS", value_delimiter = ',')]
     pub proxy_trusted_origins: Option<Vec<String>>,
+
+    /// Lifetime of OAuth2 access tokens [default: 1h].
+    #[arg(long, env = "CODER_OAUTH2_ACCESS_TOKEN_LIFETIME")]
+    pub oauth2_access_token_lifetime: Option<String>,
+
+    /// Lifetime of OAuth2 refresh tokens; each refresh issues a new one [default: 720h].
+    #[arg(long, env = "CODER_OAUTH2_REFRESH_TOKEN_LIFETIME")]
+    pub oauth2_refresh_token_lifetime: Option<String>,
+
+    /// Requests per minute per client IP to each OAuth2 endpoint [default: 300].
+    #[arg(long, env = "CODER_OAUTH2_RATE_LIMIT")]
+    pub oauth2_rate_limit: Option<u32>,
+
+    /// Requests per minute per OAuth2 client to each OAuth2 endpoint [default: 120].
+    #[arg(long, env = "CODER_OAUTH2_CLIENT_RATE_LIMIT")]
+    pub oauth2_client_rate_limit: Option<u32>,
+
+    /// Dynamically registered clients that never obtain a token are deleted after this [default: 24h].
+    #[arg(long, env = "CODER_OAUTH2_DYNAMIC_CLIENT_TTL")]
+    pub oauth2_dynamic_client_ttl: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -97,6 +117,19 @@ impl ServerOptions {
             login_rate_limit: self.login_rate_limit.or(lower.login_rate_limit),
             proxy_trusted_headers: self.proxy_trusted_headers.or(lower.proxy_trusted_headers),
             proxy_trusted_origins: self.proxy_trusted_origins.or(lower.proxy_trusted_origins),
+            oauth2_access_token_lifetime: self
+                .oauth2_access_token_lifetime
+                .or(lower.oauth2_access_token_lifetime),
+            oauth2_refresh_token_lifetime: self
+                .oauth2_refresh_token_lifetime
+                .or(lower.oauth2_refresh_token_lifetime),
+            oauth2_rate_limit: self.oauth2_rate_limit.or(lower.oauth2_rate_limit),
+            oauth2_client_rate_limit: self
+                .oauth2_client_rate_limit
+                .or(lower.oauth2_client_rate_limit),
+            oauth2_dynamic_client_ttl: self
+                .oauth2_dynamic_client_ttl
+                .or(lower.oauth2_dynamic_client_ttl),
         }
     }
 
@@ -157,7 +190,8 @@ impl IpNetwork {
                     == masked(u32::from(ip).into(), self.prefix, 32)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128)
+                masked(u128::from(net), self.prefix, 128)
+                    == masked(u128::from(ip), self.prefix, 128)
             }
             _ => false,
         }
@@ -181,8 +215,31 @@ pub struct ServerConfig {
     pub login_rate_limit: u32,
     pub proxy_trusted_headers: Vec<String>,
     pub proxy_trusted_origins: Vec<IpNetwork>,
+    pub oauth2: OAuth2Config,
     /// Names passed to --experiments that are not known; logged as warnings at start.
     pub unknown_experiments: Vec<String>,
+}
+
+/// The authorization server's lifetimes and limits.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub rate_limit_per_ip: u32,
+    pub rate_limit_per_client: u32,
+    pub dynamic_client_ttl: Duration,
+}
+
+impl Default for OAuth2Config {
+    fn default() -> Self {
+        OAuth2Config {
+            access_token_lifetime: Duration::from_secs(3600),
+            refresh_token_lifetime: Duration::from_secs(720 * 3600),
+            rate_limit_per_ip: 300,
+            rate_limit_per_client: 120,
+            dynamic_client_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -215,8 +272,11 @@ impl ServerConfig {
             parse_duration(&raw).with_context(|| format!("--{flag}: invalid duration {raw:?}"))
         };
         let session_duration = duration(opts.session_duration, "24h", "session-duration")?;
-        let default_token_lifetime =
-            duration(opts.default_token_lifetime, "168h", "default-token-lifetime")?;
+        let default_token_lifetime = duration(
+            opts.default_token_lifetime,
+            "168h",
+            "default-token-lifetime",
+        )?;
         let max_token_lifetime = duration(opts.max_token_lifetime, "8760h", "max-token-lifetime")?;
         if default_token_lifetime > max_token_lifetime {
             bail!("--default-token-lifetime must not exceed --max-token-lifetime");
@@ -224,6 +284,38 @@ impl ServerConfig {
         let login_rate_limit = opts.login_rate_limit.unwrap_or(30);
         if login_rate_limit == 0 {
             bail!("--login-rate-limit must be at least 1 attempt per minute");
+        }
+        let oauth2 = OAuth2Config {
+            access_token_lifetime: duration(
+                opts.oauth2_access_token_lifetime,
+                "1h",
+                "oauth2-access-token-lifetime",
+            )?,
+            refresh_token_lifetime: duration(
+                opts.oauth2_refresh_token_lifetime,
+                "720h",
+                "oauth2-refresh-token-lifetime",
+            )?,
+            rate_limit_per_ip: opts.oauth2_rate_limit.unwrap_or(300),
+            rate_limit_per_client: opts.oauth2_client_rate_limit.unwrap_or(120),
+            dynamic_client_ttl: duration(
+                opts.oauth2_dynamic_client_ttl,
+                "24h",
+                "oauth2-dynamic-client-ttl",
+            )?,
+        };
+        if oauth2.access_token_lifetime < Duration::from_secs(60) {
+            bail!("--oauth2-access-token-lifetime must be at least 1m");
+        }
+        if oauth2.refresh_token_lifetime <= oauth2.access_token_lifetime {
+            bail!(
+                "--oauth2-refresh-token-lifetime must be longer than --oauth2-access-token-lifetime"
+            );
+        }
+        if oauth2.rate_limit_per_ip == 0 || oauth2.rate_limit_per_client == 0 {
+            bail!(
+                "--oauth2-rate-limit and --oauth2-client-rate-limit must be at least 1 per minute"
+            );
         }
         let proxy_trusted_origins = opts
             .proxy_trusted_origins
@@ -234,7 +326,9 @@ impl ServerConfig {
             .collect::<anyhow::Result<Vec<_>>>()?;
 
         Ok(ServerConfig {
-            http_address: opts.http_address.unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
+            http_address: opts
+                .http_address
+                .unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
             access_url,
             experiments,
             database,
@@ -253,6 +347,7 @@ impl ServerConfig {
                 .filter(|h| !h.is_empty())
                 .collect(),
             proxy_trusted_origins,
+            oauth2,
             unknown_experiments,
         })
     }
@@ -273,6 +368,7 @@ impl ServerConfig {
             login_rate_limit: 30,
             proxy_trusted_headers: Vec::new(),
             proxy_trusted_origins: Vec::new(),
+            oauth2: OAuth2Config::default(),
             unknown_experiments: Vec::new(),
         }
     }
@@ -285,7 +381,10 @@ pub fn parse_access_url(raw: &str) -> anyhow::Result<Url> {
         format!("--access-url {raw:?} is not an absolute URL (example: https://coder.example.com)")
     })?;
     if !matches!(url.scheme(), "http" | "https") {
-        bail!("--access-url must use http or https, not {:?}", url.scheme());
+        bail!(
+            "--access-url must use http or https, not {:?}",
+            url.scheme()
+        );
     }
     if url.host_str().is_none_or(str::is_empty) {
         bail!("--access-url must name a host");
@@ -297,7 +396,10 @@ pub fn parse_access_url(raw: &str) -> anyhow::Result<Url> {
         bail!("--access-url must not have a query or fragment");
     }
     if url.path() != "/" {
-        bail!("--access-url must be the root of its host (no path such as {:?})", url.path());
+        bail!(
+            "--access-url must be the root of its host (no path such as {:?})",
+            url.path()
+        );
     }
     Ok(url)
 }
@@ -334,7 +436,9 @@ pub fn parse_duration(raw: &str) -> anyhow::Result<Duration> {
         }
         let value: f64 = rest[..digits].parse().context("bad number")?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -358,9 +462,18 @@ mod tests {
 
     #[test]
     fn parses_go_durations() {
-        assert_eq!(parse_duration("24h").ok(), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("1h30m").ok(), Some(Duration::from_secs(5_400)));
-        assert_eq!(parse_duration("500ms").ok(), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("24h").ok(),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_duration("1h30m").ok(),
+            Some(Duration::from_secs(5_400))
+        );
+        assert_eq!(
+            parse_duration("500ms").ok(),
+            Some(Duration::from_millis(500))
+        );
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("5y").is_err());
@@ -401,7 +514,9 @@ mod tests {
     #[test]
     fn ip_networks_match_their_members() {
         let net = IpNetwork::parse("10.0.0.0/8").ok();
-        assert!(net.is_some_and(|n| n.contains("10.1.2.3".parse().unwrap_or(IpAddr::from([0; 4])))));
+        assert!(
+            net.is_some_and(|n| n.contains("10.1.2.3".parse().unwrap_or(IpAddr::from([0; 4]))))
+        );
         let host = IpNetwork::parse("192.168.1.1").ok();
         assert!(host.is_some_and(|n| !n.contains(IpAddr::from([192, 168, 1, 2]))));
         assert!(IpNetwork::parse("10.0.0.0/33").is_err());

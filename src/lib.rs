@@ -1,12 +1,14 @@
 //! coderd: workspaces for people and AI agents, a remote MCP endpoint and its OAuth2 server.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod oauth;
 pub mod ratelimit;
 pub mod secret;
 pub mod service;

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::auth::access_token::AccessTokenVerifier;
 use crate::config::IpNetwork;
-use crate::domain::Experiments;
+use crate::domain::{Experiment, Experiments};
+use crate::oauth::OAuthServer;
 use crate::service::Services;
 
 /// Settings the HTTP layer needs, resolved once at start.
@@ -35,5 +37,13 @@ impl HttpSettings {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub services: Services,
+    pub oauth: OAuthServer,
+    pub access_tokens: Arc<AccessTokenVerifier>,
     pub settings: Arc<HttpSettings>,
+}
+
+impl AppState {
+    pub fn experiment_enabled(&self, experiment: Experiment) -> bool {
+        self.settings.experiments.enabled(experiment)
+    }
 }

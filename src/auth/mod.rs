@@ -1,5 +1,8 @@
 //! The resource-server side of authentication: who is calling, and with what credential.
 
+pub mod access_token;
+pub mod revocation;
+
 use crate::domain::{ApiKeyId, LoginType, User};
 
 /// The authenticated caller of a request, placed in the request's extensions.

@@ -5,9 +5,16 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 pub fn init(format: LogFormat, verbose: bool) {
-    let default = if verbose { "debug,sqlx=warn,hyper=info,h2=info" } else { "info,sqlx=warn" };
-    let filter = EnvFilter::try_from_env("CODER_LOG_FILTER").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let default = if verbose {
+        "debug,sqlx=warn,hyper=info,h2=info"
+    } else {
+        "info,sqlx=warn"
+    };
+    let filter =
+        EnvFilter::try_from_env("CODER_LOG_FILTER").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = match format {
         LogFormat::Human => builder.try_init(),

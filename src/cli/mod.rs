@@ -6,7 +6,11 @@ mod server;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "coder", version, about = "Coder: workspaces for people and AI agents")]
+#[command(
+    name = "coder",
+    version,
+    about = "Coder: workspaces for people and AI agents"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -137,11 +137,19 @@ impl CreateAdminUser {
         store.close().await;
         match created {
             Ok(user) => {
-                println!("Created owner {} ({}) in {}", user.username, user.email, config.database.redacted());
+                println!(
+                    "Created owner {} ({}) in {}",
+                    user.username,
+                    user.email,
+                    config.database.redacted()
+                );
                 Ok(())
             }
             Err(DomainError::Invalid { message, fields }) => {
-                let details: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.detail)).collect();
+                let details: Vec<String> = fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.detail))
+                    .collect();
                 bail!("{message} {}", details.join("; "))
             }
             Err(err) => Err(err.into()),
@@ -156,7 +164,10 @@ fn read_password() -> anyhow::Result<String> {
         return rpassword::prompt_password("Password: ").context("cannot read the password");
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
         bail!("no password given: pass --password, set CODER_PASSWORD, or pipe it on stdin");

@@ -43,7 +43,10 @@ pub enum DomainError {
     },
     /// Too many attempts; try again after the given number of seconds.
     #[error("{message}")]
-    RateLimited { message: String, retry_after_secs: u64 },
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Something broke that the caller cannot fix; the cause is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),

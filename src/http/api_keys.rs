@@ -17,7 +17,10 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v2/users/{user}/keys/tokens", get(list_tokens).post(create_token))
+        .route(
+            "/api/v2/users/{user}/keys/tokens",
+            get(list_tokens).post(create_token),
+        )
         .route("/api/v2/users/{user}/keys/{id}", delete(delete_key))
 }
 
@@ -79,7 +82,10 @@ async fn create_token(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "key": issued.token.expose() }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": issued.token.expose() })),
+    ))
 }
 
 async fn list_tokens(
@@ -87,8 +93,15 @@ async fn list_tokens(
     CurrentUser(me): CurrentUser,
     Path(user): Path<String>,
 ) -> ApiResult<Json<Vec<ApiKeyResponse>>> {
-    let (owner, keys) = state.services.list_tokens(&me, &UserSelector::parse(&user)).await?;
-    Ok(Json(keys.into_iter().map(|k| key_response(k, &owner.username)).collect()))
+    let (owner, keys) = state
+        .services
+        .list_tokens(&me, &UserSelector::parse(&user))
+        .await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|k| key_response(k, &owner.username))
+            .collect(),
+    ))
 }
 
 async fn delete_key(
@@ -96,6 +109,9 @@ async fn delete_key(
     CurrentUser(me): CurrentUser,
     Path((user, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    state.services.delete_key(&me, &UserSelector::parse(&user), &id).await?;
+    state
+        .services
+        .delete_key(&me, &UserSelector::parse(&user), &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

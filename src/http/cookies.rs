@@ -21,7 +21,13 @@ pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// An HttpOnly cookie for the whole site; `max_age_secs = 0` deletes it.
-pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, same_site: &str, secure: bool) -> String {
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age_secs: i64,
+    same_site: &str,
+    secure: bool,
+) -> String {
     let mut cookie =
         format!("{name}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite={same_site}");
     if secure {
@@ -38,8 +44,14 @@ mod tests {
     #[test]
     fn reads_named_cookie_among_many() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; coder_session_token=xyz; b=2"));
-        assert_eq!(read_cookie(&headers, SESSION_COOKIE).as_deref(), Some("xyz"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; coder_session_token=xyz; b=2"),
+        );
+        assert_eq!(
+            read_cookie(&headers, SESSION_COOKIE).as_deref(),
+            Some("xyz")
+        );
         assert_eq!(read_cookie(&headers, "missing"), None);
     }
 }

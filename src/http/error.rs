@@ -70,7 +70,11 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "You must be signed in to do this.").with_detail(
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "You must be signed in to do this.",
+        )
+        .with_detail(
             "Send a session or API token in the Coder-Session-Token header, an \
              Authorization: Bearer header, or the coder_session_token cookie.",
         )
@@ -79,8 +83,13 @@ impl ApiError {
     /// A 500 whose cause is logged here, once, and never shown to the caller.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "An internal error occurred.")
-            .with_detail("The error was logged. Try again, and report it to an owner if it keeps happening.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "An internal error occurred.",
+        )
+        .with_detail(
+            "The error was logged. Try again, and report it to an owner if it keeps happening.",
+        )
     }
 
     pub fn status(&self) -> StatusCode {

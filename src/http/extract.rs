@@ -38,7 +38,10 @@ where
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("Request body is too large; the limit is {} KiB.", MAX_JSON_BODY / 1024),
+                    format!(
+                        "Request body is too large; the limit is {} KiB.",
+                        MAX_JSON_BODY / 1024
+                    ),
                 )
             } else {
                 ApiError::bad_request("Could not read the request body.")
@@ -76,9 +79,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded_from_str(query).map(ApiQuery).map_err(|detail| {
-            ApiError::bad_request("Invalid query parameters.").with_detail(detail)
-        })
+        serde_urlencoded_from_str(query)
+            .map(ApiQuery)
+            .map_err(|detail| {
+                ApiError::bad_request("Invalid query parameters.").with_detail(detail)
+            })
     }
 }
 
@@ -95,7 +100,10 @@ fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, Stri
 /// Finds the presented session or API token: the `Coder-Session-Token` header, then
 /// `Authorization: Bearer`, then the session cookie. Never the query string.
 pub fn presented_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get("coder-session-token").and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get("coder-session-token")
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
         if !v.is_empty() {
             return Some(v.to_owned());
@@ -121,7 +129,10 @@ pub struct CurrentUser(pub Principal);
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(CurrentUser(principal.clone()));
         }
@@ -138,11 +149,16 @@ pub struct MaybeBrowserUser(pub Option<Principal>);
 impl FromRequestParts<AppState> for MaybeBrowserUser {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(token) = read_cookie(&parts.headers, SESSION_COOKIE) else {
             return Ok(MaybeBrowserUser(None));
         };
-        Ok(MaybeBrowserUser(state.services.authenticate_api_key(&token).await.ok()))
+        Ok(MaybeBrowserUser(
+            state.services.authenticate_api_key(&token).await.ok(),
+        ))
     }
 }
 
@@ -154,7 +170,10 @@ pub struct ClientIp(pub IpAddr);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -165,7 +184,12 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 fn client_ip(peer: IpAddr, headers: &HeaderMap, settings: &HttpSettings) -> IpAddr {
-    let trusted = |ip: IpAddr| settings.proxy_trusted_origins.iter().any(|n| n.contains(ip));
+    let trusted = |ip: IpAddr| {
+        settings
+            .proxy_trusted_origins
+            .iter()
+            .any(|n| n.contains(ip))
+    };
     if !trusted(peer) {
         return peer;
     }

@@ -5,8 +5,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::CurrentUser;
 use super::error::ApiResult;
+use super::extract::CurrentUser;
 use crate::domain::Experiment;
 use crate::state::AppState;
 
@@ -39,7 +39,10 @@ async fn buildinfo(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-async fn enabled_experiments(State(state): State<AppState>, _user: CurrentUser) -> Json<Vec<&'static str>> {
+async fn enabled_experiments(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+) -> Json<Vec<&'static str>> {
     Json(state.settings.experiments.names())
 }
 

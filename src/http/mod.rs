@@ -5,6 +5,8 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod meta;
+pub mod oauth2;
+pub mod oauth2_provider;
 pub mod pages;
 pub mod users;
 
@@ -20,14 +22,24 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use self::error::ApiError;
+use crate::domain::Experiment;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    // Without the `oauth2` experiment the authorization server is not mounted at all, so every
+    // method on its paths (preflights included) gets the same 404 as a path that never existed.
+    let oauth2 = if state.experiment_enabled(Experiment::OAuth2) {
+        oauth2::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(meta::routes())
         .merge(users::routes())
         .merge(api_keys::routes())
         .merge(pages::routes())
+        .merge(oauth2)
+        .merge(oauth2_provider::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Layers run outside-in in the reverse order of this list: the trace span opens first,
@@ -60,7 +72,11 @@ fn request_span(req: &Request) -> Span {
 }
 
 fn log_response(response: &Response, latency: Duration, _span: &Span) {
-    tracing::debug!(status = response.status().as_u16(), latency_ms = latency.as_millis() as u64, "served");
+    tracing::debug!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_millis() as u64,
+        "served"
+    );
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -72,5 +88,8 @@ async fn route_not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this route.")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed on this route.",
+    )
 }

@@ -20,7 +20,10 @@ use crate::store::Page;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v2/users/first", get(first_user_exists).post(create_first_user))
+        .route(
+            "/api/v2/users/first",
+            get(first_user_exists).post(create_first_user),
+        )
         .route("/api/v2/users/login", post(login))
         .route("/api/v2/users/logout", post(logout))
         .route("/api/v2/users", get(list_users).post(create_user))
@@ -104,7 +107,9 @@ async fn first_user_exists(State(state): State<AppState>) -> ApiResult<Response>
     if state.services.first_user_exists().await? {
         Ok(Json(json!({"message": "The initial user has already been created."})).into_response())
     } else {
-        Err(ApiError::not_found("The initial user has not been created."))
+        Err(ApiError::not_found(
+            "The initial user has not been created.",
+        ))
     }
 }
 
@@ -137,21 +142,39 @@ async fn login(
         missing.push(FieldError::new("password", "Required."));
     }
     if !missing.is_empty() {
-        return Err(ApiError::bad_request("Email and password are required.").with_validations(missing));
+        return Err(
+            ApiError::bad_request("Email and password are required.").with_validations(missing)
+        );
     }
-    let (_, token) = state.services.login(&body.email, body.password, &ip.to_string()).await?;
+    let (_, token) = state
+        .services
+        .login(&body.email, body.password, &ip.to_string())
+        .await?;
     let cookie = session_cookie(&state, token.expose());
-    let mut response = (StatusCode::CREATED, Json(json!({"session_token": token.expose()}))).into_response();
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({"session_token": token.expose()})),
+    )
+        .into_response();
     append_cookie(response.headers_mut(), &cookie);
     Ok(response)
 }
 
-async fn logout(State(state): State<AppState>, CurrentUser(me): CurrentUser) -> ApiResult<Response> {
+async fn logout(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+) -> ApiResult<Response> {
     state.services.logout(&me).await?;
     let mut response = Json(json!({"message": "Logged out!"})).into_response();
     append_cookie(
         response.headers_mut(),
-        &set_cookie(SESSION_COOKIE, "", 0, "Lax", state.settings.secure_cookies()),
+        &set_cookie(
+            SESSION_COOKIE,
+            "",
+            0,
+            "Lax",
+            state.settings.secure_cookies(),
+        ),
     );
     Ok(response)
 }
@@ -159,7 +182,13 @@ async fn logout(State(state): State<AppState>, CurrentUser(me): CurrentUser) -> 
 /// The session cookie for `token`, living as long as a session does.
 pub fn session_cookie(state: &AppState, token: &str) -> String {
     let max_age = state.services.session_duration().as_secs() as i64;
-    set_cookie(SESSION_COOKIE, token, max_age, "Lax", state.settings.secure_cookies())
+    set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age,
+        "Lax",
+        state.settings.secure_cookies(),
+    )
 }
 
 pub fn append_cookie(headers: &mut HeaderMap, cookie: &str) {
@@ -189,7 +218,10 @@ async fn list_users(
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut problems = Vec::new();
     if !(1..=MAX_PAGE).contains(&q.limit) {
-        problems.push(FieldError::new("limit", format!("Must be between 1 and {MAX_PAGE}.")));
+        problems.push(FieldError::new(
+            "limit",
+            format!("Must be between 1 and {MAX_PAGE}."),
+        ));
     }
     if q.offset < 0 {
         problems.push(FieldError::new("offset", "Must not be negative."));
@@ -199,7 +231,13 @@ async fn list_users(
     }
     let (users, count) = state
         .services
-        .list_users(&me, Page { limit: q.limit, offset: q.offset })
+        .list_users(
+            &me,
+            Page {
+                limit: q.limit,
+                offset: q.offset,
+            },
+        )
         .await?;
     let users: Vec<UserResponse> = users.into_iter().map(UserResponse::from).collect();
     Ok(Json(json!({ "users": users, "count": count })))
@@ -210,7 +248,10 @@ async fn create_user(
     CurrentUser(me): CurrentUser,
     ApiJson(body): ApiJson<CreateUserBody>,
 ) -> ApiResult<(StatusCode, Json<UserResponse>)> {
-    let user = state.services.create_user(&me, body.into(), Role::Member).await?;
+    let user = state
+        .services
+        .create_user(&me, body.into(), Role::Member)
+        .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -219,7 +260,10 @@ async fn get_user(
     CurrentUser(me): CurrentUser,
     Path(user): Path<String>,
 ) -> ApiResult<Json<UserResponse>> {
-    let user = state.services.get_user(&me, &UserSelector::parse(&user)).await?;
+    let user = state
+        .services
+        .get_user(&me, &UserSelector::parse(&user))
+        .await?;
     Ok(Json(user.into()))
 }
 
@@ -228,6 +272,15 @@ async fn delete_user(
     CurrentUser(me): CurrentUser,
     Path(user): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.services.delete_user(&me, &UserSelector::parse(&user)).await?;
+    let deleted = state
+        .services
+        .delete_user(&me, &UserSelector::parse(&user))
+        .await?;
+    // Their sessions went with the account; their OAuth grants stop working now too.
+    state
+        .oauth
+        .revoke_all_for_user(deleted)
+        .await
+        .map_err(crate::domain::DomainError::from)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 use super::users::require_owner;
 use super::{Services, UserSelector, conflict_field, validate};
 use crate::auth::{Credential, Principal};
-use crate::domain::{ApiKey, ApiKeyId, DomainError, FieldError, LoginType, User, UserId, UserStatus};
+use crate::domain::{
+    ApiKey, ApiKeyId, DomainError, FieldError, LoginType, User, UserId, UserStatus,
+};
 use crate::secret::{self, Secret};
 
 const ID_LEN: usize = 10;
@@ -31,13 +33,17 @@ pub struct IssuedKey {
     pub token: Secret,
 }
 
-const INVALID_TOKEN: &str = "Invalid or unknown session token. Sign in again, or create a new API token.";
+const INVALID_TOKEN: &str =
+    "Invalid or unknown session token. Sign in again, or create a new API token.";
 
 impl Services {
     /// Opens a browser session for a user who just proved their password.
     pub(super) async fn create_session(&self, user: UserId) -> Result<Secret, DomainError> {
-        let lifetime = Duration::from_std(self.policy.session_duration).map_err(DomainError::internal)?;
-        let issued = self.issue_key(user, LoginType::Password, String::new(), lifetime).await?;
+        let lifetime =
+            Duration::from_std(self.policy.session_duration).map_err(DomainError::internal)?;
+        let issued = self
+            .issue_key(user, LoginType::Password, String::new(), lifetime)
+            .await?;
         Ok(issued.token)
     }
 
@@ -74,21 +80,38 @@ impl Services {
             }
         };
         if !problems.is_empty() {
-            return Err(DomainError::invalid_fields("Invalid token request.", problems));
+            return Err(DomainError::invalid_fields(
+                "Invalid token request.",
+                problems,
+            ));
         }
         let lifetime = Duration::from_std(lifetime).map_err(DomainError::internal)?;
-        self.issue_key(user.id, LoginType::Token, name, lifetime).await
+        self.issue_key(user.id, LoginType::Token, name, lifetime)
+            .await
     }
 
-    pub async fn list_tokens(&self, actor: &Principal, who: &UserSelector) -> Result<(User, Vec<ApiKey>), DomainError> {
+    pub async fn list_tokens(
+        &self,
+        actor: &Principal,
+        who: &UserSelector,
+    ) -> Result<(User, Vec<ApiKey>), DomainError> {
         let user = self.key_owner(actor, who).await?;
         let keys = self.store.list_api_keys(user.id, LoginType::Token).await?;
         Ok((user, keys))
     }
 
-    pub async fn delete_key(&self, actor: &Principal, who: &UserSelector, id: &str) -> Result<(), DomainError> {
+    pub async fn delete_key(
+        &self,
+        actor: &Principal,
+        who: &UserSelector,
+        id: &str,
+    ) -> Result<(), DomainError> {
         let user = self.key_owner(actor, who).await?;
-        if !self.store.delete_api_key(user.id, &ApiKeyId(id.to_owned())).await? {
+        if !self
+            .store
+            .delete_api_key(user.id, &ApiKeyId(id.to_owned()))
+            .await?
+        {
             return Err(DomainError::NotFound("API key not found.".into()));
         }
         Ok(())
@@ -103,13 +126,18 @@ impl Services {
 
     /// Resolves a presented token to its user, or says why it is not accepted.
     pub async fn authenticate_api_key(&self, raw: &str) -> Result<Principal, DomainError> {
-        let (id, secret_part) = parse_key(raw)
-            .ok_or_else(|| DomainError::Unauthenticated(INVALID_TOKEN.into()))?;
+        let (id, secret_part) =
+            parse_key(raw).ok_or_else(|| DomainError::Unauthenticated(INVALID_TOKEN.into()))?;
         let key = self
             .store
             .get_api_key(&ApiKeyId(id.to_owned()))
             .await?
-            .filter(|key| secret::constant_time_eq(&key.hashed_secret, &secret::sha256(secret_part.as_bytes())))
+            .filter(|key| {
+                secret::constant_time_eq(
+                    &key.hashed_secret,
+                    &secret::sha256(secret_part.as_bytes()),
+                )
+            })
             .ok_or_else(|| DomainError::Unauthenticated(INVALID_TOKEN.into()))?;
         let now = self.clock.now();
         if key.expires_at <= now {
@@ -172,7 +200,10 @@ impl Services {
         };
         self.store.insert_api_key(key.clone()).await.map_err(|e| {
             if conflict_field(&e) == Some("token_name") {
-                DomainError::conflict("You already have a token with this name.", Some("token_name"))
+                DomainError::conflict(
+                    "You already have a token with this name.",
+                    Some("token_name"),
+                )
             } else {
                 e.into()
             }
@@ -189,7 +220,10 @@ fn parse_key(raw: &str) -> Option<(&str, &str)> {
     let (id, secret_part) = raw.split_once('-')?;
     let ok = id.len() == ID_LEN
         && secret_part.len() == SECRET_LEN
-        && id.bytes().chain(secret_part.bytes()).all(|b| b.is_ascii_alphanumeric());
+        && id
+            .bytes()
+            .chain(secret_part.bytes())
+            .all(|b| b.is_ascii_alphanumeric());
     ok.then_some((id, secret_part))
 }
 

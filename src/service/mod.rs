@@ -63,9 +63,10 @@ impl From<StoreError> for DomainError {
             StoreError::FirstUserExists => {
                 DomainError::conflict("The initial user has already been created.", None)
             }
-            StoreError::Conflict { constraint } => {
-                DomainError::conflict(format!("Conflicts with an existing record ({constraint})."), None)
-            }
+            StoreError::Conflict { constraint } => DomainError::conflict(
+                format!("Conflicts with an existing record ({constraint})."),
+                None,
+            ),
             StoreError::Database(cause) => DomainError::Internal(cause),
         }
     }
@@ -76,7 +77,9 @@ fn conflict_field(err: &StoreError) -> Option<&'static str> {
     match err {
         StoreError::Conflict { constraint } if constraint.contains("username") => Some("username"),
         StoreError::Conflict { constraint } if constraint.contains("email") => Some("email"),
-        StoreError::Conflict { constraint } if constraint.contains("token_name") => Some("token_name"),
+        StoreError::Conflict { constraint } if constraint.contains("token_name") => {
+            Some("token_name")
+        }
         _ => None,
     }
 }

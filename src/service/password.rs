@@ -1,7 +1,9 @@
 //! Password hashing (argon2id, PHC strings) and the password policy.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 
 use crate::domain::{DomainError, FieldError};
 
@@ -81,8 +83,15 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_dummy_never_matches() {
         let hashed = hash("correct horse".into()).await.ok();
-        assert!(hashed.as_deref().is_some_and(|h| h.starts_with("$argon2id$")));
-        assert_eq!(verify("correct horse".into(), hashed.clone()).await.ok(), Some(true));
+        assert!(
+            hashed
+                .as_deref()
+                .is_some_and(|h| h.starts_with("$argon2id$"))
+        );
+        assert_eq!(
+            verify("correct horse".into(), hashed.clone()).await.ok(),
+            Some(true)
+        );
         assert_eq!(verify("wrong horse".into(), hashed).await.ok(), Some(false));
         assert_eq!(verify("anything".into(), None).await.ok(), Some(false));
     }

@@ -56,12 +56,15 @@ impl Services {
     /// Creates the first user, who becomes the owner. Refused once any user exists.
     pub async fn create_first_user(&self, req: CreateUserRequest) -> Result<User, DomainError> {
         let new = self.prepare_user(req, Role::Owner).await?;
-        self.store.create_first_user(new).await.map_err(|e| match e {
-            StoreError::FirstUserExists => {
-                DomainError::conflict("The initial user has already been created.", None)
-            }
-            other => user_conflict(other),
-        })
+        self.store
+            .create_first_user(new)
+            .await
+            .map_err(|e| match e {
+                StoreError::FirstUserExists => {
+                    DomainError::conflict("The initial user has already been created.", None)
+                }
+                other => user_conflict(other),
+            })
     }
 
     /// An owner creates another user, with the member role unless `role` says otherwise.
@@ -85,7 +88,11 @@ impl Services {
         self.store.create_user(new).await.map_err(user_conflict)
     }
 
-    async fn prepare_user(&self, req: CreateUserRequest, role: Role) -> Result<NewUser, DomainError> {
+    async fn prepare_user(
+        &self,
+        req: CreateUserRequest,
+        role: Role,
+    ) -> Result<NewUser, DomainError> {
         let email = req.email.trim().to_owned();
         let username = req.username.trim().to_owned();
         let name = req.name.trim().to_owned();
@@ -131,7 +138,10 @@ impl Services {
                 retry_after_secs: retry.0,
             });
         }
-        let found = self.store.get_user_credentials_by_email(email.trim()).await?;
+        let found = self
+            .store
+            .get_user_credentials_by_email(email.trim())
+            .await?;
         let stored_hash = found.as_ref().map(|c| c.hashed_password.clone());
         let verified = password::verify(password_attempt, stored_hash).await?;
         let user = match found {
@@ -146,12 +156,22 @@ impl Services {
         let now = self.clock.now();
         self.store.touch_user_last_seen(user.id, now).await?;
         let session = self.create_session(user.id).await?;
-        Ok((User { last_seen_at: now, ..user }, session))
+        Ok((
+            User {
+                last_seen_at: now,
+                ..user
+            },
+            session,
+        ))
     }
 
     /// Finds the user a path names, as `actor` may see it: members see only themselves, and
     /// anyone else is "not found" so that accounts cannot be probed.
-    pub async fn get_user(&self, actor: &Principal, who: &UserSelector) -> Result<User, DomainError> {
+    pub async fn get_user(
+        &self,
+        actor: &Principal,
+        who: &UserSelector,
+    ) -> Result<User, DomainError> {
         let found = match who {
             UserSelector::Me => return Ok(actor.user.clone()),
             UserSelector::Id(id) if *id == actor.user.id => return Ok(actor.user.clone()),
@@ -164,13 +184,21 @@ impl Services {
         }
     }
 
-    pub async fn list_users(&self, actor: &Principal, page: Page) -> Result<(Vec<User>, i64), DomainError> {
+    pub async fn list_users(
+        &self,
+        actor: &Principal,
+        page: Page,
+    ) -> Result<(Vec<User>, i64), DomainError> {
         require_owner(actor)?;
         Ok(self.store.list_users(page).await?)
     }
 
     /// An owner deletes another user; their sessions and tokens stop working at once.
-    pub async fn delete_user(&self, actor: &Principal, who: &UserSelector) -> Result<(), DomainError> {
+    pub async fn delete_user(
+        &self,
+        actor: &Principal,
+        who: &UserSelector,
+    ) -> Result<UserId, DomainError> {
         require_owner(actor)?;
         let user = self.get_user(actor, who).await?;
         if user.id == actor.user.id {
@@ -179,7 +207,7 @@ impl Services {
         if !self.store.delete_user(user.id, self.clock.now()).await? {
             return Err(DomainError::NotFound("User not found.".into()));
         }
-        Ok(())
+        Ok(user.id)
     }
 }
 
@@ -195,8 +223,13 @@ pub(super) fn require_owner(actor: &Principal) -> Result<(), DomainError> {
 
 fn user_conflict(err: StoreError) -> DomainError {
     match conflict_field(&err) {
-        Some("username") => DomainError::conflict("A user with this username already exists.", Some("username")),
-        Some("email") => DomainError::conflict("A user with this email already exists.", Some("email")),
+        Some("username") => DomainError::conflict(
+            "A user with this username already exists.",
+            Some("username"),
+        ),
+        Some("email") => {
+            DomainError::conflict("A user with this email already exists.", Some("email"))
+        }
         _ => err.into(),
     }
 }

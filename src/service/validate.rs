@@ -12,9 +12,9 @@ pub fn username(field: &str, value: &str) -> Result<(), FieldError> {
         return Err(FieldError::new(field, "Required."));
     }
     let valid = value.len() <= MAX_USERNAME_LEN
-        && value.split('-').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric())
-        });
+        && value
+            .split('-')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
     if valid {
         Ok(())
     } else {
@@ -43,7 +43,10 @@ pub fn email(field: &str, value: &str) -> Result<(), FieldError> {
     if well_formed {
         Ok(())
     } else {
-        Err(FieldError::new(field, "Must be a valid email address (e.g. jane@example.com)."))
+        Err(FieldError::new(
+            field,
+            "Must be a valid email address (e.g. jane@example.com).",
+        ))
     }
 }
 
@@ -62,7 +65,9 @@ pub fn display_name(field: &str, value: &str) -> Result<(), FieldError> {
 pub fn token_name(field: &str, value: &str) -> Result<(), FieldError> {
     let valid = !value.is_empty()
         && value.len() <= 64
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if valid {
         Ok(())
     } else {
@@ -90,7 +95,15 @@ mod tests {
     #[test]
     fn emails_need_a_local_part_and_a_dotted_domain() {
         assert!(email("email", "jane@example.com").is_ok());
-        for bad in ["", "jane", "@example.com", "jane@", "jane@localhost", "a b@x.io", "a@b@c.io"] {
+        for bad in [
+            "",
+            "jane",
+            "@example.com",
+            "jane@",
+            "jane@localhost",
+            "a b@x.io",
+            "a@b@c.io",
+        ] {
             assert!(email("email", bad).is_err(), "{bad}");
         }
     }

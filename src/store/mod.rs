@@ -1,5 +1,8 @@
 //! Persistence: the `Store` contract and its SQLite and PostgreSQL implementations. Only this module holds SQL.
 
+mod oauth;
+mod oauth_queries;
+mod oauth_rows;
 mod queries;
 mod rows;
 mod time;
@@ -14,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{ApiKey, ApiKeyId, LoginType, NewUser, User, UserId};
 
+pub use oauth::OAuthStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -32,15 +36,15 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &err {
-            if db.is_unique_violation() {
-                // Postgres names the constraint; SQLite puts the index or columns in the message.
-                let constraint = db
-                    .constraint()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| db.message().to_owned());
-                return StoreError::Conflict { constraint };
-            }
+        if let sqlx::Error::Database(db) = &err
+            && db.is_unique_violation()
+        {
+            // Postgres names the constraint; SQLite puts the index or columns in the message.
+            let constraint = db
+                .constraint()
+                .map(str::to_owned)
+                .unwrap_or_else(|| db.message().to_owned());
+            return StoreError::Conflict { constraint };
         }
         StoreError::Database(err.to_string())
     }
@@ -64,7 +68,7 @@ pub struct UserCredentials {
 
 /// Everything the services persist. Both backends pass the same contract tests.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: OAuthStore + Send + Sync + std::fmt::Debug {
     /// Which backend this is, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -81,8 +85,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
     async fn get_user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
-    async fn get_user_credentials_by_email(&self, email: &str)
-    -> StoreResult<Option<UserCredentials>>;
+    async fn get_user_credentials_by_email(
+        &self,
+        email: &str,
+    ) -> StoreResult<Option<UserCredentials>>;
     async fn list_users(&self, page: Page) -> StoreResult<(Vec<User>, i64)>;
     /// Marks the user deleted and removes every API key it holds, in one transaction.
     async fn delete_user(&self, id: UserId, now: DateTime<Utc>) -> StoreResult<bool>;
@@ -91,16 +97,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // API keys.
     async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()>;
     async fn get_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKey>>;
-    async fn list_api_keys(&self, user: UserId, login_type: LoginType)
-    -> StoreResult<Vec<ApiKey>>;
+    async fn list_api_keys(&self, user: UserId, login_type: LoginType) -> StoreResult<Vec<ApiKey>>;
     async fn delete_api_key(&self, user: UserId, id: &ApiKeyId) -> StoreResult<bool>;
     async fn touch_api_key(&self, id: &ApiKeyId, now: DateTime<Utc>) -> StoreResult<()>;
     async fn delete_expired_api_keys(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     // Deployment-wide settings.
     async fn get_site_config(&self, key: &str) -> StoreResult<Option<String>>;
-    async fn upsert_site_config(&self, key: &str, value: &str, now: DateTime<Utc>)
-    -> StoreResult<()>;
+    async fn upsert_site_config(
+        &self,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
@@ -163,6 +172,11 @@ pub async fn open(target: &DatabaseTarget) -> anyhow::Result<SharedStore> {
     })
 }
 
+/// Ties a store implementation to its sqlx database type, for the shared query macro.
+pub(crate) trait Backend {
+    type Db: sqlx::Database;
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_url;
@@ -179,9 +193,4 @@ mod tests {
         );
         assert_eq!(redact_url("not a url"), "<unparsable URL>");
     }
-}
-
-/// Ties a store implementation to its sqlx database type, for the shared query macro.
-pub(crate) trait Backend {
-    type Db: sqlx::Database;
 }

@@ -55,6 +55,14 @@ macro_rules! impl_shared_store {
                         other?;
                     }
                 }
+                // Users created some other way (an owner's `create_user`) never took the guard.
+                let (existing,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM users WHERE NOT deleted")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if existing > 0 {
+                    return Err($crate::store::StoreError::FirstUserExists);
+                }
                 let created = insert_user(&mut *tx, user).await?;
                 tx.commit().await?;
                 Ok(created)
@@ -87,6 +95,9 @@ macro_rules! impl_shared_store {
                 &self,
                 username: &str,
             ) -> $crate::store::StoreResult<Option<$crate::domain::User>> {
+                if $crate::store::queries::unstorable(username) {
+                    return Ok(None);
+                }
                 let sql = format!(
                     "SELECT {} FROM users WHERE lower(username) = lower($1) AND NOT deleted",
                     $crate::store::rows::USER_COLUMNS
@@ -103,6 +114,9 @@ macro_rules! impl_shared_store {
                 &self,
                 email: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::UserCredentials>> {
+                if $crate::store::queries::unstorable(email) {
+                    return Ok(None);
+                }
                 let sql = format!(
                     "SELECT {}, hashed_password FROM users \
                      WHERE lower(email) = lower($1) AND NOT deleted",
@@ -204,6 +218,9 @@ macro_rules! impl_shared_store {
                 &self,
                 id: &$crate::domain::ApiKeyId,
             ) -> $crate::store::StoreResult<Option<$crate::domain::ApiKey>> {
+                if $crate::store::queries::unstorable(&id.0) {
+                    return Ok(None);
+                }
                 let sql = format!(
                     "SELECT {} FROM api_keys WHERE id = $1",
                     $crate::store::rows::API_KEY_COLUMNS
@@ -239,6 +256,9 @@ macro_rules! impl_shared_store {
                 user: $crate::domain::UserId,
                 id: &$crate::domain::ApiKeyId,
             ) -> $crate::store::StoreResult<bool> {
+                if $crate::store::queries::unstorable(&id.0) {
+                    return Ok(false);
+                }
                 let done = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
                     .bind(&id.0)
                     .bind(user.0)
@@ -252,6 +272,9 @@ macro_rules! impl_shared_store {
                 id: &$crate::domain::ApiKeyId,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<()> {
+                if $crate::store::queries::unstorable(&id.0) {
+                    return Ok(());
+                }
                 sqlx::query("UPDATE api_keys SET last_used = $2 WHERE id = $1")
                     .bind(&id.0)
                     .bind($crate::store::time::DbTime(now))
@@ -275,6 +298,9 @@ macro_rules! impl_shared_store {
                 &self,
                 key: &str,
             ) -> $crate::store::StoreResult<Option<String>> {
+                if $crate::store::queries::unstorable(key) {
+                    return Ok(None);
+                }
                 let row: Option<(String,)> =
                     sqlx::query_as("SELECT value FROM site_configs WHERE key = $1")
                         .bind(key)
@@ -334,3 +360,9 @@ macro_rules! impl_shared_store {
 }
 
 pub(crate) use impl_shared_store;
+
+/// PostgreSQL text cannot hold a NUL character, so no stored key contains one. Lookups by such a
+/// key find nothing on both backends, instead of failing the query (which would surface as a 500).
+pub(crate) fn unstorable(key: &str) -> bool {
+    key.contains('\0')
+}

@@ -27,6 +27,7 @@ pub fn token_for(headers: &HeaderMap, secure: bool) -> (String, Option<String>) 
 
 /// Whether a submitted form carries the browser's token.
 pub fn verify(headers: &HeaderMap, submitted: &str) -> bool {
-    read_cookie(headers, CSRF_COOKIE)
-        .is_some_and(|cookie| !submitted.is_empty() && constant_time_eq(cookie.as_bytes(), submitted.as_bytes()))
+    read_cookie(headers, CSRF_COOKIE).is_some_and(|cookie| {
+        !submitted.is_empty() && constant_time_eq(cookie.as_bytes(), submitted.as_bytes())
+    })
 }

@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -36,15 +37,47 @@ button.secondary { background:transparent; color:var(--fg); border:1px solid var
 .muted { color:var(--muted); font-size:.9rem; }
 ul.plain { padding-left:1.1rem; }
 .brand { font-weight:700; letter-spacing:.02em; margin-bottom:1rem; color:var(--muted); }
+main.wide { max-width: 64rem; margin-top: 4vh; }
+h2 { font-size:1.1rem; margin:2rem 0 .5rem; }
+a { color:var(--accent); }
+code { font: .85rem/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; overflow-wrap:anywhere; }
+textarea { width:100%; min-height:5rem; padding:.6rem .7rem; border:1px solid var(--line); border-radius:8px; background:transparent; color:inherit; font: .9rem/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+table { width:100%; border-collapse:collapse; margin:.5rem 0; }
+th, td { text-align:left; vertical-align:top; padding:.55rem .5rem; border-bottom:1px solid var(--line); }
+th { font-size:.8rem; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); font-weight:600; }
+dl.facts { display:grid; grid-template-columns: max-content 1fr; gap:.4rem 1.2rem; margin:1rem 0; }
+dl.facts dt { color:var(--muted); }
+dl.facts dd { margin:0; }
+label.check { display:flex; gap:.5rem; align-items:baseline; font-weight:400; margin:.35rem 0; }
+.hint { color:var(--muted); font-size:.85rem; font-weight:400; }
+.field-error { color:var(--danger); font-size:.9rem; margin:.3rem 0 0; }
+.notice { border:1px solid var(--accent); border-radius:8px; padding:.6rem .8rem; margin-bottom:1rem; }
+.secret { border:2px solid var(--danger); border-radius:8px; padding:.8rem 1rem; margin:1rem 0; }
+.secret code { display:block; font-size:1rem; margin-top:.4rem; user-select:all; }
+td form { display:inline; }
+td button { margin-top:0; padding:.35rem .8rem; font-size:.9rem; }
+button.danger { background:var(--danger); }
+.item { border-top:1px solid var(--line); padding:1rem 0; }
+.item h2 { margin:0 0 .25rem; }
+nav.crumbs { margin-bottom:.75rem; font-size:.9rem; }
 "#;
 
 /// A complete page. Pages run no script, may not be framed, and post forms only to this site.
 pub fn page(title: &str, body: &str) -> Response {
+    shell(title, body, "")
+}
+
+/// A page with room for tables: the admin and settings pages.
+pub fn wide_page(title: &str, body: &str) -> Response {
+    shell(title, body, " class=\"wide\"")
+}
+
+fn shell(title: &str, body: &str, main_attrs: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · Coder</title><style>{STYLE}</style></head>\
-         <body><main><div class=\"brand\">Coder</div><div class=\"card\">{body}</div></main></body></html>",
+         <body><main{main_attrs}><div class=\"brand\">Coder</div><div class=\"card\">{body}</div></main></body></html>",
         title = escape(title),
     );
     with_page_headers(Html(html).into_response())
@@ -62,7 +95,10 @@ pub fn with_page_headers(mut response: Response) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -81,12 +117,44 @@ pub fn error_box(message: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// A confirmation of what the last action did.
+pub fn notice_box(message: Option<&str>) -> String {
+    message
+        .map(|m| format!("<div class=\"notice\" role=\"status\">{}</div>", escape(m)))
+        .unwrap_or_default()
+}
+
+/// A POST form carrying the CSRF token: `fields` is markup placed before the submit button
+/// (already escaped: use [`hidden`]), `class` the button's class (`""`, `secondary`, `danger`).
+pub fn post_form(action: &str, csrf_token: &str, fields: &str, label: &str, class: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{action}\">{csrf}{fields}\
+         <button class=\"{class}\" type=\"submit\">{label}</button></form>",
+        action = escape(action),
+        csrf = hidden(super::csrf::FIELD, csrf_token),
+        class = escape(class),
+        label = escape(label),
+    )
+}
+
+/// A timestamp as people read it, in UTC, machine-readable in `datetime`.
+pub fn time(at: &DateTime<Utc>) -> String {
+    format!(
+        "<time datetime=\"{}\">{}</time>",
+        at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        at.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape;
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(escape("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
     }
 }

@@ -42,7 +42,14 @@ async fn show(
     if !state.services.first_user_exists().await.unwrap_or(true) {
         return see_other("/setup", &[]);
     }
-    render(&state, &headers, &redirect, "", query.message.as_deref(), StatusCode::OK)
+    render(
+        &state,
+        &headers,
+        &redirect,
+        "",
+        query.message.as_deref(),
+        StatusCode::OK,
+    )
 }
 
 fn render(
@@ -89,24 +96,54 @@ async fn submit(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return render(&state, &headers, "/", "", Some("The form could not be read. Try again."), StatusCode::BAD_REQUEST);
+        return render(
+            &state,
+            &headers,
+            "/",
+            "",
+            Some("The form could not be read. Try again."),
+            StatusCode::BAD_REQUEST,
+        );
     };
     let redirect = safe_redirect(Some(&form.redirect));
     if !csrf::verify(&headers, &form.csrf_token) {
-        return render(&state, &headers, &redirect, &form.email, Some("This form expired. Sign in again."), StatusCode::FORBIDDEN);
+        return render(
+            &state,
+            &headers,
+            &redirect,
+            &form.email,
+            Some("This form expired. Sign in again."),
+            StatusCode::FORBIDDEN,
+        );
     }
-    match state.services.login(&form.email, form.password, &ip.to_string()).await {
+    match state
+        .services
+        .login(&form.email, form.password, &ip.to_string())
+        .await
+    {
         Ok((_, token)) => see_other(&redirect, &[session_cookie(&state, token.expose())]),
         Err(err) => {
             let (status, message) = match &err {
                 DomainError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m.clone()),
-                DomainError::RateLimited { message, .. } => (StatusCode::TOO_MANY_REQUESTS, message.clone()),
+                DomainError::RateLimited { message, .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, message.clone())
+                }
                 other => {
                     tracing::error!(error = %other, "sign-in failed");
-                    (StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed. Try again.".to_owned())
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Sign-in failed. Try again.".to_owned(),
+                    )
                 }
             };
-            render(&state, &headers, &redirect, &form.email, Some(&message), status)
+            render(
+                &state,
+                &headers,
+                &redirect,
+                &form.email,
+                Some(&message),
+                status,
+            )
         }
     }
 }
@@ -127,11 +164,17 @@ async fn logout(
     if !csrf::verify(&headers, &submitted) {
         return see_other("/", &[]);
     }
-    if let Some(user) = user {
-        if let Err(err) = state.services.logout(&user).await {
-            tracing::error!(error = %err, "sign-out failed");
-        }
+    if let Some(user) = user
+        && let Err(err) = state.services.logout(&user).await
+    {
+        tracing::error!(error = %err, "sign-out failed");
     }
-    let clear = set_cookie(SESSION_COOKIE, "", 0, "Lax", state.settings.secure_cookies());
+    let clear = set_cookie(
+        SESSION_COOKIE,
+        "",
+        0,
+        "Lax",
+        state.settings.secure_cookies(),
+    );
     see_other("/login", &[clear])
 }

@@ -1,15 +1,21 @@
-//! Server-rendered pages: sign-in, first-user setup, and the signed-in home page.
+//! Server-rendered pages: sign-in, first-user setup, the signed-in home page, the owner's OAuth2
+//! applications and a user's authorized applications.
 
-mod csrf;
+mod authorized_apps;
+pub(crate) mod csrf;
 mod home;
 pub mod layout;
 mod login;
+mod oauth_apps;
 mod setup;
 
-use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Router};
 
+use crate::auth::Principal;
+use crate::domain::{DomainError, Experiment};
 use crate::state::AppState;
 
 pub use layout::{escape, page};
@@ -19,11 +25,30 @@ pub fn routes() -> Router<AppState> {
         .merge(login::routes())
         .merge(setup::routes())
         .merge(home::routes())
+        .merge(oauth_apps::routes())
+        .merge(authorized_apps::routes())
 }
 
 /// A page response with a status and optional cookies to set.
-fn respond(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> Response {
-    let mut response = page(title, body);
+pub(crate) fn respond(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> Response {
+    with_status_and_cookies(page(title, body), status, cookies)
+}
+
+/// [`respond`] with the wide layout, for pages with tables.
+pub(crate) fn respond_wide(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    cookies: &[String],
+) -> Response {
+    with_status_and_cookies(layout::wide_page(title, body), status, cookies)
+}
+
+fn with_status_and_cookies(
+    mut response: Response,
+    status: StatusCode,
+    cookies: &[String],
+) -> Response {
     *response.status_mut() = status;
     for cookie in cookies {
         if let Ok(v) = HeaderValue::from_str(cookie) {
@@ -34,7 +59,7 @@ fn respond(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> R
 }
 
 /// 303 to a local path, setting cookies on the way.
-fn see_other(to: &str, cookies: &[String]) -> Response {
+pub(crate) fn see_other(to: &str, cookies: &[String]) -> Response {
     let mut response = Redirect::to(to).into_response();
     for cookie in cookies {
         if let Ok(v) = HeaderValue::from_str(cookie) {
@@ -42,6 +67,104 @@ fn see_other(to: &str, cookies: &[String]) -> Response {
         }
     }
     layout::with_page_headers(response)
+}
+
+/// The signed-in user of an OAuth2 page, or what answers instead: a 404 page while the oauth2
+/// experiment is off, a redirect to sign in (and back to `path`) for visitors.
+pub(crate) fn oauth2_page_user(
+    state: &AppState,
+    user: Option<Principal>,
+    path: &str,
+) -> Result<Principal, Box<Response>> {
+    if !state.experiment_enabled(Experiment::OAuth2) {
+        let body = "<h1>Page not found</h1><p class=\"lead\">The OAuth2 provider is an experimental \
+                    feature. Start the server with <code>--experiments=oauth2</code> to use it.</p>";
+        return Err(Box::new(respond(
+            StatusCode::NOT_FOUND,
+            "Page not found",
+            body,
+            &[],
+        )));
+    }
+    user.ok_or_else(|| {
+        let back: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        Box::new(see_other(&format!("/login?redirect={back}"), &[]))
+    })
+}
+
+/// The answer to a POST whose CSRF token is missing or wrong; nothing was changed.
+pub(crate) fn form_expired(back: &str) -> Response {
+    let body = format!(
+        "<h1>This form expired</h1><p class=\"lead\">Nothing was changed. Reload the page and try \
+         again.</p><p><a href=\"{}\">Back</a></p>",
+        escape(back)
+    );
+    respond(StatusCode::FORBIDDEN, "Form expired", &body, &[])
+}
+
+/// The status and the words a page shows for a failed action; internal causes are logged, not shown.
+pub(crate) fn error_status(err: &DomainError) -> (StatusCode, String) {
+    match err {
+        DomainError::Invalid { message, .. } => (StatusCode::BAD_REQUEST, message.clone()),
+        DomainError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m.clone()),
+        DomainError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+        DomainError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+        DomainError::Conflict { message, .. } => (StatusCode::CONFLICT, message.clone()),
+        DomainError::RateLimited { message, .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, message.clone())
+        }
+        DomainError::Internal(cause) => {
+            tracing::error!(error = %cause, "page action failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong. Try again.".to_owned(),
+            )
+        }
+    }
+}
+
+/// A page that only says what went wrong, with a link back.
+pub(crate) fn error_page(err: &DomainError, back: &str) -> Response {
+    let (status, message) = error_status(err);
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = format!(
+        "<h1>{title}</h1><p class=\"lead\">{message}</p><p><a href=\"{back}\">Back</a></p>",
+        title = escape(title),
+        message = escape(&message),
+        back = escape(back),
+    );
+    respond(status, title, &body, &[])
+}
+
+/// A submitted form as name/value pairs, in order; a checkbox group repeats its name.
+#[derive(Debug, Default)]
+pub(crate) struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    /// The first value of `name`, or `""`.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The submitted form, if it carries this browser's CSRF token (an unreadable form does not).
+pub(crate) fn csrf_checked(
+    headers: &HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Option<FormFields> {
+    let fields = FormFields(form.map(|f| f.0).unwrap_or_default());
+    csrf::verify(headers, fields.get(csrf::FIELD)).then_some(fields)
 }
 
 /// Keeps a post-login redirect on this server: only absolute paths, never `//host` or `/\host`
@@ -54,7 +177,11 @@ pub fn safe_redirect(raw: Option<&str>) -> String {
         && !raw.starts_with("//")
         && !raw.starts_with("/\\")
         && !raw.chars().any(|c| c.is_control() || c == '\\');
-    if local { raw.to_owned() } else { "/".to_owned() }
+    if local {
+        raw.to_owned()
+    } else {
+        "/".to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -63,8 +190,18 @@ mod tests {
 
     #[test]
     fn redirects_stay_on_this_server() {
-        assert_eq!(safe_redirect(Some("/oauth2/authorize?a=b")), "/oauth2/authorize?a=b");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil.example", "evil", "/a\\b", "/a\nb"] {
+        assert_eq!(
+            safe_redirect(Some("/oauth2/authorize?a=b")),
+            "/oauth2/authorize?a=b"
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "evil",
+            "/a\\b",
+            "/a\nb",
+        ] {
             assert_eq!(safe_redirect(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(safe_redirect(None), "/");

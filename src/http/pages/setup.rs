@@ -24,7 +24,14 @@ async fn show(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if state.services.first_user_exists().await.unwrap_or(true) {
         return see_other("/login", &[]);
     }
-    render(&state, &headers, &SetupForm::default(), &[], None, StatusCode::OK)
+    render(
+        &state,
+        &headers,
+        &SetupForm::default(),
+        &[],
+        None,
+        StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -50,12 +57,19 @@ fn render(
     status: StatusCode,
 ) -> Response {
     let (token, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
-    let mut errors: Vec<String> = error.map(|e| escape(e)).into_iter().collect();
-    errors.extend(problems.iter().map(|p| format!("{}: {}", escape(&p.field), escape(&p.detail))));
+    let mut errors: Vec<String> = error.map(escape).into_iter().collect();
+    errors.extend(
+        problems
+            .iter()
+            .map(|p| format!("{}: {}", escape(&p.field), escape(&p.detail))),
+    );
     let error_html = if errors.is_empty() {
         String::new()
     } else {
-        format!("<div class=\"error\" role=\"alert\">{}</div>", errors.join("<br>"))
+        format!(
+            "<div class=\"error\" role=\"alert\">{}</div>",
+            errors.join("<br>")
+        )
     };
     let body = format!(
         "<h1>Welcome to Coder</h1><p class=\"lead\">Create the first user. It becomes the owner of \
@@ -85,10 +99,24 @@ async fn submit(
     form: Result<Form<SetupForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return render(&state, &headers, &SetupForm::default(), &[], Some("The form could not be read. Try again."), StatusCode::BAD_REQUEST);
+        return render(
+            &state,
+            &headers,
+            &SetupForm::default(),
+            &[],
+            Some("The form could not be read. Try again."),
+            StatusCode::BAD_REQUEST,
+        );
     };
     if !csrf::verify(&headers, &form.csrf_token) {
-        return render(&state, &headers, &form, &[], Some("This form expired. Submit it again."), StatusCode::FORBIDDEN);
+        return render(
+            &state,
+            &headers,
+            &form,
+            &[],
+            Some("This form expired. Submit it again."),
+            StatusCode::FORBIDDEN,
+        );
     }
     let request = CreateUserRequest {
         email: form.email.clone(),
@@ -97,17 +125,33 @@ async fn submit(
         password: form.password.clone(),
     };
     match state.services.create_first_user(request).await {
-        Ok(user) => match state.services.login(&user.email, form.password, &ip.to_string()).await {
+        Ok(user) => match state
+            .services
+            .login(&user.email, form.password, &ip.to_string())
+            .await
+        {
             Ok((_, token)) => see_other("/", &[session_cookie(&state, token.expose())]),
             Err(_) => see_other("/login", &[]),
         },
-        Err(DomainError::Invalid { message, fields }) => {
-            render(&state, &headers, &form, &fields, Some(&message), StatusCode::BAD_REQUEST)
-        }
+        Err(DomainError::Invalid { message, fields }) => render(
+            &state,
+            &headers,
+            &form,
+            &fields,
+            Some(&message),
+            StatusCode::BAD_REQUEST,
+        ),
         Err(DomainError::Conflict { .. }) => see_other("/login", &[]),
         Err(other) => {
             tracing::error!(error = %other, "first-user setup failed");
-            render(&state, &headers, &form, &[], Some("Setup failed. Try again."), StatusCode::INTERNAL_SERVER_ERROR)
+            render(
+                &state,
+                &headers,
+                &form,
+                &[],
+                Some("Setup failed. Try again."),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
         }
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+use super::oauth_queries::impl_oauth_store;
 use super::queries::impl_shared_store;
 use super::redact_url;
 
@@ -40,3 +41,4 @@ impl PostgresStore {
 }
 
 impl_shared_store!(PostgresStore, "postgres");
+impl_oauth_store!(PostgresStore);

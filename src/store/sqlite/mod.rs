@@ -8,6 +8,7 @@ use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use super::oauth_queries::impl_oauth_store;
 use super::queries::impl_shared_store;
 
 /// How long a writer waits for the lock before giving up, so concurrent requests queue instead
@@ -51,3 +52,4 @@ impl SqliteStore {
 }
 
 impl_shared_store!(SqliteStore, "sqlite");
+impl_oauth_store!(SqliteStore);

@@ -1,0 +1,209 @@
+//! OAuth2 entities: client applications, their secrets, authorization codes, grants (token
+//! families) and refresh tokens, signing keys, and audit entries.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::UserId;
+
+/// A client's id, the `client_id` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub Uuid);
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A grant: one user's consent to one client, and the family of tokens issued under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GrantId(pub Uuid);
+
+impl std::fmt::Display for GrantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// RFC 6749 §2.1: confidential clients hold a secret; public clients prove themselves with PKCE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientType {
+    Confidential,
+    Public,
+}
+
+impl ClientType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientType::Confidential => "confidential",
+            ClientType::Public => "public",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confidential" => Some(ClientType::Confidential),
+            "public" => Some(ClientType::Public),
+            _ => None,
+        }
+    }
+}
+
+/// RFC 7591 §2 `token_endpoint_auth_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl TokenAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
+            "none" => Some(TokenAuthMethod::None),
+            _ => None,
+        }
+    }
+
+    pub fn client_type(self) -> ClientType {
+        match self {
+            TokenAuthMethod::None => ClientType::Public,
+            _ => ClientType::Confidential,
+        }
+    }
+}
+
+/// A registered client: created by an owner, or dynamically (RFC 7591).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthApp {
+    pub id: ClientId,
+    pub name: String,
+    pub icon: String,
+    pub redirect_uris: Vec<String>,
+    pub client_type: ClientType,
+    pub token_endpoint_auth_method: TokenAuthMethod,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    /// The scopes this client may be granted, space-separated; empty means the default set.
+    pub scope: String,
+    pub dynamically_registered: bool,
+    pub client_uri: String,
+    pub logo_uri: String,
+    pub tos_uri: String,
+    pub policy_uri: String,
+    pub contacts: Vec<String>,
+    pub software_id: String,
+    pub software_version: String,
+    /// SHA-256 of the RFC 7592 registration access token; only dynamically registered clients have one.
+    pub registration_access_token_hash: Option<Vec<u8>>,
+    pub client_id_issued_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A client secret; only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppSecret {
+    pub id: Uuid,
+    pub app_id: ClientId,
+    pub secret_prefix: String,
+    pub hashed_secret: Vec<u8>,
+    /// The last characters, for telling secrets apart in lists.
+    pub display_secret: String,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An authorization code (RFC 6749 §4.1.2), bound to everything the token request must repeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizationCode {
+    pub id: Uuid,
+    pub secret_prefix: String,
+    pub hashed_secret: Vec<u8>,
+    pub app_id: ClientId,
+    pub user_id: UserId,
+    /// The grant the code's tokens will belong to; revoked if the code is replayed.
+    pub grant_id: GrantId,
+    pub redirect_uri: String,
+    /// Whether the authorization request named the redirect URI (RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
+    pub code_challenge: String,
+    pub audience: String,
+    pub scope: String,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub id: GrantId,
+    pub app_id: ClientId,
+    pub user_id: UserId,
+    pub app_secret_id: Option<Uuid>,
+    pub scope: String,
+    pub audience: String,
+    pub last_used_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A refresh token; each use rotates it (OAuth 2.1 §4.3.1), and a rotated one replayed revokes
+/// its grant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub id: Uuid,
+    pub grant_id: GrantId,
+    pub secret_prefix: String,
+    pub hashed_secret: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored access-token signing key.
+#[derive(Clone, PartialEq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub algorithm: String,
+    pub private_key: String,
+    pub public_key: String,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One audited action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub time: DateTime<Utc>,
+    pub user_id: Option<UserId>,
+    pub client_id: Option<ClientId>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub ip: String,
+    pub details: serde_json::Value,
+}

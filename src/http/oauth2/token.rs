@@ -1,0 +1,86 @@
+//! `POST /oauth2/tokens` (RFC 6749 §3.2) and `POST /oauth2/revoke` (RFC 7009).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::RequireOAuth2;
+use super::form::{OAuthForm, basic_credentials, secret_in_query};
+use crate::domain::{ClientId, DomainError};
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiQuery, ClientIp, CurrentUser};
+use crate::oauth::OAuthError;
+use crate::oauth::client_auth::ClientCredentials;
+use crate::oauth::token::TokenRequest;
+use crate::state::AppState;
+
+pub async fn token(
+    _: RequireOAuth2,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    uri: Uri,
+    headers: HeaderMap,
+    form: Result<OAuthForm, OAuthError>,
+) -> Result<Response, OAuthError> {
+    let ip = ip.to_string();
+    state.oauth.check_ip_limit("token", &ip)?;
+    let form = form?;
+    let mut request = TokenRequest::from_pairs(form.pairs());
+    request.client.basic = basic_credentials(&headers)?;
+    request.client.secret_in_query = secret_in_query(uri.query());
+    let issued = state.oauth.token(request, &ip).await?;
+    Ok(Json(issued).into_response())
+}
+
+pub async fn revoke(
+    _: RequireOAuth2,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    uri: Uri,
+    headers: HeaderMap,
+    form: Result<OAuthForm, OAuthError>,
+) -> Result<StatusCode, OAuthError> {
+    let ip = ip.to_string();
+    state.oauth.check_ip_limit("revoke", &ip)?;
+    let form = form?;
+    let creds = ClientCredentials {
+        basic: basic_credentials(&headers)?,
+        body_client_id: form.get("client_id").map(str::to_owned),
+        body_client_secret: form
+            .get("client_secret")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        secret_in_query: secret_in_query(uri.query()),
+    };
+    state.oauth.revoke(form.get("token"), &creds, &ip).await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(serde::Deserialize)]
+pub struct RevokeMineQuery {
+    #[serde(default)]
+    client_id: String,
+}
+
+/// `DELETE /oauth2/tokens?client_id=` (Coder): the signed-in user withdraws an application's
+/// access; every grant they gave it is revoked.
+pub async fn revoke_mine(
+    _: RequireOAuth2,
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ClientIp(ip): ClientIp,
+    ApiQuery(query): ApiQuery<RevokeMineQuery>,
+) -> Result<StatusCode, ApiError> {
+    let app = uuid::Uuid::parse_str(&query.client_id)
+        .map(ClientId)
+        .map_err(|_| {
+            ApiError::bad_request("client_id must be the UUID of an OAuth2 application.")
+        })?;
+    state
+        .oauth
+        .revoke_user_app(me.user.id, app, &ip.to_string())
+        .await
+        .map_err(DomainError::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,291 @@
+//! `/api/v2/oauth2-provider`: owners manage OAuth2 applications, their secrets and the
+//! registration switch; users list and revoke the applications they authorized.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
+use crate::domain::{AppSecret, DomainError, Experiment, OAuthApp};
+use crate::oauth::apps::{AppInput, AuthorizedApp};
+use crate::oauth::scopes::ScopeSet;
+use crate::service::UserSelector;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v2/oauth2-provider/apps",
+            get(list_apps).post(create_app),
+        )
+        .route(
+            "/api/v2/oauth2-provider/apps/{app}",
+            get(get_app).put(update_app).delete(delete_app),
+        )
+        .route(
+            "/api/v2/oauth2-provider/apps/{app}/secrets",
+            get(list_secrets).post(create_secret),
+        )
+        .route(
+            "/api/v2/oauth2-provider/apps/{app}/secrets/{secret}",
+            delete(delete_secret),
+        )
+        .route(
+            "/api/v2/oauth2-provider/settings",
+            get(get_settings).put(put_settings),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+/// After authentication, refuses with a message naming the experiment (Coder's wording).
+fn require_oauth2(state: &AppState) -> ApiResult<()> {
+    if state.experiment_enabled(Experiment::OAuth2) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "OAuth2 Provider functionality requires enabling the 'oauth2' experiment.",
+        )
+        .with_detail("Start the server with --experiments=oauth2 (or CODER_EXPERIMENTS=oauth2)."))
+    }
+}
+
+/// Coder's `codersdk.OAuth2ProviderApp`, plus what we know about the client.
+pub fn app_json(state: &AppState, app: &OAuthApp) -> Value {
+    let base = state.oauth.issuer();
+    json!({
+        "id": app.id.0,
+        "name": app.name,
+        "callback_url": app.redirect_uris.first().cloned().unwrap_or_default(),
+        "redirect_uris": app.redirect_uris,
+        "icon": app.icon,
+        "scope": app.scope,
+        "client_type": app.client_type.as_str(),
+        "token_endpoint_auth_method": app.token_endpoint_auth_method.as_str(),
+        "dynamically_registered": app.dynamically_registered,
+        "created_at": app.created_at,
+        "last_used_at": app.last_used_at,
+        "endpoints": {
+            "authorization": format!("{base}/oauth2/authorize"),
+            "token": format!("{base}/oauth2/tokens"),
+            "token_revoke": format!("{base}/oauth2/revoke"),
+            "device_authorization": "",
+        },
+    })
+}
+
+fn authorized_json(state: &AppState, entry: &AuthorizedApp) -> Value {
+    let mut app = app_json(state, &entry.app);
+    app["authorization"] = json!({
+        "scope": entry.scopes.to_wire(),
+        "scopes": entry.scopes.iter().map(|s| json!({"name": s.name(), "description": s.description()})).collect::<Vec<_>>(),
+        "grants": entry.grants,
+        "authorized_at": entry.authorized_at,
+        "last_used_at": entry.last_used_at,
+    });
+    app
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    user_id: Option<String>,
+}
+
+/// Without `user_id`: every application (owners). With it: the applications that user has
+/// authorized (the user themself, or an owner).
+async fn list_apps(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<Value>>> {
+    require_oauth2(&state)?;
+    if let Some(user) = q.user_id.filter(|u| !u.is_empty()) {
+        let user = state
+            .services
+            .get_user(&me, &UserSelector::parse(&user))
+            .await?;
+        if user.id != me.user.id && !me.is_owner() {
+            return Err(DomainError::NotFound("User not found.".into()).into());
+        }
+        let apps = state.oauth.list_authorized_apps(user.id).await?;
+        return Ok(Json(
+            apps.iter().map(|a| authorized_json(&state, a)).collect(),
+        ));
+    }
+    let apps = state.oauth.list_apps(&me).await?;
+    Ok(Json(apps.iter().map(|a| app_json(&state, a)).collect()))
+}
+
+#[derive(Deserialize)]
+struct AppBody {
+    #[serde(default)]
+    name: String,
+    callback_url: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    #[serde(default)]
+    icon: String,
+    scope: Option<String>,
+}
+
+impl From<AppBody> for AppInput {
+    fn from(b: AppBody) -> Self {
+        AppInput {
+            name: b.name,
+            callback_url: b.callback_url,
+            redirect_uris: b.redirect_uris,
+            icon: b.icon,
+            scope: b.scope,
+        }
+    }
+}
+
+async fn create_app(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<AppBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    require_oauth2(&state)?;
+    let app = state
+        .oauth
+        .create_app(&me, body.into(), &ip.to_string())
+        .await?;
+    Ok((StatusCode::CREATED, Json(app_json(&state, &app))))
+}
+
+async fn get_app(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_oauth2(&state)?;
+    let app = state.oauth.get_app(&me, &app).await?;
+    Ok(Json(app_json(&state, &app)))
+}
+
+async fn update_app(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<AppBody>,
+) -> ApiResult<Json<Value>> {
+    require_oauth2(&state)?;
+    let app = state
+        .oauth
+        .update_app(&me, &app, body.into(), &ip.to_string())
+        .await?;
+    Ok(Json(app_json(&state, &app)))
+}
+
+async fn delete_app(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(app): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_oauth2(&state)?;
+    state.oauth.delete_app(&me, &app, &ip.to_string()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn secret_json(secret: &AppSecret) -> Value {
+    json!({
+        "id": secret.id,
+        "client_secret_truncated": secret.display_secret,
+        "last_used_at": secret.last_used_at,
+        "created_at": secret.created_at,
+    })
+}
+
+async fn list_secrets(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    require_oauth2(&state)?;
+    let secrets = state.oauth.list_app_secrets(&me, &app).await?;
+    Ok(Json(secrets.iter().map(secret_json).collect()))
+}
+
+async fn create_secret(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path(app): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    require_oauth2(&state)?;
+    let (secret, full) = state
+        .oauth
+        .create_app_secret(&me, &app, &ip.to_string())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": secret.id, "client_secret_full": full.expose() })),
+    ))
+}
+
+async fn delete_secret(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ClientIp(ip): ClientIp,
+    Path((app, secret)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    require_oauth2(&state)?;
+    state
+        .oauth
+        .delete_app_secret(&me, &app, &secret, &ip.to_string())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct SettingsBody {
+    dynamic_client_registration_enabled: bool,
+}
+
+async fn get_settings(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+) -> ApiResult<Json<Value>> {
+    require_oauth2(&state)?;
+    if !me.is_owner() {
+        return Err(DomainError::Forbidden("Only an owner can see OAuth2 settings.".into()).into());
+    }
+    let enabled = state
+        .oauth
+        .dynamic_registration_enabled()
+        .await
+        .map_err(DomainError::from)?;
+    Ok(Json(
+        json!({ "dynamic_client_registration_enabled": enabled, "scopes": ScopeSet::all().to_wire() }),
+    ))
+}
+
+async fn put_settings(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<SettingsBody>,
+) -> ApiResult<Json<Value>> {
+    require_oauth2(&state)?;
+    state
+        .oauth
+        .set_dynamic_registration(
+            &me,
+            body.dynamic_client_registration_enabled,
+            &ip.to_string(),
+        )
+        .await?;
+    Ok(Json(
+        json!({ "dynamic_client_registration_enabled": body.dynamic_client_registration_enabled }),
+    ))
+}

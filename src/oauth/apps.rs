@@ -1,0 +1,386 @@
+//! Owner-managed OAuth applications and their secrets, the DCR switch, and a user's view of
+//! the applications they authorized.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::scopes::{Scope, ScopeSet};
+use super::{DCR_SETTING, OAuthError, OAuthServer, redirect_uri};
+use crate::audit::AuditEvent;
+use crate::auth::Principal;
+use crate::domain::{
+    AppSecret, ClientId, ClientType, DomainError, FieldError, OAuthApp, TokenAuthMethod, UserId,
+};
+use crate::secret::Secret;
+
+const MAX_APP_NAME: usize = 64;
+
+/// What an owner sends to create or change an application.
+#[derive(Debug, Clone, Default)]
+pub struct AppInput {
+    pub name: String,
+    /// Coder's single `callback_url`; used when `redirect_uris` is absent.
+    pub callback_url: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub icon: String,
+    /// `None` keeps the current allowlist, `Some("")` clears it.
+    pub scope: Option<String>,
+}
+
+/// An application a user has authorized, with what it holds.
+#[derive(Debug, Clone)]
+pub struct AuthorizedApp {
+    pub app: OAuthApp,
+    pub scopes: ScopeSet,
+    pub grants: usize,
+    pub authorized_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+}
+
+impl From<OAuthError> for DomainError {
+    fn from(err: OAuthError) -> Self {
+        match err.status {
+            429 => DomainError::RateLimited {
+                message: err.description,
+                retry_after_secs: err.retry_after.unwrap_or(60),
+            },
+            400 => DomainError::invalid(err.description),
+            401 => DomainError::Unauthenticated(err.description),
+            403 => DomainError::Forbidden(err.description),
+            _ => DomainError::Internal(err.description),
+        }
+    }
+}
+
+fn require_owner(actor: &Principal) -> Result<(), DomainError> {
+    if actor.is_owner() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(
+            "Only an owner can manage OAuth2 applications.".into(),
+        ))
+    }
+}
+
+fn app_not_found() -> DomainError {
+    DomainError::NotFound("OAuth2 application not found.".into())
+}
+
+fn parse_app_id(raw: &str) -> Result<ClientId, DomainError> {
+    Uuid::parse_str(raw)
+        .map(ClientId)
+        .map_err(|_| app_not_found())
+}
+
+struct ValidInput {
+    name: String,
+    redirect_uris: Vec<String>,
+    icon: String,
+    scope: Option<String>,
+}
+
+fn validate(input: AppInput) -> Result<ValidInput, DomainError> {
+    let mut problems = Vec::new();
+    let name = input.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > MAX_APP_NAME || name.chars().any(char::is_control)
+    {
+        problems.push(FieldError::new(
+            "name",
+            format!("Required: 1-{MAX_APP_NAME} characters."),
+        ));
+    }
+    let redirect_uris = match (input.redirect_uris, input.callback_url) {
+        (Some(uris), _) if !uris.is_empty() => uris,
+        (_, Some(url)) if !url.trim().is_empty() => vec![url.trim().to_owned()],
+        _ => Vec::new(),
+    };
+    if redirect_uris.is_empty() {
+        problems.push(FieldError::new(
+            "redirect_uris",
+            "At least one redirect URI is required.",
+        ));
+    }
+    for uri in &redirect_uris {
+        if let Err(e) = redirect_uri::validate_for_registration(uri, false) {
+            problems.push(FieldError::new("redirect_uris", format!("{uri}: {e}")));
+        }
+    }
+    let icon = input.icon.trim().to_owned();
+    if icon.len() > 2048 {
+        problems.push(FieldError::new("icon", "Must be at most 2048 characters."));
+    }
+    let scope = match input.scope {
+        None => None,
+        Some(raw) => {
+            let unknown: Vec<&str> = raw
+                .split_ascii_whitespace()
+                .filter(|s| Scope::parse(s).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                problems.push(FieldError::new(
+                    "scope",
+                    format!(
+                        "Unknown scopes: {}. Known: {}.",
+                        unknown.join(", "),
+                        ScopeSet::all().to_wire()
+                    ),
+                ));
+            }
+            Some(ScopeSet::parse_known(&raw).to_wire())
+        }
+    };
+    if !problems.is_empty() {
+        return Err(DomainError::invalid_fields(
+            "Invalid OAuth2 application.",
+            problems,
+        ));
+    }
+    Ok(ValidInput {
+        name,
+        redirect_uris,
+        icon,
+        scope,
+    })
+}
+
+impl OAuthServer {
+    pub async fn list_apps(&self, actor: &Principal) -> Result<Vec<OAuthApp>, DomainError> {
+        require_owner(actor)?;
+        Ok(self.inner.store.list_oauth_apps().await?)
+    }
+
+    pub async fn get_app(&self, actor: &Principal, id: &str) -> Result<OAuthApp, DomainError> {
+        require_owner(actor)?;
+        self.inner
+            .store
+            .get_oauth_app(parse_app_id(id)?)
+            .await?
+            .ok_or_else(app_not_found)
+    }
+
+    pub async fn create_app(
+        &self,
+        actor: &Principal,
+        input: AppInput,
+        ip: &str,
+    ) -> Result<OAuthApp, DomainError> {
+        require_owner(actor)?;
+        let valid = validate(input)?;
+        let now = self.inner.clock.now();
+        let app = OAuthApp {
+            id: ClientId(Uuid::new_v4()),
+            name: valid.name,
+            icon: valid.icon,
+            redirect_uris: valid.redirect_uris,
+            client_type: ClientType::Confidential,
+            token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            response_types: vec!["code".into()],
+            scope: valid.scope.unwrap_or_default(),
+            dynamically_registered: false,
+            client_uri: String::new(),
+            logo_uri: String::new(),
+            tos_uri: String::new(),
+            policy_uri: String::new(),
+            contacts: Vec::new(),
+            software_id: String::new(),
+            software_version: String::new(),
+            registration_access_token_hash: None,
+            client_id_issued_at: now,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.inner.store.insert_oauth_app(app.clone()).await?;
+        self.audit_app("oauth2.app.create", actor, app.id, ip).await;
+        Ok(app)
+    }
+
+    pub async fn update_app(
+        &self,
+        actor: &Principal,
+        id: &str,
+        input: AppInput,
+        ip: &str,
+    ) -> Result<OAuthApp, DomainError> {
+        let current = self.get_app(actor, id).await?;
+        let valid = validate(input)?;
+        let updated = OAuthApp {
+            name: valid.name,
+            icon: valid.icon,
+            redirect_uris: valid.redirect_uris,
+            scope: valid.scope.unwrap_or(current.scope.clone()),
+            updated_at: self.inner.clock.now(),
+            ..current
+        };
+        if !self.inner.store.update_oauth_app(updated.clone()).await? {
+            return Err(app_not_found());
+        }
+        self.audit_app("oauth2.app.update", actor, updated.id, ip)
+            .await;
+        Ok(updated)
+    }
+
+    /// Deletes the application; every token issued to it stops working at once.
+    pub async fn delete_app(
+        &self,
+        actor: &Principal,
+        id: &str,
+        ip: &str,
+    ) -> Result<(), DomainError> {
+        require_owner(actor)?;
+        let id = parse_app_id(id)?;
+        let revoked = self
+            .inner
+            .store
+            .delete_oauth_app(id, self.inner.clock.now())
+            .await?
+            .ok_or_else(app_not_found)?;
+        self.note_revoked(revoked);
+        self.audit_app("oauth2.app.delete", actor, id, ip).await;
+        Ok(())
+    }
+
+    pub async fn create_app_secret(
+        &self,
+        actor: &Principal,
+        id: &str,
+        ip: &str,
+    ) -> Result<(AppSecret, Secret), DomainError> {
+        let app = self.get_app(actor, id).await?;
+        if app.client_type == ClientType::Public {
+            return Err(DomainError::invalid(
+                "Public clients authenticate with PKCE and have no secrets.",
+            ));
+        }
+        let issued = self.issue_secret(app.id).await?;
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new(
+                    "oauth2.app_secret.create",
+                    "oauth2_provider_app_secret",
+                    issued.0.id,
+                )
+                .by(actor.user.id)
+                .client(app.id)
+                .from_ip(ip),
+            )
+            .await;
+        Ok(issued)
+    }
+
+    pub async fn list_app_secrets(
+        &self,
+        actor: &Principal,
+        id: &str,
+    ) -> Result<Vec<AppSecret>, DomainError> {
+        let app = self.get_app(actor, id).await?;
+        Ok(self.inner.store.list_app_secrets(app.id).await?)
+    }
+
+    /// Deletes a secret; the tokens obtained with it are revoked.
+    pub async fn delete_app_secret(
+        &self,
+        actor: &Principal,
+        id: &str,
+        secret_id: &str,
+        ip: &str,
+    ) -> Result<(), DomainError> {
+        let app = self.get_app(actor, id).await?;
+        let not_found = || DomainError::NotFound("OAuth2 application secret not found.".into());
+        let secret_id = Uuid::parse_str(secret_id).map_err(|_| not_found())?;
+        let revoked = self
+            .inner
+            .store
+            .delete_app_secret(app.id, secret_id, self.inner.clock.now())
+            .await?
+            .ok_or_else(not_found)?;
+        self.note_revoked(revoked);
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new(
+                    "oauth2.app_secret.delete",
+                    "oauth2_provider_app_secret",
+                    secret_id,
+                )
+                .by(actor.user.id)
+                .client(app.id)
+                .from_ip(ip),
+            )
+            .await;
+        Ok(())
+    }
+
+    pub async fn set_dynamic_registration(
+        &self,
+        actor: &Principal,
+        enabled: bool,
+        ip: &str,
+    ) -> Result<(), DomainError> {
+        require_owner(actor)?;
+        self.inner
+            .store
+            .upsert_site_config(
+                DCR_SETTING,
+                if enabled { "true" } else { "false" },
+                self.inner.clock.now(),
+            )
+            .await?;
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new("oauth2.settings.update", "deployment", "oauth2")
+                    .by(actor.user.id)
+                    .from_ip(ip)
+                    .details(json!({ "dynamic_client_registration_enabled": enabled })),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// The applications `user` has authorized and not revoked, most recently used first.
+    pub async fn list_authorized_apps(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<AuthorizedApp>, DomainError> {
+        let grants = self.inner.store.list_user_grants(user).await?;
+        let mut by_app: Vec<AuthorizedApp> = Vec::new();
+        for grant in grants {
+            let scopes = ScopeSet::parse_known(&grant.scope);
+            if let Some(entry) = by_app.iter_mut().find(|a| a.app.id == grant.app_id) {
+                entry.scopes = entry.scopes.iter().chain(scopes.iter()).collect();
+                entry.grants += 1;
+                entry.authorized_at = entry.authorized_at.min(grant.created_at);
+                entry.last_used_at = entry.last_used_at.max(grant.last_used_at);
+                continue;
+            }
+            let Some(app) = self.inner.store.get_oauth_app(grant.app_id).await? else {
+                continue;
+            };
+            by_app.push(AuthorizedApp {
+                app,
+                scopes,
+                grants: 1,
+                authorized_at: grant.created_at,
+                last_used_at: grant.last_used_at,
+            });
+        }
+        by_app.sort_by_key(|a| std::cmp::Reverse(a.last_used_at));
+        Ok(by_app)
+    }
+
+    async fn audit_app(&self, action: &'static str, actor: &Principal, app: ClientId, ip: &str) {
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new(action, "oauth2_provider_app", app)
+                    .by(actor.user.id)
+                    .client(app)
+                    .from_ip(ip),
+            )
+            .await;
+    }
+}

@@ -1,0 +1,122 @@
+//! Client authentication at the token and revocation endpoints (RFC 6749 §2.3): HTTP Basic
+//! (`client_secret_basic`), form fields (`client_secret_post`), or none for public clients.
+
+use uuid::Uuid;
+
+use super::{OAuthError, OAuthResult, OAuthServer, credentials};
+use crate::domain::{ClientId, ClientType, OAuthApp, TokenAuthMethod};
+
+/// What a request presented to identify its client.
+#[derive(Debug, Default, Clone)]
+pub struct ClientCredentials {
+    /// From `Authorization: Basic`, already URL-decoded (RFC 6749 §2.3.1).
+    pub basic: Option<(String, String)>,
+    pub body_client_id: Option<String>,
+    pub body_client_secret: Option<String>,
+    /// A `client_secret` in the URL query, which is never accepted.
+    pub secret_in_query: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub app: OAuthApp,
+    /// The secret the client proved, for confidential clients.
+    pub secret_id: Option<Uuid>,
+}
+
+fn auth_failed(detail: &str) -> OAuthError {
+    OAuthError::invalid_client(format!("Client authentication failed: {detail}"))
+}
+
+impl OAuthServer {
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> OAuthResult<AuthenticatedClient> {
+        if creds.secret_in_query {
+            return Err(OAuthError::invalid_request(
+                "client_secret must not be sent in the URL; use HTTP Basic or the form body",
+            ));
+        }
+        if creds.basic.is_some() && creds.body_client_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+            ));
+        }
+        let basic_id = creds.basic.as_ref().map(|(id, _)| id.as_str());
+        let client_id = match (basic_id, creds.body_client_id.as_deref()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the one in the Authorization header",
+                ));
+            }
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => {
+                return Err(auth_failed(
+                    "send client_id (and client_secret for confidential clients)",
+                ));
+            }
+        };
+        let app = match Uuid::parse_str(client_id) {
+            Ok(id) => self.inner.store.get_oauth_app(ClientId(id)).await?,
+            Err(_) => None,
+        }
+        .ok_or_else(|| auth_failed("unknown client_id; register the client again"))?;
+
+        let (presented, method) = match (&creds.basic, &creds.body_client_secret) {
+            (Some((_, secret)), _) => (Some(secret.as_str()), TokenAuthMethod::ClientSecretBasic),
+            (None, Some(secret)) => (Some(secret.as_str()), TokenAuthMethod::ClientSecretPost),
+            (None, None) => (None, TokenAuthMethod::None),
+        };
+        match app.client_type {
+            ClientType::Public => {
+                if presented.is_some() {
+                    return Err(auth_failed(
+                        "this is a public client and must not send a client secret",
+                    ));
+                }
+                Ok(AuthenticatedClient {
+                    app,
+                    secret_id: None,
+                })
+            }
+            ClientType::Confidential => {
+                let Some(secret) = presented else {
+                    return Err(auth_failed(
+                        "this confidential client must send its client_secret",
+                    ));
+                };
+                // A dynamically registered client uses the method it registered (RFC 7591 §2);
+                // owner-created apps may use either secret method.
+                if app.dynamically_registered && method != app.token_endpoint_auth_method {
+                    return Err(auth_failed(&format!(
+                        "this client registered token_endpoint_auth_method {}",
+                        app.token_endpoint_auth_method.as_str()
+                    )));
+                }
+                let secret_id = self.verify_client_secret(&app, secret).await?;
+                Ok(AuthenticatedClient {
+                    app,
+                    secret_id: Some(secret_id),
+                })
+            }
+        }
+    }
+
+    async fn verify_client_secret(&self, app: &OAuthApp, secret: &str) -> OAuthResult<Uuid> {
+        let wrong = || auth_failed("the client secret is wrong");
+        let presented = credentials::parse(secret).ok_or_else(wrong)?;
+        let stored = self
+            .inner
+            .store
+            .get_app_secret_by_prefix(presented.prefix)
+            .await?
+            .filter(|s| s.app_id == app.id && presented.matches(&s.hashed_secret))
+            .ok_or_else(wrong)?;
+        self.inner
+            .store
+            .touch_app_secret(stored.id, self.inner.clock.now())
+            .await?;
+        Ok(stored.id)
+    }
+}

@@ -1,0 +1,165 @@
+//! The OAuth2 authorization server, independent of HTTP: discovery metadata, client registration,
+//! authorization codes, tokens and revocation.
+
+pub mod apps;
+pub mod authorize;
+pub mod client_auth;
+pub mod credentials;
+pub mod error;
+pub mod jwt;
+pub mod keys;
+pub mod metadata;
+pub mod pkce;
+pub mod redirect_uri;
+pub mod registrar;
+pub mod resource;
+pub mod revoke;
+pub mod scopes;
+pub mod token;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::audit::Auditor;
+use crate::auth::revocation::RevocationList;
+use crate::clock::SharedClock;
+use crate::domain::GrantId;
+use crate::ratelimit::RateLimiter;
+use crate::store::SharedStore;
+
+pub use error::{ErrorCode, OAuthError, OAuthResult};
+
+/// Lifetimes and limits of the authorization server.
+#[derive(Debug, Clone)]
+pub struct OAuthPolicy {
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    /// RFC 6749 §4.1.2 recommends at most 10 minutes.
+    pub code_lifetime: Duration,
+    /// Dynamically registered clients never used for a token are deleted after this.
+    pub dynamic_client_ttl: Duration,
+    /// Requests per minute per client IP, for each OAuth endpoint.
+    pub rate_limit_per_ip: u32,
+    /// Requests per minute per client id, for each OAuth endpoint.
+    pub rate_limit_per_client: u32,
+}
+
+/// The site setting that turns dynamic client registration on or off (on by default).
+pub const DCR_SETTING: &str = "oauth2_dynamic_client_registration_enabled";
+
+#[derive(Debug, Clone)]
+pub struct OAuthServer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: SharedStore,
+    clock: SharedClock,
+    issuer: String,
+    resources: resource::Resources,
+    keys: Arc<keys::KeyRing>,
+    revocations: Arc<RevocationList>,
+    policy: OAuthPolicy,
+    ip_limiter: RateLimiter,
+    client_limiter: RateLimiter,
+    audit: Auditor,
+}
+
+impl OAuthServer {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        access_url: &url::Url,
+        keys: Arc<keys::KeyRing>,
+        revocations: Arc<RevocationList>,
+        policy: OAuthPolicy,
+    ) -> Self {
+        let minute = Duration::minutes(1);
+        OAuthServer {
+            inner: Arc::new(Inner {
+                audit: Auditor::new(store.clone(), clock.clone()),
+                ip_limiter: RateLimiter::new(policy.rate_limit_per_ip, minute, clock.clone()),
+                client_limiter: RateLimiter::new(
+                    policy.rate_limit_per_client,
+                    minute,
+                    clock.clone(),
+                ),
+                issuer: access_url.as_str().trim_end_matches('/').to_owned(),
+                resources: resource::Resources::new(access_url),
+                store,
+                clock,
+                keys,
+                revocations,
+                policy,
+            }),
+        }
+    }
+
+    /// The issuer identifier (RFC 8414 §2): the access URL without a trailing slash.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    pub fn resources(&self) -> &resource::Resources {
+        &self.inner.resources
+    }
+
+    pub fn keys(&self) -> &Arc<keys::KeyRing> {
+        &self.inner.keys
+    }
+
+    pub fn policy(&self) -> &OAuthPolicy {
+        &self.inner.policy
+    }
+
+    /// Counts a request to `endpoint` against the per-IP limit.
+    pub fn check_ip_limit(&self, endpoint: &str, ip: &str) -> OAuthResult<()> {
+        self.inner
+            .ip_limiter
+            .check(&format!("{endpoint}:{ip}"))
+            .map_err(|r| OAuthError::rate_limited(r.0))
+    }
+
+    /// Counts a request to `endpoint` against the per-client limit. Per-IP limits alone would
+    /// either choke or not protect clients behind shared egress (mcp-requirements D7).
+    pub fn check_client_limit(&self, endpoint: &str, client: &str) -> OAuthResult<()> {
+        self.inner
+            .client_limiter
+            .check(&format!("{endpoint}:{client}"))
+            .map_err(|r| OAuthError::rate_limited(r.0))
+    }
+
+    pub async fn dynamic_registration_enabled(&self) -> OAuthResult<bool> {
+        Ok(self
+            .inner
+            .store
+            .get_site_config(DCR_SETTING)
+            .await?
+            .is_none_or(|v| v != "false"))
+    }
+
+    /// Records revoked grants locally so this instance denies their tokens at once.
+    fn note_revoked(&self, grants: impl IntoIterator<Item = GrantId>) {
+        self.inner.revocations.add(grants, self.inner.clock.now());
+    }
+
+    /// Deletes expired codes, refresh tokens, old revocations and retired keys, and abandoned
+    /// dynamically registered clients. Returns how many rows went.
+    pub async fn cleanup(&self) -> OAuthResult<u64> {
+        let store = &self.inner.store;
+        let now = self.inner.clock.now();
+        let policy = &self.inner.policy;
+        let mut removed = store.delete_expired_auth_codes(now).await?;
+        removed += store.delete_expired_refresh_tokens(now).await?;
+        // A revocation must outlive every access token it denies.
+        let horizon = now - policy.access_token_lifetime - Duration::minutes(5);
+        removed += store.delete_revocations_before(horizon).await?;
+        removed += store.delete_signing_keys_retired_before(horizon).await?;
+        removed += store
+            .delete_abandoned_dynamic_apps(now - policy.dynamic_client_ttl)
+            .await?;
+        Ok(removed)
+    }
+}

@@ -1,0 +1,492 @@
+//! Dynamic client registration (RFC 7591) and its management protocol (RFC 7592).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::scopes::ScopeSet;
+use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, redirect_uri};
+use crate::audit::AuditEvent;
+use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, TokenAuthMethod};
+use crate::secret::{self, Secret};
+
+/// At most this many redirect URIs per client.
+const MAX_REDIRECT_URIS: usize = 32;
+const MAX_NAME_CHARS: usize = 64;
+const MAX_CONTACTS: usize = 16;
+const DEFAULT_NAME: &str = "Dynamically Registered Client";
+
+/// RFC 7591 §2 client metadata. Unknown fields (`application_type`, `jwks`, vendor extras) are
+/// ignored, per §3.1 and mcp-requirements D2.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ClientMetadata {
+    pub client_id: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub client_name: Option<String>,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub response_types: Option<Vec<String>>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub scope: Option<String>,
+    pub contacts: Option<Vec<String>>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+}
+
+fn bad_metadata(d: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, d)
+}
+
+fn invalid_registration_token() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidToken,
+        "the registration access token is missing or invalid for this client",
+    )
+}
+
+impl ClientMetadata {
+    pub fn parse(body: &[u8]) -> OAuthResult<Self> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| bad_metadata(format!("the body must be a JSON object: {e}")))?;
+        if !value.is_object() {
+            return Err(bad_metadata("the body must be a JSON object"));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| bad_metadata(format!("invalid client metadata: {e}")))
+    }
+}
+
+/// Metadata that passed validation, ready to store.
+struct ValidMetadata {
+    name: String,
+    redirect_uris: Vec<String>,
+    method: TokenAuthMethod,
+    grant_types: Vec<String>,
+    response_types: Vec<String>,
+    scope: String,
+    client_uri: String,
+    logo_uri: String,
+    tos_uri: String,
+    policy_uri: String,
+    contacts: Vec<String>,
+    software_id: String,
+    software_version: String,
+}
+
+fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
+    let method = match meta.token_endpoint_auth_method.as_deref() {
+        None | Some("") => TokenAuthMethod::ClientSecretBasic,
+        Some(m) => TokenAuthMethod::parse(m).ok_or_else(|| {
+            bad_metadata("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
+        })?,
+    };
+    let public = method.client_type() == ClientType::Public;
+    let redirect_uris = meta.redirect_uris.unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "redirect_uris must list at least one URI",
+        ));
+    }
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            format!("at most {MAX_REDIRECT_URIS} redirect_uris are allowed"),
+        ));
+    }
+    for uri in &redirect_uris {
+        redirect_uri::validate_for_registration(uri, public)
+            .map_err(|e| OAuthError::new(ErrorCode::InvalidRedirectUri, format!("{uri:?}: {e}")))?;
+    }
+    let grant_types = meta
+        .grant_types
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    if let Some(bad) = grant_types
+        .iter()
+        .find(|g| *g != "authorization_code" && *g != "refresh_token")
+    {
+        return Err(bad_metadata(format!(
+            "grant type {bad:?} is not supported; use authorization_code and refresh_token"
+        )));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(bad_metadata("grant_types must include authorization_code"));
+    }
+    let response_types = meta
+        .response_types
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| vec!["code".into()]);
+    if response_types.iter().any(|r| r != "code") {
+        return Err(bad_metadata("response_types may only contain code"));
+    }
+    let web_uri = |field: &str, value: Option<String>| -> OAuthResult<String> {
+        let value = value.unwrap_or_default();
+        if value.is_empty() {
+            return Ok(value);
+        }
+        match url::Url::parse(&value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(value),
+            _ => Err(bad_metadata(format!(
+                "{field} must be an absolute http or https URL"
+            ))),
+        }
+    };
+    let client_uri = web_uri("client_uri", meta.client_uri)?;
+    let logo_uri = web_uri("logo_uri", meta.logo_uri)?;
+    let tos_uri = web_uri("tos_uri", meta.tos_uri)?;
+    let policy_uri = web_uri("policy_uri", meta.policy_uri)?;
+    let contacts = meta.contacts.unwrap_or_default();
+    if contacts.len() > MAX_CONTACTS
+        || contacts
+            .iter()
+            .any(|c| c.len() > 254 || c.trim().is_empty())
+    {
+        return Err(bad_metadata(format!(
+            "contacts must be at most {MAX_CONTACTS} non-empty addresses"
+        )));
+    }
+    let name = client_name(meta.client_name.as_deref(), &client_uri, &redirect_uris);
+    // Names outside the catalog (claude.ai registers "claudeai") are dropped: the client then
+    // has no allowlist and negotiates at authorization time (mcp-requirements D6).
+    let scope = ScopeSet::parse_known(meta.scope.as_deref().unwrap_or_default()).to_wire();
+    Ok(ValidMetadata {
+        name,
+        redirect_uris,
+        method,
+        grant_types,
+        response_types,
+        scope,
+        client_uri,
+        logo_uri,
+        tos_uri,
+        policy_uri,
+        contacts,
+        software_id: meta.software_id.unwrap_or_default(),
+        software_version: meta.software_version.unwrap_or_default(),
+    })
+}
+
+/// The name the consent page shows: the given one (cut to 64 characters), else the host of the
+/// client or redirect URI.
+fn client_name(given: Option<&str>, client_uri: &str, redirect_uris: &[String]) -> String {
+    let given = given.map(str::trim).filter(|n| !n.is_empty());
+    let name = match given {
+        Some(n) => n.chars().filter(|c| !c.is_control()).collect::<String>(),
+        None => std::iter::once(client_uri)
+            .chain(redirect_uris.iter().map(String::as_str))
+            .filter_map(|u| url::Url::parse(u).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .find_map(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| DEFAULT_NAME.to_owned()),
+    };
+    if name.chars().count() <= MAX_NAME_CHARS {
+        return name;
+    }
+    let head: String = name.chars().take(MAX_NAME_CHARS - 9).collect();
+    format!("{head}-{}", &secret::sha256_hex(name.as_bytes())[..8])
+}
+
+impl OAuthServer {
+    /// RFC 7591 §3: registers a client and returns its information (201).
+    pub async fn register_client(&self, body: &[u8], ip: &str) -> OAuthResult<Value> {
+        if !self.dynamic_registration_enabled().await? {
+            return Err(OAuthError::invalid_request(
+                "dynamic client registration is disabled on this deployment; ask an owner to register the application",
+            )
+            .with_status(403));
+        }
+        self.check_ip_limit("register", ip)?;
+        let meta = validate(ClientMetadata::parse(body)?)?;
+        let now = self.inner.clock.now();
+        let registration_token = credentials::generate();
+        let app = OAuthApp {
+            id: ClientId(Uuid::new_v4()),
+            name: meta.name,
+            icon: meta.logo_uri.clone(),
+            redirect_uris: meta.redirect_uris,
+            client_type: meta.method.client_type(),
+            token_endpoint_auth_method: meta.method,
+            grant_types: meta.grant_types,
+            response_types: meta.response_types,
+            scope: meta.scope,
+            dynamically_registered: true,
+            client_uri: meta.client_uri,
+            logo_uri: meta.logo_uri,
+            tos_uri: meta.tos_uri,
+            policy_uri: meta.policy_uri,
+            contacts: meta.contacts,
+            software_id: meta.software_id,
+            software_version: meta.software_version,
+            registration_access_token_hash: Some(secret::sha256(
+                registration_token.full.expose().as_bytes(),
+            )),
+            client_id_issued_at: now,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.inner.store.insert_oauth_app(app.clone()).await?;
+        let client_secret = match app.client_type {
+            ClientType::Confidential => Some(self.issue_secret(app.id).await?.1),
+            ClientType::Public => None,
+        };
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new("oauth2.client.register", "oauth2_provider_app", app.id)
+                    .client(app.id)
+                    .from_ip(ip)
+                    .details(json!({ "client_name": app.name, "token_endpoint_auth_method": app.token_endpoint_auth_method.as_str() })),
+            )
+            .await;
+        let mut info = self.client_information(&app);
+        if let Some(secret) = client_secret {
+            info["client_secret"] = json!(secret.expose());
+            info["client_secret_expires_at"] = json!(0);
+        }
+        info["registration_access_token"] = json!(registration_token.full.expose());
+        Ok(info)
+    }
+
+    /// Creates a client secret; the full value is returned once and only its hash is kept.
+    pub(crate) async fn issue_secret(&self, app: ClientId) -> OAuthResult<(AppSecret, Secret)> {
+        let cred = credentials::generate();
+        let secret = AppSecret {
+            id: Uuid::new_v4(),
+            app_id: app,
+            secret_prefix: cred.prefix.clone(),
+            hashed_secret: cred.hashed_secret.clone(),
+            display_secret: credentials::display_tail(cred.full.expose()),
+            last_used_at: None,
+            created_at: self.inner.clock.now(),
+        };
+        self.inner.store.insert_app_secret(secret.clone()).await?;
+        Ok((secret, cred.full))
+    }
+
+    /// RFC 7591 §3.2.1 client information, without secrets (RFC 7592 §3 never returns the
+    /// registration access token again).
+    pub fn client_information(&self, app: &OAuthApp) -> Value {
+        let scope = if app.scope.is_empty() {
+            ScopeSet::all().to_wire()
+        } else {
+            app.scope.clone()
+        };
+        let mut info = json!({
+            "client_id": app.id.to_string(),
+            "client_id_issued_at": app.client_id_issued_at.timestamp(),
+            "client_name": app.name,
+            "redirect_uris": app.redirect_uris,
+            "grant_types": app.grant_types,
+            "response_types": app.response_types,
+            "token_endpoint_auth_method": app.token_endpoint_auth_method.as_str(),
+            "scope": scope,
+            "registration_client_uri": format!("{}/oauth2/clients/{}", self.issuer(), app.id),
+        });
+        for (field, value) in [
+            ("client_uri", &app.client_uri),
+            ("logo_uri", &app.logo_uri),
+            ("tos_uri", &app.tos_uri),
+            ("policy_uri", &app.policy_uri),
+            ("software_id", &app.software_id),
+            ("software_version", &app.software_version),
+        ] {
+            if !value.is_empty() {
+                info[field] = json!(value);
+            }
+        }
+        if !app.contacts.is_empty() {
+            info["contacts"] = json!(app.contacts);
+        }
+        if app.client_type == ClientType::Confidential {
+            info["client_secret_expires_at"] = json!(0);
+        }
+        info
+    }
+
+    /// RFC 7592 §2: the client named in the path, if the bearer token is its registration
+    /// access token. Every mismatch is the same 401, so clients cannot be probed.
+    pub async fn authenticate_registration(
+        &self,
+        client_id: &str,
+        bearer: Option<&str>,
+    ) -> OAuthResult<OAuthApp> {
+        let token = bearer.ok_or_else(invalid_registration_token)?;
+        let id = Uuid::parse_str(client_id).map_err(|_| invalid_registration_token())?;
+        let app = self
+            .inner
+            .store
+            .get_oauth_app(ClientId(id))
+            .await?
+            .ok_or_else(invalid_registration_token)?;
+        let presented = secret::sha256(token.as_bytes());
+        match &app.registration_access_token_hash {
+            Some(stored) if secret::constant_time_eq(stored, &presented) => Ok(app),
+            _ => Err(invalid_registration_token()),
+        }
+    }
+
+    /// RFC 7592 §2.2: replaces the client's metadata. The client type cannot change, and the
+    /// scope allowlist can only shrink.
+    pub async fn update_registration(
+        &self,
+        app: OAuthApp,
+        body: &[u8],
+        ip: &str,
+    ) -> OAuthResult<Value> {
+        let raw = ClientMetadata::parse(body)?;
+        if raw
+            .client_id
+            .as_deref()
+            .is_some_and(|id| id != app.id.to_string())
+        {
+            return Err(bad_metadata(
+                "client_id in the body does not match the client being updated",
+            ));
+        }
+        let requested_scope = raw.scope.clone();
+        let meta = validate(raw)?;
+        if meta.method.client_type() != app.client_type {
+            return Err(bad_metadata(format!(
+                "a {} client cannot become {}; register a new client instead",
+                app.client_type.as_str(),
+                meta.method.client_type().as_str()
+            )));
+        }
+        let scope = match requested_scope {
+            Some(_) if !app.scope.is_empty() => {
+                let current = ScopeSet::parse_known(&app.scope);
+                let wanted = ScopeSet::parse_known(&meta.scope);
+                if !wanted.is_subset_of(&current) || wanted.is_empty() {
+                    return Err(bad_metadata(format!(
+                        "scope may only narrow this client's allowed scopes ({})",
+                        app.scope
+                    )));
+                }
+                wanted.to_wire()
+            }
+            Some(_) => meta.scope,
+            None => app.scope.clone(),
+        };
+        let updated = OAuthApp {
+            name: meta.name,
+            icon: meta.logo_uri.clone(),
+            redirect_uris: meta.redirect_uris,
+            token_endpoint_auth_method: meta.method,
+            grant_types: meta.grant_types,
+            response_types: meta.response_types,
+            scope,
+            client_uri: meta.client_uri,
+            logo_uri: meta.logo_uri,
+            tos_uri: meta.tos_uri,
+            policy_uri: meta.policy_uri,
+            contacts: meta.contacts,
+            software_id: meta.software_id,
+            software_version: meta.software_version,
+            updated_at: self.inner.clock.now(),
+            ..app
+        };
+        self.inner.store.update_oauth_app(updated.clone()).await?;
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new("oauth2.client.update", "oauth2_provider_app", updated.id)
+                    .client(updated.id)
+                    .from_ip(ip),
+            )
+            .await;
+        Ok(self.client_information(&updated))
+    }
+
+    /// RFC 7592 §2.3: deletes the client and revokes everything issued to it.
+    pub async fn delete_registration(&self, app: OAuthApp, ip: &str) -> OAuthResult<()> {
+        let revoked = self
+            .inner
+            .store
+            .delete_oauth_app(app.id, self.inner.clock.now())
+            .await?
+            .unwrap_or_default();
+        self.note_revoked(revoked);
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new("oauth2.client.delete", "oauth2_provider_app", app.id)
+                    .client(app.id)
+                    .from_ip(ip),
+            )
+            .await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_default_to_a_host_and_are_capped() {
+        assert_eq!(
+            client_name(
+                None,
+                "",
+                &["https://claude.ai/api/mcp/auth_callback".into()]
+            ),
+            "claude.ai"
+        );
+        assert_eq!(
+            client_name(None, "", &["cursor://anysphere.cursor-mcp/cb".into()]),
+            DEFAULT_NAME
+        );
+        let long = "x".repeat(100);
+        let capped = client_name(Some(&long), "", &[]);
+        assert_eq!(capped.chars().count(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn claude_registration_is_accepted_with_its_unknown_scope_dropped() {
+        let body = br#"{"client_name":"claudeai","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"token_endpoint_auth_method":"client_secret_post","scope":"claudeai","redirect_uris":["https://claude.ai/api/mcp/auth_callback"]}"#;
+        let meta = ClientMetadata::parse(body).and_then(validate);
+        let meta = meta.ok();
+        assert!(
+            meta.as_ref()
+                .is_some_and(|m| m.method == TokenAuthMethod::ClientSecretPost)
+        );
+        assert!(meta.is_some_and(|m| m.scope.is_empty()));
+    }
+
+    #[test]
+    fn bad_metadata_is_refused_with_the_right_code() {
+        let code = |body: &[u8]| {
+            ClientMetadata::parse(body)
+                .and_then(validate)
+                .err()
+                .map(|e| e.code)
+        };
+        assert_eq!(code(b"[]"), Some(ErrorCode::InvalidClientMetadata));
+        assert_eq!(
+            code(br#"{"redirect_uris":"https://x.io/cb"}"#),
+            Some(ErrorCode::InvalidClientMetadata)
+        );
+        assert_eq!(
+            code(br#"{"redirect_uris":[]}"#),
+            Some(ErrorCode::InvalidRedirectUri)
+        );
+        assert_eq!(
+            code(br#"{"redirect_uris":["javascript:alert(1)"]}"#),
+            Some(ErrorCode::InvalidRedirectUri)
+        );
+        assert_eq!(
+            code(br#"{"redirect_uris":["https://x.io/cb"],"grant_types":["client_credentials"]}"#),
+            Some(ErrorCode::InvalidClientMetadata)
+        );
+        assert_eq!(
+            code(br#"{"redirect_uris":["https://x.io/cb"],"token_endpoint_auth_method":"private_key_jwt"}"#),
+            Some(ErrorCode::InvalidClientMetadata)
+        );
+    }
+}

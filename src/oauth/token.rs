@@ -1,0 +1,396 @@
+//! The token endpoint (RFC 6749 §4.1.3, §6; OAuth 2.1 §4.3.1): code exchange with PKCE, refresh
+//! with rotation and reuse detection, and minting access tokens.
+
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::client_auth::{AuthenticatedClient, ClientCredentials};
+use super::jwt::{self, AccessTokenClaims};
+use super::scopes::ScopeSet;
+use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, pkce};
+use crate::audit::AuditEvent;
+use crate::domain::{Grant, GrantId, RefreshToken, User, UserId};
+
+/// A token request's form fields; unknown ones are ignored.
+#[derive(Debug, Default, Clone)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    pub client: ClientCredentials,
+    /// Names of parameters sent more than once.
+    pub repeated: Vec<String>,
+}
+
+impl TokenRequest {
+    /// Reads the form body; `client_id` and `client_secret` go to the client credentials.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut req = TokenRequest::default();
+        for (key, value) in pairs {
+            let slot = match key {
+                "grant_type" => &mut req.grant_type,
+                "code" => &mut req.code,
+                "redirect_uri" => &mut req.redirect_uri,
+                "code_verifier" => &mut req.code_verifier,
+                "refresh_token" => &mut req.refresh_token,
+                "scope" => &mut req.scope,
+                "resource" => &mut req.resource,
+                "client_id" => &mut req.client.body_client_id,
+                "client_secret" => &mut req.client.body_client_secret,
+                _ => continue,
+            };
+            if slot.is_some() {
+                req.repeated.push(key.to_owned());
+            }
+            *slot = Some(value.to_owned()).filter(|v| !v.is_empty());
+        }
+        req
+    }
+}
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub scope: String,
+}
+
+fn required<'a>(value: &'a Option<String>, name: &str) -> OAuthResult<&'a str> {
+    value
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request(format!("missing required parameter: {name}")))
+}
+
+impl OAuthServer {
+    pub async fn token(&self, req: TokenRequest, ip: &str) -> OAuthResult<TokenResponse> {
+        if req.repeated.iter().any(|n| n == "grant_type") {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type was sent more than once",
+            ));
+        }
+        if let Some(name) = req.repeated.first() {
+            return Err(OAuthError::invalid_request(format!(
+                "the parameter {name} was sent more than once"
+            )));
+        }
+        let grant_type = required(&req.grant_type, "grant_type")?.to_owned();
+        if grant_type != "authorization_code" && grant_type != "refresh_token" {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type must be authorization_code or refresh_token",
+            ));
+        }
+        let client = self.authenticate_client(&req.client).await?;
+        self.check_client_limit("token", &client.app.id.to_string())?;
+        if !client.app.grant_types.contains(&grant_type) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!("this client did not register the {grant_type} grant type"),
+            ));
+        }
+        let response = if grant_type == "authorization_code" {
+            self.exchange_code(&req, &client).await?
+        } else {
+            self.refresh(&req, &client).await?
+        };
+        self.inner
+            .store
+            .touch_oauth_app(client.app.id, self.inner.clock.now())
+            .await?;
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new("oauth2.token.issue", "oauth2_provider_app", client.app.id)
+                    .client(client.app.id)
+                    .from_ip(ip)
+                    .details(json!({ "grant_type": grant_type, "scope": response.scope })),
+            )
+            .await;
+        Ok(response)
+    }
+
+    async fn exchange_code(
+        &self,
+        req: &TokenRequest,
+        client: &AuthenticatedClient,
+    ) -> OAuthResult<TokenResponse> {
+        let raw = required(&req.code, "code")?;
+        let verifier = required(&req.code_verifier, "code_verifier")?;
+        if !pkce::is_valid_verifier(verifier) {
+            return Err(OAuthError::invalid_request(
+                "code_verifier must be 43-128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)",
+            ));
+        }
+        let invalid = || {
+            OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
+        };
+        let presented = credentials::parse(raw).ok_or_else(invalid)?;
+        let code = self
+            .inner
+            .store
+            .get_auth_code_by_prefix(presented.prefix)
+            .await?
+            .filter(|c| presented.matches(&c.hashed_secret))
+            .ok_or_else(invalid)?;
+        if code.app_id != client.app.id {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was issued to another client",
+            ));
+        }
+        let now = self.inner.clock.now();
+        if code.used_at.is_some() {
+            return Err(self.code_replayed(code.grant_id).await);
+        }
+        if code.expires_at <= now {
+            return Err(invalid());
+        }
+        match req.redirect_uri.as_deref() {
+            Some(uri) if uri != code.redirect_uri => {
+                return Err(OAuthError::invalid_grant(
+                    "redirect_uri differs from the one in the authorization request",
+                ));
+            }
+            None if code.redirect_uri_sent => {
+                return Err(OAuthError::invalid_grant(
+                    "redirect_uri is required because the authorization request included it (RFC 6749 §4.1.3)",
+                ));
+            }
+            _ => {}
+        }
+        if !pkce::verify_s256(verifier, &code.code_challenge) {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier does not match the code_challenge",
+            ));
+        }
+        self.check_resource(req.resource.as_deref(), &code.audience)?;
+        let user = self.grant_user(code.user_id).await?;
+        let scopes = cap_to_role(&ScopeSet::parse_known(&code.scope), &user)?;
+
+        let grant = Grant {
+            id: code.grant_id,
+            app_id: client.app.id,
+            user_id: user.id,
+            app_secret_id: client.secret_id,
+            scope: scopes.to_wire(),
+            audience: code.audience.clone(),
+            last_used_at: now,
+            revoked_at: None,
+            created_at: now,
+        };
+        let (refresh, refresh_token) = self.new_refresh_token(grant.id);
+        if !self
+            .inner
+            .store
+            .redeem_auth_code(code.id, now, grant, refresh)
+            .await?
+        {
+            // Lost a race with another exchange of the same code.
+            return Err(self.code_replayed(code.grant_id).await);
+        }
+        Ok(self.mint(
+            &user,
+            client,
+            code.grant_id,
+            &code.audience,
+            &scopes,
+            refresh_token,
+        ))
+    }
+
+    async fn refresh(
+        &self,
+        req: &TokenRequest,
+        client: &AuthenticatedClient,
+    ) -> OAuthResult<TokenResponse> {
+        let raw = required(&req.refresh_token, "refresh_token")?;
+        let invalid =
+            || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+        let presented = credentials::parse(raw).ok_or_else(invalid)?;
+        let token = self
+            .inner
+            .store
+            .get_refresh_token_by_prefix(presented.prefix)
+            .await?
+            .filter(|t| presented.matches(&t.hashed_secret))
+            .ok_or_else(invalid)?;
+        let grant = self
+            .inner
+            .store
+            .get_grant(token.grant_id)
+            .await?
+            .ok_or_else(invalid)?;
+        if grant.app_id != client.app.id {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        if grant.revoked_at.is_some() {
+            return Err(invalid());
+        }
+        let now = self.inner.clock.now();
+        if token.rotated_at.is_some() {
+            return Err(self.refresh_replayed(grant.id).await);
+        }
+        if token.expires_at <= now {
+            return Err(invalid());
+        }
+        self.check_resource(req.resource.as_deref(), &grant.audience)?;
+        let user = self.grant_user(grant.user_id).await?;
+        let granted = cap_to_role(&ScopeSet::parse_known(&grant.scope), &user)?;
+        // RFC 6749 §6: a refresh may narrow the scope of the new access token, never widen it.
+        let requested = req
+            .scope
+            .as_deref()
+            .map(ScopeSet::parse_known)
+            .filter(|s| !s.is_empty());
+        let scopes = match requested {
+            Some(requested) if requested.is_subset_of(&granted) => requested,
+            Some(_) => {
+                return Err(OAuthError::invalid_scope(format!(
+                    "a refresh may only narrow the granted scope ({})",
+                    granted.to_wire()
+                )));
+            }
+            None => granted,
+        };
+        let (next, next_token) = self.new_refresh_token(grant.id);
+        if !self
+            .inner
+            .store
+            .rotate_refresh_token(token.id, now, next)
+            .await?
+        {
+            return Err(self.refresh_replayed(grant.id).await);
+        }
+        Ok(self.mint(
+            &user,
+            client,
+            grant.id,
+            &grant.audience,
+            &scopes,
+            next_token,
+        ))
+    }
+
+    /// A `resource` on the token request must name the audience the grant was bound to.
+    fn check_resource(&self, resource: Option<&str>, audience: &str) -> OAuthResult<()> {
+        let Some(resource) = resource else {
+            return Ok(());
+        };
+        match self.resources().audience_for(Some(resource)) {
+            Ok(aud) if aud == audience => Ok(()),
+            Ok(_) => Err(OAuthError::invalid_target(
+                "resource differs from the one in the authorization request",
+            )),
+            Err(e) => Err(OAuthError::invalid_target(e.0)),
+        }
+    }
+
+    async fn grant_user(&self, id: UserId) -> OAuthResult<User> {
+        self.inner.store.get_user_by_id(id).await?.ok_or_else(|| {
+            OAuthError::invalid_grant("the user who granted access no longer exists")
+        })
+    }
+
+    /// A second use of a code means it leaked: revoke what the first use obtained.
+    async fn code_replayed(&self, grant: GrantId) -> OAuthError {
+        self.revoke_for_replay(grant, "oauth2.code.replayed").await;
+        OAuthError::invalid_grant(
+            "the authorization code was already used; tokens issued from it have been revoked",
+        )
+    }
+
+    /// A rotated refresh token presented again means the family leaked (OAuth 2.1 §4.3.1).
+    async fn refresh_replayed(&self, grant: GrantId) -> OAuthError {
+        self.revoke_for_replay(grant, "oauth2.refresh.replayed")
+            .await;
+        OAuthError::invalid_grant(
+            "the refresh token was already used; the grant has been revoked, so authorize again",
+        )
+    }
+
+    async fn revoke_for_replay(&self, grant: GrantId, action: &'static str) {
+        match self
+            .inner
+            .store
+            .revoke_grant(grant, self.inner.clock.now())
+            .await
+        {
+            Ok(_) => self.note_revoked([grant]),
+            Err(err) => {
+                tracing::error!(error = %err, grant = %grant, "could not revoke a replayed grant")
+            }
+        }
+        self.inner
+            .audit
+            .record(AuditEvent::new(action, "oauth2_grant", grant))
+            .await;
+    }
+
+    fn new_refresh_token(&self, grant: GrantId) -> (RefreshToken, String) {
+        let now = self.inner.clock.now();
+        let cred = credentials::generate();
+        let token = RefreshToken {
+            id: Uuid::new_v4(),
+            grant_id: grant,
+            secret_prefix: cred.prefix,
+            hashed_secret: cred.hashed_secret,
+            expires_at: now + self.inner.policy.refresh_token_lifetime,
+            rotated_at: None,
+            created_at: now,
+        };
+        (token, cred.full.into_inner())
+    }
+
+    fn mint(
+        &self,
+        user: &User,
+        client: &AuthenticatedClient,
+        grant: GrantId,
+        audience: &str,
+        scopes: &ScopeSet,
+        refresh_token: String,
+    ) -> TokenResponse {
+        let now = self.inner.clock.now();
+        let lifetime = self.inner.policy.access_token_lifetime;
+        let claims = AccessTokenClaims {
+            iss: self.issuer().to_owned(),
+            sub: user.id.to_string(),
+            aud: audience.to_owned(),
+            client_id: client.app.id.to_string(),
+            scope: scopes.to_wire(),
+            iat: now.timestamp(),
+            exp: (now + lifetime).timestamp(),
+            jti: Uuid::new_v4().to_string(),
+            gid: grant.to_string(),
+        };
+        TokenResponse {
+            access_token: jwt::sign(&self.keys().current(), &claims),
+            token_type: "Bearer",
+            expires_in: lifetime.num_seconds(),
+            refresh_token,
+            scope: claims.scope,
+        }
+    }
+}
+
+/// Drops scopes the user's current role no longer allows; nothing left is an error.
+fn cap_to_role(scopes: &ScopeSet, user: &User) -> OAuthResult<ScopeSet> {
+    let capped: ScopeSet = scopes.iter().filter(|s| s.allowed_for(user.role)).collect();
+    if capped.is_empty() {
+        Err(OAuthError::invalid_grant(
+            "the user's role no longer allows any of the granted scopes",
+        ))
+    } else {
+        Ok(capped)
+    }
+}
