@@ -6,7 +6,11 @@ use serde_json::json;
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, json_body};
 
-both_backends!(healthz_and_buildinfo, unknown_routes_are_json_404, experiments_need_a_session_and_list_enabled);
+both_backends!(
+    healthz_and_buildinfo,
+    unknown_routes_are_json_404,
+    experiments_need_a_session_and_list_enabled
+);
 
 async fn healthz_and_buildinfo(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -28,7 +32,10 @@ async fn unknown_routes_are_json_404(backend: Backend) {
 
 async fn experiments_need_a_session_and_list_enabled(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    assert_eq!(app.get("/api/v2/experiments", None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/api/v2/experiments", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     let token = app.create_owner().await;
     let enabled = json_body(app.get("/api/v2/experiments", Some(&token)).await).await;
     assert_eq!(enabled, json!(["mcp-server-http", "oauth2"]));

@@ -67,6 +67,15 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// Another handle on an existing database; the owner of the original cleans it up.
+    pub fn shared(target: DatabaseTarget) -> TestDatabase {
+        TestDatabase {
+            target,
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg: None,
+        }
+    }
+
     pub async fn new(backend: &Backend) -> TestDatabase {
         let dir = tempfile::tempdir().expect("temp dir");
         match backend {
@@ -77,9 +86,9 @@ impl TestDatabase {
             },
             Backend::Postgres(base) => {
                 let schema = format!("coderd_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(base)
-                    .await
-                    .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but Postgres is unreachable: {e}"));
+                let mut conn = sqlx::PgConnection::connect(base).await.unwrap_or_else(|e| {
+                    panic!("{POSTGRES_ENV} is set but Postgres is unreachable: {e}")
+                });
                 sqlx::query(&format!("CREATE SCHEMA {schema}"))
                     .execute(&mut conn)
                     .await
@@ -98,10 +107,15 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some((base, schema)) = self.pg.take() else { return };
+        let Some((base, schema)) = self.pg.take() else {
+            return;
+        };
         // Drop from a thread of its own: the test's runtime may be the one being dropped.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
@@ -117,10 +131,15 @@ impl Drop for TestDatabase {
 }
 
 pub struct TestApp {
+    /// The access URL, without a trailing slash.
     pub url: String,
+    /// Where the server listens; differs from `url` when a test sets an access URL.
+    pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub backend: Backend,
+    /// The running app's state, for checks that have no HTTP surface yet (token verification).
+    pub state: coderd::state::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Declared last: dropped after the server has been told to stop.
@@ -139,16 +158,45 @@ impl TestApp {
     }
 
     /// The app with a configuration adjusted by `configure`.
-    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestApp {
         let db = TestDatabase::new(&backend).await;
+        Self::spawn_on(backend, db, configure).await
+    }
+
+    /// A second server on this app's database, as another replica behind a load balancer.
+    pub async fn spawn_replica(&self) -> TestApp {
+        let db = TestDatabase::shared(self.db.target.clone());
+        // Replicas behind one load balancer share the public URL, hence the OAuth issuer.
+        let access_url = coderd::config::parse_access_url(&self.url).expect("access URL");
+        Self::spawn_on(self.backend.clone(), db, move |c| {
+            c.experiments = Experiments::of(&Experiment::ALL);
+            c.access_url = Some(access_url);
+        })
+        .await
+    }
+
+    async fn spawn_on(
+        backend: Backend,
+        db: TestDatabase,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestApp {
         let mut config = ServerConfig::for_data_dir(db.dir.path().to_path_buf());
         config.database = db.target.clone();
         configure(&mut config);
-        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().expect("time"));
+        let clock = ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+                .single()
+                .expect("time"),
+        );
         let app = App::build_with_clock(config, Arc::new(clock.clone()))
             .await
             .expect("app builds");
         let url = app.access_url().as_str().trim_end_matches('/').to_owned();
+        let addr = app.local_addr().expect("bound address");
+        let state = app.state().clone();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -159,9 +207,11 @@ impl TestApp {
             .expect("client");
         TestApp {
             url,
+            addr,
             client,
             clock,
             backend,
+            state,
             shutdown: Some(tx),
             server: Some(server),
             db,
@@ -192,7 +242,10 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        self.request(Method::GET, path, token).send().await.expect("request")
+        self.request(Method::GET, path, token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
@@ -204,7 +257,10 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
-        self.request(Method::DELETE, path, token).send().await.expect("request")
+        self.request(Method::DELETE, path, token)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Creates the first user (the owner) and returns a session token for it.
@@ -230,17 +286,29 @@ impl TestApp {
                 &json!({"email": email, "username": username, "password": PASSWORD}),
             )
             .await;
-        assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text().await.unwrap_or_default());
+        assert_eq!(
+            created.status(),
+            StatusCode::CREATED,
+            "{}",
+            created.text().await.unwrap_or_default()
+        );
         self.login(&email, PASSWORD).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
         let res = self
-            .post_json("/api/v2/users/login", None, &json!({"email": email, "password": password}))
+            .post_json(
+                "/api/v2/users/login",
+                None,
+                &json!({"email": email, "password": password}),
+            )
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);
         let body: Value = res.json().await.expect("json");
-        body["session_token"].as_str().expect("session_token").to_owned()
+        body["session_token"]
+            .as_str()
+            .expect("session_token")
+            .to_owned()
     }
 }
 
@@ -259,4 +327,43 @@ impl Drop for TestApp {
 pub async fn json_body(res: Response) -> Value {
     let text = res.text().await.expect("body");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The `Set-Cookie` header values of a response.
+pub fn set_cookies(res: &Response) -> Vec<String> {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `Set-Cookie` value that sets `name`, if the response sets it.
+pub fn set_cookie_named(res: &Response, name: &str) -> Option<String> {
+    set_cookies(res).into_iter().find(|c| {
+        c.split(';')
+            .next()
+            .and_then(|kv| kv.split_once('='))
+            .is_some_and(|(k, _)| k.trim() == name)
+    })
+}
+
+/// The value a `Set-Cookie` line assigns.
+pub fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The attributes of a `Set-Cookie` line, lower-cased, without the name=value pair.
+pub fn cookie_attributes(set_cookie: &str) -> Vec<String> {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect()
 }

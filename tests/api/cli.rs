@@ -1,0 +1,700 @@
+//! The real `coder` binary: the start line, graceful SIGTERM, unreachable databases,
+//! `create-admin-user`, flag > env > file precedence, and the example config files.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use coderd::config::{ServerConfig, ServerOptions};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::helpers::{Backend, PASSWORD, TestDatabase, json_body};
+
+const BIN: &str = env!("CARGO_BIN_EXE_coder");
+const STARTED: &str = "Coder server started";
+/// Generous: a cold CI machine may be slow to start processes, never this slow.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `coder <args>` with a hermetic environment: no inherited `CODER_*` variable, no colours.
+fn coder(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CODER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs a command to completion and returns its output.
+async fn run(mut cmd: Command) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    tokio::time::timeout(STEP_TIMEOUT, cmd.output())
+        .await
+        .expect("coder finishes in time")
+        .expect("coder runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The value of `key=value` in a human log line.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}=");
+    line.split_whitespace()
+        .find_map(|token| token.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// A running `coder server`, its output collected line by line.
+struct Server {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    log: Vec<String>,
+    /// The URL from the start line.
+    url: String,
+    start_line: String,
+}
+
+fn forward(stream: impl AsyncRead + Unpin + Send + 'static, tx: mpsc::UnboundedSender<String>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+impl Server {
+    /// Spawns `cmd` (a `coder server` command) and waits for its start line and `/healthz`.
+    async fn start(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn coder");
+        let (tx, rx) = mpsc::unbounded_channel();
+        forward(child.stdout.take().expect("stdout"), tx.clone());
+        forward(child.stderr.take().expect("stderr"), tx);
+        let mut server = Server {
+            child,
+            lines: rx,
+            log: Vec::new(),
+            url: String::new(),
+            start_line: String::new(),
+        };
+        server.start_line = server.wait_for_line(STARTED).await;
+        server.url = field(&server.start_line, "url").to_owned();
+        wait_healthy(&server.url).await;
+        server
+    }
+
+    /// Reads output until a line contains `needle`.
+    async fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let next = tokio::time::timeout_at(deadline.into(), self.lines.recv()).await;
+            match next {
+                Ok(Some(line)) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Ok(None) => panic!(
+                    "coder ended its output before {needle:?}:\n{}",
+                    self.log.join("\n")
+                ),
+                Err(_) => panic!(
+                    "no {needle:?} within {STEP_TIMEOUT:?}:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and every line logged.
+    async fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().expect("still running").to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(killed.success(), "kill -TERM {pid} failed");
+        let status = tokio::time::timeout(STEP_TIMEOUT, self.child.wait())
+            .await
+            .expect("the server stops after SIGTERM")
+            .expect("wait for coder");
+        // The pipes close with the process; collect what is left.
+        while let Ok(Some(line)) = tokio::time::timeout(STEP_TIMEOUT, self.lines.recv()).await {
+            self.log.push(line);
+        }
+        (status, self.log)
+    }
+
+    /// Stops the server and checks that it stopped cleanly.
+    async fn stop(self) {
+        let (status, log) = self.terminate().await;
+        assert!(status.success(), "exit {status}:\n{}", log.join("\n"));
+    }
+}
+
+async fn wait_healthy(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(res) = client.get(format!("{url}/healthz")).send().await
+            && res.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url}/healthz did not answer 200 within 10 s");
+}
+
+async fn login(url: &str, email: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/api/v2/users/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login request")
+}
+
+async fn session(url: &str, email: &str, password: &str) -> String {
+    let res = login(url, email, password).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body = json_body(res).await;
+    body["session_token"]
+        .as_str()
+        .expect("session_token")
+        .to_owned()
+}
+
+async fn get_json(url: &str, path: &str, token: &str) -> Value {
+    let res = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .header("Coder-Session-Token", token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+    json_body(res).await
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+/// The `--postgres-url` or `--data-dir` arguments for a test database.
+fn database_args(db: &TestDatabase) -> Vec<String> {
+    match &db.target {
+        coderd::store::DatabaseTarget::Postgres(url) => vec!["--postgres-url".into(), url.clone()],
+        coderd::store::DatabaseTarget::Sqlite(_) => {
+            vec!["--data-dir".into(), path_str(db.dir.path()).to_owned()]
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_logs_its_start_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh").join("data");
+    let server = Server::start(coder(&[
+        "server",
+        "--http-address",
+        "127.0.0.1:0",
+        "--data-dir",
+        path_str(&data),
+        "--experiments",
+        "OAuth2,bogus",
+    ]))
+    .await;
+
+    let line = server.start_line.clone();
+    assert!(server.url.starts_with("http://127.0.0.1:"), "{line}");
+    assert_ne!(server.url, "http://127.0.0.1:0", "{line}");
+    let db_file = data.join("coder.db");
+    assert!(
+        line.contains(&format!("database=sqlite {}", db_file.display())),
+        "{line}"
+    );
+    assert_eq!(field(&line, "experiments"), "oauth2", "{line}");
+    assert!(
+        db_file.exists(),
+        "the data dir and database are created on first start"
+    );
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("bogus")),
+        "an unknown experiment is a warning:\n{}",
+        server.log.join("\n")
+    );
+
+    let info = reqwest::get(format!("{}/api/v2/buildinfo", server.url))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(info["external_url"], json!(server.url));
+
+    let (status, log) = server.terminate().await;
+    assert!(status.success(), "exit {status}:\n{}", log.join("\n"));
+    assert!(
+        log.iter().any(|l| l.contains("stopped")),
+        "a stopped line after SIGTERM:\n{}",
+        log.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_one_error_line_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = run(coder(&[
+        "server",
+        "--http-address",
+        "127.0.0.1:0",
+        "--data-dir",
+        path_str(dir.path()),
+        "--postgres-url",
+        "postgres://nobody:secretpw@127.0.0.1:1/x",
+    ]))
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(!out.contains("secretpw"), "the password leaked: {out}");
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {out}");
+    assert!(lines[0].starts_with("error:"), "{out}");
+    assert!(
+        lines[0].contains("PostgreSQL") && lines[0].contains("127.0.0.1:1/x"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn unopenable_sqlite_is_one_error_line_naming_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // A data dir below a regular file cannot be created, even by root.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let data = file.join("data");
+    let output = run(coder(&[
+        "server",
+        "--http-address",
+        "127.0.0.1:0",
+        "--data-dir",
+        path_str(&data),
+    ]))
+    .await;
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {out}");
+    assert!(
+        lines[0].starts_with("error:") && lines[0].contains(path_str(&file)),
+        "{out}"
+    );
+}
+
+async fn create_admin_user_then_sign_in(backend: Backend) {
+    let db = TestDatabase::new(&backend).await;
+    let db_args = database_args(&db);
+    let with_db = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(db_args.iter().map(String::as_str));
+        coder(&all)
+    };
+
+    let weak = run(with_db(&[
+        "server",
+        "create-admin-user",
+        "--email",
+        "admin@example.com",
+        "--username",
+        "admin",
+        "--password",
+        "short",
+    ]))
+    .await;
+    assert!(!weak.status.success(), "{}", text(&weak));
+    assert!(
+        text(&weak).contains("at least 8 characters"),
+        "{}",
+        text(&weak)
+    );
+
+    let created = run(with_db(&[
+        "server",
+        "create-admin-user",
+        "--email",
+        "admin@example.com",
+        "--username",
+        "admin",
+        "--password",
+        PASSWORD,
+    ]))
+    .await;
+    assert!(created.status.success(), "{}", text(&created));
+    assert!(
+        text(&created).contains("Created owner admin"),
+        "{}",
+        text(&created)
+    );
+
+    let again = run(with_db(&[
+        "server",
+        "create-admin-user",
+        "--email",
+        "admin@example.com",
+        "--username",
+        "admin",
+        "--password",
+        PASSWORD,
+    ]))
+    .await;
+    assert!(
+        !again.status.success(),
+        "a duplicate is refused: {}",
+        text(&again)
+    );
+    assert!(text(&again).starts_with("error:"), "{}", text(&again));
+
+    // The password may come from the environment instead of a flag.
+    let mut from_env = with_db(&[
+        "server",
+        "create-admin-user",
+        "--email",
+        "ops@example.com",
+        "--username",
+        "ops",
+    ]);
+    from_env.env("CODER_PASSWORD", "ops-password-123");
+    let second = run(from_env).await;
+    assert!(second.status.success(), "{}", text(&second));
+
+    let mut serve_args = vec!["server", "--http-address", "127.0.0.1:0"];
+    serve_args.extend(db_args.iter().map(String::as_str));
+    if matches!(backend, Backend::Postgres(_)) {
+        // --data-dir is still where local files go; keep it inside the test's temp dir.
+        serve_args.extend(["--data-dir", path_str(db.dir.path())]);
+    }
+    let server = Server::start(coder(&serve_args)).await;
+    let backend_name = if matches!(backend, Backend::Postgres(_)) {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(
+        field(&server.start_line, "database"),
+        backend_name,
+        "{}",
+        server.start_line
+    );
+
+    let token = session(&server.url, "admin@example.com", PASSWORD).await;
+    let me = get_json(&server.url, "/api/v2/users/me", &token).await;
+    assert_eq!(me["username"], "admin");
+    assert_eq!(me["roles"][0]["name"], "owner", "{me}");
+    session(&server.url, "ops@example.com", "ops-password-123").await;
+    assert_eq!(
+        login(&server.url, "admin@example.com", "wrong-password-1")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    server.stop().await;
+}
+
+crate::both_backends!(create_admin_user_then_sign_in);
+
+#[tokio::test]
+async fn create_admin_user_reads_the_password_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = coder(&[
+        "server",
+        "create-admin-user",
+        "--email",
+        "admin@example.com",
+        "--username",
+        "admin",
+        "--data-dir",
+        path_str(dir.path()),
+    ]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let output = tokio::time::timeout(STEP_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+
+    let server = Server::start(coder(&[
+        "server",
+        "--http-address",
+        "127.0.0.1:0",
+        "--data-dir",
+        path_str(dir.path()),
+    ]))
+    .await;
+    session(&server.url, "admin@example.com", PASSWORD).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn flags_beat_env_beat_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let yaml = dir.path().join("coder.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "http_address: \"127.0.0.1:0\"\ndata_dir: {:?}\nexperiments: [oauth2]\n",
+            path_str(&data)
+        ),
+    )
+    .unwrap();
+    let toml = dir.path().join("coder.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "http_address = \"127.0.0.1:0\"\ndata_dir = {:?}\nexperiments = [\"*\"]\n",
+            path_str(&data)
+        ),
+    )
+    .unwrap();
+
+    // The file alone: its address, data dir and experiments are used.
+    let server = Server::start(coder(&["server", "--config", path_str(&yaml)])).await;
+    assert_eq!(
+        field(&server.start_line, "experiments"),
+        "oauth2",
+        "{}",
+        server.start_line
+    );
+    let db_file = data.join("coder.db");
+    assert!(
+        server
+            .start_line
+            .contains(&format!("database=sqlite {}", db_file.display()))
+    );
+    server.stop().await;
+
+    // A TOML file named by CODER_CONFIG_PATH works the same way.
+    let mut cmd = coder(&["server"]);
+    cmd.env("CODER_CONFIG_PATH", &toml);
+    let server = Server::start(cmd).await;
+    assert_eq!(
+        field(&server.start_line, "experiments"),
+        "mcp-server-http,oauth2"
+    );
+    server.stop().await;
+
+    // The environment beats the file.
+    let mut cmd = coder(&["server", "--config", path_str(&yaml)]);
+    cmd.env("CODER_EXPERIMENTS", "MCP-Server-HTTP");
+    let server = Server::start(cmd).await;
+    assert_eq!(field(&server.start_line, "experiments"), "mcp-server-http");
+    server.stop().await;
+
+    // The flag beats both; the API agrees with the log.
+    let created = run(coder(&[
+        "server",
+        "create-admin-user",
+        "--email",
+        "admin@example.com",
+        "--username",
+        "admin",
+        "--password",
+        PASSWORD,
+        "--config",
+        path_str(&yaml),
+    ]))
+    .await;
+    assert!(created.status.success(), "{}", text(&created));
+    let mut cmd = coder(&[
+        "server",
+        "--config",
+        path_str(&yaml),
+        "--experiments",
+        "oauth2,mcp-server-http",
+    ]);
+    cmd.env("CODER_EXPERIMENTS", "none-of-these");
+    let server = Server::start(cmd).await;
+    assert_eq!(
+        field(&server.start_line, "experiments"),
+        "mcp-server-http,oauth2"
+    );
+    let token = session(&server.url, "admin@example.com", PASSWORD).await;
+    let enabled = get_json(&server.url, "/api/v2/experiments", &token).await;
+    assert_eq!(enabled, json!(["mcp-server-http", "oauth2"]));
+    server.stop().await;
+
+    // A flag for one option leaves the file's other options in force.
+    let mut cmd = coder(&["server", "--config", path_str(&yaml), "--experiments", ""]);
+    cmd.env("CODER_EXPERIMENTS", "mcp-server-http");
+    let server = Server::start(cmd).await;
+    assert_eq!(field(&server.start_line, "experiments"), "none");
+    assert!(
+        server
+            .start_line
+            .contains(&format!("database=sqlite {}", db_file.display()))
+    );
+    server.stop().await;
+}
+
+/// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
+/// compiling when a field is added, so the examples cannot fall behind.
+const KEYS: [&str; 18] = [
+    "http_address",
+    "access_url",
+    "experiments",
+    "postgres_url",
+    "data_dir",
+    "log_format",
+    "verbose",
+    "session_duration",
+    "default_token_lifetime",
+    "max_token_lifetime",
+    "login_rate_limit",
+    "proxy_trusted_headers",
+    "proxy_trusted_origins",
+    "oauth2_access_token_lifetime",
+    "oauth2_refresh_token_lifetime",
+    "oauth2_rate_limit",
+    "oauth2_client_rate_limit",
+    "oauth2_dynamic_client_ttl",
+];
+
+fn every_key_is_set(options: ServerOptions) -> bool {
+    let ServerOptions {
+        http_address,
+        access_url,
+        experiments,
+        postgres_url,
+        data_dir,
+        log_format,
+        verbose,
+        session_duration,
+        default_token_lifetime,
+        max_token_lifetime,
+        login_rate_limit,
+        proxy_trusted_headers,
+        proxy_trusted_origins,
+        oauth2_access_token_lifetime,
+        oauth2_refresh_token_lifetime,
+        oauth2_rate_limit,
+        oauth2_client_rate_limit,
+        oauth2_dynamic_client_ttl,
+    } = options;
+    http_address.is_some()
+        && access_url.is_some()
+        && experiments.is_some()
+        && postgres_url.is_some()
+        && data_dir.is_some()
+        && log_format.is_some()
+        && verbose.is_some()
+        && session_duration.is_some()
+        && default_token_lifetime.is_some()
+        && max_token_lifetime.is_some()
+        && login_rate_limit.is_some()
+        && proxy_trusted_headers.is_some()
+        && proxy_trusted_origins.is_some()
+        && oauth2_access_token_lifetime.is_some()
+        && oauth2_refresh_token_lifetime.is_some()
+        && oauth2_rate_limit.is_some()
+        && oauth2_client_rate_limit.is_some()
+        && oauth2_dynamic_client_ttl.is_some()
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
+}
+
+#[test]
+fn example_configs_load_and_change_nothing() {
+    let defaults = format!(
+        "{:?}",
+        ServerConfig::from_options(ServerOptions::default(), None).unwrap()
+    );
+    for name in ["coder.example.yaml", "coder.example.toml"] {
+        let path = example(name);
+        let loaded = ServerConfig::from_options(ServerOptions::default(), Some(&path))
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert_eq!(
+            format!("{loaded:?}"),
+            defaults,
+            "{name} must only restate the defaults"
+        );
+    }
+}
+
+#[test]
+fn example_configs_name_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, separator) in [("coder.example.yaml", ":"), ("coder.example.toml", " =")] {
+        // Uncomment the "# key: value" lines; then every option must be present and valid.
+        let original = std::fs::read_to_string(example(name)).unwrap();
+        let uncommented: String = original
+            .lines()
+            .map(|line| {
+                let bare = line.strip_prefix("# ").unwrap_or(line);
+                if KEYS
+                    .iter()
+                    .any(|key| bare.starts_with(&format!("{key}{separator}")))
+                {
+                    bare.to_owned()
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        for key in KEYS {
+            assert_eq!(
+                uncommented.matches(&format!("\n{key}{separator}")).count(),
+                1,
+                "{name} sets {key} exactly once"
+            );
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, uncommented).unwrap();
+        let options = ServerOptions::from_file(&path).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert!(every_key_is_set(options), "{name} names every option");
+        ServerConfig::from_options(ServerOptions::default(), Some(&path))
+            .unwrap_or_else(|e| panic!("{name} with every key set: {e:#}"));
+    }
+}

@@ -1,0 +1,617 @@
+//! The OAuth2 pages: the owner's applications page (`/deployment/oauth2-provider/apps`) and a
+//! user's authorized applications (`/settings/oauth2-provider`), driven as a browser would.
+
+use coderd::domain::Experiments;
+use coderd::oauth::scopes::ScopeSet;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, cookie_value, json_body, set_cookie_named};
+use crate::oauth_client::{CLAUDE_CALLBACK, hidden_field};
+
+both_backends!(
+    owner_manages_apps_through_the_pages,
+    owner_sees_a_new_secret_exactly_once_and_deletes_it,
+    app_forms_show_validation_errors,
+    page_forms_refuse_without_csrf,
+    members_are_refused_and_visitors_sign_in_first,
+    user_revokes_an_authorized_app,
+    authorized_page_escapes_app_names,
+    pages_answer_404_without_the_oauth2_experiment,
+);
+
+const APPS: &str = "/deployment/oauth2-provider/apps";
+const AUTHORIZED: &str = "/settings/oauth2-provider";
+
+/// A browser: the session cookie, and the CSRF cookie the pages handed out.
+struct Browser<'a> {
+    app: &'a TestApp,
+    session: Option<String>,
+    csrf: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp, session: Option<&str>) -> Browser<'a> {
+        Browser {
+            app,
+            session: session.map(str::to_owned),
+            csrf: None,
+        }
+    }
+
+    fn cookie(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = &self.session {
+            parts.push(format!("coder_session_token={s}"));
+        }
+        if let Some(c) = &self.csrf {
+            parts.push(format!("coder_csrf={c}"));
+        }
+        parts.join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> Response {
+        let res = self
+            .app
+            .client
+            .get(self.app.url(path))
+            .header("Cookie", self.cookie())
+            .send()
+            .await
+            .unwrap();
+        assert_page_headers(&res);
+        if let Some(c) = set_cookie_named(&res, "coder_csrf") {
+            self.csrf = Some(cookie_value(&c));
+        }
+        res
+    }
+
+    /// A page that must answer 200; its CSRF field must match the cookie.
+    async fn page(&mut self, path: &str) -> String {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let html = res.text().await.unwrap();
+        if html.contains("name=\"csrf_token\"") {
+            assert_eq!(hidden_field(&html, "csrf_token"), self.csrf, "{path}");
+        }
+        html
+    }
+
+    /// Submits a form with the page's CSRF token.
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        let csrf = self.csrf.clone().expect("load a page first");
+        let mut form = form.to_vec();
+        form.push(("csrf_token", &csrf));
+        self.post_raw(path, &form).await
+    }
+
+    async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        let res = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header("Cookie", self.cookie())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        assert_page_headers(&res);
+        res
+    }
+}
+
+fn assert_page_headers(res: &Response) {
+    assert_eq!(
+        res.headers()
+            .get("x-frame-options")
+            .map(|v| v.to_str().unwrap()),
+        Some("DENY"),
+        "{}",
+        res.url()
+    );
+}
+
+fn location(res: &Response) -> String {
+    res.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location on {}", res.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn api_apps(app: &TestApp, owner: &str) -> Vec<Value> {
+    let res = app.get("/api/v2/oauth2-provider/apps", Some(owner)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    json_body(res).await.as_array().unwrap().clone()
+}
+
+async fn api_secrets(app: &TestApp, owner: &str, id: &str) -> Vec<Value> {
+    let path = format!("/api/v2/oauth2-provider/apps/{id}/secrets");
+    let res = app.get(&path, Some(owner)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    json_body(res).await.as_array().unwrap().clone()
+}
+
+/// Creates an application through the form and returns its id.
+async fn create_app_with_form(browser: &mut Browser<'_>, name: &str) -> String {
+    browser.page(APPS).await;
+    let res = browser
+        .post(
+            APPS,
+            &[
+                ("name", name),
+                (
+                    "redirect_uris",
+                    "https://app.example.com/callback\r\nhttp://localhost:8787/cb\r\n",
+                ),
+                ("icon", ""),
+                ("scope", "user:read"),
+                ("scope", "workspaces:read"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = location(&res);
+    let id = to
+        .strip_prefix(&format!("{APPS}/"))
+        .and_then(|rest| rest.strip_suffix("?done=created"))
+        .unwrap_or_else(|| panic!("{to}"));
+    id.to_owned()
+}
+
+/// Whether `secret` authenticates `client_id` at the revocation endpoint (RFC 7009 answers 200
+/// for an unknown token once the client is authenticated).
+async fn secret_works(app: &TestApp, client_id: &str, secret: &str) -> bool {
+    let res = app
+        .client
+        .post(app.url("/oauth2/revoke"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("token", "not-a-token")])
+        .send()
+        .await
+        .unwrap();
+    res.status() == StatusCode::OK
+}
+
+async fn owner_manages_apps_through_the_pages(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+
+    let html = browser.page(APPS).await;
+    assert!(html.contains("<h1>OAuth2 applications</h1>"), "{html}");
+    assert!(html.contains("No applications yet."), "{html}");
+    assert!(
+        html.contains("Dynamic registration (RFC 7591) is on"),
+        "{html}"
+    );
+    // A dynamically registered client shows up, marked as such.
+    let claude = app.register_claude().await;
+    let html = browser.page(APPS).await;
+    assert!(html.contains(&claude.id), "{html}");
+    assert!(html.contains("Dynamically"), "{html}");
+
+    let id = create_app_with_form(&mut browser, "Build bot").await;
+    let apps = api_apps(&app, &owner).await;
+    let created = apps
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .expect("listed");
+    assert_eq!(created["name"], "Build bot");
+    assert_eq!(
+        created["redirect_uris"],
+        json!([
+            "https://app.example.com/callback",
+            "http://localhost:8787/cb"
+        ])
+    );
+    assert_eq!(created["scope"], "user:read workspaces:read");
+    assert_eq!(created["dynamically_registered"], false);
+
+    let html = browser.page(&format!("{APPS}/{id}?done=created")).await;
+    assert!(html.contains("Application created."), "{html}");
+    assert!(html.contains(&id));
+    assert!(html.contains("https://app.example.com/callback"));
+    assert!(html.contains("value=\"user:read\" checked"), "{html}");
+    let html = browser.page(APPS).await;
+    assert!(
+        html.contains("Build bot") && html.contains("By an owner"),
+        "{html}"
+    );
+
+    // Edit: rename, and clear the allowlist by ticking nothing.
+    let res = browser
+        .post(
+            &format!("{APPS}/{id}"),
+            &[
+                ("name", "Build bot 2"),
+                ("redirect_uris", "https://app.example.com/callback"),
+                ("icon", "https://app.example.com/icon.png"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{APPS}/{id}?done=updated"));
+    let got = json_body(
+        app.get(&format!("/api/v2/oauth2-provider/apps/{id}"), Some(&owner))
+            .await,
+    )
+    .await;
+    assert_eq!(got["name"], "Build bot 2");
+    assert_eq!(got["scope"], "");
+    assert_eq!(got["icon"], "https://app.example.com/icon.png");
+
+    // Delete needs the confirmation box.
+    browser.page(&format!("{APPS}/{id}")).await;
+    let res = browser.post(&format!("{APPS}/{id}/delete"), &[]).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("Tick the box"));
+    assert!(
+        api_apps(&app, &owner)
+            .await
+            .iter()
+            .any(|a| a["id"] == id.as_str())
+    );
+    let res = browser
+        .post(&format!("{APPS}/{id}/delete"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&res),
+        format!("{APPS}?done=deleted&name=Build+bot+2")
+    );
+    let html = browser.page(&location(&res)).await;
+    assert!(html.contains("Deleted Build bot 2."), "{html}");
+    let res = app
+        .get(&format!("/api/v2/oauth2-provider/apps/{id}"), Some(&owner))
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        browser.get(&format!("{APPS}/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The registration switch.
+    let res = browser
+        .post(
+            "/deployment/oauth2-provider/settings",
+            &[("dynamic_registration", "off")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{APPS}?done=registration-off"));
+    let settings = json_body(
+        app.get("/api/v2/oauth2-provider/settings", Some(&owner))
+            .await,
+    )
+    .await;
+    assert_eq!(settings["dynamic_client_registration_enabled"], false);
+    let html = browser.page(APPS).await;
+    assert!(
+        html.contains("Dynamic registration (RFC 7591) is off"),
+        "{html}"
+    );
+    assert!(html.contains("Turn dynamic registration on"), "{html}");
+}
+
+async fn owner_sees_a_new_secret_exactly_once_and_deletes_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+    let id = create_app_with_form(&mut browser, "Secretive").await;
+    let page = format!("{APPS}/{id}");
+    let html = browser.page(&page).await;
+    assert!(html.contains("No secrets yet"), "{html}");
+
+    let res = browser.post(&format!("{page}/secrets"), &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("It will not be shown again."), "{html}");
+    let shown = html
+        .split("<div class=\"secret\"")
+        .nth(1)
+        .expect("the secret box");
+    let secret = shown
+        .split("<code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .expect("the secret")
+        .to_owned();
+    assert!(secret.len() >= 20, "{secret}");
+    assert!(secret_works(&app, &id, &secret).await);
+
+    let secrets = api_secrets(&app, &owner, &id).await;
+    assert_eq!(secrets.len(), 1);
+    let truncated = secrets[0]["client_secret_truncated"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = secrets[0]["id"].as_str().unwrap().to_owned();
+    assert!(html.contains(&truncated));
+
+    // Never again: the page lists only the truncated form.
+    let html = browser.page(&page).await;
+    assert!(!html.contains(&secret), "the full secret was shown twice");
+    assert!(!html.contains("It will not be shown again."));
+    assert!(html.contains(&truncated), "{html}");
+
+    let res = browser
+        .post(&format!("{page}/secrets/{secret_id}/delete"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{page}?done=secret-deleted"));
+    assert!(api_secrets(&app, &owner, &id).await.is_empty());
+    assert!(!secret_works(&app, &id, &secret).await);
+    let html = browser.page(&location(&res)).await;
+    assert!(html.contains("Secret deleted."), "{html}");
+    assert!(!html.contains(&truncated));
+}
+
+async fn app_forms_show_validation_errors(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+    browser.page(APPS).await;
+    let res = browser
+        .post(
+            APPS,
+            &[
+                ("name", "Kept <name>"),
+                ("redirect_uris", "not a url"),
+                ("scope", "nonsense"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("class=\"error\""), "{html}");
+    assert!(html.contains("class=\"field-error\">not a url:"), "{html}");
+    assert!(html.contains("Unknown scopes: nonsense"), "{html}");
+    // What was typed is kept, escaped.
+    assert!(html.contains("value=\"Kept &lt;name&gt;\""), "{html}");
+    assert!(html.contains(">not a url</textarea>"), "{html}");
+    assert!(api_apps(&app, &owner).await.is_empty());
+
+    let res = browser
+        .post(APPS, &[("name", ""), ("redirect_uris", "")])
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("At least one redirect URI is required."),
+        "{html}"
+    );
+}
+
+async fn page_forms_refuse_without_csrf(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+    let id = create_app_with_form(&mut browser, "Guarded").await;
+    let form = [
+        ("name", "Sneaky"),
+        ("redirect_uris", "https://evil.example/cb"),
+    ];
+
+    // No token at all, and a token that does not match the cookie.
+    for csrf in [None, Some("x".repeat(32))] {
+        let mut fields = form.to_vec();
+        if let Some(csrf) = &csrf {
+            fields.push(("csrf_token", csrf));
+        }
+        for path in [
+            APPS.to_owned(),
+            format!("{APPS}/{id}"),
+            format!("{APPS}/{id}/secrets"),
+            format!("{APPS}/{id}/delete"),
+            "/deployment/oauth2-provider/settings".to_owned(),
+        ] {
+            let mut fields = fields.clone();
+            fields.push(("confirm", "yes"));
+            fields.push(("dynamic_registration", "off"));
+            let res = browser.post_raw(&path, &fields).await;
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+            assert!(res.text().await.unwrap().contains("Nothing was changed"));
+        }
+    }
+    let apps = api_apps(&app, &owner).await;
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0]["name"], "Guarded");
+    assert!(api_secrets(&app, &owner, &id).await.is_empty());
+    let settings = json_body(
+        app.get("/api/v2/oauth2-provider/settings", Some(&owner))
+            .await,
+    )
+    .await;
+    assert_eq!(settings["dynamic_client_registration_enabled"], true);
+}
+
+async fn members_are_refused_and_visitors_sign_in_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let bob = app.create_member(&owner, "bob").await;
+
+    let mut visitor = Browser::new(&app, None);
+    for (path, to) in [
+        (APPS.to_owned(), "/login?redirect=%2Fdeployment%2Foauth2-provider%2Fapps".to_owned()),
+        (
+            format!("{APPS}/0b9e3c3e-7a4f-4c1e-9a8e-0c9d2d6f1a11"),
+            "/login?redirect=%2Fdeployment%2Foauth2-provider%2Fapps%2F0b9e3c3e-7a4f-4c1e-9a8e-0c9d2d6f1a11"
+                .to_owned(),
+        ),
+        (AUTHORIZED.to_owned(), "/login?redirect=%2Fsettings%2Foauth2-provider".to_owned()),
+    ] {
+        let res = visitor.get(&path).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&res), to);
+    }
+    let res = visitor.post_raw(APPS, &[("name", "x")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    let mut member = Browser::new(&app, Some(&bob));
+    let res = member.get(APPS).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Only an owner can manage OAuth2 applications.")
+    );
+    // Even with a valid form token, a member cannot create applications.
+    member.page(AUTHORIZED).await;
+    let res = member
+        .post(
+            APPS,
+            &[
+                ("name", "Mine"),
+                ("redirect_uris", "https://app.example.com/cb"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(api_apps(&app, &owner).await.is_empty());
+
+    // The home page links to what each may use.
+    let html = member.page("/").await;
+    assert!(
+        html.contains("href=\"/settings/oauth2-provider\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("href=\"/deployment/oauth2-provider/apps\""),
+        "{html}"
+    );
+    let html = Browser::new(&app, Some(&owner)).page("/").await;
+    assert!(
+        html.contains("href=\"/settings/oauth2-provider\""),
+        "{html}"
+    );
+    assert!(html.contains(">OAuth2 applications</a>"), "{html}");
+}
+
+async fn user_revokes_an_authorized_app(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let bob = app.create_member(&owner, "bob").await;
+    let mut browser = Browser::new(&app, Some(&bob));
+    let html = browser.page(AUTHORIZED).await;
+    assert!(
+        html.contains("You have not authorized any applications."),
+        "{html}"
+    );
+
+    let client = app.register_claude().await;
+    let tokens = app.obtain_tokens(&bob, &client).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert!(app.state.access_tokens.verify(&access).await.is_ok());
+
+    let html = browser.page(AUTHORIZED).await;
+    assert!(html.contains("<h2>claudeai</h2>"), "{html}");
+    let granted = ScopeSet::parse_known(tokens["scope"].as_str().unwrap());
+    assert!(!granted.is_empty());
+    for scope in granted.iter() {
+        assert!(
+            html.contains(scope.description()),
+            "{}: {html}",
+            scope.name()
+        );
+    }
+    assert!(html.contains("Revoke access"), "{html}");
+    let app_id = hidden_field(&html, "app_id").expect("app_id field");
+    assert_eq!(app_id, client.id);
+
+    // Without the form token nothing happens.
+    let res = browser
+        .post_raw("/settings/oauth2-provider/revoke", &[("app_id", &app_id)])
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(app.state.access_tokens.verify(&access).await.is_ok());
+
+    // Another user cannot revoke bob's access: the app is not in their list.
+    let mut owner_browser = Browser::new(&app, Some(&owner));
+    owner_browser.page(AUTHORIZED).await;
+    let res = owner_browser
+        .post("/settings/oauth2-provider/revoke", &[("app_id", &app_id)])
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(app.state.access_tokens.verify(&access).await.is_ok());
+
+    let res = browser
+        .post("/settings/oauth2-provider/revoke", &[("app_id", &app_id)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{AUTHORIZED}?revoked=claudeai"));
+    assert!(app.state.access_tokens.verify(&access).await.is_err());
+    let html = browser.page(&location(&res)).await;
+    assert!(html.contains("Revoked access for claudeai."), "{html}");
+    assert!(!html.contains("<h2>claudeai</h2>"), "{html}");
+    // The refresh token went with it.
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let res = app.refresh_tokens(&client, refresh).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn authorized_page_escapes_app_names(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let evil = "<script>alert(1)</script>";
+    let client = app
+        .register_client(json!({
+            "client_name": evil,
+            "token_endpoint_auth_method": "client_secret_post",
+            "redirect_uris": [CLAUDE_CALLBACK],
+        }))
+        .await;
+    app.obtain_tokens(&owner, &client).await;
+
+    let mut browser = Browser::new(&app, Some(&owner));
+    for path in [
+        AUTHORIZED.to_owned(),
+        APPS.to_owned(),
+        format!("{APPS}/{}", client.id),
+    ] {
+        let html = browser.page(&path).await;
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}: {html}"
+        );
+        assert!(!html.contains(evil), "{path}: {html}");
+    }
+    browser.page(AUTHORIZED).await;
+    let res = browser
+        .post(
+            "/settings/oauth2-provider/revoke",
+            &[("app_id", &client.id)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = location(&res);
+    assert!(
+        to.starts_with("/settings/oauth2-provider?revoked=%3Cscript%3E"),
+        "{to}"
+    );
+    let html = browser.page(&to).await;
+    assert!(
+        html.contains("Revoked access for &lt;script&gt;alert(1)&lt;/script&gt;."),
+        "{html}"
+    );
+    assert!(!html.contains(evil), "{html}");
+}
+
+async fn pages_answer_404_without_the_oauth2_experiment(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.experiments = Experiments::of(&[])).await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+    for path in [APPS, AUTHORIZED] {
+        let res = browser.get(path).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(res.text().await.unwrap().contains("--experiments=oauth2"));
+    }
+    // Visitors too: the pages do not exist, so there is nothing to sign in for.
+    let res = Browser::new(&app, None).get(AUTHORIZED).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let html = browser.page("/").await;
+    assert!(!html.contains("oauth2-provider"), "{html}");
+}
