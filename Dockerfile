@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# coderd: `docker build -t coderd .` then
+# `docker run -p 3000:3000 -v coderd-data:/data -e CODER_ACCESS_URL=http://localhost:3000 coderd`.
+
+# ---- build ------------------------------------------------------------------
+FROM rust:1.95-bookworm AS builder
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY migrations ./migrations
+# The cache mounts keep the registry and compiled dependencies between builds; the binary is
+# copied out because the target directory is not part of the image layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin coder \
+    && install -m 0755 target/release/coder /usr/local/bin/coder
+
+# ---- runtime ----------------------------------------------------------------
+FROM debian:bookworm-slim
+# ca-certificates: TLS to PostgreSQL and other servers; curl: the healthcheck;
+# bubblewrap: the sandbox that workspace commands run in.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl bubblewrap \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 1000 coder \
+    && useradd --system --uid 1000 --gid coder --home-dir /home/coder --create-home --shell /usr/sbin/nologin coder \
+    && mkdir -p /data \
+    && chown coder:coder /data
+COPY --from=builder /usr/local/bin/coder /usr/local/bin/coder
+
+ENV CODER_DATA_DIR=/data \
+    CODER_HTTP_ADDRESS=0.0.0.0:3000
+VOLUME ["/data"]
+EXPOSE 3000
+USER coder:coder
+WORKDIR /home/coder
+
+# Probes the default port; change it here too if you change CODER_HTTP_ADDRESS.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:3000/healthz || exit 1
+
+ENTRYPOINT ["coder"]
+CMD ["server"]
