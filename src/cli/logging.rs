@@ -1,5 +1,7 @@
 //! Log setup: human-readable or JSON lines on stderr, `--verbose` for debug.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -14,7 +16,9 @@ pub fn init(format: LogFormat, verbose: bool) {
         EnvFilter::try_from_env("CODER_LOG_FILTER").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into files or container logs.
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -1,4 +1,4 @@
-//! `coder server` and `coder server create-admin-user`.
+//! `coder server`, `coder server create-admin-user` and `coder server rotate-oauth2-signing-key`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -32,6 +32,29 @@ pub struct ServerCommand {
 enum ServerSubcommand {
     /// Create an owner account without starting the server (for scripts and containers).
     CreateAdminUser(CreateAdminUser),
+    /// Start signing OAuth2 access tokens with a new key. Tokens signed with the old key stay
+    /// valid until they expire; running servers pick the new key up within a minute.
+    RotateOauth2SigningKey(DatabaseArgs),
+}
+
+/// Where the database is, for subcommands that work on it without starting the server.
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    #[arg(long, env = "CODER_PG_CONNECTION_URL", hide_env_values = true)]
+    postgres_url: Option<String>,
+    #[arg(long, env = "CODER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    fn config(&self, config_path: Option<&std::path::Path>) -> anyhow::Result<ServerConfig> {
+        let options = ServerOptions {
+            postgres_url: self.postgres_url.clone(),
+            data_dir: self.data_dir.clone(),
+            ..ServerOptions::default()
+        };
+        ServerConfig::from_options(options, config_path)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -45,16 +68,17 @@ struct CreateAdminUser {
     password: Option<String>,
     #[arg(long, default_value = "")]
     name: String,
-    #[arg(long, env = "CODER_PG_CONNECTION_URL", hide_env_values = true)]
-    postgres_url: Option<String>,
-    #[arg(long, env = "CODER_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 impl ServerCommand {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.sub {
             Some(ServerSubcommand::CreateAdminUser(cmd)) => cmd.run(self.config).await,
+            Some(ServerSubcommand::RotateOauth2SigningKey(db)) => {
+                rotate_signing_key(db, self.config).await
+            }
             None => serve(self.options, self.config).await,
         }
     }
@@ -104,12 +128,7 @@ async fn shutdown_signal() {
 
 impl CreateAdminUser {
     async fn run(self, config_path: Option<PathBuf>) -> anyhow::Result<()> {
-        let options = ServerOptions {
-            postgres_url: self.postgres_url.clone(),
-            data_dir: self.data_dir.clone(),
-            ..ServerOptions::default()
-        };
-        let config = ServerConfig::from_options(options, config_path.as_deref())?;
+        let config = self.database.config(config_path.as_deref())?;
         let password = match self.password.clone() {
             Some(p) => p,
             None => read_password()?,
@@ -173,4 +192,18 @@ fn read_password() -> anyhow::Result<String> {
         bail!("no password given: pass --password, set CODER_PASSWORD, or pipe it on stdin");
     }
     Ok(password)
+}
+
+async fn rotate_signing_key(db: DatabaseArgs, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    use crate::clock::Clock;
+    let config = db.config(config_path.as_deref())?;
+    let store = store::open(&config.database).await?;
+    let rotated = crate::oauth::keys::KeyRing::rotate(&store, SystemClock.now()).await;
+    store.close().await;
+    let kid = rotated?;
+    println!(
+        "New OAuth2 signing key {kid} in {}; older keys keep verifying until their tokens expire.",
+        config.database.redacted()
+    );
+    Ok(())
 }

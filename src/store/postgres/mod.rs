@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
 
 use super::oauth_queries::impl_oauth_store;
 use super::queries::impl_shared_store;
@@ -26,6 +26,14 @@ impl PostgresStore {
         let shown = redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+        // One direct connection first: the pool would retry until its timeout and report only
+        // "pool timed out", hiding the real cause (refused, bad password, unknown database).
+        let probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
+            .and_then(|r| r.map_err(anyhow::Error::from))
+            .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
