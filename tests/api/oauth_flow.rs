@@ -29,6 +29,7 @@ both_backends!(
     rotated_signing_keys_keep_old_tokens_valid,
     token_endpoint_rate_limits_per_client,
     deleting_a_user_revokes_their_grants,
+    cleanup_removes_abandoned_clients_and_expired_codes,
 );
 
 /// The JWT's claims, decoded without verification (the app's verifier is what checks them).
@@ -1091,6 +1092,31 @@ async fn deleting_a_user_revokes_their_grants(backend: Backend) {
         .1,
         "invalid_grant"
     );
+}
+
+async fn cleanup_removes_abandoned_clients_and_expired_codes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let abandoned = app.register_claude().await;
+    let used = app.register_claude().await;
+    let tokens = app.obtain_tokens(&owner, &used).await;
+    let req = AuthRequest::for_client(&used);
+    let stale_code = app.authorize_code(&owner, &req).await;
+
+    app.clock.advance(Duration::hours(25));
+    let removed = app.state.oauth.cleanup().await.unwrap();
+    assert!(removed >= 2, "the abandoned client and the expired code, got {removed}");
+
+    let store = app.state.services.store();
+    let abandoned_id = coderd::domain::ClientId(abandoned.id.parse().unwrap());
+    let used_id = coderd::domain::ClientId(used.id.parse().unwrap());
+    assert!(store.get_oauth_app(abandoned_id).await.unwrap().is_none());
+    assert!(store.get_oauth_app(used_id).await.unwrap().is_some(), "a client that obtained tokens stays");
+    let prefix = stale_code.split('_').nth(1).unwrap();
+    assert!(store.get_auth_code_by_prefix(prefix).await.unwrap().is_none());
+    // The used client's refresh token (30 days) still works.
+    let res = app.refresh_tokens(&used, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 impl TestApp {
