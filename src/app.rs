@@ -104,11 +104,13 @@ impl App {
             services,
             oauth,
             access_tokens,
+            audit: crate::audit::Auditor::new(store.clone(), clock.clone()),
             settings: Arc::new(HttpSettings {
                 access_url,
                 experiments: config.experiments.clone(),
                 proxy_trusted_headers: config.proxy_trusted_headers.clone(),
                 proxy_trusted_origins: config.proxy_trusted_origins.clone(),
+                mcp_allowed_origins: config.mcp_allowed_origins.clone(),
                 deployment_id,
             }),
         };

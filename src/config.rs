@@ -90,6 +90,11 @@ pub struct ServerOptions {
     /// Dynamically registered clients that never obtain a token are deleted after this [default: 24h].
     #[arg(long, env = "CODER_OAUTH2_DYNAMIC_CLIENT_TTL")]
     pub oauth2_dynamic_client_ttl: Option<String>,
+
+    /// Browser origins besides the access URL's that may call the MCP endpoint, e.g.
+    /// http://localhost:6274 for the MCP Inspector.
+    #[arg(long, env = "CODER_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -130,6 +135,7 @@ impl ServerOptions {
             oauth2_dynamic_client_ttl: self
                 .oauth2_dynamic_client_ttl
                 .or(lower.oauth2_dynamic_client_ttl),
+            mcp_allowed_origins: self.mcp_allowed_origins.or(lower.mcp_allowed_origins),
         }
     }
 
@@ -216,6 +222,8 @@ pub struct ServerConfig {
     pub proxy_trusted_headers: Vec<String>,
     pub proxy_trusted_origins: Vec<IpNetwork>,
     pub oauth2: OAuth2Config,
+    /// Extra browser origins allowed on the MCP endpoint, lowercase, without a trailing slash.
+    pub mcp_allowed_origins: Vec<String>,
     /// Names passed to --experiments that are not known; logged as warnings at start.
     pub unknown_experiments: Vec<String>,
 }
@@ -348,6 +356,19 @@ impl ServerConfig {
                 .collect(),
             proxy_trusted_origins,
             oauth2,
+            mcp_allowed_origins: opts
+                .mcp_allowed_origins
+                .unwrap_or_default()
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .map(|o| match url::Url::parse(&o) {
+                    Ok(u) if u.host_str().is_some() => Ok(u.origin().ascii_serialization()),
+                    _ => Err(anyhow::anyhow!(
+                        "--mcp-allowed-origins: {o:?} is not an origin such as https://app.example.com"
+                    )),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
             unknown_experiments,
         })
     }
@@ -369,6 +390,7 @@ impl ServerConfig {
             proxy_trusted_headers: Vec::new(),
             proxy_trusted_origins: Vec::new(),
             oauth2: OAuth2Config::default(),
+            mcp_allowed_origins: Vec::new(),
             unknown_experiments: Vec::new(),
         }
     }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod mcp;
 pub mod oauth;
 pub mod ratelimit;
 pub mod secret;

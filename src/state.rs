@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::audit::Auditor;
 use crate::auth::access_token::AccessTokenVerifier;
 use crate::config::IpNetwork;
 use crate::domain::{Experiment, Experiments};
@@ -18,6 +19,8 @@ pub struct HttpSettings {
     pub experiments: Experiments,
     pub proxy_trusted_headers: Vec<String>,
     pub proxy_trusted_origins: Vec<IpNetwork>,
+    /// Browser origins, besides the access URL's, allowed on the MCP endpoint.
+    pub mcp_allowed_origins: Vec<String>,
     /// A random id for this deployment, reported by `/api/v2/buildinfo`.
     pub deployment_id: String,
 }
@@ -39,6 +42,7 @@ pub struct AppState {
     pub services: Services,
     pub oauth: OAuthServer,
     pub access_tokens: Arc<AccessTokenVerifier>,
+    pub audit: Auditor,
     pub settings: Arc<HttpSettings>,
 }
 

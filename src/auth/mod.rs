@@ -3,7 +3,8 @@
 pub mod access_token;
 pub mod revocation;
 
-use crate::domain::{ApiKeyId, LoginType, User};
+use crate::domain::{ApiKeyId, ClientId, GrantId, LoginType, User};
+use crate::oauth::scopes::{Scope, ScopeSet};
 
 /// The authenticated caller of a request, placed in the request's extensions.
 #[derive(Debug, Clone)]
@@ -15,12 +16,45 @@ pub struct Principal {
 /// What the caller presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// A browser session or a user-created API token.
+    /// A browser session or a user-created API token: the user's full rights.
     ApiKey { id: ApiKeyId, login_type: LoginType },
+    /// An OAuth access token: only what the user granted the client.
+    OAuth {
+        client_id: ClientId,
+        grant_id: GrantId,
+        scopes: ScopeSet,
+    },
 }
 
 impl Principal {
     pub fn is_owner(&self) -> bool {
         self.user.is_owner()
+    }
+
+    /// What this caller may do: the token's scopes, never more than the user's role allows.
+    pub fn scopes(&self) -> ScopeSet {
+        let held = match &self.credential {
+            Credential::ApiKey { .. } => ScopeSet::all(),
+            Credential::OAuth { scopes, .. } => scopes.clone(),
+        };
+        held.iter()
+            .filter(|s| s.allowed_for(self.user.role))
+            .collect()
+    }
+
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        scope.allowed_for(self.user.role)
+            && match &self.credential {
+                Credential::ApiKey { .. } => true,
+                Credential::OAuth { scopes, .. } => scopes.contains(scope),
+            }
+    }
+
+    /// The OAuth client acting for the user, if any.
+    pub fn client_id(&self) -> Option<ClientId> {
+        match &self.credential {
+            Credential::OAuth { client_id, .. } => Some(*client_id),
+            Credential::ApiKey { .. } => None,
+        }
     }
 }

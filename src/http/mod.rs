@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(oauth2)
         .merge(oauth2_provider::routes())
+        .merge(crate::mcp::routes(&state))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Layers run outside-in in the reverse order of this list: the trace span opens first,

@@ -119,9 +119,15 @@ impl Services {
 
     /// Ends the session (or revokes the token) the caller authenticated with.
     pub async fn logout(&self, actor: &Principal) -> Result<(), DomainError> {
-        let Credential::ApiKey { id, .. } = &actor.credential;
-        self.store.delete_api_key(actor.user.id, id).await?;
-        Ok(())
+        match &actor.credential {
+            Credential::ApiKey { id, .. } => {
+                self.store.delete_api_key(actor.user.id, id).await?;
+                Ok(())
+            }
+            Credential::OAuth { .. } => Err(DomainError::invalid(
+                "OAuth access tokens are revoked at /oauth2/revoke, not by signing out.",
+            )),
+        }
     }
 
     /// Resolves a presented token to its user, or says why it is not accepted.

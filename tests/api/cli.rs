@@ -576,7 +576,7 @@ async fn flags_beat_env_beat_config_file() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "http_address",
     "access_url",
     "experiments",
@@ -595,6 +595,7 @@ const KEYS: [&str; 18] = [
     "oauth2_rate_limit",
     "oauth2_client_rate_limit",
     "oauth2_dynamic_client_ttl",
+    "mcp_allowed_origins",
 ];
 
 fn every_key_is_set(options: ServerOptions) -> bool {
@@ -617,6 +618,7 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         oauth2_rate_limit,
         oauth2_client_rate_limit,
         oauth2_dynamic_client_ttl,
+        mcp_allowed_origins,
     } = options;
     http_address.is_some()
         && access_url.is_some()
@@ -636,6 +638,7 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         && oauth2_rate_limit.is_some()
         && oauth2_client_rate_limit.is_some()
         && oauth2_dynamic_client_ttl.is_some()
+        && mcp_allowed_origins.is_some()
 }
 
 fn example(name: &str) -> PathBuf {

@@ -1,0 +1,177 @@
+//! Who is calling the MCP endpoint, and the RFC 6750 / RFC 9728 challenges when that is unclear
+//! or not enough (mcp-requirements W1-W5, B1-B4).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::access_token::AccessTokenVerifier;
+use crate::auth::{Credential, Principal};
+use crate::domain::{Experiment, User, UserId, UserStatus};
+use crate::http::extract::bearer_token;
+use crate::oauth::scopes::ScopeSet;
+use crate::state::AppState;
+
+/// How long a user looked up for an OAuth token is reused. Deleting a user revokes their
+/// grants at once, so this only delays a role change, by at most this long.
+const USER_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// Users behind recently seen access tokens, so a verified token needs no database round trip.
+#[derive(Debug, Default)]
+pub struct UserCache {
+    users: Mutex<HashMap<UserId, (User, Instant)>>,
+}
+
+impl UserCache {
+    async fn get(&self, state: &AppState, id: UserId) -> Option<User> {
+        if let Some((user, at)) = self.lock().get(&id)
+            && at.elapsed() < USER_CACHE_TTL
+        {
+            return Some(user.clone());
+        }
+        let user = state
+            .services
+            .store()
+            .get_user_by_id(id)
+            .await
+            .ok()
+            .flatten()?;
+        let mut users = self.lock();
+        if users.len() > 10_000 {
+            users.retain(|_, (_, at)| at.elapsed() < USER_CACHE_TTL);
+        }
+        users.insert(id, (user.clone(), Instant::now()));
+        Some(user)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, (User, Instant)>> {
+        self.users.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The token, from `Authorization: Bearer` or Coder's `Coder-Session-Token` header. Never from
+/// the query string or a cookie (mcp-requirements B1).
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers).or_else(|| {
+        headers
+            .get("coder-session-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    })
+}
+
+/// Authenticates the request, or returns the 401 to send.
+pub async fn authenticate(
+    state: &AppState,
+    users: &UserCache,
+    headers: &HeaderMap,
+    challenge_scope: &ScopeSet,
+) -> Result<Principal, Response> {
+    let reject = |description: &str| unauthorized(state, description, challenge_scope);
+    let Some(token) = presented_token(headers) else {
+        return Err(reject(
+            "No access token was sent. Authorize with OAuth, or send an API token.",
+        ));
+    };
+    if !AccessTokenVerifier::looks_like_jwt(&token) {
+        return state
+            .services
+            .authenticate_api_key(&token)
+            .await
+            .map_err(|e| reject(&e.to_string()));
+    }
+    if !state.experiment_enabled(Experiment::OAuth2) {
+        return Err(reject(
+            "OAuth2 is disabled on this deployment; use an API token.",
+        ));
+    }
+    let verified = state
+        .access_tokens
+        .verify(&token)
+        .await
+        .map_err(|r| reject(r.description()))?;
+    let user = users
+        .get(state, verified.user_id)
+        .await
+        .filter(|u| u.status == UserStatus::Active)
+        .ok_or_else(|| {
+            reject("The user this token was issued to no longer exists or is suspended.")
+        })?;
+    Ok(Principal {
+        user,
+        credential: Credential::OAuth {
+            client_id: verified.client_id,
+            grant_id: verified.grant_id,
+            scopes: verified.scopes.clone(),
+        },
+    })
+}
+
+/// RFC 6750 §3 parameter values are quoted strings; keep them free of quotes and backslashes.
+fn quoted(value: &str) -> String {
+    value.replace(['"', '\\'], "'")
+}
+
+fn challenge(state: &AppState, error: &str, description: &str, scope: &ScopeSet) -> String {
+    let mut value = format!(
+        "Bearer realm=\"coder\", error=\"{error}\", error_description=\"{}\"",
+        quoted(description)
+    );
+    // Without the authorization server there is no metadata to point at (RFC 9728 §5.1).
+    if state.experiment_enabled(Experiment::OAuth2) {
+        value.push_str(&format!(
+            ", resource_metadata=\"{}\"",
+            state.oauth.mcp_resource_metadata_url()
+        ));
+    }
+    if !scope.is_empty() {
+        value.push_str(&format!(", scope=\"{}\"", scope.to_wire()));
+    }
+    value
+}
+
+fn with_challenge(
+    status: StatusCode,
+    message: &str,
+    detail: &str,
+    www_authenticate: String,
+) -> Response {
+    let mut response = (
+        status,
+        Json(json!({ "message": message, "detail": detail })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&www_authenticate) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+/// 401: no usable credential. `scope` names what the toolset needs, so a client can ask for it
+/// all at once (SEP-835).
+pub fn unauthorized(state: &AppState, description: &str, scope: &ScopeSet) -> Response {
+    with_challenge(
+        StatusCode::UNAUTHORIZED,
+        "You must authenticate to use the MCP server.",
+        description,
+        challenge(state, "invalid_token", description, scope),
+    )
+}
+
+/// 403: a valid token that lacks `needed`, so the client can step up (mcp-requirements W4).
+pub fn insufficient_scope(state: &AppState, tool: &str, needed: &ScopeSet) -> Response {
+    let description = format!("The tool {tool} needs the scope {}.", needed.to_wire());
+    with_challenge(
+        StatusCode::FORBIDDEN,
+        "The access token does not allow this tool.",
+        &description,
+        challenge(state, "insufficient_scope", &description, needed),
+    )
+}

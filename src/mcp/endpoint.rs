@@ -1,0 +1,345 @@
+//! The HTTP side of the MCP endpoint. In order: the experiment gate, the `Origin` check (DNS
+//! rebinding, mcp-requirements T2-T3), the toolset, authentication (before the body is read,
+//! W7), the scope check for `tools/call` (W4), 2025-03-26 batches, then rmcp's stateless
+//! streamable HTTP service with JSON responses.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::MCP_PATH;
+use super::auth::{self, UserCache};
+use super::handler::{Caller, CoderMcp};
+use super::tools;
+use super::toolset::Toolset;
+use crate::domain::Experiment;
+use crate::http::error::ApiError;
+use crate::oauth::scopes::ScopeSet;
+use crate::state::AppState;
+
+/// The largest request body: room for `coder_workspace_write_file` content.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept, Coder-Session-Token, \
+     MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Session-Id, Last-Event-ID";
+
+type Service = StreamableHttpService<CoderMcp, LocalSessionManager>;
+
+struct Endpoint {
+    service: Service,
+    users: UserCache,
+}
+
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let handler_state = state.clone();
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(MAX_BODY)
+        // Host checks would break deployments behind a reverse proxy; Origin is checked above.
+        .disable_allowed_hosts()
+        .disable_allowed_origins();
+    let endpoint = Arc::new(Endpoint {
+        service: StreamableHttpService::new(
+            move || Ok(CoderMcp::new(handler_state.clone())),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        ),
+        users: UserCache::default(),
+    });
+    Router::new().route(
+        MCP_PATH,
+        any(move |State(state): State<AppState>, request: Request| {
+            let endpoint = endpoint.clone();
+            async move { endpoint.handle(state, request).await }
+        }),
+    )
+}
+
+impl Endpoint {
+    async fn handle(&self, state: AppState, request: Request) -> Response {
+        if !state.experiment_enabled(Experiment::McpServerHttp) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "MCP HTTP Server functionality requires enabling the 'mcp-server-http' experiment.",
+            )
+            .with_detail(
+                "Start the server with --experiments=mcp-server-http (or CODER_EXPERIMENTS).",
+            )
+            .into_response();
+        }
+        let origin = match check_origin(&state, request.headers()) {
+            Ok(origin) => origin,
+            Err(response) => return response,
+        };
+        let response = match *request.method() {
+            Method::OPTIONS => preflight(),
+            Method::POST => self.post(&state, request).await,
+            // Stateless: no GET stream and no session to delete (MCP 2026-07-28; 405 is what
+            // legacy clients expect when a server offers neither, mcp-requirements G2, S5).
+            _ => {
+                let mut response = jsonrpc_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    Value::Null,
+                    -32600,
+                    "The MCP endpoint accepts POST only.",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+                response
+            }
+        };
+        with_cors(response, origin)
+    }
+
+    async fn post(&self, state: &AppState, request: Request) -> Response {
+        let toolset = match Toolset::from_query(request.uri().query()) {
+            Ok(t) => t,
+            Err(name) => {
+                return ApiError::bad_request(format!("Invalid toolset: {name}"))
+                    .with_detail("Use toolset=standard, workspace or chatgpt.")
+                    .into_response();
+            }
+        };
+        let principal = match auth::authenticate(
+            state,
+            &self.users,
+            request.headers(),
+            &tools::scopes_for(toolset),
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(response) => return response,
+        };
+        let ip = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                return jsonrpc_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Value::Null,
+                    -32600,
+                    &format!("The request body exceeds {} MiB.", MAX_BODY / (1024 * 1024)),
+                );
+            }
+        };
+        let caller = Caller {
+            principal,
+            toolset,
+            ip,
+        };
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Array(messages)) => {
+                self.batch(state, &parts.headers, &parts.uri, messages, caller)
+                    .await
+            }
+            Ok(message) => {
+                if let Some(denied) = scope_denial(state, &caller, &message) {
+                    return denied;
+                }
+                self.forward(&parts.headers, &parts.uri, bytes, caller)
+                    .await
+            }
+            // Not JSON: rmcp answers with the JSON-RPC parse error (-32700).
+            Err(_) => {
+                self.forward(&parts.headers, &parts.uri, bytes, caller)
+                    .await
+            }
+        }
+    }
+
+    /// JSON-RPC batches exist only in protocol 2025-03-26 (removed in 2025-06-18): each message
+    /// is served on its own and the responses are returned together.
+    async fn batch(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        uri: &axum::http::Uri,
+        messages: Vec<Value>,
+        caller: Caller,
+    ) -> Response {
+        let version = headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok());
+        if version.is_some_and(|v| v != "2025-03-26") {
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                "JSON-RPC batches are only allowed in protocol version 2025-03-26.",
+            );
+        }
+        if messages.is_empty() {
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                "An empty batch is not a valid JSON-RPC request.",
+            );
+        }
+        for message in &messages {
+            if let Some(denied) = scope_denial(state, &caller, message) {
+                return denied;
+            }
+        }
+        let mut replies = Vec::new();
+        for message in messages {
+            let response = self
+                .forward(
+                    headers,
+                    uri,
+                    Bytes::from(message.to_string()),
+                    caller.clone(),
+                )
+                .await;
+            if response.status() == StatusCode::ACCEPTED {
+                continue;
+            }
+            let Ok(body) = axum::body::to_bytes(response.into_body(), MAX_BODY).await else {
+                continue;
+            };
+            if let Some(reply) = reply_from_body(&body) {
+                replies.push(reply);
+            }
+        }
+        if replies.is_empty() {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        (StatusCode::OK, axum::Json(Value::Array(replies))).into_response()
+    }
+
+    async fn forward(
+        &self,
+        headers: &HeaderMap,
+        uri: &axum::http::Uri,
+        body: Bytes,
+        caller: Caller,
+    ) -> Response {
+        let mut request = Request::new(Body::from(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = headers.clone();
+        request.extensions_mut().insert(caller);
+        match self.service.clone().oneshot(request).await {
+            Ok(response) => response.map(Body::new),
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A `tools/call` for a tool the toolset offers but the token's scopes do not allow: 403 with
+/// the scope to ask for.
+fn scope_denial(state: &AppState, caller: &Caller, message: &Value) -> Option<Response> {
+    if message.get("method").and_then(Value::as_str) != Some("tools/call") {
+        return None;
+    }
+    let name = message.pointer("/params/name").and_then(Value::as_str)?;
+    let tool = tools::find(name).filter(|t| t.toolsets.contains(&caller.toolset))?;
+    if caller.principal.has_scope(tool.scope) || !tool.scope.allowed_for(caller.principal.user.role)
+    {
+        // A scope the role can never hold is not a step-up case: the tool is simply unknown.
+        return None;
+    }
+    Some(auth::insufficient_scope(
+        state,
+        name,
+        &[tool.scope].into_iter().collect::<ScopeSet>(),
+    ))
+}
+
+/// The JSON-RPC message in a JSON or SSE response body.
+fn reply_from_body(body: &[u8]) -> Option<Value> {
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        return Some(value);
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .filter(|v| v.get("result").is_some() || v.get("error").is_some())
+        .last()
+}
+
+/// Requests without `Origin` come from servers and SDKs and pass; a browser's `Origin` must be
+/// the access URL's or an allowlisted one (MCP 2025-11-25 transports §Security Warning).
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<Option<HeaderValue>, Response> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(None);
+    };
+    let value = origin
+        .to_str()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    let own = state.settings.access_url.origin().ascii_serialization();
+    if value == own
+        || state
+            .settings
+            .mcp_allowed_origins
+            .iter()
+            .any(|o| *o == value)
+    {
+        return Ok(Some(origin.clone()));
+    }
+    Err(jsonrpc_error(
+        StatusCode::FORBIDDEN,
+        Value::Null,
+        -32600,
+        &format!(
+            "Origin {value} is not allowed to use this MCP server; an owner can add it with --mcp-allowed-origins."
+        ),
+    ))
+}
+
+/// CORS preflight, answered before authentication (mcp-requirements §3.7).
+fn preflight() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
+fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("WWW-Authenticate, Mcp-Session-Id"),
+        );
+    }
+    response
+}
+
+fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    let body = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,152 @@
+//! The rmcp `ServerHandler`: server info, `tools/list` filtered by toolset and scopes, and
+//! `tools/call` with auditing.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ErrorData, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use serde_json::json;
+
+use super::result;
+use super::tools::{self, ToolContext, ToolDef};
+use super::toolset::Toolset;
+use crate::audit::AuditEvent;
+use crate::auth::Principal;
+use crate::state::AppState;
+
+const INSTRUCTIONS: &str = "Coder MCP server: list, create, start and stop Coder workspaces, run \
+commands and read and edit files inside them, and manage templates. Tools act as the signed-in \
+user with the permissions they granted. Workspaces are named [owner/]name.";
+
+/// What the HTTP layer learned about the request, handed to the handler in the request parts.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub toolset: Toolset,
+    pub ip: String,
+}
+
+#[derive(Clone)]
+pub struct CoderMcp {
+    state: AppState,
+    versions: Arc<Vec<ProtocolVersion>>,
+}
+
+impl CoderMcp {
+    pub fn new(state: AppState) -> Self {
+        let versions = super::SUPPORTED_VERSIONS
+            .iter()
+            .filter_map(|v| serde_json::from_value(json!(v)).ok())
+            .collect();
+        Self {
+            state,
+            versions: Arc::new(versions),
+        }
+    }
+}
+
+fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+        .ok_or_else(|| {
+            ErrorData::internal_error("request reached the MCP handler unauthenticated", None)
+        })
+}
+
+/// The MCP view of one of our tool definitions.
+pub fn to_mcp_tool(def: &ToolDef) -> Tool {
+    let schema = match (def.input_schema)() {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    let annotations = ToolAnnotations::with_title(def.title)
+        .read_only(def.hints.read_only)
+        .destructive(def.hints.destructive)
+        .idempotent(def.hints.idempotent)
+        .open_world(def.hints.open_world);
+    Tool::new(def.name, def.description, Arc::new(schema))
+        .with_title(def.title)
+        .with_annotations(annotations)
+}
+
+impl ServerHandler for CoderMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("coder", env!("CARGO_PKG_VERSION"))
+                    .with_title("Coder")
+                    .with_description("Coder workspaces for AI agents"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Owned(self.versions.as_ref().clone())
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        tools::find(name).map(to_mcp_tool)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = caller(&context)?;
+        let listed = tools::visible(caller.toolset, &caller.principal)
+            .map(to_mcp_tool)
+            .collect();
+        Ok(ListToolsResult::with_all_items(listed))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = caller(&context)?;
+        let name = request.name.as_ref();
+        // Unknown here includes tools of another toolset and tools the scopes hide: the client
+        // could not have seen them in tools/list (MCP: unknown tool is -32602).
+        let Some(tool) = tools::visible(caller.toolset, &caller.principal).find(|t| t.name == name)
+        else {
+            return Err(ErrorData::invalid_params(
+                format!("Unknown tool: {name}"),
+                None,
+            ));
+        };
+        let started = Instant::now();
+        let ctx = ToolContext {
+            state: self.state.clone(),
+            principal: caller.principal.clone(),
+        };
+        let outcome = tools::call(&ctx, tool, request.arguments.unwrap_or_default()).await;
+        let mut event = AuditEvent::new("mcp.tool.call", "mcp_tool", tool.name)
+            .by(caller.principal.user.id)
+            .from_ip(&caller.ip)
+            .details(json!({
+                "outcome": if outcome.is_ok() { "success" } else { "error" },
+                "duration_ms": started.elapsed().as_millis() as u64,
+            }));
+        if let Some(client) = caller.principal.client_id() {
+            event = event.client(client);
+        }
+        self.state.audit.record(event).await;
+        Ok(match outcome {
+            Ok(value) => result::success(value),
+            Err(err) => result::failure(err),
+        }
+        .into())
+    }
+}

@@ -1,0 +1,23 @@
+//! The remote MCP endpoint at `/api/experimental/mcp/http`: rmcp's stateless streamable HTTP
+//! server behind our own gate, Origin check and authentication. No rmcp type leaves this module.
+
+mod auth;
+mod endpoint;
+mod handler;
+mod result;
+pub mod tools;
+pub mod toolset;
+
+pub use endpoint::routes;
+
+/// The endpoint's path; the OAuth protected resource is the access URL plus this.
+pub const MCP_PATH: &str = crate::oauth::resource::MCP_PATH;
+
+/// The protocol versions served: the handshake era and the stateless 2026-07-28 era.
+pub const SUPPORTED_VERSIONS: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];

@@ -1,0 +1,63 @@
+//! Tool results as MCP content: the JSON result as `structuredContent` and as text, failures as
+//! `isError` results, and the size cap.
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::{Value, json};
+
+use super::tools::ToolError;
+
+/// claude.ai drops tool results longer than this (mcp-requirements §6.1).
+pub const MAX_RESULT_CHARS: usize = 150_000;
+
+/// A successful result: the same JSON as structured content and as text (MCP 2025-06-18
+/// "Structured Content" asks for both).
+pub fn success(value: Value) -> CallToolResult {
+    let text = value.to_string();
+    if text.len() <= MAX_RESULT_CHARS {
+        return CallToolResult::structured(value);
+    }
+    // Structured content cannot be cut and stay valid; the text carries what fits.
+    let mut cut = MAX_RESULT_CHARS;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let truncated = format!(
+        "{}\n[truncated: the result had {} characters and at most {MAX_RESULT_CHARS} are returned; \
+         ask for less, e.g. with offset and limit]",
+        &text[..cut],
+        text.len()
+    );
+    CallToolResult::success(vec![ContentBlock::text(truncated)])
+}
+
+/// A failure the caller can act on (MCP 2025-11-25: tool errors are results with `isError`).
+pub fn failure(err: ToolError) -> CallToolResult {
+    let text = match err.expected_schema {
+        Some(schema) => json!({ "error": err.message, "expectedSchema": schema }).to_string(),
+        None => err.message,
+    };
+    CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_results_are_truncated_with_a_marker() {
+        let big = json!({ "output": "x".repeat(MAX_RESULT_CHARS * 2) });
+        let result = success(big);
+        assert!(result.structured_content.is_none());
+        let text = serde_json::to_value(&result.content)
+            .unwrap_or_default()
+            .to_string();
+        assert!(text.contains("[truncated: the result had"));
+    }
+
+    #[test]
+    fn small_results_carry_structured_content_and_text() {
+        let result = success(json!({ "a": 1 }));
+        assert_eq!(result.structured_content, Some(json!({ "a": 1 })));
+        assert_eq!(result.is_error, Some(false));
+    }
+}

@@ -1,0 +1,172 @@
+//! The MCP tools: each one's name, schema, scope and hints, and dispatch into the services.
+//! Names and parameters are Coder's (`codersdk/toolsdk`).
+
+mod user;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::toolset::Toolset;
+use crate::auth::Principal;
+use crate::domain::DomainError;
+use crate::oauth::scopes::{Scope, ScopeSet};
+use crate::state::AppState;
+
+/// MCP tool annotations (2025-03-26 `ToolAnnotations`).
+#[derive(Debug, Clone, Copy)]
+pub struct Hints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+/// Reads and changes nothing outside the server's own view.
+pub const READ_ONLY: Hints = Hints {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
+
+pub struct ToolDef {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub scope: Scope,
+    pub hints: Hints,
+    pub toolsets: &'static [Toolset],
+    pub input_schema: fn() -> Value,
+}
+
+/// Who is calling, with what.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    pub state: AppState,
+    pub principal: Principal,
+}
+
+/// A failure the caller can fix; it becomes an `isError` result.
+#[derive(Debug, Clone)]
+pub struct ToolError {
+    pub message: String,
+    /// For argument errors: the schema the arguments must follow.
+    pub expected_schema: Option<Value>,
+}
+
+impl ToolError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            expected_schema: None,
+        }
+    }
+}
+
+impl From<DomainError> for ToolError {
+    fn from(err: DomainError) -> Self {
+        let message = match err {
+            DomainError::Invalid { message, fields } if !fields.is_empty() => {
+                let details: Vec<String> = fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.detail))
+                    .collect();
+                format!("{message} {}", details.join("; "))
+            }
+            DomainError::Internal(cause) => {
+                tracing::error!(error = %cause, "MCP tool failed");
+                "The server failed to complete the tool call. Try again; if it keeps failing, tell an owner.".into()
+            }
+            other => other.to_string(),
+        };
+        ToolError::new(message)
+    }
+}
+
+pub type ToolResult = Result<Value, ToolError>;
+
+const ALL: &[Toolset] = &[Toolset::Standard, Toolset::Workspace];
+
+static TOOLS: &[ToolDef] = &[user::GET_AUTHENTICATED_USER];
+
+/// Every tool, in the stable order `tools/list` uses.
+pub fn catalog() -> &'static [ToolDef] {
+    TOOLS
+}
+
+pub fn find(name: &str) -> Option<&'static ToolDef> {
+    TOOLS.iter().find(|t| t.name == name)
+}
+
+/// The tools of `toolset` that `principal`'s scopes allow.
+pub fn visible<'a>(
+    toolset: Toolset,
+    principal: &'a Principal,
+) -> impl Iterator<Item = &'static ToolDef> + 'a {
+    TOOLS
+        .iter()
+        .filter(move |t| t.toolsets.contains(&toolset) && principal.has_scope(t.scope))
+}
+
+/// Every scope the toolset's tools need: what a 401 challenge asks for.
+pub fn scopes_for(toolset: Toolset) -> ScopeSet {
+    TOOLS
+        .iter()
+        .filter(|t| t.toolsets.contains(&toolset))
+        .map(|t| t.scope)
+        .collect()
+}
+
+/// Runs the tool.
+pub async fn call(ctx: &ToolContext, tool: &ToolDef, args: Map<String, Value>) -> ToolResult {
+    match tool.name {
+        "coder_get_authenticated_user" => user::get_authenticated_user(ctx, tool, args).await,
+        other => Err(ToolError::new(format!(
+            "The tool {other} is not available."
+        ))),
+    }
+}
+
+/// Reads the arguments into `T`; a mismatch names the problem and returns the expected schema.
+pub fn parse_args<T: DeserializeOwned>(
+    tool: &ToolDef,
+    args: Map<String, Value>,
+) -> Result<T, ToolError> {
+    serde_json::from_value(Value::Object(args)).map_err(|e| ToolError {
+        message: format!("Invalid arguments for {}: {e}", tool.name),
+        expected_schema: Some((tool.input_schema)()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_is_well_formed() {
+        for tool in catalog() {
+            assert!(
+                tool.name.len() <= 64
+                    && tool
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            );
+            assert!(!tool.title.is_empty() && !tool.description.is_empty());
+            let schema = (tool.input_schema)();
+            assert_eq!(schema["type"], "object", "{}", tool.name);
+            assert_eq!(schema["additionalProperties"], false, "{}", tool.name);
+            if let Some(props) = schema["properties"].as_object() {
+                for (name, prop) in props {
+                    assert!(
+                        prop["description"].is_string(),
+                        "{}.{name} needs a description",
+                        tool.name
+                    );
+                }
+            }
+        }
+        let names: std::collections::HashSet<_> = catalog().iter().map(|t| t.name).collect();
+        assert_eq!(names.len(), catalog().len(), "tool names are unique");
+    }
+}
