@@ -140,7 +140,21 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
     let logo_uri = web_uri("logo_uri", meta.logo_uri)?;
     let tos_uri = web_uri("tos_uri", meta.tos_uri)?;
     let policy_uri = web_uri("policy_uri", meta.policy_uri)?;
+    // Text fields are echoed and stored; control characters (NUL cannot even be stored in
+    // Postgres) have no business in them.
+    let plain = |field: &str, value: Option<String>| -> OAuthResult<String> {
+        let value = value.unwrap_or_default();
+        if value.chars().any(char::is_control) || value.len() > 256 {
+            return Err(bad_metadata(format!("{field} must be at most 256 characters without control characters")));
+        }
+        Ok(value)
+    };
+    let software_id = plain("software_id", meta.software_id)?;
+    let software_version = plain("software_version", meta.software_version)?;
     let contacts = meta.contacts.unwrap_or_default();
+    if contacts.iter().any(|c| c.chars().any(char::is_control)) {
+        return Err(bad_metadata("contacts must not contain control characters"));
+    }
     if contacts.len() > MAX_CONTACTS
         || contacts
             .iter()
@@ -166,8 +180,8 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
         tos_uri,
         policy_uri,
         contacts,
-        software_id: meta.software_id.unwrap_or_default(),
-        software_version: meta.software_version.unwrap_or_default(),
+        software_id,
+        software_version,
     })
 }
 

@@ -59,7 +59,9 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
-    pub refresh_token: String,
+    /// Absent for clients that did not register the `refresh_token` grant type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub scope: String,
 }
 
@@ -377,7 +379,12 @@ impl OAuthServer {
             access_token: jwt::sign(&self.keys().current(), &claims),
             token_type: "Bearer",
             expires_in: lifetime.num_seconds(),
-            refresh_token,
+            refresh_token: client
+                .app
+                .grant_types
+                .iter()
+                .any(|g| g == "refresh_token")
+                .then_some(refresh_token),
             scope: claims.scope,
         }
     }
