@@ -1,7 +1,7 @@
 //! The HTTP side of the MCP endpoint. In order: the experiment gate, the `Origin` check (DNS
 //! rebinding, mcp-requirements T2-T3), the toolset, authentication (before the body is read,
-//! W7), the scope check for `tools/call` (W4), 2025-03-26 batches, then rmcp's stateless
-//! streamable HTTP service with JSON responses.
+//! W7), the media type and JSON-RPC checks of `wire` (§7.2), the scope check for `tools/call`
+//! (W4), 2025-03-26 batches, then rmcp's stateless streamable HTTP service with JSON responses.
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use super::auth::{self, UserCache};
 use super::handler::{Caller, CoderMcp};
 use super::tools;
 use super::toolset::Toolset;
+use super::wire;
 use crate::domain::Experiment;
 use crate::http::error::ApiError;
 use crate::oauth::scopes::ScopeSet;
@@ -79,7 +80,7 @@ impl Endpoint {
         }
         let origin = match check_origin(&state, request.headers()) {
             Ok(origin) => origin,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let response = match *request.method() {
             Method::OPTIONS => preflight(),
@@ -122,6 +123,11 @@ impl Endpoint {
             Ok(p) => p,
             Err(response) => return response,
         };
+        // Our own media type checks, so they keep their place before the body checks below and
+        // answer in JSON-RPC (mcp-requirements P2, §7.2).
+        if let Some(rejection) = wire::check_media_types(request.headers()) {
+            return rejection.into_response();
+        }
         let ip = request
             .extensions()
             .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -144,23 +150,22 @@ impl Endpoint {
             toolset,
             ip,
         };
-        match serde_json::from_slice::<Value>(&bytes) {
+        match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
                 self.batch(state, &parts.headers, &parts.uri, messages, caller)
                     .await
             }
             Ok(message) => {
+                if let Some(rejection) = wire::check_message(&message, &parts.headers) {
+                    return rejection.into_response();
+                }
                 if let Some(denied) = scope_denial(state, &caller, &message) {
                     return denied;
                 }
                 self.forward(&parts.headers, &parts.uri, bytes, caller)
                     .await
             }
-            // Not JSON: rmcp answers with the JSON-RPC parse error (-32700).
-            Err(_) => {
-                self.forward(&parts.headers, &parts.uri, bytes, caller)
-                    .await
-            }
+            Err(rejection) => rejection.into_response(),
         }
     }
 
@@ -200,6 +205,11 @@ impl Endpoint {
         }
         let mut replies = Vec::new();
         for message in messages {
+            // An invalid element gets its own error reply (JSON-RPC 2.0 §6).
+            if let Some(rejection) = wire::check_message(&message, headers) {
+                replies.push(rejection.body());
+                continue;
+            }
             let response = self
                 .forward(
                     headers,
@@ -273,12 +283,15 @@ fn reply_from_body(body: &[u8]) -> Option<Value> {
         .filter_map(|line| line.strip_prefix("data:"))
         .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
         .filter(|v| v.get("result").is_some() || v.get("error").is_some())
-        .last()
+        .next_back()
 }
 
 /// Requests without `Origin` come from servers and SDKs and pass; a browser's `Origin` must be
 /// the access URL's or an allowlisted one (MCP 2025-11-25 transports §Security Warning).
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<Option<HeaderValue>, Response> {
+fn check_origin(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<HeaderValue>, Box<Response>> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(None);
     };
@@ -288,23 +301,17 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<Option<HeaderVa
         .trim_end_matches('/')
         .to_ascii_lowercase();
     let own = state.settings.access_url.origin().ascii_serialization();
-    if value == own
-        || state
-            .settings
-            .mcp_allowed_origins
-            .iter()
-            .any(|o| *o == value)
-    {
+    if value == own || state.settings.mcp_allowed_origins.contains(&value) {
         return Ok(Some(origin.clone()));
     }
-    Err(jsonrpc_error(
+    Err(Box::new(jsonrpc_error(
         StatusCode::FORBIDDEN,
         Value::Null,
         -32600,
         &format!(
             "Origin {value} is not allowed to use this MCP server; an owner can add it with --mcp-allowed-origins."
         ),
-    ))
+    )))
 }
 
 /// CORS preflight, answered before authentication (mcp-requirements §3.7).

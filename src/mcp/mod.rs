@@ -7,6 +7,7 @@ mod handler;
 mod result;
 pub mod tools;
 pub mod toolset;
+mod wire;
 
 pub use endpoint::routes;
 

@@ -1,7 +1,12 @@
 //! The MCP tools: each one's name, schema, scope and hints, and dispatch into the services.
 //! Names and parameters are Coder's (`codersdk/toolsdk`).
 
+mod agent;
+mod args;
+mod chatgpt;
+mod templates;
 mod user;
+mod workspaces;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -85,9 +90,38 @@ impl From<DomainError> for ToolError {
 
 pub type ToolResult = Result<Value, ToolError>;
 
+/// Workspace operations and discovery: in the standard and the workspace toolsets.
 const ALL: &[Toolset] = &[Toolset::Standard, Toolset::Workspace];
+/// Template administration: standard toolset only.
+const ADMIN: &[Toolset] = &[Toolset::Standard];
 
-static TOOLS: &[ToolDef] = &[user::GET_AUTHENTICATED_USER];
+static TOOLS: &[ToolDef] = &[
+    user::GET_AUTHENTICATED_USER,
+    workspaces::LIST_WORKSPACES,
+    workspaces::GET_WORKSPACE,
+    workspaces::CREATE_WORKSPACE,
+    workspaces::CREATE_WORKSPACE_BUILD,
+    workspaces::READINESS,
+    workspaces::BUILD_LOGS,
+    agent::AGENT_LOGS,
+    templates::LIST_TEMPLATES,
+    templates::VERSION_PARAMETERS,
+    templates::UPLOAD_TAR_FILE,
+    templates::CREATE_TEMPLATE_VERSION,
+    templates::VERSION_LOGS,
+    templates::CREATE_TEMPLATE,
+    templates::UPDATE_ACTIVE_VERSION,
+    templates::DELETE_TEMPLATE,
+    agent::BASH,
+    agent::LS,
+    agent::READ_FILE,
+    agent::WRITE_FILE,
+    agent::EDIT_FILE,
+    agent::EDIT_FILES,
+    agent::LIST_APPS,
+    chatgpt::SEARCH,
+    chatgpt::FETCH,
+];
 
 /// Every tool, in the stable order `tools/list` uses.
 pub fn catalog() -> &'static [ToolDef] {
@@ -121,6 +155,30 @@ pub fn scopes_for(toolset: Toolset) -> ScopeSet {
 pub async fn call(ctx: &ToolContext, tool: &ToolDef, args: Map<String, Value>) -> ToolResult {
     match tool.name {
         "coder_get_authenticated_user" => user::get_authenticated_user(ctx, tool, args).await,
+        "coder_list_workspaces" => workspaces::list(ctx, tool, args).await,
+        "coder_get_workspace" => workspaces::get(ctx, tool, args).await,
+        "coder_create_workspace" => workspaces::create(ctx, tool, args).await,
+        "coder_create_workspace_build" => workspaces::build(ctx, tool, args).await,
+        "coder_workspace_readiness" => workspaces::readiness(ctx, tool, args).await,
+        "coder_get_workspace_build_logs" => workspaces::build_logs(ctx, tool, args).await,
+        "coder_get_workspace_agent_logs" => agent::agent_logs(ctx, tool, args).await,
+        "coder_list_templates" => templates::list(ctx, tool, args).await,
+        "coder_template_version_parameters" => templates::parameters(ctx, tool, args).await,
+        "coder_upload_tar_file" => templates::upload(ctx, tool, args).await,
+        "coder_create_template_version" => templates::create_version(ctx, tool, args).await,
+        "coder_get_template_version_logs" => templates::version_logs(ctx, tool, args).await,
+        "coder_create_template" => templates::create_template(ctx, tool, args).await,
+        "coder_update_template_active_version" => templates::update_active_version(ctx, tool, args).await,
+        "coder_delete_template" => templates::delete(ctx, tool, args).await,
+        "coder_workspace_bash" => agent::bash(ctx, tool, args).await,
+        "coder_workspace_ls" => agent::ls(ctx, tool, args).await,
+        "coder_workspace_read_file" => agent::read_file(ctx, tool, args).await,
+        "coder_workspace_write_file" => agent::write_file(ctx, tool, args).await,
+        "coder_workspace_edit_file" => agent::edit_file(ctx, tool, args).await,
+        "coder_workspace_edit_files" => agent::edit_files(ctx, tool, args).await,
+        "coder_workspace_list_apps" => agent::list_apps(ctx, tool, args).await,
+        "search" => chatgpt::search(ctx, tool, args).await,
+        "fetch" => chatgpt::fetch(ctx, tool, args).await,
         other => Err(ToolError::new(format!(
             "The tool {other} is not available."
         ))),

@@ -1,0 +1,276 @@
+//! JSON-RPC and transport checks made before a message reaches rmcp, where rmcp 3.11 would
+//! answer with a plain-text 406/415/400 or the wrong error code (mcp-requirements §7.2).
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::SUPPORTED_VERSIONS;
+
+/// The first version whose requests carry `_meta` and need no handshake.
+const MODERN: &str = "2026-07-28";
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Methods we serve. rmcp reads one of them with params it cannot parse as an unknown method
+/// (-32601); for these the right answer is invalid params (-32602).
+const SERVED_METHODS: [&str; 5] = [
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+];
+
+/// A JSON-RPC error answered without running the handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub id: Value,
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl Rejection {
+    pub fn new(status: StatusCode, id: Value, code: i64, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            id,
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// The JSON-RPC error object, as a response or as one element of a batch reply.
+    pub fn body(&self) -> Value {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(data) = &self.data {
+            error["data"] = data.clone();
+        }
+        json!({ "jsonrpc": "2.0", "id": self.id, "error": error })
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+/// `Accept` must name both `application/json` and `text/event-stream` (406), and the body must
+/// be `application/json` (415): mcp-requirements P2, with the TS reference server's -32000.
+pub fn check_media_types(headers: &HeaderMap) -> Option<Rejection> {
+    let accepted: Vec<String> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter(|entry| !has_zero_quality(entry))
+        .map(|entry| essence(entry).to_ascii_lowercase())
+        .collect();
+    let accepts = |mime: &str| accepted.iter().any(|a| a == mime);
+    if !accepts("application/json") || !accepts("text/event-stream") {
+        return Some(Rejection::new(
+            StatusCode::NOT_ACCEPTABLE,
+            Value::Null,
+            -32000,
+            "Not Acceptable: the client must accept both application/json and text/event-stream.",
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(essence);
+    if !content_type.is_some_and(|c| c.eq_ignore_ascii_case("application/json")) {
+        return Some(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Value::Null,
+            -32000,
+            "Unsupported Media Type: Content-Type must be application/json.",
+        ));
+    }
+    None
+}
+
+fn essence(media_type: &str) -> &str {
+    media_type.split(';').next().unwrap_or_default().trim()
+}
+
+fn has_zero_quality(entry: &str) -> bool {
+    entry.split(';').skip(1).any(|param| {
+        param.split_once('=').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("q")
+                && value.trim().parse::<f32>().is_ok_and(|q| q == 0.0)
+        })
+    })
+}
+
+/// The body as JSON, or the JSON-RPC parse error: HTTP 400, -32700, `id: null` (JSON-RPC 2.0
+/// §5.1, mcp-requirements §7.2).
+pub fn parse(body: &[u8]) -> Result<Value, Rejection> {
+    serde_json::from_slice(body).map_err(|e| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32700,
+            format!("Parse error: the body is not valid JSON ({e})."),
+        )
+    })
+}
+
+/// Checks one message of a POST body (or of a 2025-03-26 batch) before rmcp serves it.
+pub fn check_message(message: &Value, headers: &HeaderMap) -> Option<Rejection> {
+    let Ok(parsed) = ClientJsonRpcMessage::deserialize(message) else {
+        // Valid JSON that is no JSON-RPC 2.0 message (JSON-RPC 2.0 §4-§5; id unknown, so null).
+        return Some(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "Invalid Request: the body is not a JSON-RPC 2.0 request, notification or response.",
+        ));
+    };
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let header = headers
+        .get("mcp-protocol-version")
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let meta = message.pointer("/params/_meta");
+    let meta_version = meta.and_then(|m| m.get(META_VERSION));
+    let method = message.get("method").and_then(Value::as_str);
+
+    // MCP 2025-06-18 transports §Protocol Version Header: an invalid or unsupported version is
+    // a 400. Modern requests name their version in `_meta` and get rmcp's -32022 instead; an
+    // `initialize` must only agree with its own params, which rmcp checks.
+    if let Some(header) = header
+        && meta_version.is_none()
+        && method != Some("initialize")
+        && !SUPPORTED_VERSIONS.contains(&header)
+    {
+        let mut rejection = Rejection::new(
+            StatusCode::BAD_REQUEST,
+            id,
+            -32000,
+            format!(
+                "Bad Request: unsupported MCP-Protocol-Version {header}; supported: {}.",
+                SUPPORTED_VERSIONS.join(", ")
+            ),
+        );
+        rejection.data = Some(json!({ "supported": SUPPORTED_VERSIONS, "requested": header }));
+        return Some(rejection);
+    }
+
+    if let ClientJsonRpcMessage::Request(request) = &parsed
+        && let ClientRequest::CustomRequest(custom) = &request.request
+        && SERVED_METHODS.contains(&custom.method.as_str())
+    {
+        // A method we serve whose params rmcp could not read: invalid params, HTTP 200 for a
+        // legacy request (2025-11-25 server/tools §Error Handling), 400 when the modern `_meta`
+        // itself is missing (2026-07-28 basic/index §Error Codes).
+        let modern = custom.method == "server/discover" || header.is_some_and(|h| h >= MODERN);
+        let meta_complete = meta.is_some_and(|m| {
+            m.get(META_VERSION).is_some_and(Value::is_string)
+                && m.get(META_CAPABILITIES).is_some_and(Value::is_object)
+        });
+        let (status, message) = if modern && !meta_complete {
+            (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Invalid params: {} needs params._meta with {META_VERSION} and {META_CAPABILITIES}.",
+                    custom.method
+                ),
+            )
+        } else {
+            (
+                StatusCode::OK,
+                format!(
+                    "Invalid params: the params of {} do not follow the MCP schema.",
+                    custom.method
+                ),
+            )
+        };
+        return Some(Rejection::new(status, id, -32602, message));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn media_types_follow_the_streamable_http_rules() {
+        let ok = headers(&[
+            ("accept", "application/json, text/event-stream"),
+            ("content-type", "application/json; charset=utf-8"),
+        ]);
+        assert_eq!(check_media_types(&ok), None);
+        let zero = headers(&[
+            ("accept", "application/json, text/event-stream;q=0"),
+            ("content-type", "application/json"),
+        ]);
+        assert_eq!(
+            check_media_types(&zero).map(|r| r.status),
+            Some(StatusCode::NOT_ACCEPTABLE)
+        );
+        let text = headers(&[
+            ("accept", "application/json, text/event-stream"),
+            ("content-type", "text/plain"),
+        ]);
+        assert_eq!(
+            check_media_types(&text).map(|r| r.status),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+    }
+
+    #[test]
+    fn messages_get_the_json_rpc_error_they_deserve() {
+        let none = HeaderMap::new();
+        let code = |m: Value, h: &HeaderMap| check_message(&m, h).map(|r| (r.status, r.code));
+        assert_eq!(
+            code(json!({"jsonrpc":"2.0","id":1,"method":"ping"}), &none),
+            None
+        );
+        assert_eq!(
+            code(json!({"hello":"world"}), &none),
+            Some((StatusCode::BAD_REQUEST, -32600))
+        );
+        assert_eq!(
+            code(
+                json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}),
+                &none
+            ),
+            Some((StatusCode::OK, -32602))
+        );
+        assert_eq!(
+            code(
+                json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}),
+                &none
+            ),
+            Some((StatusCode::BAD_REQUEST, -32602))
+        );
+        assert_eq!(
+            code(
+                json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+                &headers(&[("mcp-protocol-version", "banana")])
+            ),
+            Some((StatusCode::BAD_REQUEST, -32000))
+        );
+        assert_eq!(
+            code(json!({"jsonrpc":"2.0","id":1,"method":"foo/bar"}), &none),
+            None,
+            "unknown methods are rmcp's -32601"
+        );
+    }
+}
