@@ -107,9 +107,11 @@ impl Endpoint {
         let toolset = match Toolset::from_query(request.uri().query()) {
             Ok(t) => t,
             Err(name) => {
-                return ApiError::bad_request(format!("Invalid toolset: {name}"))
-                    .with_detail("Use toolset=standard, workspace or chatgpt.")
-                    .into_response();
+                return close_connection(
+                    ApiError::bad_request(format!("Invalid toolset: {name}"))
+                        .with_detail("Use toolset=standard, workspace or chatgpt.")
+                        .into_response(),
+                );
             }
         };
         let principal = match auth::authenticate(
@@ -121,12 +123,12 @@ impl Endpoint {
         .await
         {
             Ok(p) => p,
-            Err(response) => return response,
+            Err(response) => return close_connection(response),
         };
         // Our own media type checks, so they keep their place before the body checks below and
         // answer in JSON-RPC (mcp-requirements P2, §7.2).
         if let Some(rejection) = wire::check_media_types(request.headers()) {
-            return rejection.into_response();
+            return close_connection(rejection.into_response());
         }
         let ip = request
             .extensions()
@@ -137,12 +139,12 @@ impl Endpoint {
         let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(_) => {
-                return jsonrpc_error(
+                return close_connection(jsonrpc_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     Value::Null,
                     -32600,
                     &format!("The request body exceeds {} MiB.", MAX_BODY / (1024 * 1024)),
-                );
+                ));
             }
         };
         let caller = Caller {
@@ -273,6 +275,18 @@ fn scope_denial(state: &AppState, caller: &Caller, message: &Value) -> Option<Re
     ))
 }
 
+/// Marks a response sent before the request body was read in full. hyper closes such a
+/// connection once the response is written (it will not skip a body nobody read), and without
+/// `Connection: close` a client reuses the connection for its next request and sees it drop
+/// unanswered: the MCP Python SDK (httpx) failed its first metadata GET after the 401 this way
+/// whenever the POST body arrived after the headers.
+fn close_connection(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// The JSON-RPC message in a JSON or SSE response body.
 fn reply_from_body(body: &[u8]) -> Option<Value> {
     if let Ok(value) = serde_json::from_slice::<Value>(body) {
@@ -282,8 +296,7 @@ fn reply_from_body(body: &[u8]) -> Option<Value> {
     text.lines()
         .filter_map(|line| line.strip_prefix("data:"))
         .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .filter(|v| v.get("result").is_some() || v.get("error").is_some())
-        .next_back()
+        .rfind(|v| v.get("result").is_some() || v.get("error").is_some())
 }
 
 /// Requests without `Origin` come from servers and SDKs and pass; a browser's `Origin` must be

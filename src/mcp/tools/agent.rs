@@ -46,9 +46,18 @@ pub const BASH: ToolDef = ToolDef {
         object(
             &[
                 ("workspace", args::workspace()),
-                ("command", string("The bash command to run, e.g. \"ls -la && git status\".")),
-                ("timeout_ms", json!({"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS, "description": "Stop the command after this many milliseconds (default 60000, at most 300000)."})),
-                ("background", json!({"type": "boolean", "description": "Start the command and return at once, leaving it running (for servers and long jobs)."})),
+                (
+                    "command",
+                    string("The bash command to run, e.g. \"ls -la && git status\"."),
+                ),
+                (
+                    "timeout_ms",
+                    json!({"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS, "description": "Stop the command after this many milliseconds (default 60000, at most 300000)."}),
+                ),
+                (
+                    "background",
+                    json!({"type": "boolean", "description": "Start the command and return at once, leaving it running (for servers and long jobs)."}),
+                ),
             ],
             &["workspace", "command"],
         )
@@ -65,7 +74,13 @@ pub const LS: ToolDef = ToolDef {
     toolsets: ALL,
     input_schema: || {
         object(
-            &[("workspace", args::workspace()), ("path", string("The directory, e.g. \".\" or \"/home/coder/src\"."))],
+            &[
+                ("workspace", args::workspace()),
+                (
+                    "path",
+                    string("The directory, e.g. \".\" or \"/home/coder/src\"."),
+                ),
+            ],
             &["workspace", "path"],
         )
     },
@@ -83,9 +98,18 @@ pub const READ_FILE: ToolDef = ToolDef {
         object(
             &[
                 ("workspace", args::workspace()),
-                ("path", string("The file, relative to the home directory or absolute under it.")),
-                ("offset", json!({"type": "integer", "minimum": 0, "description": "Byte offset to start at (default 0)."})),
-                ("limit", json!({"type": "integer", "minimum": 1, "maximum": OUTPUT_BUDGET, "description": "Most bytes to return (default 65536)."})),
+                (
+                    "path",
+                    string("The file, relative to the home directory or absolute under it."),
+                ),
+                (
+                    "offset",
+                    json!({"type": "integer", "minimum": 0, "description": "Byte offset to start at (default 0)."}),
+                ),
+                (
+                    "limit",
+                    json!({"type": "integer", "minimum": 1, "maximum": OUTPUT_BUDGET, "description": "Most bytes to return (default 65536)."}),
+                ),
             ],
             &["workspace", "path"],
         )
@@ -109,7 +133,10 @@ pub const WRITE_FILE: ToolDef = ToolDef {
         object(
             &[
                 ("workspace", args::workspace()),
-                ("path", string("The file, relative to the home directory or absolute under it.")),
+                (
+                    "path",
+                    string("The file, relative to the home directory or absolute under it."),
+                ),
                 ("content", string("The whole new content of the file.")),
             ],
             &["workspace", "path", "content"],
@@ -206,7 +233,10 @@ pub const AGENT_LOGS: ToolDef = ToolDef {
     toolsets: ALL,
     input_schema: || {
         object(
-            &[("workspace_agent_id", string("The agent's id, or a workspace as [owner/]name."))],
+            &[(
+                "workspace_agent_id",
+                string("The agent's id, or a workspace as [owner/]name."),
+            )],
             &["workspace_agent_id"],
         )
     },
@@ -234,7 +264,9 @@ pub async fn bash(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
     }
     let timeout_ms = a.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
     if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
-        return Err(ToolError::new(format!("timeout_ms must be between 1 and {MAX_TIMEOUT_MS}.")));
+        return Err(ToolError::new(format!(
+            "timeout_ms must be between 1 and {MAX_TIMEOUT_MS}."
+        )));
     }
     let result = ctx
         .state
@@ -273,7 +305,13 @@ fn fit(output: &str, budget: usize) -> (String, bool) {
     while !output.is_char_boundary(start) {
         start += 1;
     }
-    (format!("[... {start} bytes of output omitted ...]\n{}", &output[start..]), true)
+    (
+        format!(
+            "[... {start} bytes of output omitted ...]\n{}",
+            &output[start..]
+        ),
+        true,
+    )
 }
 
 #[derive(Deserialize)]
@@ -285,7 +323,11 @@ struct PathArgs {
 
 pub async fn ls(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: PathArgs = parse_args(tool, raw)?;
-    let listing = ctx.state.services.agent_list_dir(&ctx.principal, &target(&a.workspace), &a.path).await?;
+    let listing = ctx
+        .state
+        .services
+        .agent_list_dir(&ctx.principal, &target(&a.workspace), &a.path)
+        .await?;
     to_value(&listing)
 }
 
@@ -302,11 +344,20 @@ struct ReadArgs {
 
 pub async fn read_file(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: ReadArgs = parse_args(tool, raw)?;
-    let limit = a.limit.unwrap_or(DEFAULT_READ_LIMIT).clamp(1, OUTPUT_BUDGET as u64);
+    let limit = a
+        .limit
+        .unwrap_or(DEFAULT_READ_LIMIT)
+        .clamp(1, OUTPUT_BUDGET as u64);
     let content = ctx
         .state
         .services
-        .agent_read_file(&ctx.principal, &target(&a.workspace), &a.path, a.offset, limit)
+        .agent_read_file(
+            &ctx.principal,
+            &target(&a.workspace),
+            &a.path,
+            a.offset,
+            limit,
+        )
         .await?;
     to_value(&content)
 }
@@ -342,7 +393,14 @@ pub async fn edit_file(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value
     let results = ctx
         .state
         .services
-        .agent_edit_files(&ctx.principal, &target(&a.workspace), vec![FileEdits { path: a.path, edits: a.edits }])
+        .agent_edit_files(
+            &ctx.principal,
+            &target(&a.workspace),
+            vec![FileEdits {
+                path: a.path,
+                edits: a.edits,
+            }],
+        )
         .await?;
     Ok(json!({ "files": to_value(&results)? }))
 }
@@ -372,7 +430,11 @@ struct WorkspaceOnly {
 
 pub async fn list_apps(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: WorkspaceOnly = parse_args(tool, raw)?;
-    let apps = ctx.state.services.agent_apps(&ctx.principal, &target(&a.workspace)).await?;
+    let apps = ctx
+        .state
+        .services
+        .agent_apps(&ctx.principal, &target(&a.workspace))
+        .await?;
     Ok(json!({ "apps": to_value(&apps)? }))
 }
 
@@ -389,11 +451,20 @@ pub async fn agent_logs(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Valu
         Ok(id) => AgentTarget::Agent(AgentId(id)),
         Err(_) => target(&a.workspace_agent_id),
     };
-    let logs = match ctx.state.services.agent_logs(&ctx.principal, &target, 0).await {
+    let logs = match ctx
+        .state
+        .services
+        .agent_logs(&ctx.principal, &target, 0)
+        .await
+    {
         Err(crate::domain::DomainError::NotFound(_)) if matches!(target, AgentTarget::Agent(_)) => {
             ctx.state
                 .services
-                .agent_logs(&ctx.principal, &AgentTarget::Workspace(a.workspace_agent_id.clone()), 0)
+                .agent_logs(
+                    &ctx.principal,
+                    &AgentTarget::Workspace(a.workspace_agent_id.clone()),
+                    0,
+                )
                 .await?
         }
         other => other?,

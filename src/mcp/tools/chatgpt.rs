@@ -24,7 +24,15 @@ pub const SEARCH: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: CHATGPT,
-    input_schema: || object(&[("query", string("workspaces[/filter] or templates[/filter]."))], &["query"]),
+    input_schema: || {
+        object(
+            &[(
+                "query",
+                string("workspaces[/filter] or templates[/filter]."),
+            )],
+            &["query"],
+        )
+    },
 };
 
 pub const FETCH: ToolDef = ToolDef {
@@ -35,7 +43,15 @@ pub const FETCH: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: CHATGPT,
-    input_schema: || object(&[("id", string("An id returned by search, e.g. workspace:0a1b2c3d-...."))], &["id"]),
+    input_schema: || {
+        object(
+            &[(
+                "id",
+                string("An id returned by search, e.g. workspace:0a1b2c3d-...."),
+            )],
+            &["id"],
+        )
+    },
 };
 
 #[derive(Deserialize)]
@@ -53,11 +69,22 @@ pub async fn search(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
     let base = ctx.state.oauth.issuer();
     let results: Vec<Value> = match kind {
         "workspaces" => {
-            let filter = if filter.is_empty() { "owner:me" } else { filter };
+            let filter = if filter.is_empty() {
+                "owner:me"
+            } else {
+                filter
+            };
             let found = ctx
                 .state
                 .services
-                .list_workspaces(&ctx.principal, filter, Page { limit: 100, offset: 0 })
+                .list_workspaces(
+                    &ctx.principal,
+                    filter,
+                    Page {
+                        limit: 100,
+                        offset: 0,
+                    },
+                )
                 .await?;
             found
                 .workspaces
@@ -74,7 +101,11 @@ pub async fn search(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
         }
         "templates" => {
             let needle = filter.to_lowercase();
-            let templates = ctx.state.services.list_templates(&ctx.principal, None).await?;
+            let templates = ctx
+                .state
+                .services
+                .list_templates(&ctx.principal, None)
+                .await?;
             templates
                 .iter()
                 .filter(|t| {
@@ -111,12 +142,17 @@ struct FetchArgs {
 pub async fn fetch(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: FetchArgs = parse_args(tool, raw)?;
     let base = ctx.state.oauth.issuer();
-    let bad_id = || ToolError::new("id must be workspace:<uuid> or template:<uuid>, as search returns.");
+    let bad_id =
+        || ToolError::new("id must be workspace:<uuid> or template:<uuid>, as search returns.");
     let (kind, raw_id) = a.id.trim().split_once(':').ok_or_else(bad_id)?;
     let uuid = uuid::Uuid::parse_str(raw_id).map_err(|_| bad_id())?;
     match kind {
         "workspace" => {
-            let w = ctx.state.services.get_workspace(&ctx.principal, &uuid.to_string()).await?;
+            let w = ctx
+                .state
+                .services
+                .get_workspace(&ctx.principal, &uuid.to_string())
+                .await?;
             Ok(json!({
                 "id": a.id,
                 "title": format!("{}/{}", w.owner_name, w.name),
@@ -126,7 +162,11 @@ pub async fn fetch(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -
             }))
         }
         "template" => {
-            let t = ctx.state.services.get_template(&ctx.principal, TemplateId(uuid)).await?;
+            let t = ctx
+                .state
+                .services
+                .get_template(&ctx.principal, TemplateId(uuid))
+                .await?;
             Ok(json!({
                 "id": a.id,
                 "title": if t.display_name.is_empty() { t.name.clone() } else { t.display_name.clone() },

@@ -168,7 +168,9 @@ pub async fn call(ctx: &ToolContext, tool: &ToolDef, args: Map<String, Value>) -
         "coder_create_template_version" => templates::create_version(ctx, tool, args).await,
         "coder_get_template_version_logs" => templates::version_logs(ctx, tool, args).await,
         "coder_create_template" => templates::create_template(ctx, tool, args).await,
-        "coder_update_template_active_version" => templates::update_active_version(ctx, tool, args).await,
+        "coder_update_template_active_version" => {
+            templates::update_active_version(ctx, tool, args).await
+        }
         "coder_delete_template" => templates::delete(ctx, tool, args).await,
         "coder_workspace_bash" => agent::bash(ctx, tool, args).await,
         "coder_workspace_ls" => agent::ls(ctx, tool, args).await,

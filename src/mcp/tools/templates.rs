@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 
 use super::args::{self, no_args, object, string};
 use super::workspaces::to_value;
-use super::{ALL, ADMIN, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args};
+use super::{
+    ADMIN, ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args,
+};
 use crate::domain::{FileId, TemplateId, TemplateVersionId};
 use crate::oauth::scopes::Scope;
 use crate::service::{CreateTemplateRequest, CreateTemplateVersionRequest};
@@ -40,7 +42,12 @@ pub const VERSION_PARAMETERS: ToolDef = ToolDef {
     scope: Scope::TemplatesRead,
     hints: READ_ONLY,
     toolsets: ALL,
-    input_schema: || object(&[("template_version_id", string("The template version's id."))], &["template_version_id"]),
+    input_schema: || {
+        object(
+            &[("template_version_id", string("The template version's id."))],
+            &["template_version_id"],
+        )
+    },
 };
 
 pub const UPLOAD_TAR_FILE: ToolDef = ToolDef {
@@ -79,7 +86,10 @@ pub const CREATE_TEMPLATE_VERSION: ToolDef = ToolDef {
         object(
             &[
                 ("file_id", string("The id coder_upload_tar_file returned.")),
-                ("template_id", string("Add the version to this existing template.")),
+                (
+                    "template_id",
+                    string("Add the version to this existing template."),
+                ),
             ],
             &["file_id"],
         )
@@ -93,7 +103,12 @@ pub const VERSION_LOGS: ToolDef = ToolDef {
     scope: Scope::TemplatesRead,
     hints: READ_ONLY,
     toolsets: ADMIN,
-    input_schema: || object(&[("template_version_id", string("The template version's id."))], &["template_version_id"]),
+    input_schema: || {
+        object(
+            &[("template_version_id", string("The template version's id."))],
+            &["template_version_id"],
+        )
+    },
 };
 
 pub const CREATE_TEMPLATE: ToolDef = ToolDef {
@@ -107,10 +122,19 @@ pub const CREATE_TEMPLATE: ToolDef = ToolDef {
     input_schema: || {
         object(
             &[
-                ("name", string("The template name: letters, digits and single hyphens.")),
+                (
+                    "name",
+                    string("The template name: letters, digits and single hyphens."),
+                ),
                 ("display_name", string("A human-friendly name.")),
-                ("description", string("What workspaces from this template are for.")),
-                ("version_id", string("The imported template version to make active.")),
+                (
+                    "description",
+                    string("What workspaces from this template are for."),
+                ),
+                (
+                    "version_id",
+                    string("The imported template version to make active."),
+                ),
                 ("icon", string("An icon URL or path.")),
             ],
             &["name", "display_name", "description", "version_id"],
@@ -153,7 +177,12 @@ pub const DELETE_TEMPLATE: ToolDef = ToolDef {
         open_world: false,
     },
     toolsets: ADMIN,
-    input_schema: || object(&[("template_id", string("The template's id."))], &["template_id"]),
+    input_schema: || {
+        object(
+            &[("template_id", string("The template's id."))],
+            &["template_id"],
+        )
+    },
 };
 
 #[derive(Deserialize)]
@@ -162,7 +191,11 @@ struct NoArgs {}
 
 pub async fn list(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let NoArgs {} = parse_args(tool, raw)?;
-    let templates = ctx.state.services.list_templates(&ctx.principal, None).await?;
+    let templates = ctx
+        .state
+        .services
+        .list_templates(&ctx.principal, None)
+        .await?;
     let minimal: Vec<Value> = templates
         .iter()
         .map(|t| {
@@ -189,14 +222,26 @@ struct VersionArg {
 pub async fn parameters(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: VersionArg = parse_args(tool, raw)?;
     let id = TemplateVersionId(args::uuid("template_version_id", &a.template_version_id)?);
-    let params = ctx.state.services.template_version_parameters(&ctx.principal, id).await?;
+    let params = ctx
+        .state
+        .services
+        .template_version_parameters(&ctx.principal, id)
+        .await?;
     Ok(json!({ "parameters": to_value(&params)? }))
 }
 
-pub async fn version_logs(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
+pub async fn version_logs(
+    ctx: &ToolContext,
+    tool: &ToolDef,
+    raw: Map<String, Value>,
+) -> ToolResult {
     let a: VersionArg = parse_args(tool, raw)?;
     let id = TemplateVersionId(args::uuid("template_version_id", &a.template_version_id)?);
-    let logs = ctx.state.services.template_version_logs(&ctx.principal, id, 0).await?;
+    let logs = ctx
+        .state
+        .services
+        .template_version_logs(&ctx.principal, id, 0)
+        .await?;
     Ok(json!({ "logs": to_value(&logs)? }))
 }
 
@@ -209,7 +254,9 @@ struct UploadArgs {
 pub async fn upload(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: UploadArgs = parse_args(tool, raw)?;
     if a.files.is_empty() {
-        return Err(ToolError::new("files must contain at least one file, e.g. coder.yaml."));
+        return Err(ToolError::new(
+            "files must contain at least one file, e.g. coder.yaml.",
+        ));
     }
     let archive = tar_archive(&a.files)?;
     let (file, _) = ctx
@@ -245,7 +292,11 @@ struct CreateVersionArgs {
     template_id: Option<String>,
 }
 
-pub async fn create_version(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
+pub async fn create_version(
+    ctx: &ToolContext,
+    tool: &ToolDef,
+    raw: Map<String, Value>,
+) -> ToolResult {
     let a: CreateVersionArgs = parse_args(tool, raw)?;
     let file = FileId(args::uuid("file_id", &a.file_id)?);
     let template = a
@@ -280,7 +331,11 @@ struct CreateTemplateArgs {
     icon: String,
 }
 
-pub async fn create_template(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
+pub async fn create_template(
+    ctx: &ToolContext,
+    tool: &ToolDef,
+    raw: Map<String, Value>,
+) -> ToolResult {
     let a: CreateTemplateArgs = parse_args(tool, raw)?;
     let version = TemplateVersionId(args::uuid("version_id", &a.version_id)?);
     let template = ctx
@@ -308,7 +363,11 @@ struct PromoteArgs {
     template_version_id: String,
 }
 
-pub async fn update_active_version(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
+pub async fn update_active_version(
+    ctx: &ToolContext,
+    tool: &ToolDef,
+    raw: Map<String, Value>,
+) -> ToolResult {
     let a: PromoteArgs = parse_args(tool, raw)?;
     let template = TemplateId(args::uuid("template_id", &a.template_id)?);
     let version = TemplateVersionId(args::uuid("template_version_id", &a.template_version_id)?);
@@ -328,6 +387,9 @@ struct TemplateArg {
 pub async fn delete(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: TemplateArg = parse_args(tool, raw)?;
     let template = TemplateId(args::uuid("template_id", &a.template_id)?);
-    ctx.state.services.delete_template(&ctx.principal, template).await?;
+    ctx.state
+        .services
+        .delete_template(&ctx.principal, template)
+        .await?;
     Ok(json!({ "deleted": true, "template_id": template.0 }))
 }

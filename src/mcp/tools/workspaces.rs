@@ -9,10 +9,10 @@ use super::args::{self, object, string};
 use super::{ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args};
 use crate::domain::{BuildId, ParameterValue, TemplateId, TemplateVersionId, Transition};
 use crate::oauth::scopes::Scope;
+use crate::service::UserSelector;
 use crate::service::builds::CreateBuildRequest;
 use crate::service::views::WorkspaceView;
 use crate::service::workspaces::CreateWorkspaceRequest;
-use crate::service::UserSelector;
 use crate::store::Page;
 
 const CHANGES: Hints = Hints {
@@ -30,7 +30,15 @@ pub const LIST_WORKSPACES: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: ALL,
-    input_schema: || object(&[("owner", string("Whose workspaces: a username, or \"me\" (the default)."))], &[]),
+    input_schema: || {
+        object(
+            &[(
+                "owner",
+                string("Whose workspaces: a username, or \"me\" (the default)."),
+            )],
+            &[],
+        )
+    },
 };
 
 pub const GET_WORKSPACE: ToolDef = ToolDef {
@@ -57,9 +65,22 @@ pub const CREATE_WORKSPACE: ToolDef = ToolDef {
     input_schema: || {
         object(
             &[
-                ("user", string("The owner: \"me\" (the default) or, for owners, another username.")),
-                ("template_version_id", string("The template version to build, usually a template's active_version_id.")),
-                ("name", string("The workspace name: letters, digits and single hyphens, at most 32 characters.")),
+                (
+                    "user",
+                    string("The owner: \"me\" (the default) or, for owners, another username."),
+                ),
+                (
+                    "template_version_id",
+                    string(
+                        "The template version to build, usually a template's active_version_id.",
+                    ),
+                ),
+                (
+                    "name",
+                    string(
+                        "The workspace name: letters, digits and single hyphens, at most 32 characters.",
+                    ),
+                ),
                 (
                     "rich_parameters",
                     json!({
@@ -92,8 +113,16 @@ pub const CREATE_WORKSPACE_BUILD: ToolDef = ToolDef {
         object(
             &[
                 ("workspace_id", args::workspace()),
-                ("transition", json!({"type": "string", "enum": ["start", "stop", "delete"], "description": "What to do: start, stop or delete."})),
-                ("template_version_id", string("Build with this template version instead of the current one (an update).")),
+                (
+                    "transition",
+                    json!({"type": "string", "enum": ["start", "stop", "delete"], "description": "What to do: start, stop or delete."}),
+                ),
+                (
+                    "template_version_id",
+                    string(
+                        "Build with this template version instead of the current one (an update).",
+                    ),
+                ),
             ],
             &["workspace_id", "transition"],
         )
@@ -113,7 +142,10 @@ pub const READINESS: ToolDef = ToolDef {
         object(
             &[
                 ("workspace", args::workspace()),
-                ("wait_ms", json!({"type": "integer", "minimum": 0, "maximum": 30000, "description": "Wait up to this many milliseconds for the workspace to become ready (0: answer at once)."})),
+                (
+                    "wait_ms",
+                    json!({"type": "integer", "minimum": 0, "maximum": 30000, "description": "Wait up to this many milliseconds for the workspace to become ready (0: answer at once)."}),
+                ),
             ],
             &["workspace"],
         )
@@ -128,7 +160,12 @@ pub const BUILD_LOGS: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: ALL,
-    input_schema: || object(&[("workspace_build_id", string("The build's id."))], &["workspace_build_id"]),
+    input_schema: || {
+        object(
+            &[("workspace_build_id", string("The build's id."))],
+            &["workspace_build_id"],
+        )
+    },
 };
 
 #[derive(Deserialize)]
@@ -140,14 +177,24 @@ struct ListArgs {
 
 pub async fn list(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: ListArgs = parse_args(tool, raw)?;
-    let owner = a.owner.filter(|o| !o.trim().is_empty()).unwrap_or_else(|| "me".into());
+    let owner = a
+        .owner
+        .filter(|o| !o.trim().is_empty())
+        .unwrap_or_else(|| "me".into());
     if owner.contains(char::is_whitespace) {
         return Err(ToolError::new("owner is a single username or \"me\"."));
     }
     let found = ctx
         .state
         .services
-        .list_workspaces(&ctx.principal, &format!("owner:{owner}"), Page { limit: 1000, offset: 0 })
+        .list_workspaces(
+            &ctx.principal,
+            &format!("owner:{owner}"),
+            Page {
+                limit: 1000,
+                offset: 0,
+            },
+        )
         .await?;
     let minimal: Vec<Value> = found.workspaces.iter().map(minimal_workspace).collect();
     Ok(json!({ "workspaces": minimal, "count": found.count }))
@@ -178,8 +225,12 @@ struct WorkspaceArg {
 
 pub async fn get(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: WorkspaceArg = parse_args(tool, raw)?;
-    let view = ctx.state.services.get_workspace(&ctx.principal, &a.workspace_id).await?;
-    Ok(to_value(&view)?)
+    let view = ctx
+        .state
+        .services
+        .get_workspace(&ctx.principal, &a.workspace_id)
+        .await?;
+    to_value(&view)
 }
 
 #[derive(Deserialize)]
@@ -202,7 +253,11 @@ pub async fn create(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            other => return Err(ToolError::new(format!("Parameter {name} must be a string, got {other}."))),
+            other => {
+                return Err(ToolError::new(format!(
+                    "Parameter {name} must be a string, got {other}."
+                )));
+            }
         };
         values.push(ParameterValue { name, value });
     }
@@ -221,7 +276,7 @@ pub async fn create(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
             },
         )
         .await?;
-    Ok(to_value(&view)?)
+    to_value(&view)
 }
 
 #[derive(Deserialize)]
@@ -255,7 +310,7 @@ pub async fn build(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -
             },
         )
         .await?;
-    Ok(to_value(&view)?)
+    to_value(&view)
 }
 
 #[derive(Deserialize)]
@@ -273,11 +328,17 @@ pub async fn readiness(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value
     let a: ReadinessArgs = parse_args(tool, raw)?;
     let wait = a.wait_ms.unwrap_or(0);
     if wait > MAX_WAIT_MS {
-        return Err(ToolError::new(format!("wait_ms must be between 0 and {MAX_WAIT_MS}.")));
+        return Err(ToolError::new(format!(
+            "wait_ms must be between 0 and {MAX_WAIT_MS}."
+        )));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
     loop {
-        let view = ctx.state.services.get_workspace(&ctx.principal, &a.workspace).await?;
+        let view = ctx
+            .state
+            .services
+            .get_workspace(&ctx.principal, &a.workspace)
+            .await?;
         let (state, reason, ready, settled) = assess(&view);
         let expired = tokio::time::Instant::now() >= deadline;
         if ready || settled || expired {
@@ -351,7 +412,11 @@ struct BuildLogArgs {
 pub async fn build_logs(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> ToolResult {
     let a: BuildLogArgs = parse_args(tool, raw)?;
     let id = BuildId(args::uuid("workspace_build_id", &a.workspace_build_id)?);
-    let (logs, finished) = ctx.state.services.workspace_build_logs(&ctx.principal, id, 0).await?;
+    let (logs, finished) = ctx
+        .state
+        .services
+        .workspace_build_logs(&ctx.principal, id, 0)
+        .await?;
     Ok(json!({ "logs": logs, "finished": finished }))
 }
 
