@@ -3,8 +3,11 @@
 pub mod api_key;
 pub mod error;
 pub mod experiment;
+pub mod manifest;
 pub mod oauth;
+pub mod template;
 pub mod user;
+pub mod workspace;
 
 pub use api_key::{ApiKey, ApiKeyId, LoginType};
 pub use error::{DomainError, FieldError};
@@ -13,4 +16,14 @@ pub use oauth::{
     AppSecret, AuditEntry, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp,
     RefreshToken, StoredSigningKey, TokenAuthMethod,
 };
+pub use template::{
+    DEFAULT_ORGANIZATION_NAME, FileId, JobId, JobLog, JobStatus, JobType, LogLevel, NewJobLog,
+    Organization, OrganizationId, ProvisionerJob, StoredFile, Template, TemplateId,
+    TemplateVersion, TemplateVersionId,
+};
 pub use user::{NewUser, Role, User, UserId, UserStatus};
+pub use workspace::{
+    AGENT_NAME, AgentId, AgentLifecycle, AgentLog, AppId, BuildId, ParameterValue, Transition,
+    WORKSPACE_HOME, Workspace, WorkspaceAgent, WorkspaceApp, WorkspaceBuild, WorkspaceId,
+    WorkspaceStatus,
+};

@@ -1,20 +1,30 @@
 //! Use cases and access control, shared by the REST API, the pages and (later) MCP.
 
+pub mod agents;
 pub mod api_keys;
+pub mod builds;
 pub mod password;
+pub mod templates;
 pub mod users;
 mod validate;
+pub mod views;
+pub mod workspaces;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::domain::DomainError;
+use crate::provisioner::Provisioning;
 use crate::ratelimit::RateLimiter;
 use crate::store::{SharedStore, StoreError};
 
+pub use agents::{AgentTarget, ExecuteRequest};
 pub use api_keys::{CreateTokenRequest, IssuedKey};
+pub use builds::CreateBuildRequest;
+pub use templates::{CreateTemplateRequest, CreateTemplateVersionRequest};
 pub use users::{CreateUserRequest, UserSelector};
+pub use workspaces::{CreateWorkspaceRequest, WorkspaceRef};
 
 /// Lifetimes and limits the services enforce.
 #[derive(Debug, Clone)]
@@ -31,6 +41,8 @@ pub struct Services {
     clock: SharedClock,
     policy: Arc<ServicePolicy>,
     login_limiter: Arc<RateLimiter>,
+    /// Workspaces run here; absent in commands that never touch them (create-admin-user).
+    provisioning: Option<Provisioning>,
 }
 
 impl Services {
@@ -45,7 +57,20 @@ impl Services {
             clock,
             policy: Arc::new(policy),
             login_limiter: Arc::new(login_limiter),
+            provisioning: None,
         }
+    }
+
+    /// Enables the workspace use cases, run by `provisioning`.
+    pub fn with_provisioning(mut self, provisioning: Provisioning) -> Self {
+        self.provisioning = Some(provisioning);
+        self
+    }
+
+    fn provisioning(&self) -> Result<&Provisioning, DomainError> {
+        self.provisioning
+            .as_ref()
+            .ok_or_else(|| DomainError::internal("workspaces are not enabled in this process"))
     }
 
     pub fn store(&self) -> &SharedStore {

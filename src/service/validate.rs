@@ -17,7 +17,10 @@ pub fn username(field: &str, value: &str) -> Result<(), FieldError> {
             .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
     if value.eq_ignore_ascii_case("me") {
         // `/users/me` always means the caller, so a user named "me" could never be addressed.
-        return Err(FieldError::new(field, "\"me\" is reserved; choose another username."));
+        return Err(FieldError::new(
+            field,
+            "\"me\" is reserved; choose another username.",
+        ));
     }
     if valid {
         Ok(())
@@ -91,7 +94,17 @@ mod tests {
         for ok in ["a", "jane-doe", "A1-b2-c3"] {
             assert!(username("username", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "me", "ME", "-a", "a-", "a--b", "jane_doe", "jané", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "me",
+            "ME",
+            "-a",
+            "a-",
+            "a--b",
+            "jane_doe",
+            "jané",
+            &"a".repeat(33),
+        ] {
             assert!(username("username", bad).is_err(), "{bad}");
         }
     }

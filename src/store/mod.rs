@@ -6,6 +6,9 @@ mod oauth_rows;
 mod queries;
 mod rows;
 mod time;
+mod workspace;
+mod workspace_queries;
+mod workspace_rows;
 
 pub mod postgres;
 pub mod sqlite;
@@ -20,6 +23,9 @@ use crate::domain::{ApiKey, ApiKeyId, LoginType, NewUser, User, UserId};
 pub use oauth::OAuthStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use workspace::{
+    DeleteTemplateOutcome, InsertBuildOutcome, OrphanScope, WorkspaceFilter, WorkspaceStore,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,7 +74,7 @@ pub struct UserCredentials {
 
 /// Everything the services persist. Both backends pass the same contract tests.
 #[async_trait]
-pub trait Store: OAuthStore + Send + Sync + std::fmt::Debug {
+pub trait Store: OAuthStore + WorkspaceStore + Send + Sync + std::fmt::Debug {
     /// Which backend this is, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

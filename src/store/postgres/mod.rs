@@ -10,6 +10,7 @@ use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
 use super::oauth_queries::impl_oauth_store;
 use super::queries::impl_shared_store;
 use super::redact_url;
+use super::workspace_queries::impl_workspace_store;
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -50,3 +51,10 @@ impl PostgresStore {
 
 impl_shared_store!(PostgresStore, "postgres");
 impl_oauth_store!(PostgresStore);
+impl_workspace_store!(PostgresStore, CLAIM_JOB_SQL);
+
+/// Row locks let several replicas poll one queue: each skips the jobs another is taking.
+const CLAIM_JOB_SQL: &str = "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \
+     started_at = $2, updated_at = $2, heartbeat_at = $2 \
+     WHERE id = (SELECT id FROM provisioner_jobs WHERE status = 'pending' \
+     ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)";

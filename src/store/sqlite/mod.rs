@@ -10,6 +10,7 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::oauth_queries::impl_oauth_store;
 use super::queries::impl_shared_store;
+use super::workspace_queries::impl_workspace_store;
 
 /// How long a writer waits for the lock before giving up, so concurrent requests queue instead
 /// of failing with "database is locked".
@@ -53,3 +54,10 @@ impl SqliteStore {
 
 impl_shared_store!(SqliteStore, "sqlite");
 impl_oauth_store!(SqliteStore);
+impl_workspace_store!(SqliteStore, CLAIM_JOB_SQL);
+
+/// SQLite has no row locks; its single writer makes this one statement atomic.
+const CLAIM_JOB_SQL: &str = "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \
+     started_at = $2, updated_at = $2, heartbeat_at = $2 \
+     WHERE status = 'pending' AND id = (SELECT id FROM provisioner_jobs WHERE status = 'pending' \
+     ORDER BY created_at, id LIMIT 1)";

@@ -1,0 +1,922 @@
+//! The template manifest `coder.yaml`: parsing, validation with line numbers, and the rules
+//! parameter values must follow. Documented in `docs/templates.md`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::FieldError;
+use super::workspace::{ParameterValue, WORKSPACE_HOME};
+
+/// The file name the manifest has at the root of a template archive.
+pub const MANIFEST_FILE: &str = "coder.yaml";
+
+/// How long a startup script may run before the agent is marked `start_timeout`, by default.
+pub const DEFAULT_STARTUP_TIMEOUT_SECS: u64 = 300;
+pub const MAX_STARTUP_TIMEOUT_SECS: u64 = 3600;
+const MAX_PARAMETERS: usize = 64;
+const MAX_APPS: usize = 32;
+
+/// A validated manifest, stored as JSON with its template version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Manifest {
+    pub parameters: Vec<Parameter>,
+    pub agent: AgentSpec,
+    pub apps: Vec<AppSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParameterType {
+    #[serde(rename = "string")]
+    String,
+    #[serde(rename = "number")]
+    Number,
+    #[serde(rename = "bool")]
+    Bool,
+    #[serde(rename = "list(string)")]
+    ListString,
+}
+
+impl ParameterType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParameterType::String => "string",
+            ParameterType::Number => "number",
+            ParameterType::Bool => "bool",
+            ParameterType::ListString => "list(string)",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "string" => Some(ParameterType::String),
+            "number" => Some(ParameterType::Number),
+            "bool" => Some(ParameterType::Bool),
+            "list(string)" => Some(ParameterType::ListString),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterOption {
+    pub name: String,
+    pub value: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub icon: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ParameterValidation {
+    pub regex: Option<String>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    /// Shown instead of the generic message when a value fails the validation.
+    #[serde(default)]
+    pub error: String,
+}
+
+/// A rich parameter, as Coder's `coder_parameter`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameter {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub kind: ParameterType,
+    /// `None` makes the parameter required.
+    pub default: Option<String>,
+    pub mutable: bool,
+    pub icon: String,
+    pub options: Vec<ParameterOption>,
+    pub validation: ParameterValidation,
+}
+
+impl Parameter {
+    pub fn required(&self) -> bool {
+        self.default.is_none()
+    }
+
+    /// The environment variable carrying the value inside the workspace.
+    pub fn env_name(&self) -> String {
+        parameter_env_name(&self.name)
+    }
+
+    /// Checks one value; the message says what would be accepted.
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        let fail = |generic: String| {
+            if self.validation.error.is_empty() {
+                Err(generic)
+            } else {
+                Err(self.validation.error.clone())
+            }
+        };
+        match self.kind {
+            ParameterType::String => {
+                if let Some(pattern) = &self.validation.regex {
+                    let re = regex_lite::Regex::new(pattern)
+                        .map_err(|e| format!("the template's regex is invalid: {e}"))?;
+                    if !re.is_match(value) {
+                        return fail(format!("{value:?} does not match the pattern {pattern}."));
+                    }
+                }
+            }
+            ParameterType::Number => {
+                let n: f64 = match value.trim().parse::<f64>() {
+                    Ok(n) if n.is_finite() => n,
+                    _ => return Err(format!("{value:?} is not a number.")),
+                };
+                if let Some(min) = self.validation.min
+                    && n < min as f64
+                {
+                    return fail(format!("{value} is less than the minimum {min}."));
+                }
+                if let Some(max) = self.validation.max
+                    && n > max as f64
+                {
+                    return fail(format!("{value} is more than the maximum {max}."));
+                }
+            }
+            ParameterType::Bool => {
+                if value != "true" && value != "false" {
+                    return Err(format!("{value:?} is not a bool; use true or false."));
+                }
+            }
+            ParameterType::ListString => {
+                if serde_json::from_str::<Vec<String>>(value).is_err() {
+                    return Err(format!(
+                        "{value:?} is not a list of strings; give a JSON array such as [\"a\",\"b\"]."
+                    ));
+                }
+            }
+        }
+        if !self.options.is_empty() {
+            let allowed: Vec<&str> = self.options.iter().map(|o| o.value.as_str()).collect();
+            let values: Vec<String> = match self.kind {
+                ParameterType::ListString => {
+                    serde_json::from_str::<Vec<String>>(value).unwrap_or_default()
+                }
+                _ => vec![value.to_owned()],
+            };
+            if let Some(bad) = values.iter().find(|v| !allowed.contains(&v.as_str())) {
+                return fail(format!(
+                    "{bad:?} is not one of the options: {}.",
+                    allowed.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `CODER_PARAM_` and the name upper-cased, every character other than a letter or digit
+/// turned into `_`.
+pub fn parameter_env_name(name: &str) -> String {
+    let tail: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("CODER_PARAM_{tail}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSpec {
+    pub startup_script: String,
+    /// Extra environment, applied to the startup script and every command.
+    pub env: BTreeMap<String, String>,
+    /// Where commands start, as an absolute path inside the workspace.
+    pub dir: String,
+    pub startup_timeout_secs: u64,
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        AgentSpec {
+            startup_script: String::new(),
+            env: BTreeMap::new(),
+            dir: WORKSPACE_HOME.to_owned(),
+            startup_timeout_secs: DEFAULT_STARTUP_TIMEOUT_SECS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSpec {
+    pub slug: String,
+    pub display_name: String,
+    pub url: String,
+    pub icon: String,
+}
+
+/// Why a manifest was refused: a message that names the file, the line when known, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError(pub String);
+
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+// The file as written; every key is checked so that typos are reported, not ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    parameters: Vec<RawParameter>,
+    #[serde(default)]
+    agent: Option<RawAgent>,
+    #[serde(default)]
+    apps: Vec<RawApp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParameter {
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    default: Option<serde_yaml::Value>,
+    #[serde(default)]
+    mutable: bool,
+    #[serde(default)]
+    icon: String,
+    #[serde(default)]
+    options: Vec<RawOption>,
+    #[serde(default)]
+    validation: Option<RawValidation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOption {
+    name: String,
+    value: serde_yaml::Value,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    icon: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidation {
+    regex: Option<String>,
+    min: Option<i64>,
+    max: Option<i64>,
+    #[serde(default)]
+    error: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    #[serde(default)]
+    startup_script: String,
+    #[serde(default)]
+    env: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    dir: Option<String>,
+    #[serde(default)]
+    startup_timeout: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    slug: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    port: Option<u32>,
+    #[serde(default)]
+    icon: String,
+}
+
+impl Manifest {
+    /// Parses and validates `coder.yaml`.
+    pub fn parse(source: &str) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = if source.trim().is_empty() {
+            RawManifest {
+                parameters: Vec::new(),
+                agent: None,
+                apps: Vec::new(),
+            }
+        } else {
+            serde_yaml::from_str(source).map_err(|e| {
+                let at = e
+                    .location()
+                    .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_default();
+                // serde_yaml repeats the location at the end of its message; keep it once.
+                let text = e.to_string();
+                let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
+                ManifestError(format!("{MANIFEST_FILE}{at}: {text}"))
+            })?
+        };
+        let locate = |name: &str| line_of(source, "name", name);
+        let locate_slug = |slug: &str| line_of(source, "slug", slug);
+        let mut parameters = Vec::new();
+        let mut seen = HashSet::new();
+        if raw.parameters.len() > MAX_PARAMETERS {
+            return Err(ManifestError(format!(
+                "{MANIFEST_FILE}: at most {MAX_PARAMETERS} parameters are allowed."
+            )));
+        }
+        for (i, p) in raw.parameters.into_iter().enumerate() {
+            let pname = p.name.clone();
+            let at = |what: String| {
+                let line = locate(&pname)
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                ManifestError(format!(
+                    "{MANIFEST_FILE}: parameters[{i}] {pname:?}{line}: {what}"
+                ))
+            };
+            if !valid_parameter_name(&p.name) {
+                return Err(at(
+                    "the name must be 1-64 letters, digits, underscores or hyphens.".into(),
+                ));
+            }
+            if !seen.insert(parameter_env_name(&p.name)) {
+                return Err(at(format!(
+                    "another parameter has the same name (names are compared as {}).",
+                    parameter_env_name(&p.name)
+                )));
+            }
+            let kind = match p.kind.as_deref() {
+                None => ParameterType::String,
+                Some(k) => ParameterType::parse(k).ok_or_else(|| {
+                    at(format!(
+                        "unknown type {k:?}; use string, number, bool or list(string)."
+                    ))
+                })?,
+            };
+            let mut options = Vec::new();
+            let mut option_values = HashSet::new();
+            for o in p.options {
+                let value = scalar_to_string(&o.value, kind)
+                    .map_err(|e| at(format!("option {:?}: {e}", o.name)))?;
+                if !option_values.insert(value.clone()) {
+                    return Err(at(format!("option value {value:?} appears twice.")));
+                }
+                options.push(ParameterOption {
+                    name: o.name,
+                    value,
+                    description: o.description,
+                    icon: o.icon,
+                });
+            }
+            if kind == ParameterType::Bool && !options.is_empty() {
+                return Err(at("bool parameters cannot have options.".into()));
+            }
+            let validation = match p.validation {
+                None => ParameterValidation::default(),
+                Some(v) => {
+                    if v.regex.is_some() && kind != ParameterType::String {
+                        return Err(at(
+                            "validation.regex applies to string parameters only.".into()
+                        ));
+                    }
+                    if (v.min.is_some() || v.max.is_some()) && kind != ParameterType::Number {
+                        return Err(at(
+                            "validation.min and validation.max apply to number parameters only."
+                                .into(),
+                        ));
+                    }
+                    if let Some(pattern) = &v.regex {
+                        regex_lite::Regex::new(pattern).map_err(|e| {
+                            at(format!(
+                                "validation.regex {pattern:?} is not a valid regex: {e}"
+                            ))
+                        })?;
+                    }
+                    if let (Some(min), Some(max)) = (v.min, v.max)
+                        && min > max
+                    {
+                        return Err(at(format!(
+                            "validation.min ({min}) is greater than validation.max ({max})."
+                        )));
+                    }
+                    ParameterValidation {
+                        regex: v.regex,
+                        min: v.min,
+                        max: v.max,
+                        error: v.error,
+                    }
+                }
+            };
+            let default = match &p.default {
+                None | Some(serde_yaml::Value::Null) => None,
+                Some(v) => {
+                    Some(scalar_to_string(v, kind).map_err(|e| at(format!("default: {e}")))?)
+                }
+            };
+            let parameter = Parameter {
+                display_name: if p.display_name.is_empty() {
+                    p.name.clone()
+                } else {
+                    p.display_name
+                },
+                name: p.name,
+                description: p.description,
+                kind,
+                default,
+                mutable: p.mutable,
+                icon: p.icon,
+                options,
+                validation,
+            };
+            if let Some(default) = &parameter.default
+                && let Err(why) = parameter.check(default)
+            {
+                return Err(at(format!("the default value is invalid: {why}")));
+            }
+            parameters.push(parameter);
+        }
+
+        let agent = match raw.agent {
+            None => AgentSpec::default(),
+            Some(a) => {
+                let mut env = BTreeMap::new();
+                for (key, value) in a.env {
+                    let line = line_of_key(source, &key)
+                        .map(|l| format!(" (line {l})"))
+                        .unwrap_or_default();
+                    if !valid_env_name(&key) {
+                        return Err(ManifestError(format!(
+                            "{MANIFEST_FILE}: agent.env{line}: {key:?} is not a valid variable name (letters, digits and underscores, not starting with a digit)."
+                        )));
+                    }
+                    if reserved_env_name(&key) {
+                        return Err(ManifestError(format!(
+                            "{MANIFEST_FILE}: agent.env{line}: {key} is set by the server and cannot be overridden."
+                        )));
+                    }
+                    let value = scalar_to_string(&value, ParameterType::String).map_err(|e| {
+                        ManifestError(format!("{MANIFEST_FILE}: agent.env.{key}{line}: {e}"))
+                    })?;
+                    env.insert(key, value);
+                }
+                let dir = match a.dir {
+                    None => WORKSPACE_HOME.to_owned(),
+                    Some(d) => normalize_workspace_dir(&d).ok_or_else(|| {
+                        ManifestError(format!(
+                            "{MANIFEST_FILE}: agent.dir{}: {d:?} must be inside {WORKSPACE_HOME} (relative paths are taken from there).",
+                            line_of_key(source, "dir").map(|l| format!(" (line {l})")).unwrap_or_default()
+                        ))
+                    })?,
+                };
+                let startup_timeout_secs =
+                    a.startup_timeout.unwrap_or(DEFAULT_STARTUP_TIMEOUT_SECS);
+                if startup_timeout_secs == 0 || startup_timeout_secs > MAX_STARTUP_TIMEOUT_SECS {
+                    return Err(ManifestError(format!(
+                        "{MANIFEST_FILE}: agent.startup_timeout{}: must be 1-{MAX_STARTUP_TIMEOUT_SECS} seconds.",
+                        line_of_key(source, "startup_timeout")
+                            .map(|l| format!(" (line {l})"))
+                            .unwrap_or_default()
+                    )));
+                }
+                AgentSpec {
+                    startup_script: a.startup_script,
+                    env,
+                    dir,
+                    startup_timeout_secs,
+                }
+            }
+        };
+
+        if raw.apps.len() > MAX_APPS {
+            return Err(ManifestError(format!(
+                "{MANIFEST_FILE}: at most {MAX_APPS} apps are allowed."
+            )));
+        }
+        let mut apps = Vec::new();
+        let mut slugs = HashSet::new();
+        for (i, a) in raw.apps.into_iter().enumerate() {
+            let at = |what: &str| {
+                let line = locate_slug(&a.slug)
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                ManifestError(format!(
+                    "{MANIFEST_FILE}: apps[{i}] {:?}{line}: {what}",
+                    a.slug
+                ))
+            };
+            if !valid_slug(&a.slug) {
+                return Err(at(
+                    "the slug must be 1-32 lowercase letters or digits, optionally joined by single hyphens.",
+                ));
+            }
+            if !slugs.insert(a.slug.clone()) {
+                return Err(at("another app has the same slug."));
+            }
+            let url = match (&a.url, a.port) {
+                (Some(url), None) => {
+                    let parsed = url::Url::parse(url)
+                        .map_err(|_| at("url must be an absolute http or https URL."))?;
+                    if !matches!(parsed.scheme(), "http" | "https") {
+                        return Err(at("url must be an absolute http or https URL."));
+                    }
+                    url.clone()
+                }
+                (None, Some(port)) if (1..=65535).contains(&port) => {
+                    format!("http://localhost:{port}")
+                }
+                (None, Some(_)) => return Err(at("port must be 1-65535.")),
+                _ => return Err(at("give exactly one of url or port.")),
+            };
+            apps.push(AppSpec {
+                display_name: if a.display_name.is_empty() {
+                    a.slug.clone()
+                } else {
+                    a.display_name
+                },
+                slug: a.slug,
+                url,
+                icon: a.icon,
+            });
+        }
+        Ok(Manifest {
+            parameters,
+            agent,
+            apps,
+        })
+    }
+
+    /// The manifest stored with a version, back from JSON.
+    pub fn from_json(json: &str) -> Result<Manifest, String> {
+        serde_json::from_str(json).map_err(|e| format!("stored manifest is unreadable: {e}"))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// Resolves a build's parameter values: those supplied, else the previous build's, else the
+/// defaults. Every problem is reported at once, named by parameter.
+pub fn resolve_parameters(
+    parameters: &[Parameter],
+    previous: Option<&[ParameterValue]>,
+    supplied: &[ParameterValue],
+) -> Result<Vec<ParameterValue>, Vec<FieldError>> {
+    let mut problems = Vec::new();
+    let mut given: HashMap<&str, &str> = HashMap::new();
+    for v in supplied {
+        if given.insert(v.name.as_str(), v.value.as_str()).is_some() {
+            problems.push(FieldError::new(
+                v.name.clone(),
+                "This parameter is given more than once.",
+            ));
+        }
+        if !parameters.iter().any(|p| p.name == v.name) {
+            let known: Vec<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
+            problems.push(FieldError::new(
+                v.name.clone(),
+                if known.is_empty() {
+                    "The template version takes no parameters.".to_owned()
+                } else {
+                    format!(
+                        "The template version has no such parameter; it takes: {}.",
+                        known.join(", ")
+                    )
+                },
+            ));
+        }
+    }
+    let before: HashMap<&str, &str> = previous
+        .unwrap_or_default()
+        .iter()
+        .map(|v| (v.name.as_str(), v.value.as_str()))
+        .collect();
+    let mut resolved = Vec::new();
+    for p in parameters {
+        let old = before.get(p.name.as_str()).copied();
+        let value = match (given.get(p.name.as_str()).copied(), old) {
+            (Some(new), Some(old)) if !p.mutable && new != old => {
+                problems.push(FieldError::new(
+                    p.name.clone(),
+                    format!(
+                        "This parameter is immutable: it was set to {old:?} when the workspace was created and cannot be changed."
+                    ),
+                ));
+                continue;
+            }
+            (Some(new), _) => new.to_owned(),
+            (None, Some(old)) => old.to_owned(),
+            (None, None) => match &p.default {
+                Some(d) => d.clone(),
+                None => {
+                    problems.push(FieldError::new(
+                        p.name.clone(),
+                        format!(
+                            "This parameter is required: give it a value of type {}{}.",
+                            p.kind.as_str(),
+                            if p.options.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    " (one of: {})",
+                                    p.options
+                                        .iter()
+                                        .map(|o| o.value.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            }
+                        ),
+                    ));
+                    continue;
+                }
+            },
+        };
+        if let Err(why) = p.check(&value) {
+            problems.push(FieldError::new(p.name.clone(), why));
+            continue;
+        }
+        resolved.push(ParameterValue {
+            name: p.name.clone(),
+            value,
+        });
+    }
+    if problems.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(problems)
+    }
+}
+
+fn valid_parameter_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Variables the server sets; a template cannot fake them.
+fn reserved_env_name(name: &str) -> bool {
+    matches!(name, "HOME" | "USER" | "CODER") || name.starts_with("CODER_")
+}
+
+/// Coder's app slug rule.
+pub fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 32
+        && slug.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+/// `dir` as an absolute path under the workspace home, or `None` when it leaves it.
+fn normalize_workspace_dir(dir: &str) -> Option<String> {
+    let rest = match dir.strip_prefix(WORKSPACE_HOME) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        Some(_) => return None,
+        None if dir.starts_with('/') => return None,
+        None => dir,
+    };
+    let mut parts = Vec::new();
+    for part in rest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(if parts.is_empty() {
+        WORKSPACE_HOME.to_owned()
+    } else {
+        format!("{WORKSPACE_HOME}/{}", parts.join("/"))
+    })
+}
+
+/// Renders a YAML value as a parameter value of `kind`.
+fn scalar_to_string(value: &serde_yaml::Value, kind: ParameterType) -> Result<String, String> {
+    use serde_yaml::Value;
+    match (value, kind) {
+        (Value::Sequence(items), ParameterType::ListString) => {
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                })
+                .collect();
+            strings
+                .map(|s| serde_json::Value::from(s).to_string())
+                .ok_or_else(|| "a list(string) value must be a list of strings.".to_owned())
+        }
+        (Value::String(s), _) => Ok(s.clone()),
+        (Value::Number(n), _) => Ok(n.to_string()),
+        (Value::Bool(b), _) => Ok(b.to_string()),
+        _ => Err("must be a string, number or bool.".to_owned()),
+    }
+}
+
+/// The 1-based line where `key: value` (optionally a list item) first appears.
+fn line_of(source: &str, key: &str, value: &str) -> Option<usize> {
+    source
+        .lines()
+        .position(|line| {
+            let line = line.trim_start().trim_start_matches("- ").trim();
+            line.strip_prefix(key)
+                .and_then(|rest| rest.trim_start().strip_prefix(':'))
+                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''))
+                .is_some_and(|v| v == value)
+        })
+        .map(|i| i + 1)
+}
+
+/// The 1-based line where `key:` first appears.
+fn line_of_key(source: &str, key: &str) -> Option<usize> {
+    source
+        .lines()
+        .position(|line| {
+            let line = line.trim_start().trim_start_matches("- ");
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+parameters:
+  - name: region
+    display_name: Region
+    type: string
+    default: eu
+    options:
+      - name: Europe
+        value: eu
+      - name: United States
+        value: us
+  - name: cpus
+    type: number
+    default: 2
+    mutable: true
+    validation:
+      min: 1
+      max: 8
+  - name: project
+    validation:
+      regex: "^[a-z]+$"
+      error: Lowercase letters only.
+  - name: tools
+    type: list(string)
+    default: [git, make]
+  - name: debug
+    type: bool
+    default: false
+agent:
+  startup_script: echo hello
+  env:
+    GREETING: hi
+    WORKERS: 3
+  dir: project
+  startup_timeout: 60
+apps:
+  - slug: web
+    display_name: Web
+    port: 8080
+  - slug: docs
+    url: https://example.com/docs
+"#;
+
+    #[test]
+    fn parses_a_full_manifest() {
+        let m = Manifest::parse(FULL).unwrap();
+        assert_eq!(m.parameters.len(), 5);
+        assert_eq!(m.parameters[1].default.as_deref(), Some("2"));
+        assert!(m.parameters[2].required());
+        assert_eq!(
+            m.parameters[3].default.as_deref(),
+            Some(r#"["git","make"]"#)
+        );
+        assert_eq!(m.parameters[4].default.as_deref(), Some("false"));
+        assert_eq!(m.agent.dir, "/home/coder/project");
+        assert_eq!(m.agent.env.get("WORKERS").map(String::as_str), Some("3"));
+        assert_eq!(m.agent.startup_timeout_secs, 60);
+        assert_eq!(m.apps[0].url, "http://localhost:8080");
+        assert_eq!(m.apps[1].display_name, "docs");
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        assert_eq!(Manifest::parse("").unwrap(), Manifest::default());
+    }
+
+    #[test]
+    fn syntax_and_type_errors_name_the_line() {
+        let err = Manifest::parse("parameters:\n  - name: a\n    typo: 1\n").unwrap_err();
+        assert!(err.0.contains("line 3"), "{err}");
+        assert!(err.0.contains("typo"), "{err}");
+        let err = Manifest::parse("agent:\n  startup_timeout: soon\n").unwrap_err();
+        assert!(err.0.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_parameter_and_line() {
+        let src = "parameters:\n  - name: ok\n    default: x\n  - name: size\n    type: number\n    default: 20\n    validation:\n      max: 10\n";
+        let err = Manifest::parse(src).unwrap_err();
+        assert!(err.0.contains("\"size\" (line 4)"), "{err}");
+        assert!(err.0.contains("maximum 10"), "{err}");
+        for bad in [
+            "parameters:\n  - name: a\n    type: float\n",
+            "parameters:\n  - name: a\n  - name: A\n",
+            "parameters:\n  - name: a\n    type: bool\n    validation:\n      regex: x\n",
+            "parameters:\n  - name: a\n    validation:\n      regex: \"(\"\n",
+            "apps:\n  - slug: Web\n    port: 1\n",
+            "apps:\n  - slug: web\n",
+            "apps:\n  - slug: web\n    url: ftp://x\n",
+            "agent:\n  dir: /etc\n",
+            "agent:\n  dir: ../x\n",
+            "agent:\n  env:\n    HOME: /x\n",
+            "agent:\n  startup_timeout: 0\n",
+        ] {
+            assert!(Manifest::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_are_checked_against_their_parameter() {
+        let m = Manifest::parse(FULL).unwrap();
+        let p = |name: &str| {
+            m.parameters
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .clone()
+        };
+        assert!(p("region").check("us").is_ok());
+        assert!(p("region").check("mars").unwrap_err().contains("eu, us"));
+        assert!(p("cpus").check("9").unwrap_err().contains("maximum 8"));
+        assert!(p("cpus").check("x").unwrap_err().contains("not a number"));
+        assert_eq!(
+            p("project").check("A1").unwrap_err(),
+            "Lowercase letters only."
+        );
+        assert!(p("tools").check("git").is_err());
+        assert!(p("tools").check(r#"["a"]"#).is_ok());
+        assert!(p("debug").check("yes").is_err());
+    }
+
+    #[test]
+    fn resolution_uses_defaults_previous_values_and_guards_immutables() {
+        let m = Manifest::parse(FULL).unwrap();
+        let v = |n: &str, val: &str| ParameterValue {
+            name: n.into(),
+            value: val.into(),
+        };
+        let missing = resolve_parameters(&m.parameters, None, &[]).unwrap_err();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].field, "project");
+        let first = resolve_parameters(&m.parameters, None, &[v("project", "abc")]).unwrap();
+        assert_eq!(first.len(), 5);
+        let again = resolve_parameters(&m.parameters, Some(&first), &[v("cpus", "4")]).unwrap();
+        assert!(again.contains(&v("cpus", "4")));
+        assert!(again.contains(&v("project", "abc")));
+        let changed =
+            resolve_parameters(&m.parameters, Some(&first), &[v("region", "us")]).unwrap_err();
+        assert!(changed[0].detail.contains("immutable"));
+        let unknown = resolve_parameters(&m.parameters, None, &[v("project", "a"), v("nope", "1")])
+            .unwrap_err();
+        assert!(unknown[0].detail.contains("no such parameter"));
+        assert_eq!(parameter_env_name("my-param.x"), "CODER_PARAM_MY_PARAM_X");
+    }
+}

@@ -1,0 +1,208 @@
+//! Template archives: checking an upload is a tar, finding its manifest, and copying its files
+//! into a workspace home without letting any entry land outside it.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use crate::domain::manifest::MANIFEST_FILE;
+
+/// The largest manifest or README read from an archive.
+const MAX_TEXT_FILE: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ArchiveError(pub String);
+
+/// The parts of a template archive the import job reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSource {
+    /// `coder.yaml`, if the archive has one at its root.
+    pub manifest: Option<String>,
+    /// `README.md` at the root, or empty.
+    pub readme: String,
+}
+
+/// The entry's path relative to the archive root, or `None` when it is absolute or climbs out.
+fn relative_path(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// Checks that `data` is a readable tar archive; returns how many entries it has.
+pub fn validate_archive(data: &[u8]) -> Result<usize, ArchiveError> {
+    let not_tar = |e: std::io::Error| {
+        ArchiveError(format!(
+            "The upload is not a valid tar archive ({e}). Create one with `tar -cf template.tar -C <dir> .`."
+        ))
+    };
+    let mut archive = tar::Archive::new(data);
+    let mut count = 0;
+    for entry in archive.entries().map_err(not_tar)? {
+        entry.map_err(not_tar)?;
+        count += 1;
+    }
+    if count == 0 && !data.is_empty() && data.iter().any(|b| *b != 0) {
+        return Err(ArchiveError(
+            "The upload is not a valid tar archive. Create one with `tar -cf template.tar -C <dir> .`."
+                .into(),
+        ));
+    }
+    Ok(count)
+}
+
+/// Reads the manifest and README from the archive root.
+pub fn read_template_source(data: &[u8]) -> Result<TemplateSource, ArchiveError> {
+    let mut archive = tar::Archive::new(data);
+    let mut source = TemplateSource {
+        manifest: None,
+        readme: String::new(),
+    };
+    let broken =
+        |e: std::io::Error| ArchiveError(format!("The template archive is unreadable: {e}"));
+    for entry in archive.entries().map_err(broken)? {
+        let mut entry = entry.map_err(broken)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let Some(path) = entry.path().ok().and_then(|p| relative_path(&p)) else {
+            continue;
+        };
+        let is_manifest = path == Path::new(MANIFEST_FILE);
+        let is_readme = path == Path::new("README.md");
+        if !is_manifest && !is_readme {
+            continue;
+        }
+        if entry.header().size().unwrap_or(0) > MAX_TEXT_FILE {
+            return Err(ArchiveError(format!(
+                "{} is larger than {} KiB.",
+                path.display(),
+                MAX_TEXT_FILE / 1024
+            )));
+        }
+        let mut text = String::new();
+        entry
+            .read_to_string(&mut text)
+            .map_err(|e| ArchiveError(format!("{} is not UTF-8 text: {e}", path.display())))?;
+        if is_manifest {
+            source.manifest = Some(text);
+        } else {
+            source.readme = text;
+        }
+    }
+    Ok(source)
+}
+
+/// Copies the archive's regular files and directories (not the manifest) into `dest`. Links,
+/// devices and entries whose path leaves the archive are skipped and reported.
+pub fn extract_into(data: &[u8], dest: &Path) -> Result<Vec<String>, ArchiveError> {
+    let mut archive = tar::Archive::new(data);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    let broken =
+        |e: std::io::Error| ArchiveError(format!("The template archive is unreadable: {e}"));
+    let mut skipped = Vec::new();
+    for entry in archive.entries().map_err(broken)? {
+        let mut entry = entry.map_err(broken)?;
+        let raw = entry
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "<unreadable path>".into());
+        let kind = entry.header().entry_type();
+        let Some(path) = entry.path().ok().and_then(|p| relative_path(&p)) else {
+            if raw.trim_matches(|c| c == '.' || c == '/').is_empty() {
+                continue;
+            }
+            skipped.push(format!("{raw}: the path leaves the archive"));
+            continue;
+        };
+        if path == Path::new(MANIFEST_FILE) {
+            continue;
+        }
+        if !(kind.is_file() || kind.is_dir()) {
+            skipped.push(format!(
+                "{raw}: only regular files and directories are copied"
+            ));
+            continue;
+        }
+        // unpack_in re-checks the path and refuses to write through links; none exist, since
+        // links are never extracted.
+        entry
+            .unpack_in(dest)
+            .map_err(|e| ArchiveError(format!("cannot copy {raw} into the workspace: {e}")))?;
+    }
+    Ok(skipped)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, path, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn finds_the_manifest_and_readme_at_the_root() {
+        let data = tar_of(&[
+            ("./coder.yaml", b"agent: {}\n"),
+            ("README.md", b"# hi"),
+            ("sub/coder.yaml", b"ignored"),
+        ]);
+        let source = read_template_source(&data).unwrap();
+        assert_eq!(source.manifest.as_deref(), Some("agent: {}\n"));
+        assert_eq!(source.readme, "# hi");
+        assert_eq!(validate_archive(&data).unwrap(), 3);
+        assert!(validate_archive(b"definitely not a tar archive, just some text").is_err());
+    }
+
+    #[test]
+    fn extraction_skips_the_manifest_and_links() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        header.set_cksum();
+        builder.append_link(&mut header, "escape", "/etc").unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "dir/file.txt", &b"hi"[..])
+            .unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "coder.yaml", &b"x"[..])
+            .unwrap();
+        let data = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let skipped = extract_into(&data, dir.path()).unwrap();
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join("dir/file.txt")).unwrap(),
+            b"hi"
+        );
+        assert!(!dir.path().join("coder.yaml").exists());
+        assert!(!dir.path().join("escape").exists());
+    }
+}

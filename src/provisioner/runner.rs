@@ -1,0 +1,573 @@
+//! The job runner: takes provisioner jobs from the database queue and runs them.
+//!
+//! Every server runs one. It wakes when this server queues a job and polls as a fallback (jobs
+//! queued on other replicas), claims jobs atomically (row locks on Postgres), heartbeats the
+//! ones it runs (which is also how it sees a cancel requested on any replica), and fails jobs
+//! whose worker vanished, so no build stays `running` after a crash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use super::{AgentEvent, Provisioning, StartSpec, WorkspaceContext, read_template_source};
+use crate::clock::SharedClock;
+use crate::domain::manifest::{MANIFEST_FILE, Manifest};
+use crate::domain::{
+    AGENT_NAME, AgentId, AgentLifecycle, AppId, JobStatus, JobType, LogLevel, NewJobLog,
+    ProvisionerJob, Transition, WorkspaceAgent, WorkspaceApp,
+};
+use crate::store::{OrphanScope, SharedStore};
+
+/// How often the queue is polled when no in-process wake-up came.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a running job is heartbeated (and checked for a cancel request).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often jobs of vanished workers are looked for.
+const REAP_INTERVAL: Duration = Duration::from_secs(5);
+/// A job whose worker has not heartbeated for this long is abandoned.
+const STALE_AFTER_SECS: i64 = 30;
+/// Jobs one server runs at once.
+const MAX_CONCURRENT_JOBS: usize = 8;
+/// The most agent log kept per agent, as in Coder.
+const AGENT_LOG_LIMIT: i64 = 1024 * 1024;
+
+pub const RESTART_MESSAGE: &str =
+    "The server restarted while this job was running, so it was stopped. Start the build again.";
+const SHUTDOWN_MESSAGE: &str =
+    "The server shut down while this job was running, so it was stopped. Start the build again.";
+
+/// Why a job failed, in words for its log and its `error` field.
+struct JobFailure(String);
+
+impl<E: std::fmt::Display> From<E> for JobFailure {
+    fn from(e: E) -> Self {
+        JobFailure(e.to_string())
+    }
+}
+
+#[derive(Debug)]
+pub struct JobRunner {
+    store: SharedStore,
+    clock: SharedClock,
+    provisioning: Provisioning,
+    worker_id: String,
+}
+
+impl JobRunner {
+    pub fn new(store: SharedStore, clock: SharedClock, provisioning: Provisioning) -> Self {
+        JobRunner {
+            store,
+            clock,
+            provisioning,
+            worker_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// Fails the jobs a previous run of the server left `running`. A SQLite database belongs to
+    /// one server, so all of them; on Postgres only those whose worker stopped heartbeating.
+    pub async fn recover(&self) {
+        let now = self.clock.now();
+        let scope = if self.store.backend() == "sqlite" {
+            OrphanScope::All
+        } else {
+            OrphanScope::StaleBefore(now - chrono::Duration::seconds(STALE_AFTER_SECS))
+        };
+        match self
+            .store
+            .fail_orphaned_jobs(scope, now, RESTART_MESSAGE)
+            .await
+        {
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => tracing::warn!(
+                count = jobs.len(),
+                "failed provisioner jobs left running by a previous server"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not recover abandoned provisioner jobs")
+            }
+        }
+    }
+
+    /// Runs until the future is dropped; jobs in progress are aborted with it.
+    pub async fn run(self: Arc<Self>) {
+        let mut tasks = JoinSet::new();
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let mut reap = tokio::time::interval(REAP_INTERVAL);
+        loop {
+            while tasks.len() < MAX_CONCURRENT_JOBS {
+                match self
+                    .store
+                    .claim_job(&self.worker_id, self.clock.now())
+                    .await
+                {
+                    Ok(Some(job)) => {
+                        tasks.spawn(self.clone().process(job));
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not read the provisioner job queue");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.provisioning.signals.wait_for_job() => {}
+                _ = poll.tick() => {}
+                _ = reap.tick() => self.reap().await,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+    }
+
+    /// Fails this worker's own jobs as the server stops (their processes end with it).
+    pub async fn shutdown(&self) {
+        let scope = OrphanScope::Worker(self.worker_id.clone());
+        if let Err(err) = self
+            .store
+            .fail_orphaned_jobs(scope, self.clock.now(), SHUTDOWN_MESSAGE)
+            .await
+        {
+            tracing::warn!(error = %err, "could not mark this server's jobs as stopped");
+        }
+    }
+
+    async fn reap(&self) {
+        let now = self.clock.now();
+        let scope = OrphanScope::StaleBefore(now - chrono::Duration::seconds(STALE_AFTER_SECS));
+        match self
+            .store
+            .fail_orphaned_jobs(scope, now, RESTART_MESSAGE)
+            .await
+        {
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => tracing::warn!(
+                count = jobs.len(),
+                "failed jobs whose server stopped responding"
+            ),
+            Err(err) => tracing::warn!(error = %err, "could not look for abandoned jobs"),
+        }
+    }
+
+    async fn process(self: Arc<Self>, job: ProvisionerJob) {
+        let cancel = self.provisioning.signals.watch_cancel(job.id);
+        tracing::info!(job = %job.id, kind = job.job_type.as_str(), "running provisioner job");
+        let result = tokio::select! {
+            r = self.execute(&job) => Some(r),
+            _ = self.cancel_requested(&job, &cancel) => None,
+        };
+        self.provisioning.signals.unwatch_cancel(job.id);
+        let now = self.clock.now();
+        let (status, error) = match result {
+            Some(Ok(())) => (JobStatus::Succeeded, String::new()),
+            Some(Err(JobFailure(message))) => {
+                self.log(&job, LogLevel::Error, "Failed", &message).await;
+                (JobStatus::Failed, message)
+            }
+            None => {
+                self.after_cancel(&job).await;
+                self.log(&job, LogLevel::Warn, "Canceled", "The job was canceled.")
+                    .await;
+                (JobStatus::Canceled, "Canceled by a user.".to_owned())
+            }
+        };
+        match self.store.complete_job(job.id, status, &error, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job = %job.id, "the job had already been finished elsewhere")
+            }
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "could not record the job's result")
+            }
+        }
+    }
+
+    /// Resolves when someone asks to cancel the job, here or on another replica; heartbeats
+    /// meanwhile.
+    async fn cancel_requested(&self, job: &ProvisionerJob, local: &Notify) {
+        let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = local.notified() => return,
+                _ = tick.tick() => {
+                    match self.store.heartbeat_job(job.id, self.clock.now()).await {
+                        Ok(Some(JobStatus::Canceling)) => return,
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(job = %job.id, error = %err, "heartbeat failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn after_cancel(&self, job: &ProvisionerJob) {
+        if job.job_type != JobType::WorkspaceBuild {
+            return;
+        }
+        let Ok(Some(build)) = self.store.get_workspace_build_by_job(job.id).await else {
+            return;
+        };
+        if build.transition == Transition::Start {
+            if let Err(err) = self.provisioning.provisioner.stop(build.workspace_id).await {
+                tracing::warn!(error = %err, "could not stop a canceled workspace's processes");
+            }
+            let _ = self
+                .store
+                .stop_workspace_agents(build.workspace_id, self.clock.now())
+                .await;
+        }
+    }
+
+    async fn log(&self, job: &ProvisionerJob, level: LogLevel, stage: &str, output: &str) {
+        let line = NewJobLog {
+            created_at: self.clock.now(),
+            source: "provisioner_daemon",
+            level,
+            stage: stage.to_owned(),
+            output: output.to_owned(),
+        };
+        if let Err(err) = self.store.insert_job_logs(job.id, &[line]).await {
+            tracing::warn!(job = %job.id, error = %err, "could not write a job log line");
+        }
+    }
+
+    async fn execute(&self, job: &ProvisionerJob) -> Result<(), JobFailure> {
+        match job.job_type {
+            JobType::TemplateVersionImport => self.import(job).await,
+            JobType::WorkspaceBuild => self.build(job).await,
+        }
+    }
+
+    async fn import(&self, job: &ProvisionerJob) -> Result<(), JobFailure> {
+        const STAGE: &str = "Parsing template manifest";
+        let version = self
+            .store
+            .get_template_version_by_job(job.id)
+            .await?
+            .ok_or_else(|| {
+                JobFailure("The template version of this job no longer exists.".into())
+            })?;
+        let file = self.store.get_file(version.file_id).await?.ok_or_else(|| {
+            JobFailure("The uploaded file of this version no longer exists.".into())
+        })?;
+        self.log(
+            job,
+            LogLevel::Info,
+            STAGE,
+            &format!(
+                "Reading {MANIFEST_FILE} from the uploaded archive ({} bytes).",
+                file.data.len()
+            ),
+        )
+        .await;
+        let data = file.data;
+        let source = tokio::task::spawn_blocking(move || read_template_source(&data)).await??;
+        let Some(text) = source.manifest else {
+            return Err(JobFailure(format!(
+                "The archive has no {MANIFEST_FILE} at its root. Add one (see docs/templates.md) and upload the archive again."
+            )));
+        };
+        let manifest = Manifest::parse(&text)?;
+        let names: Vec<&str> = manifest
+            .parameters
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        self.log(
+            job,
+            LogLevel::Info,
+            STAGE,
+            &format!(
+                "Found {} parameter(s){}, {} app(s), a startup script of {} line(s).",
+                names.len(),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", names.join(", "))
+                },
+                manifest.apps.len(),
+                manifest.agent.startup_script.lines().count()
+            ),
+        )
+        .await;
+        self.store
+            .set_template_version_manifest(
+                version.id,
+                &manifest.to_json(),
+                &source.readme,
+                self.clock.now(),
+            )
+            .await?;
+        self.log(job, LogLevel::Info, STAGE, "The template version is ready.")
+            .await;
+        Ok(())
+    }
+
+    async fn build(&self, job: &ProvisionerJob) -> Result<(), JobFailure> {
+        let build = self
+            .store
+            .get_workspace_build_by_job(job.id)
+            .await?
+            .ok_or_else(|| JobFailure("The build of this job no longer exists.".into()))?;
+        let workspace = self
+            .store
+            .get_workspace(build.workspace_id)
+            .await?
+            .ok_or_else(|| JobFailure("The workspace no longer exists.".into()))?;
+        let version = self
+            .store
+            .get_template_version(build.template_version_id)
+            .await?
+            .ok_or_else(|| JobFailure("The template version no longer exists.".into()))?;
+        let manifest = version
+            .manifest
+            .as_deref()
+            .map(Manifest::from_json)
+            .transpose()?
+            .ok_or_else(|| {
+                JobFailure("The template version was never imported successfully.".into())
+            })?;
+        let owner = self
+            .store
+            .get_user_by_id(workspace.owner_id)
+            .await?
+            .map(|u| u.username)
+            .unwrap_or_else(|| "unknown".into());
+        let provisioner = &self.provisioning.provisioner;
+        self.log(
+            job,
+            LogLevel::Info,
+            "Setting up",
+            &format!(
+                "Build #{} of {owner}/{}: {} with template version {} on the {} provisioner.",
+                build.build_number,
+                workspace.name,
+                build.transition.as_str(),
+                version.name,
+                provisioner.name()
+            ),
+        )
+        .await;
+        match build.transition {
+            Transition::Stop => {
+                provisioner.stop(workspace.id).await?;
+                self.store
+                    .stop_workspace_agents(workspace.id, self.clock.now())
+                    .await?;
+                self.log(
+                    job,
+                    LogLevel::Info,
+                    "Stopping workspace",
+                    "Every process of the workspace was stopped; its files are kept.",
+                )
+                .await;
+                Ok(())
+            }
+            Transition::Delete => {
+                provisioner.delete(workspace.id).await?;
+                self.store
+                    .stop_workspace_agents(workspace.id, self.clock.now())
+                    .await?;
+                self.store
+                    .mark_workspace_deleted(workspace.id, self.clock.now())
+                    .await?;
+                self.log(
+                    job,
+                    LogLevel::Info,
+                    "Deleting workspace",
+                    "The workspace's processes were stopped and its files removed.",
+                )
+                .await;
+                Ok(())
+            }
+            Transition::Start => {
+                if let Some(why) = provisioner.unavailable() {
+                    return Err(JobFailure(why));
+                }
+                let file =
+                    self.store.get_file(version.file_id).await?.ok_or_else(|| {
+                        JobFailure("The template's files no longer exist.".into())
+                    })?;
+                let now = self.clock.now();
+                let agent = WorkspaceAgent {
+                    id: AgentId::new(),
+                    workspace_id: workspace.id,
+                    build_id: build.id,
+                    name: AGENT_NAME.to_owned(),
+                    lifecycle: AgentLifecycle::Created,
+                    directory: manifest.agent.dir.clone(),
+                    logs_length: 0,
+                    logs_overflowed: false,
+                    started_at: None,
+                    ready_at: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let apps = manifest
+                    .apps
+                    .iter()
+                    .map(|a| WorkspaceApp {
+                        id: AppId::new(),
+                        agent_id: agent.id,
+                        slug: a.slug.clone(),
+                        display_name: a.display_name.clone(),
+                        url: a.url.clone(),
+                        icon: a.icon.clone(),
+                        created_at: now,
+                    })
+                    .collect();
+                let agent_id = agent.id;
+                self.store.stop_workspace_agents(workspace.id, now).await?;
+                self.store.insert_agent(agent, apps).await?;
+                let context = WorkspaceContext::new(
+                    workspace.id,
+                    &workspace.name,
+                    &owner,
+                    &manifest,
+                    &build.parameters,
+                );
+                self.log(
+                    job,
+                    LogLevel::Info,
+                    "Starting workspace",
+                    "Preparing the home and starting the agent.",
+                )
+                .await;
+                let started = provisioner
+                    .start(StartSpec {
+                        context,
+                        archive: Arc::new(file.data),
+                        startup_script: manifest.agent.startup_script.clone(),
+                    })
+                    .await;
+                let process = match started {
+                    Ok(p) => p,
+                    Err(err) => {
+                        self.store
+                            .update_agent_lifecycle(
+                                agent_id,
+                                AgentLifecycle::StartError,
+                                self.clock.now(),
+                            )
+                            .await?;
+                        return Err(err.into());
+                    }
+                };
+                self.store
+                    .update_agent_lifecycle(agent_id, AgentLifecycle::Starting, self.clock.now())
+                    .await?;
+                let (exit_tx, exit_rx) = oneshot::channel();
+                tokio::spawn(pump_agent_logs(
+                    self.store.clone(),
+                    self.clock.clone(),
+                    agent_id,
+                    process.events,
+                    exit_tx,
+                ));
+                let timeout = manifest.agent.startup_timeout_secs;
+                let stage = "Running startup script";
+                self.log(
+                    job,
+                    LogLevel::Info,
+                    stage,
+                    "Waiting for the startup script (its output is in the agent logs).",
+                )
+                .await;
+                let (state, level, message) = match tokio::time::timeout(
+                    Duration::from_secs(timeout),
+                    exit_rx,
+                )
+                .await
+                {
+                    Ok(Ok(0)) => (
+                        AgentLifecycle::Ready,
+                        LogLevel::Info,
+                        "The startup script finished; the agent is ready.".to_owned(),
+                    ),
+                    Ok(Ok(code)) => (
+                        AgentLifecycle::StartError,
+                        LogLevel::Warn,
+                        format!(
+                            "The startup script exited with code {code}; see the agent logs. The workspace runs but may not be fully set up."
+                        ),
+                    ),
+                    Ok(Err(_)) => (
+                        AgentLifecycle::StartError,
+                        LogLevel::Warn,
+                        "The agent's processes ended before the startup script finished."
+                            .to_owned(),
+                    ),
+                    Err(_) => (
+                        AgentLifecycle::StartTimeout,
+                        LogLevel::Warn,
+                        format!(
+                            "The startup script is still running after {timeout} s (the template's startup_timeout); it keeps running."
+                        ),
+                    ),
+                };
+                self.store
+                    .update_agent_lifecycle(agent_id, state, self.clock.now())
+                    .await?;
+                self.log(job, level, stage, &message).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Stores the agent's output as agent logs until its processes end, and reports the startup
+/// script's exit once every line before it is stored.
+async fn pump_agent_logs(
+    store: SharedStore,
+    clock: SharedClock,
+    agent: AgentId,
+    mut events: mpsc::Receiver<AgentEvent>,
+    exit: oneshot::Sender<i32>,
+) {
+    let mut exit = Some(exit);
+    let mut keep = true;
+    while let Some(first) = events.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 500 {
+            match events.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        let mut lines = Vec::new();
+        for event in batch {
+            match event {
+                AgentEvent::Line(line) => lines.push((clock.now(), LogLevel::Info, line)),
+                AgentEvent::ScriptExited(code) => {
+                    keep = flush(&store, agent, &mut lines, keep).await;
+                    if let Some(tx) = exit.take() {
+                        let _ = tx.send(code);
+                    }
+                }
+            }
+        }
+        keep = flush(&store, agent, &mut lines, keep).await;
+    }
+}
+
+async fn flush(
+    store: &SharedStore,
+    agent: AgentId,
+    lines: &mut Vec<(chrono::DateTime<chrono::Utc>, LogLevel, String)>,
+    keep: bool,
+) -> bool {
+    if lines.is_empty() || !keep {
+        lines.clear();
+        return keep;
+    }
+    let result = store.insert_agent_logs(agent, lines, AGENT_LOG_LIMIT).await;
+    lines.clear();
+    match result {
+        Ok(more) => more,
+        Err(err) => {
+            tracing::warn!(%agent, error = %err, "could not store agent logs");
+            true
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! Workspaces: creating them, finding them by id or `[owner/]name`, listing them with Coder's
+//! filter syntax, and their views. Members see only their own workspaces; anyone else's is
+//! "not found".
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::templates::require_scope;
+use super::views::{BuildParts, WorkspaceBuildView, WorkspaceView, WorkspacesView};
+use super::{Services, UserSelector, validate};
+use crate::auth::Principal;
+use crate::domain::manifest::resolve_parameters;
+use crate::domain::{
+    BuildId, DomainError, FieldError, JobType, ParameterValue, ProvisionerJob, TemplateId,
+    TemplateVersionId, Transition, User, UserId, Workspace, WorkspaceBuild, WorkspaceId,
+    WorkspaceStatus,
+};
+use crate::oauth::scopes::Scope;
+use crate::store::{Page, StoreError, WorkspaceFilter};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateWorkspaceRequest {
+    pub name: String,
+    pub template_id: Option<TemplateId>,
+    pub template_version_id: Option<TemplateVersionId>,
+    pub rich_parameter_values: Vec<ParameterValue>,
+}
+
+/// How a caller names a workspace: its id, or Coder's `[owner/]name[.agent]` (`me` is the
+/// caller; without an owner, the caller's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkspaceRef {
+    Id(WorkspaceId),
+    Name { owner: UserSelector, name: String },
+}
+
+impl WorkspaceRef {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let raw = raw.trim();
+        if let Ok(id) = Uuid::parse_str(raw) {
+            return Ok(WorkspaceRef::Id(WorkspaceId(id)));
+        }
+        let (owner, rest) = match raw.split_once('/') {
+            Some((owner, rest)) => (UserSelector::parse(owner), rest),
+            None => (UserSelector::Me, raw),
+        };
+        // The agent part is accepted for Coder compatibility: every workspace has one agent.
+        let name = rest.split_once('.').map_or(rest, |(name, _)| name);
+        if name.is_empty() {
+            return Err(DomainError::invalid(
+                "Name a workspace by its id or as [owner/]name, for example \"me/dev\".",
+            ));
+        }
+        Ok(WorkspaceRef::Name {
+            owner,
+            name: name.to_owned(),
+        })
+    }
+}
+
+pub(super) fn workspace_not_found() -> DomainError {
+    DomainError::NotFound("Workspace not found.".into())
+}
+
+/// Members act on their own workspaces; owners on all.
+pub(super) fn can_access(actor: &Principal, workspace: &Workspace) -> bool {
+    actor.is_owner() || workspace.owner_id == actor.user.id
+}
+
+/// Coder's workspace search: `owner:`, `name:`, `template:`, `status:` and bare words (names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceQuery {
+    pub owner: Option<String>,
+    pub name: Option<String>,
+    pub template: Option<String>,
+    pub status: Option<WorkspaceStatus>,
+}
+
+impl WorkspaceQuery {
+    pub fn parse(q: &str) -> Result<Self, DomainError> {
+        let mut query = WorkspaceQuery::default();
+        let mut problems = Vec::new();
+        for term in split_terms(q) {
+            let (key, value) = match term.split_once(':') {
+                Some((k, v)) => (k.to_ascii_lowercase(), v.to_owned()),
+                None => ("name".to_owned(), term.clone()),
+            };
+            let value = value.trim_matches('"').to_owned();
+            if value.is_empty() {
+                problems.push(FieldError::new(
+                    "q",
+                    format!("The {key}: filter needs a value."),
+                ));
+                continue;
+            }
+            match key.as_str() {
+                "owner" => query.owner = Some(value),
+                "name" => {
+                    if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                        problems.push(FieldError::new(
+                            "q",
+                            "A name filter holds only letters, digits and hyphens.",
+                        ));
+                    }
+                    query.name = Some(value);
+                }
+                "template" => query.template = Some(value),
+                "status" => match WorkspaceStatus::parse(&value.to_ascii_lowercase()) {
+                    Some(s) => query.status = Some(s),
+                    None => problems.push(FieldError::new(
+                        "q",
+                        format!(
+                            "Unknown status {value:?}; use one of: {}.",
+                            WorkspaceStatus::ALL.map(|s| s.as_str()).join(", ")
+                        ),
+                    )),
+                },
+                other => problems.push(FieldError::new(
+                    "q",
+                    format!("Unknown filter {other:?}; use owner:, name:, template: or status:."),
+                )),
+            }
+        }
+        if problems.is_empty() {
+            Ok(query)
+        } else {
+            Err(DomainError::invalid_fields(
+                "Invalid workspace search query.",
+                problems,
+            ))
+        }
+    }
+}
+
+/// Splits on spaces outside double quotes.
+fn split_terms(q: &str) -> Vec<String> {
+    let mut terms = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in q.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            c if c.is_whitespace() && !quoted => {
+                if !current.is_empty() {
+                    terms.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        terms.push(current);
+    }
+    terms
+}
+
+impl Services {
+    /// Resolves `who` to a user the actor may create workspaces for: members only themselves.
+    async fn workspace_owner(
+        &self,
+        actor: &Principal,
+        who: &UserSelector,
+    ) -> Result<User, DomainError> {
+        let user = self.get_user(actor, who).await?;
+        if user.id != actor.user.id && !actor.is_owner() {
+            return Err(DomainError::NotFound("User not found.".into()));
+        }
+        Ok(user)
+    }
+
+    /// Finds a workspace the actor may see, by id or `[owner/]name`.
+    pub async fn resolve_workspace(
+        &self,
+        actor: &Principal,
+        raw: &str,
+    ) -> Result<Workspace, DomainError> {
+        let found = match WorkspaceRef::parse(raw)? {
+            WorkspaceRef::Id(id) => self.store.get_workspace(id).await?,
+            WorkspaceRef::Name { owner, name } => {
+                let owner_id = match &owner {
+                    UserSelector::Me => Some(actor.user.id),
+                    UserSelector::Id(id) => Some(*id),
+                    UserSelector::Username(u) => {
+                        self.store.get_user_by_username(u).await?.map(|u| u.id)
+                    }
+                };
+                match owner_id {
+                    Some(id) => {
+                        self.store
+                            .get_workspace_by_owner_and_name(id, &name)
+                            .await?
+                    }
+                    None => None,
+                }
+            }
+        };
+        match found {
+            Some(ws) if can_access(actor, &ws) => Ok(ws),
+            _ => Err(workspace_not_found()),
+        }
+    }
+
+    /// Creates a workspace for `owner` and queues its first (start) build.
+    pub async fn create_workspace(
+        &self,
+        actor: &Principal,
+        owner: &UserSelector,
+        req: CreateWorkspaceRequest,
+    ) -> Result<WorkspaceView, DomainError> {
+        require_scope(actor, Scope::WorkspacesWrite)?;
+        let owner = self.workspace_owner(actor, owner).await?;
+        let name = req.name.trim().to_owned();
+        if let Err(problem) = validate::username("name", &name) {
+            return Err(DomainError::invalid_fields(
+                "Invalid workspace.",
+                vec![problem],
+            ));
+        }
+        let (template, version) = match (req.template_id, req.template_version_id) {
+            (_, Some(version_id)) => {
+                let version = self
+                    .store
+                    .get_template_version(version_id)
+                    .await?
+                    .ok_or_else(|| {
+                        DomainError::invalid_fields(
+                            "Invalid workspace.",
+                            vec![FieldError::new(
+                                "template_version_id",
+                                "No template version has this id.",
+                            )],
+                        )
+                    })?;
+                let template_id = version.template_id.ok_or_else(|| {
+                    DomainError::invalid("This template version belongs to no template; create a template from it first.")
+                })?;
+                if req.template_id.is_some_and(|t| t != template_id) {
+                    return Err(DomainError::invalid(
+                        "template_version_id does not belong to template_id.",
+                    ));
+                }
+                let template = self.store.get_template(template_id).await?.ok_or_else(|| {
+                    DomainError::invalid("The template of this version was deleted.")
+                })?;
+                (template, version)
+            }
+            (Some(template_id), None) => {
+                let template = self.store.get_template(template_id).await?.ok_or_else(|| {
+                    DomainError::invalid_fields(
+                        "Invalid workspace.",
+                        vec![FieldError::new("template_id", "No template has this id.")],
+                    )
+                })?;
+                let version = self.load_version(template.active_version_id).await?;
+                (template, version)
+            }
+            (None, None) => {
+                return Err(DomainError::invalid_fields(
+                    "Invalid workspace.",
+                    vec![FieldError::new(
+                        "template_id",
+                        "Give template_id or template_version_id.",
+                    )],
+                ));
+            }
+        };
+        let manifest = self.imported_manifest(&version).await?;
+        let parameters = resolve_parameters(&manifest.parameters, None, &req.rich_parameter_values)
+            .map_err(|problems| {
+                DomainError::invalid_fields("Invalid parameter values.", problems)
+            })?;
+        if self
+            .store
+            .get_workspace_by_owner_and_name(owner.id, &name)
+            .await?
+            .is_some()
+        {
+            return Err(DomainError::conflict(
+                format!("{} already has a workspace named {name:?}.", owner.username),
+                Some("name"),
+            ));
+        }
+        let now = self.clock.now();
+        let workspace = Workspace {
+            id: WorkspaceId::new(),
+            owner_id: owner.id,
+            organization_id: template.organization_id,
+            template_id: template.id,
+            name,
+            deleted: false,
+            last_used_at: now,
+            created_at: now,
+            updated_at: now,
+        };
+        let job = ProvisionerJob::pending(
+            template.organization_id,
+            JobType::WorkspaceBuild,
+            version.file_id,
+            actor.user.id,
+            now,
+        );
+        let build = WorkspaceBuild {
+            id: BuildId::new(),
+            workspace_id: workspace.id,
+            build_number: 1,
+            transition: Transition::Start,
+            template_version_id: version.id,
+            job_id: job.id,
+            initiator_id: actor.user.id,
+            reason: "initiator".to_owned(),
+            parameters,
+            created_at: now,
+            updated_at: now,
+        };
+        let stored = self
+            .store
+            .insert_workspace(workspace.clone(), build, job)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => DomainError::conflict(
+                    format!("{} already has a workspace with this name.", owner.username),
+                    Some("name"),
+                ),
+                other => other.into(),
+            })?;
+        if !stored {
+            return Err(DomainError::invalid("The template was deleted meanwhile."));
+        }
+        self.provisioning()?.signals.job_queued();
+        self.workspace_view(&workspace).await
+    }
+
+    /// A workspace by id or `[owner/]name`.
+    pub async fn get_workspace(
+        &self,
+        actor: &Principal,
+        raw: &str,
+    ) -> Result<WorkspaceView, DomainError> {
+        require_scope(actor, Scope::WorkspacesRead)?;
+        let workspace = self.resolve_workspace(actor, raw).await?;
+        self.workspace_view(&workspace).await
+    }
+
+    pub async fn get_workspace_by_owner_and_name(
+        &self,
+        actor: &Principal,
+        owner: &UserSelector,
+        name: &str,
+    ) -> Result<WorkspaceView, DomainError> {
+        require_scope(actor, Scope::WorkspacesRead)?;
+        let owner_id = match owner {
+            UserSelector::Me => Some(actor.user.id),
+            UserSelector::Id(id) => Some(*id),
+            UserSelector::Username(u) => self.store.get_user_by_username(u).await?.map(|u| u.id),
+        };
+        let found = match owner_id {
+            Some(id) => self.store.get_workspace_by_owner_and_name(id, name).await?,
+            None => None,
+        };
+        match found {
+            Some(ws) if can_access(actor, &ws) => self.workspace_view(&ws).await,
+            _ => Err(workspace_not_found()),
+        }
+    }
+
+    /// Workspaces matching a Coder search query, among those the actor may see.
+    pub async fn list_workspaces(
+        &self,
+        actor: &Principal,
+        q: &str,
+        page: Page,
+    ) -> Result<WorkspacesView, DomainError> {
+        require_scope(actor, Scope::WorkspacesRead)?;
+        let query = WorkspaceQuery::parse(q)?;
+        let mut filter = WorkspaceFilter {
+            name: query.name,
+            template_name: query.template,
+            status: query.status,
+            ..WorkspaceFilter::default()
+        };
+        let owner: Option<UserId> = match query.owner.as_deref() {
+            None => None,
+            Some("me") => Some(actor.user.id),
+            Some(name) => match self.store.get_user_by_username(name).await? {
+                Some(u) => Some(u.id),
+                None => {
+                    return Ok(WorkspacesView {
+                        workspaces: Vec::new(),
+                        count: 0,
+                    });
+                }
+            },
+        };
+        if !actor.is_owner() {
+            if owner.is_some_and(|o| o != actor.user.id) {
+                return Ok(WorkspacesView {
+                    workspaces: Vec::new(),
+                    count: 0,
+                });
+            }
+            filter.owner_id = Some(actor.user.id);
+        } else {
+            filter.owner_id = owner;
+        }
+        let (workspaces, count) = self.store.list_workspaces(&filter, page).await?;
+        let mut views = Vec::with_capacity(workspaces.len());
+        let mut cache = ViewCache::default();
+        for ws in &workspaces {
+            views.push(self.workspace_view_cached(ws, &mut cache).await?);
+        }
+        Ok(WorkspacesView {
+            workspaces: views,
+            count,
+        })
+    }
+
+    pub(super) async fn workspace_view(
+        &self,
+        workspace: &Workspace,
+    ) -> Result<WorkspaceView, DomainError> {
+        self.workspace_view_cached(workspace, &mut ViewCache::default())
+            .await
+    }
+
+    async fn workspace_view_cached(
+        &self,
+        workspace: &Workspace,
+        cache: &mut ViewCache,
+    ) -> Result<WorkspaceView, DomainError> {
+        let build = self
+            .store
+            .get_latest_workspace_build(workspace.id)
+            .await?
+            .ok_or_else(|| DomainError::internal("workspace without a build"))?;
+        let build_view = self.build_view_cached(workspace, &build, cache).await?;
+        let template = cache.template(self, workspace.template_id).await?;
+        let org = self
+            .store
+            .get_organization(workspace.organization_id)
+            .await?;
+        Ok(WorkspaceView::new(
+            workspace,
+            org.as_ref(),
+            template.as_ref(),
+            build_view,
+        ))
+    }
+
+    pub(super) async fn build_view(
+        &self,
+        workspace: &Workspace,
+        build: &WorkspaceBuild,
+    ) -> Result<WorkspaceBuildView, DomainError> {
+        self.build_view_cached(workspace, build, &mut ViewCache::default())
+            .await
+    }
+
+    async fn build_view_cached(
+        &self,
+        workspace: &Workspace,
+        build: &WorkspaceBuild,
+        cache: &mut ViewCache,
+    ) -> Result<WorkspaceBuildView, DomainError> {
+        let job = self
+            .store
+            .get_job(build.job_id)
+            .await?
+            .ok_or_else(|| DomainError::internal("build without its job"))?;
+        let owner = cache.user(self, workspace.owner_id).await?;
+        let initiator = cache.user(self, build.initiator_id).await?;
+        let version = self
+            .store
+            .get_template_version(build.template_version_id)
+            .await?;
+        let template = cache.template(self, workspace.template_id).await?;
+        let agent = self.store.get_agent_by_build(build.id).await?;
+        let apps = match &agent {
+            Some(a) => self.store.list_agent_apps(a.id).await?,
+            None => Vec::new(),
+        };
+        Ok(WorkspaceBuildView::new(BuildParts {
+            build,
+            workspace,
+            owner: owner.as_ref(),
+            initiator: initiator.as_ref(),
+            job: &job,
+            version: version.as_ref(),
+            template: template.as_ref(),
+            agent: agent.as_ref().map(|a| (a, apps.as_slice())),
+        }))
+    }
+}
+
+/// Users and templates already loaded while building a list of views.
+#[derive(Default)]
+struct ViewCache {
+    users: HashMap<UserId, Option<User>>,
+    templates: HashMap<TemplateId, Option<crate::domain::Template>>,
+}
+
+impl ViewCache {
+    async fn user(&mut self, services: &Services, id: UserId) -> Result<Option<User>, DomainError> {
+        if let Some(u) = self.users.get(&id) {
+            return Ok(u.clone());
+        }
+        let u = services.store.get_user_by_id(id).await?;
+        self.users.insert(id, u.clone());
+        Ok(u)
+    }
+
+    async fn template(
+        &mut self,
+        services: &Services,
+        id: TemplateId,
+    ) -> Result<Option<crate::domain::Template>, DomainError> {
+        if let Some(t) = self.templates.get(&id) {
+            return Ok(t.clone());
+        }
+        let t = services.store.get_template(id).await?;
+        self.templates.insert(id, t.clone());
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_refs_follow_coder_syntax() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            WorkspaceRef::parse(&id.to_string()).unwrap(),
+            WorkspaceRef::Id(WorkspaceId(id))
+        );
+        assert_eq!(
+            WorkspaceRef::parse("alice/dev.main").unwrap(),
+            WorkspaceRef::Name {
+                owner: UserSelector::Username("alice".into()),
+                name: "dev".into()
+            }
+        );
+        assert_eq!(
+            WorkspaceRef::parse("dev").unwrap(),
+            WorkspaceRef::Name {
+                owner: UserSelector::Me,
+                name: "dev".into()
+            }
+        );
+        assert!(WorkspaceRef::parse("alice/").is_err());
+    }
+
+    #[test]
+    fn search_queries_follow_coder_syntax() {
+        let q = WorkspaceQuery::parse("owner:me template:\"python\" status:running dev").unwrap();
+        assert_eq!(q.owner.as_deref(), Some("me"));
+        assert_eq!(q.template.as_deref(), Some("python"));
+        assert_eq!(q.status, Some(WorkspaceStatus::Running));
+        assert_eq!(q.name.as_deref(), Some("dev"));
+        assert!(WorkspaceQuery::parse("color:red").is_err());
+        assert!(WorkspaceQuery::parse("status:sleeping").is_err());
+        assert!(WorkspaceQuery::parse("name:a%b").is_err());
+        assert_eq!(
+            WorkspaceQuery::parse("").unwrap(),
+            WorkspaceQuery::default()
+        );
+    }
+}
