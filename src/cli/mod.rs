@@ -1,7 +1,15 @@
 //! The `coder` command line.
 
+mod client;
+mod config_dir;
+mod exp;
 mod logging;
+mod login;
+mod mcp;
+mod output;
 mod server;
+mod tokens;
+mod users;
 
 use clap::{Parser, Subcommand};
 
@@ -19,12 +27,40 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the Coder server.
-    Server(server::ServerCommand),
+    Server(Box<server::ServerCommand>),
+    /// Sign in to a Coder server and store the session for the other commands.
+    Login(login::LoginCommand),
+    /// End the stored session.
+    Logout(login::LogoutCommand),
+    /// Show who you are signed in as, and where.
+    Whoami(users::WhoamiCommand),
+    /// Look up users.
+    Users(users::UsersCommand),
+    /// Create, list and remove API tokens.
+    Tokens(tokens::TokensCommand),
+    /// Experimental commands.
+    Exp(exp::ExpCommand),
 }
 
 /// Runs the parsed command; the exit code follows from the result.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(cmd) => cmd.run().await,
+        Command::Login(cmd) => cmd.run().await,
+        Command::Logout(cmd) => cmd.run().await,
+        Command::Whoami(cmd) => cmd.run().await,
+        Command::Users(cmd) => cmd.run().await,
+        Command::Tokens(cmd) => cmd.run().await,
+        Command::Exp(cmd) => cmd.run().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }
