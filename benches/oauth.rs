@@ -37,7 +37,9 @@ async fn main() {
         }
         _ => "sqlite",
     };
-    let app = App::build_with_clock(config, Arc::new(SystemClock)).await.unwrap();
+    let app = App::build_with_clock(config, Arc::new(SystemClock))
+        .await
+        .unwrap();
     let state = app.state().clone();
     let base = app.access_url().as_str().trim_end_matches('/').to_owned();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -78,14 +80,30 @@ async fn main() {
             ("code_challenge_method", "S256"),
         ]);
         let trusted = state.oauth.trust_client(&params).await.unwrap();
-        let validated = state.oauth.validate_authorization(trusted, &params, &user).unwrap();
-        let redirect = state.oauth.approve(&validated, &user, "127.0.0.1").await.unwrap();
+        let validated = state
+            .oauth
+            .validate_authorization(trusted, &params, &user)
+            .unwrap();
+        let redirect = state
+            .oauth
+            .approve(&validated, &user, "127.0.0.1")
+            .await
+            .unwrap();
         let url = url::Url::parse(&redirect).unwrap();
-        codes.push(url.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned());
+        codes.push(
+            url.query_pairs()
+                .find(|(k, _)| k == "code")
+                .unwrap()
+                .1
+                .into_owned(),
+        );
     }
 
     let form = |extra: Vec<(&'static str, String)>| {
-        let mut f = vec![("client_id", client_id.clone()), ("client_secret", secret.clone())];
+        let mut f = vec![
+            ("client_id", client_id.clone()),
+            ("client_secret", secret.clone()),
+        ];
         f.extend(extra);
         f
     };
@@ -103,12 +121,20 @@ async fn main() {
     let (code_stats, responses) = run(&http, &format!("{base}/oauth2/tokens"), exchanges).await;
     let refreshes: Vec<Vec<(&'static str, String)>> = responses
         .iter()
-        .map(|r| form(vec![("grant_type", "refresh_token".into()), ("refresh_token", r["refresh_token"].as_str().unwrap().into())]))
+        .map(|r| {
+            form(vec![
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", r["refresh_token"].as_str().unwrap().into()),
+            ])
+        })
         .collect();
     let (refresh_stats, _) = run(&http, &format!("{base}/oauth2/tokens"), refreshes).await;
 
     // Verification: first sight of a token (signature check) and every later request (cache).
-    let tokens: Vec<String> = responses.iter().map(|r| r["access_token"].as_str().unwrap().to_owned()).collect();
+    let tokens: Vec<String> = responses
+        .iter()
+        .map(|r| r["access_token"].as_str().unwrap().to_owned())
+        .collect();
     let started = Instant::now();
     for token in &tokens {
         state.access_tokens.verify(token).await.unwrap();
@@ -121,13 +147,29 @@ async fn main() {
     }
     let cached = started.elapsed() / rounds as u32;
 
-    println!("\n## OAuth benchmark ({backend}, {GRANTS} grants, {CONCURRENCY} concurrent requests)\n");
+    println!(
+        "\n## OAuth benchmark ({backend}, {GRANTS} grants, {CONCURRENCY} concurrent requests)\n"
+    );
     println!("| measurement | throughput | p50 | p99 |");
     println!("|---|---|---|---|");
-    println!("| POST /oauth2/tokens, authorization_code | {:.0} req/s | {:.2} ms | {:.2} ms |", code_stats.rps, code_stats.p50, code_stats.p99);
-    println!("| POST /oauth2/tokens, refresh_token | {:.0} req/s | {:.2} ms | {:.2} ms |", refresh_stats.rps, refresh_stats.p50, refresh_stats.p99);
-    println!("| verify access token, first sight (signature) | {:.0} /s | {:.1} µs | |", 1.0 / first_seen.as_secs_f64(), first_seen.as_secs_f64() * 1e6);
-    println!("| verify access token, cached (per request) | {:.0} /s | {:.2} µs | |", 1.0 / cached.as_secs_f64(), cached.as_secs_f64() * 1e6);
+    println!(
+        "| POST /oauth2/tokens, authorization_code | {:.0} req/s | {:.2} ms | {:.2} ms |",
+        code_stats.rps, code_stats.p50, code_stats.p99
+    );
+    println!(
+        "| POST /oauth2/tokens, refresh_token | {:.0} req/s | {:.2} ms | {:.2} ms |",
+        refresh_stats.rps, refresh_stats.p50, refresh_stats.p99
+    );
+    println!(
+        "| verify access token, first sight (signature) | {:.0} /s | {:.1} µs | |",
+        1.0 / first_seen.as_secs_f64(),
+        first_seen.as_secs_f64() * 1e6
+    );
+    println!(
+        "| verify access token, cached (per request) | {:.0} /s | {:.2} µs | |",
+        1.0 / cached.as_secs_f64(),
+        cached.as_secs_f64() * 1e6
+    );
 }
 
 struct Stats {
@@ -137,9 +179,15 @@ struct Stats {
 }
 
 /// Posts every form with `CONCURRENCY` requests in flight; all must succeed.
-async fn run(http: &reqwest::Client, url: &str, forms: Vec<Vec<(&'static str, String)>>) -> (Stats, Vec<Value>) {
+async fn run(
+    http: &reqwest::Client,
+    url: &str,
+    forms: Vec<Vec<(&'static str, String)>>,
+) -> (Stats, Vec<Value>) {
     let total = forms.len();
-    let queue = Arc::new(tokio::sync::Mutex::new(forms.into_iter().enumerate().collect::<Vec<_>>()));
+    let queue = Arc::new(tokio::sync::Mutex::new(
+        forms.into_iter().enumerate().collect::<Vec<_>>(),
+    ));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
@@ -149,10 +197,17 @@ async fn run(http: &reqwest::Client, url: &str, forms: Vec<Vec<(&'static str, St
         workers.push(tokio::spawn(async move {
             let mut done: Vec<(usize, Duration, Value)> = Vec::new();
             loop {
-                let Some((i, form)) = queue.lock().await.pop() else { break };
+                let Some((i, form)) = queue.lock().await.pop() else {
+                    break;
+                };
                 let t = Instant::now();
                 let res = http.post(&url).form(&form).send().await.unwrap();
-                assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+                assert_eq!(
+                    res.status(),
+                    200,
+                    "{}",
+                    res.text().await.unwrap_or_default()
+                );
                 let body: Value = res.json().await.unwrap();
                 done.push((i, t.elapsed(), body));
             }
@@ -165,7 +220,10 @@ async fn run(http: &reqwest::Client, url: &str, forms: Vec<Vec<(&'static str, St
     }
     let elapsed = started.elapsed();
     results.sort_by_key(|(i, _, _)| *i);
-    let mut latencies: Vec<f64> = results.iter().map(|(_, d, _)| d.as_secs_f64() * 1e3).collect();
+    let mut latencies: Vec<f64> = results
+        .iter()
+        .map(|(_, d, _)| d.as_secs_f64() * 1e3)
+        .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let stats = Stats {
@@ -180,8 +238,14 @@ async fn run(http: &reqwest::Client, url: &str, forms: Vec<Vec<(&'static str, St
 async fn bench_schema(url: &str) -> String {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    sqlx::query("DROP SCHEMA IF EXISTS coderd_bench CASCADE").execute(&mut conn).await.unwrap();
-    sqlx::query("CREATE SCHEMA coderd_bench").execute(&mut conn).await.unwrap();
+    sqlx::query("DROP SCHEMA IF EXISTS coderd_bench CASCADE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("CREATE SCHEMA coderd_bench")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}options=-c%20search_path%3Dcoderd_bench")
 }

@@ -15,6 +15,8 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ServerConfig, parse_access_url};
 use crate::oauth::keys::KeyRing;
 use crate::oauth::{OAuthPolicy, OAuthServer};
+use crate::provisioner::runner::JobRunner;
+use crate::provisioner::{CommandLimits, LocalProvisioner, LocalProvisionerOptions, Provisioning};
 use crate::ratelimit::RateLimiter;
 use crate::service::{ServicePolicy, Services};
 use crate::state::{AppState, HttpSettings};
@@ -34,6 +36,7 @@ pub struct App {
     store: SharedStore,
     revocations: Arc<RevocationList>,
     clock: SharedClock,
+    runner: Arc<JobRunner>,
 }
 
 impl App {
@@ -100,6 +103,22 @@ impl App {
                 clock.clone(),
             ),
         );
+        let provisioning = Provisioning::new(
+            Arc::new(LocalProvisioner::new(local_provisioner_options(&config)).await),
+            CommandLimits {
+                default_timeout: CommandLimits::default()
+                    .default_timeout
+                    .min(config.max_command_timeout),
+                max_timeout: config.max_command_timeout,
+            },
+        );
+        let runner = Arc::new(JobRunner::new(
+            store.clone(),
+            clock.clone(),
+            provisioning.clone(),
+        ));
+        let services = services.with_provisioning(provisioning);
+        services.ensure_default_organization().await?;
         let state = AppState {
             services,
             oauth,
@@ -120,6 +139,7 @@ impl App {
             store,
             revocations,
             clock,
+            runner,
         })
     }
 
@@ -153,6 +173,9 @@ impl App {
             )),
             tokio::spawn(key_reload_loop(self.state.oauth.clone())),
         ];
+        self.runner.recover().await;
+        // Aborted when this future ends or is dropped, taking the jobs it runs with it.
+        let runner = AbortOnDrop(tokio::spawn(self.runner.clone().run()));
         let router = crate::http::router(self.state);
         let served = axum::serve(
             self.listener,
@@ -163,8 +186,37 @@ impl App {
         for task in background {
             task.abort();
         }
+        drop(runner);
+        self.runner.shutdown().await;
         self.store.close().await;
         served.context("the HTTP server failed")
+    }
+}
+
+/// Aborts the task when dropped, so an abandoned server leaves no worker behind.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Where workspaces live, and what their sandbox must hide: the data directory, the config
+/// file, and a SQLite database kept outside the data directory.
+fn local_provisioner_options(config: &ServerConfig) -> LocalProvisionerOptions {
+    let mut hidden: Vec<std::path::PathBuf> = config.config_file.iter().cloned().collect();
+    if let store::DatabaseTarget::Sqlite(path) = &config.database {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            hidden.push(file.into());
+        }
+    }
+    LocalProvisionerOptions {
+        data_dir: config.data_dir.clone(),
+        allow_unsandboxed: config.allow_unsandboxed_workspaces,
+        hidden_paths: hidden,
     }
 }
 

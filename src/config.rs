@@ -95,6 +95,15 @@ pub struct ServerOptions {
     /// http://localhost:6274 for the MCP Inspector.
     #[arg(long, env = "CODER_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub mcp_allowed_origins: Option<Vec<String>>,
+
+    /// The longest a workspace command may run before it is killed [default: 5m].
+    #[arg(long, env = "CODER_MAX_COMMAND_TIMEOUT")]
+    pub max_command_timeout: Option<String>,
+
+    /// Run workspaces without the bubblewrap sandbox when it is unavailable. Workspace commands
+    /// then run as the server's user and can read its database: for trusted single-user setups only.
+    #[arg(long, env = "CODER_ALLOW_UNSANDBOXED_WORKSPACES", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_unsandboxed_workspaces: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -136,6 +145,10 @@ impl ServerOptions {
                 .oauth2_dynamic_client_ttl
                 .or(lower.oauth2_dynamic_client_ttl),
             mcp_allowed_origins: self.mcp_allowed_origins.or(lower.mcp_allowed_origins),
+            max_command_timeout: self.max_command_timeout.or(lower.max_command_timeout),
+            allow_unsandboxed_workspaces: self
+                .allow_unsandboxed_workspaces
+                .or(lower.allow_unsandboxed_workspaces),
         }
     }
 
@@ -226,6 +239,11 @@ pub struct ServerConfig {
     pub mcp_allowed_origins: Vec<String>,
     /// Names passed to --experiments that are not known; logged as warnings at start.
     pub unknown_experiments: Vec<String>,
+    /// The longest a workspace command may run.
+    pub max_command_timeout: Duration,
+    pub allow_unsandboxed_workspaces: bool,
+    /// The config file read, if any; hidden from workspaces.
+    pub config_file: Option<PathBuf>,
 }
 
 /// The authorization server's lifetimes and limits.
@@ -325,6 +343,10 @@ impl ServerConfig {
                 "--oauth2-rate-limit and --oauth2-client-rate-limit must be at least 1 per minute"
             );
         }
+        let max_command_timeout = duration(opts.max_command_timeout, "5m", "max-command-timeout")?;
+        if max_command_timeout < Duration::from_secs(1) {
+            bail!("--max-command-timeout must be at least 1s");
+        }
         let proxy_trusted_origins = opts
             .proxy_trusted_origins
             .unwrap_or_default()
@@ -370,6 +392,9 @@ impl ServerConfig {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
             unknown_experiments,
+            max_command_timeout,
+            allow_unsandboxed_workspaces: opts.allow_unsandboxed_workspaces.unwrap_or(false),
+            config_file: config_file.map(Path::to_path_buf),
         })
     }
 
@@ -392,6 +417,9 @@ impl ServerConfig {
             oauth2: OAuth2Config::default(),
             mcp_allowed_origins: Vec::new(),
             unknown_experiments: Vec::new(),
+            max_command_timeout: Duration::from_secs(300),
+            allow_unsandboxed_workspaces: false,
+            config_file: None,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod mcp;
 pub mod oauth;
+pub mod provisioner;
 pub mod ratelimit;
 pub mod secret;
 pub mod service;

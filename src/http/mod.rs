@@ -4,11 +4,15 @@ pub mod api_keys;
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod meta;
 pub mod oauth2;
 pub mod oauth2_provider;
 pub mod pages;
+pub mod templates;
 pub mod users;
+pub mod workspace_agents;
+pub mod workspaces;
 
 use std::time::Duration;
 
@@ -40,6 +44,10 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(oauth2)
         .merge(oauth2_provider::routes())
+        .merge(files::routes())
+        .merge(templates::routes())
+        .merge(workspaces::routes())
+        .merge(workspace_agents::routes())
         .merge(crate::mcp::routes(&state))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -8,8 +8,8 @@ use std::time::Instant;
 use rmcp::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorData, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::json;
@@ -131,7 +131,11 @@ impl ServerHandler for CoderMcp {
             state: self.state.clone(),
             principal: caller.principal.clone(),
         };
-        let outcome = tools::call(&ctx, tool, request.arguments.unwrap_or_default()).await;
+        let call = tools::call(&ctx, tool, request.arguments.unwrap_or_default());
+        let outcome = match context.meta.get_progress_token() {
+            Some(token) => with_progress(call, &context, token).await,
+            None => call.await,
+        };
         let mut event = AuditEvent::new("mcp.tool.call", "mcp_tool", tool.name)
             .by(caller.principal.user.id)
             .from_ip(&caller.ip)
@@ -148,5 +152,35 @@ impl ServerHandler for CoderMcp {
             Err(err) => result::failure(err),
         }
         .into())
+    }
+}
+
+/// How often a long tool call reports that it is still running.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs a tool call, sending `notifications/progress` every few seconds while it lasts, so a
+/// client that asked for progress (a `progressToken`) knows a long command is alive.
+async fn with_progress(
+    call: impl std::future::Future<Output = tools::ToolResult>,
+    context: &RequestContext<RoleServer>,
+    token: ProgressToken,
+) -> tools::ToolResult {
+    tokio::pin!(call);
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + PROGRESS_INTERVAL,
+        PROGRESS_INTERVAL,
+    );
+    loop {
+        tokio::select! {
+            outcome = &mut call => return outcome,
+            _ = ticker.tick() => {
+                let secs = started.elapsed().as_secs();
+                let note = ProgressNotificationParam::new(token.clone(), secs as f64)
+                    .with_message(format!("still running after {secs} s"));
+                // A client that went away just misses the note; the call goes on.
+                let _ = context.peer.notify_progress(note).await;
+            }
+        }
     }
 }

@@ -108,7 +108,10 @@ fn validate(input: AppInput) -> Result<ValidInput, DomainError> {
     }
     let icon = input.icon.trim().to_owned();
     if icon.len() > 2048 || icon.chars().any(char::is_control) {
-        problems.push(FieldError::new("icon", "Must be a URL of at most 2048 characters."));
+        problems.push(FieldError::new(
+            "icon",
+            "Must be a URL of at most 2048 characters.",
+        ));
     }
     let scope = match input.scope {
         None => None,

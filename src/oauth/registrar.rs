@@ -145,7 +145,9 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
     let plain = |field: &str, value: Option<String>| -> OAuthResult<String> {
         let value = value.unwrap_or_default();
         if value.chars().any(char::is_control) || value.len() > 256 {
-            return Err(bad_metadata(format!("{field} must be at most 256 characters without control characters")));
+            return Err(bad_metadata(format!(
+                "{field} must be at most 256 characters without control characters"
+            )));
         }
         Ok(value)
     };

@@ -576,7 +576,7 @@ async fn flags_beat_env_beat_config_file() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 21] = [
     "http_address",
     "access_url",
     "experiments",
@@ -596,6 +596,8 @@ const KEYS: [&str; 19] = [
     "oauth2_client_rate_limit",
     "oauth2_dynamic_client_ttl",
     "mcp_allowed_origins",
+    "max_command_timeout",
+    "allow_unsandboxed_workspaces",
 ];
 
 fn every_key_is_set(options: ServerOptions) -> bool {
@@ -619,6 +621,8 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         oauth2_client_rate_limit,
         oauth2_dynamic_client_ttl,
         mcp_allowed_origins,
+        max_command_timeout,
+        allow_unsandboxed_workspaces,
     } = options;
     http_address.is_some()
         && access_url.is_some()
@@ -639,6 +643,8 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         && oauth2_client_rate_limit.is_some()
         && oauth2_dynamic_client_ttl.is_some()
         && mcp_allowed_origins.is_some()
+        && max_command_timeout.is_some()
+        && allow_unsandboxed_workspaces.is_some()
 }
 
 fn example(name: &str) -> PathBuf {
@@ -655,8 +661,10 @@ fn example_configs_load_and_change_nothing() {
     );
     for name in ["coder.example.yaml", "coder.example.toml"] {
         let path = example(name);
-        let loaded = ServerConfig::from_options(ServerOptions::default(), Some(&path))
+        let mut loaded = ServerConfig::from_options(ServerOptions::default(), Some(&path))
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        // Where the file was read from is remembered (to hide it from workspaces), not a setting.
+        loaded.config_file = None;
         assert_eq!(
             format!("{loaded:?}"),
             defaults,

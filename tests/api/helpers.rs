@@ -178,6 +178,23 @@ impl TestApp {
         .await
     }
 
+    /// Simulates a crash and a restart: the server task is aborted without a graceful shutdown,
+    /// then a new server starts on the same database and data directory.
+    pub async fn crash_and_restart(mut self) -> TestApp {
+        if let Some(handle) = self.server.take() {
+            handle.abort();
+            let _ = handle.await;
+        }
+        let placeholder = TestDatabase::shared(self.db.target.clone());
+        let db = std::mem::replace(&mut self.db, placeholder);
+        let backend = self.backend.clone();
+        drop(self);
+        Self::spawn_on(backend, db, |c| {
+            c.experiments = Experiments::of(&Experiment::ALL);
+        })
+        .await
+    }
+
     async fn spawn_on(
         backend: Backend,
         db: TestDatabase,

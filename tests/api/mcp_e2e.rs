@@ -12,10 +12,15 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, cookie_value, json_body, set_cookie_named};
-use crate::oauth_client::{AuthRequest, CLAUDE_CALLBACK, MCP_PATH, hidden_field, location_params, param};
+use crate::oauth_client::{
+    AuthRequest, CLAUDE_CALLBACK, MCP_PATH, hidden_field, location_params, param,
+};
 use crate::workspace_support::{create_template, create_workspace};
 
-both_backends!(claude_like_client_runs_a_command_in_a_new_workspace, users_and_scopes_are_isolated);
+both_backends!(
+    claude_like_client_runs_a_command_in_a_new_workspace,
+    users_and_scopes_are_isolated
+);
 
 const MANIFEST: &str = "agent:\n  startup_script: echo started\n";
 
@@ -33,12 +38,21 @@ async fn rpc(app: &TestApp, token: &str, method: &str, params: Value) -> (Status
         .unwrap();
     let status = res.status();
     let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// `tools/call`, returning the structured result; panics on protocol errors.
 async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> Value {
-    let (status, body) = rpc(app, token, "tools/call", json!({"name": tool, "arguments": args})).await;
+    let (status, body) = rpc(
+        app,
+        token,
+        "tools/call",
+        json!({"name": tool, "arguments": args}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{tool}: {body}");
     assert_eq!(body["result"]["isError"], false, "{tool}: {body}");
     body["result"]["structuredContent"].clone()
@@ -60,7 +74,10 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let prm_url = challenge
         .split("resource_metadata=\"")
         .nth(1)
@@ -75,7 +92,15 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
         .to_owned();
 
     // 2. Discovery.
-    let prm: Value = app.client.get(&prm_url).send().await.unwrap().json().await.unwrap();
+    let prm: Value = app
+        .client
+        .get(&prm_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let resource = prm["resource"].as_str().unwrap().to_owned();
     assert_eq!(resource, app.url(MCP_PATH));
     let issuer = prm["authorization_servers"][0].as_str().unwrap().to_owned();
@@ -100,16 +125,23 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
         .json()
         .await
         .unwrap();
-    let oauth = BasicClient::new(ClientId::new(registered["client_id"].as_str().unwrap().into()))
-        .set_client_secret(ClientSecret::new(registered["client_secret"].as_str().unwrap().into()))
-        .set_auth_uri(AuthUrl::new(meta["authorization_endpoint"].as_str().unwrap().into()).unwrap())
-        .set_token_uri(TokenUrl::new(meta["token_endpoint"].as_str().unwrap().into()).unwrap())
-        .set_redirect_uri(RedirectUrl::new(CLAUDE_CALLBACK.into()).unwrap())
-        .set_auth_type(AuthType::RequestBody);
+    let oauth = BasicClient::new(ClientId::new(
+        registered["client_id"].as_str().unwrap().into(),
+    ))
+    .set_client_secret(ClientSecret::new(
+        registered["client_secret"].as_str().unwrap().into(),
+    ))
+    .set_auth_uri(AuthUrl::new(meta["authorization_endpoint"].as_str().unwrap().into()).unwrap())
+    .set_token_uri(TokenUrl::new(meta["token_endpoint"].as_str().unwrap().into()).unwrap())
+    .set_redirect_uri(RedirectUrl::new(CLAUDE_CALLBACK.into()).unwrap())
+    .set_auth_type(AuthType::RequestBody);
 
     // 4. Authorization with PKCE; alice's browser consents.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = oauth.authorize_url(CsrfToken::new_random).set_pkce_challenge(challenge).add_extra_param("resource", &resource);
+    let mut request = oauth
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .add_extra_param("resource", &resource);
     for scope in challenge_scope.split(' ') {
         request = request.add_scope(Scope::new(scope.into()));
     }
@@ -125,12 +157,18 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
     let csrf_cookie = cookie_value(&set_cookie_named(&page, "coder_csrf").unwrap());
     let html = page.text().await.unwrap();
     let mut form: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
-    form.push(("csrf_token".into(), hidden_field(&html, "csrf_token").unwrap()));
+    form.push((
+        "csrf_token".into(),
+        hidden_field(&html, "csrf_token").unwrap(),
+    ));
     form.push(("action".into(), "allow".into()));
     let decided = app
         .client
         .post(app.url("/oauth2/authorize"))
-        .header("Cookie", format!("coder_session_token={alice}; coder_csrf={csrf_cookie}"))
+        .header(
+            "Cookie",
+            format!("coder_session_token={alice}; coder_csrf={csrf_cookie}"),
+        )
         .form(&form)
         .send()
         .await
@@ -141,7 +179,10 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
     let code = param(&params, "code").unwrap().to_owned();
 
     // 5. Token.
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let tokens = oauth
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)
@@ -156,25 +197,61 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
     assert_eq!(status, StatusCode::OK, "{init}");
     assert_eq!(init["result"]["serverInfo"]["name"], "coder");
     let (_, listed) = rpc(&app, &access, "tools/list", json!({})).await;
-    let names: Vec<&str> = listed["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    for expected in ["coder_create_workspace", "coder_workspace_bash", "coder_workspace_readiness"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "coder_create_workspace",
+        "coder_workspace_bash",
+        "coder_workspace_readiness",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
-    assert!(!names.contains(&"coder_create_template"), "a member's grant excludes template administration");
+    assert!(
+        !names.contains(&"coder_create_template"),
+        "a member's grant excludes template administration"
+    );
 
     let templates = call(&app, &access, "coder_list_templates", json!({})).await;
-    let version = templates["templates"][0]["active_version_id"].as_str().unwrap().to_owned();
-    let created = call(&app, &access, "coder_create_workspace", json!({"template_version_id": version, "name": "dev"})).await;
+    let version = templates["templates"][0]["active_version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = call(
+        &app,
+        &access,
+        "coder_create_workspace",
+        json!({"template_version_id": version, "name": "dev"}),
+    )
+    .await;
     assert_eq!(created["owner_name"], "alice");
     let mut ready = Value::Null;
     for _ in 0..4 {
-        ready = call(&app, &access, "coder_workspace_readiness", json!({"workspace": "dev", "wait_ms": 10000})).await;
+        ready = call(
+            &app,
+            &access,
+            "coder_workspace_readiness",
+            json!({"workspace": "dev", "wait_ms": 10000}),
+        )
+        .await;
         if ready["ready"] == true {
             break;
         }
     }
     assert_eq!(ready["ready"], true, "{ready}");
-    let ran = call(&app, &access, "coder_workspace_bash", json!({"workspace": "dev", "command": "echo hi"})).await;
+    let ran = call(
+        &app,
+        &access,
+        "coder_workspace_bash",
+        json!({"workspace": "dev", "command": "echo hi"}),
+    )
+    .await;
     assert_eq!(ran["output"].as_str().unwrap().trim(), "hi");
     assert_eq!(ran["exit_code"], 0);
 
@@ -185,7 +262,13 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
         .await
         .unwrap();
     let access = refreshed.access_token().secret().clone();
-    let ran = call(&app, &access, "coder_workspace_bash", json!({"workspace": "alice/dev", "command": "echo again"})).await;
+    let ran = call(
+        &app,
+        &access,
+        "coder_workspace_bash",
+        json!({"workspace": "alice/dev", "command": "echo again"}),
+    )
+    .await;
     assert_eq!(ran["output"].as_str().unwrap().trim(), "again");
 
     // 8. Revocation ends access at once.
@@ -193,9 +276,15 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
         .client
         .post(meta["revocation_endpoint"].as_str().unwrap())
         .form(&[
-            ("token", refreshed.refresh_token().unwrap().secret().as_str()),
+            (
+                "token",
+                refreshed.refresh_token().unwrap().secret().as_str(),
+            ),
             ("client_id", registered["client_id"].as_str().unwrap()),
-            ("client_secret", registered["client_secret"].as_str().unwrap()),
+            (
+                "client_secret",
+                registered["client_secret"].as_str().unwrap(),
+            ),
         ])
         .send()
         .await
@@ -223,18 +312,51 @@ async fn users_and_scopes_are_isolated(backend: Backend) {
     for (tool, args) in [
         ("coder_get_workspace", json!({"workspace_id": id})),
         ("coder_get_workspace", json!({"workspace_id": "alice/dev"})),
-        ("coder_workspace_bash", json!({"workspace": "alice/dev", "command": "id"})),
-        ("coder_workspace_read_file", json!({"workspace": id, "path": "README.md"})),
-        ("coder_workspace_ls", json!({"workspace": "alice/dev", "path": "."})),
-        ("coder_create_workspace_build", json!({"workspace_id": id, "transition": "stop"})),
+        (
+            "coder_workspace_bash",
+            json!({"workspace": "alice/dev", "command": "id"}),
+        ),
+        (
+            "coder_workspace_read_file",
+            json!({"workspace": id, "path": "README.md"}),
+        ),
+        (
+            "coder_workspace_ls",
+            json!({"workspace": "alice/dev", "path": "."}),
+        ),
+        (
+            "coder_create_workspace_build",
+            json!({"workspace_id": id, "transition": "stop"}),
+        ),
     ] {
-        let (status, body) = rpc(&app, bob_access, "tools/call", json!({"name": tool, "arguments": args})).await;
+        let (status, body) = rpc(
+            &app,
+            bob_access,
+            "tools/call",
+            json!({"name": tool, "arguments": args}),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["result"]["isError"], true, "{tool}: {body}");
-        assert!(body["result"]["content"][0]["text"].as_str().unwrap().contains("not found"), "{tool}: {body}");
+        assert!(
+            body["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("not found"),
+            "{tool}: {body}"
+        );
     }
-    let listed = call(&app, bob_access, "coder_list_workspaces", json!({"owner": "alice"})).await;
-    assert_eq!(listed["count"], 0, "a member cannot list another member's workspaces");
+    let listed = call(
+        &app,
+        bob_access,
+        "coder_list_workspaces",
+        json!({"owner": "alice"}),
+    )
+    .await;
+    assert_eq!(
+        listed["count"], 0,
+        "a member cannot list another member's workspaces"
+    );
 
     // A token without workspaces:exec cannot run commands, even in alice's own workspace.
     let mut req = AuthRequest::for_client(&client);
@@ -243,8 +365,16 @@ async fn users_and_scopes_are_isolated(backend: Backend) {
     let narrow = json_body(app.exchange_code(&client, &code, &req).await).await;
     let narrow = narrow["access_token"].as_str().unwrap();
     let (_, listed) = rpc(&app, narrow, "tools/list", json!({})).await;
-    let names: Vec<&str> = listed["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"coder_get_workspace") && !names.contains(&"coder_workspace_bash"), "{names:?}");
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"coder_get_workspace") && !names.contains(&"coder_workspace_bash"),
+        "{names:?}"
+    );
     let res = app
         .client
         .post(app.url(MCP_PATH))
@@ -256,8 +386,18 @@ async fn users_and_scopes_are_isolated(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let challenge = res.headers()["www-authenticate"].to_str().unwrap();
-    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"workspaces:exec\""), "{challenge}");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"workspaces:exec\""),
+        "{challenge}"
+    );
     // With the right scope, alice can.
-    let ran = call(&app, &alice, "coder_workspace_bash", json!({"workspace": "dev", "command": "echo mine"})).await;
+    let ran = call(
+        &app,
+        &alice,
+        "coder_workspace_bash",
+        json!({"workspace": "dev", "command": "echo mine"}),
+    )
+    .await;
     assert_eq!(ran["output"].as_str().unwrap().trim(), "mine");
 }

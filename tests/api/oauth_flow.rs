@@ -1105,17 +1105,31 @@ async fn cleanup_removes_abandoned_clients_and_expired_codes(backend: Backend) {
 
     app.clock.advance(Duration::hours(25));
     let removed = app.state.oauth.cleanup().await.unwrap();
-    assert!(removed >= 2, "the abandoned client and the expired code, got {removed}");
+    assert!(
+        removed >= 2,
+        "the abandoned client and the expired code, got {removed}"
+    );
 
     let store = app.state.services.store();
     let abandoned_id = coderd::domain::ClientId(abandoned.id.parse().unwrap());
     let used_id = coderd::domain::ClientId(used.id.parse().unwrap());
     assert!(store.get_oauth_app(abandoned_id).await.unwrap().is_none());
-    assert!(store.get_oauth_app(used_id).await.unwrap().is_some(), "a client that obtained tokens stays");
+    assert!(
+        store.get_oauth_app(used_id).await.unwrap().is_some(),
+        "a client that obtained tokens stays"
+    );
     let prefix = stale_code.split('_').nth(1).unwrap();
-    assert!(store.get_auth_code_by_prefix(prefix).await.unwrap().is_none());
+    assert!(
+        store
+            .get_auth_code_by_prefix(prefix)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // The used client's refresh token (30 days) still works.
-    let res = app.refresh_tokens(&used, tokens["refresh_token"].as_str().unwrap()).await;
+    let res = app
+        .refresh_tokens(&used, tokens["refresh_token"].as_str().unwrap())
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 

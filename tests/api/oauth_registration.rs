@@ -138,13 +138,22 @@ async fn as_metadata_has_every_field_and_is_cacheable(backend: Backend) {
     let scopes = doc["scopes_supported"].as_array().expect("scopes");
     assert!(scopes.contains(&json!("workspaces:read")), "{scopes:?}");
 
-    // Browser-based clients may call the machine endpoints it names from other origins.
-    for path in ["/oauth2/register", "/oauth2/tokens", "/oauth2/revoke"] {
+    // Browser-based clients (the MCP Inspector) preflight discovery and the machine endpoints
+    // from other origins.
+    let client_uri = format!("/oauth2/clients/{}", uuid::Uuid::new_v4());
+    for (path, method, headers) in [
+        (AS_METADATA, "GET", "mcp-protocol-version"),
+        (PRM, "GET", "mcp-protocol-version"),
+        ("/oauth2/register", "POST", "content-type"),
+        ("/oauth2/tokens", "POST", "content-type,authorization"),
+        ("/oauth2/revoke", "POST", "content-type,authorization"),
+        (client_uri.as_str(), "PUT", "content-type,authorization"),
+    ] {
         let res = app
             .request(Method::OPTIONS, path, None)
             .header("Origin", "https://inspector.example")
-            .header("Access-Control-Request-Method", "POST")
-            .header("Access-Control-Request-Headers", "content-type")
+            .header("Access-Control-Request-Method", method)
+            .header("Access-Control-Request-Headers", headers)
             .send()
             .await
             .unwrap();
@@ -158,6 +167,14 @@ async fn as_metadata_has_every_field_and_is_cacheable(backend: Backend) {
             Some("*"),
             "{path}"
         );
+        let allowed = header(&res, "access-control-allow-methods").unwrap_or_default();
+        assert!(allowed.contains(method), "{path}: {allowed}");
+        let allowed = header(&res, "access-control-allow-headers")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        for h in headers.split(',') {
+            assert!(allowed.contains(h), "{path}: {h} in {allowed}");
+        }
     }
 }
 

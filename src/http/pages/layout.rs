@@ -58,7 +58,10 @@ td form { display:inline; }
 td button { margin-top:0; padding:.35rem .8rem; font-size:.9rem; }
 button.danger { background:var(--danger); }
 .item { border-top:1px solid var(--line); padding:1rem 0; }
-.item h2 { margin:0 0 .25rem; }
+.item h2 { margin:0; }
+.item p, .item ul { margin:.3rem 0; }
+.item button { margin-top:.6rem; }
+td code.id { white-space:nowrap; }
 nav.crumbs { margin-bottom:.75rem; font-size:.9rem; }
 "#;
 
