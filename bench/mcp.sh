@@ -163,6 +163,26 @@ bodies=(
 )
 scenarios=(healthz tools_list get_authenticated_user list_workspaces)
 
+# One curl of each scenario: 200, and a JSON-RPC result that is not an error.
+check_all() {
+    local url="$1" token="$2" write_lua="${3:-}" i code
+    for i in "${!scenarios[@]}"; do
+        if [[ $i -eq 0 ]]; then
+            code="$(curl -sS -o "$work/body" -w '%{http_code}' "$url/healthz")"
+            py check healthz "${scenarios[$i]}" "$code" "$work/body"
+            continue
+        fi
+        code="$(curl -sS -o "$work/body" -w '%{http_code}' -X POST "$url/api/experimental/mcp/http" \
+            -H 'Content-Type: application/json' \
+            -H 'Accept: application/json, text/event-stream' \
+            -H 'MCP-Protocol-Version: 2025-06-18' \
+            -H "Authorization: Bearer $token" \
+            --data-binary "${bodies[$i]}")"
+        py check rpc "${scenarios[$i]}" "$code" "$work/body"
+        [[ -z "$write_lua" ]] || py lua "$work/${scenarios[$i]}.lua" "$token" "${bodies[$i]}"
+    done
+}
+
 run_backend() {
     local name="$1"
     local data="$work/data-$name" port url db_args=()
@@ -221,22 +241,7 @@ run_backend() {
         --idle-rss-kib "$idle_rss" --idle-cpu-pct "$idle_cpu"
 
     step "$name: one request of each before the load"
-    local i code
-    for i in "${!scenarios[@]}"; do
-        if [[ $i -eq 0 ]]; then
-            code="$(curl -sS -o "$work/body" -w '%{http_code}' "$url/healthz")"
-            py check healthz "${scenarios[$i]}" "$code" "$work/body"
-        else
-            code="$(curl -sS -o "$work/body" -w '%{http_code}' -X POST "$url/api/experimental/mcp/http" \
-                -H 'Content-Type: application/json' \
-                -H 'Accept: application/json, text/event-stream' \
-                -H 'MCP-Protocol-Version: 2025-06-18' \
-                -H "Authorization: Bearer $token" \
-                --data-binary "${bodies[$i]}")"
-            py check rpc "${scenarios[$i]}" "$code" "$work/body"
-            py lua "$work/${scenarios[$i]}.lua" "$token" "${bodies[$i]}"
-        fi
-    done
+    check_all "$url" "$token" write-lua
 
     local run
     for run in $(seq 1 "$runs"); do
@@ -253,7 +258,7 @@ run_backend() {
             echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true
             t0="$(cpu_ticks)"
             wrk -t"$threads" -c"$connections" -d"$duration" --latency "${script[@]}" "$target" \
-                >"$out/wrk-$name-$s-$run.txt"
+                >"$out/wrk-$name-$s-$run.txt" 2>&1
             t1="$(cpu_ticks)"
             kill -0 "$server_pid" 2>/dev/null || die "the server died during $s"
             py row --results "$results" --backend "$name" --run "$run" --scenario "$s" \
@@ -262,6 +267,8 @@ run_backend() {
             sleep 1
         done
     done
+    step "$name: one request of each after the load"
+    check_all "$url" "$token"
     stop_server
     rm -rf "$data"
 }

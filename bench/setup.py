@@ -305,7 +305,9 @@ def cmd_prepare(args) -> None:
 
 
 def lua_string(s: str) -> str:
-    return '"' + "".join(c if c.isalnum() or c in " -_.:/,{}[]@=+" else f"\\{ord(c)}" for c in s) + '"'
+    """A Lua string literal: safe characters as they are, every other byte as a 3-digit escape."""
+    safe = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.:/,{}[]@=+")
+    return '"' + "".join(chr(b) if b in safe else f"\\{b:03d}" for b in s.encode()) + '"'
 
 
 def cmd_lua(args) -> None:
@@ -398,6 +400,8 @@ def cmd_row(args) -> None:
     })
     with open(args.results, "a") as f:
         f.write(json.dumps(row) + "\n")
+    if row["non2xx"]:
+        die(f"{args.scenario}: {row['non2xx']} responses were not 2xx; see {args.wrk_out}")
     print(f"  {args.scenario:<28} {row['rps']:>9.0f} req/s  p50 {fmt_ms(row['p50_ms'])}  "
           f"p99 {fmt_ms(row['p99_ms'])}  {row['cpu_us_per_req']:.1f} µs CPU/req  "
           f"peak RSS {args.hwm_kib / 1024:.1f} MiB  non-2xx {row['non2xx']}  socket errors {row['socket_errors']}")

@@ -107,11 +107,9 @@ impl Endpoint {
         let toolset = match Toolset::from_query(request.uri().query()) {
             Ok(t) => t,
             Err(name) => {
-                return close_connection(
-                    ApiError::bad_request(format!("Invalid toolset: {name}"))
-                        .with_detail("Use toolset=standard, workspace or chatgpt.")
-                        .into_response(),
-                );
+                return ApiError::bad_request(format!("Invalid toolset: {name}"))
+                    .with_detail("Use toolset=standard, workspace or chatgpt.")
+                    .into_response();
             }
         };
         let principal = match auth::authenticate(
@@ -123,12 +121,12 @@ impl Endpoint {
         .await
         {
             Ok(p) => p,
-            Err(response) => return close_connection(response),
+            Err(response) => return response,
         };
         // Our own media type checks, so they keep their place before the body checks below and
         // answer in JSON-RPC (mcp-requirements P2, §7.2).
         if let Some(rejection) = wire::check_media_types(request.headers()) {
-            return close_connection(rejection.into_response());
+            return rejection.into_response();
         }
         let ip = request
             .extensions()
@@ -139,12 +137,12 @@ impl Endpoint {
         let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(_) => {
-                return close_connection(jsonrpc_error(
+                return jsonrpc_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     Value::Null,
                     -32600,
                     &format!("The request body exceeds {} MiB.", MAX_BODY / (1024 * 1024)),
-                ));
+                );
             }
         };
         let caller = Caller {
@@ -273,18 +271,6 @@ fn scope_denial(state: &AppState, caller: &Caller, message: &Value) -> Option<Re
         name,
         &[tool.scope].into_iter().collect::<ScopeSet>(),
     ))
-}
-
-/// Marks a response sent before the request body was read in full. hyper closes such a
-/// connection once the response is written (it will not skip a body nobody read), and without
-/// `Connection: close` a client reuses the connection for its next request and sees it drop
-/// unanswered: the MCP Python SDK (httpx) failed its first metadata GET after the 401 this way
-/// whenever the POST body arrived after the headers.
-fn close_connection(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }
 
 /// The JSON-RPC message in a JSON or SSE response body.

@@ -38,6 +38,8 @@ both_backends!(
     tools_are_well_described,
     tool_results_carry_structured_content,
     tool_calls_are_audited,
+    early_answers_close_the_connection,
+    a_proxy_host_header_is_accepted,
 );
 
 const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -1794,4 +1796,45 @@ async fn tool_calls_are_audited(backend: Backend) {
     )
     .await;
     assert_eq!(calls().await.len(), 2);
+}
+
+/// A 401 sent before the body arrives must say `Connection: close`: hyper drops the connection
+/// afterwards, and a client reusing it (httpx in the Python SDK) would lose its next request.
+async fn early_answers_close_the_connection(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(backend).await;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}"#;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/experimental/mcp/http HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]).to_ascii_lowercase();
+    assert!(reply.starts_with("http/1.1 401"), "{reply}");
+    assert!(reply.contains("connection: close"), "{reply}");
+}
+
+/// Behind a reverse proxy the Host header is the public name, not the listen address; the MCP
+/// endpoint must not refuse it (only Origin is checked).
+async fn a_proxy_host_header_is_accepted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let res = app
+        .client
+        .post(app.url(MCP_PATH))
+        .header("Host", "coder.example.com")
+        .header("Accept", "application/json, text/event-stream")
+        .bearer_auth(&owner)
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }
