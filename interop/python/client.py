@@ -454,10 +454,51 @@ async def check_get_authenticated_user(ctx: Ctx) -> str:
     return f"username={user['username']}"
 
 
-# Workspace steps go here (create workspace, wait until ready, coder_workspace_bash
-# `echo hi`): add async check functions and list them in CHECKS after
-# check_get_authenticated_user. Tools beyond the challenged scope answer 403
-# insufficient_scope, and the SDK steps up by itself (the Browser consents again).
+TEMPLATE_MANIFEST = "agent:\n  startup_script: echo started\n"
+
+
+async def check_template_through_mcp(ctx: Ctx) -> str:
+    """The owner builds a template with the MCP template tools, as an agent would."""
+    client = ctx.sdk()
+    uploaded = await ctx.call_tool(client, "coder_upload_tar_file", {"files": {"coder.yaml": TEMPLATE_MANIFEST}})
+    version = await ctx.call_tool(client, "coder_create_template_version", {"file_id": uploaded["id"]})
+    # The import is a job; its status is on the REST API (no MCP tool reads one version).
+    session = await ctx.browser.sign_in()
+    status = ""
+    for _ in range(120):
+        r = await ctx.raw_http.get(
+            f"{ctx.base_url}/api/v2/templateversions/{version['id']}", headers={"Coder-Session-Token": session}
+        )
+        status = r.json()["job"]["status"]
+        if status not in ("pending", "running"):
+            break
+        await anyio.sleep(0.25)
+    expect(status == "succeeded", f"template version import ended {status!r}")
+    template = await ctx.call_tool(
+        client,
+        "coder_create_template",
+        {"name": "interop", "display_name": "Interop", "description": "Made by the interop check", "version_id": version["id"]},
+    )
+    ctx.data["version_id"] = template["active_version_id"]
+    return f"template {template['name']} at version {template['active_version_id']}"
+
+
+async def check_workspace_command(ctx: Ctx) -> str:
+    """Create a workspace, wait until it is ready, and run `echo hi` in it."""
+    client = ctx.sdk()
+    created = await ctx.call_tool(
+        client, "coder_create_workspace", {"template_version_id": ctx.data["version_id"], "name": "interop"}
+    )
+    ready: dict[str, Any] = {}
+    for _ in range(6):
+        ready = await ctx.call_tool(client, "coder_workspace_readiness", {"workspace": "interop", "wait_ms": 10000})
+        if ready.get("ready"):
+            break
+    expect(ready.get("ready") is True, f"workspace never became ready: {ready}")
+    ran = await ctx.call_tool(client, "coder_workspace_bash", {"workspace": "interop", "command": "echo hi"})
+    expect(ran.get("output", "").strip() == "hi", f"echo hi printed {ran.get('output')!r}")
+    expect(ran.get("exit_code") == 0, f"exit code {ran.get('exit_code')}")
+    return f"workspace {created['name']} ready; echo hi → {ran['output'].strip()!r}"
 
 
 async def check_legacy_handshake(ctx: Ctx) -> str:
@@ -564,6 +605,8 @@ CHECKS: list[tuple[str, Check]] = [
     ("discovery sequence on the wire", check_discovery_sequence),
     ("tools/list", check_tools_list),
     ("tools/call coder_get_authenticated_user", check_get_authenticated_user),
+    ("template through the MCP template tools", check_template_through_mcp),
+    ("workspace: create, wait until ready, echo hi", check_workspace_command),
     ("legacy initialize handshake with the stored token", check_legacy_handshake),
     ("refresh (SDK-driven, rotating)", check_refresh),
     ("revoke → 401", check_revoke),
