@@ -116,16 +116,7 @@ macro_rules! impl_oauth_store {
                 .bind(id.0)
                 .fetch_all(&mut *tx)
                 .await?;
-                for (grant,) in &revoked {
-                    sqlx::query(
-                        "INSERT INTO oauth2_revocations (grant_id, revoked_at, created_at, updated_at) \
-                         VALUES ($1, $2, $2, $2) ON CONFLICT (grant_id) DO NOTHING",
-                    )
-                    .bind(grant)
-                    .bind(DbTime(now))
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                record_revocations(&mut tx, &revoked, now).await?;
                 let deleted = sqlx::query("DELETE FROM oauth2_provider_apps WHERE id = $1")
                     .bind(id.0)
                     .execute(&mut *tx)
@@ -233,16 +224,7 @@ macro_rules! impl_oauth_store {
                 .bind(app.0)
                 .fetch_all(&mut *tx)
                 .await?;
-                for (grant,) in &revoked {
-                    sqlx::query(
-                        "INSERT INTO oauth2_revocations (grant_id, revoked_at, created_at, updated_at) \
-                         VALUES ($1, $2, $2, $2) ON CONFLICT (grant_id) DO NOTHING",
-                    )
-                    .bind(grant)
-                    .bind(DbTime(now))
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                record_revocations(&mut tx, &revoked, now).await?;
                 let deleted = sqlx::query("DELETE FROM oauth2_provider_app_secrets WHERE id = $1 AND app_id = $2")
                     .bind(id)
                     .bind(app.0)
@@ -404,14 +386,7 @@ macro_rules! impl_oauth_store {
                 .await?
                 .rows_affected();
                 if changed == 1 {
-                    sqlx::query(
-                        "INSERT INTO oauth2_revocations (grant_id, revoked_at, created_at, updated_at) \
-                         VALUES ($1, $2, $2, $2) ON CONFLICT (grant_id) DO NOTHING",
-                    )
-                    .bind(id.0)
-                    .bind(DbTime(now))
-                    .execute(&mut *tx)
-                    .await?;
+                    record_revocations(&mut tx, &[(id.0,)], now).await?;
                 }
                 tx.commit().await?;
                 Ok(changed == 1)
@@ -435,16 +410,7 @@ macro_rules! impl_oauth_store {
                 .bind(app.map(|a| a.0))
                 .fetch_all(&mut *tx)
                 .await?;
-                for (grant,) in &revoked {
-                    sqlx::query(
-                        "INSERT INTO oauth2_revocations (grant_id, revoked_at, created_at, updated_at) \
-                         VALUES ($1, $2, $2, $2) ON CONFLICT (grant_id) DO NOTHING",
-                    )
-                    .bind(grant)
-                    .bind(DbTime(now))
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                record_revocations(&mut tx, &revoked, now).await?;
                 tx.commit().await?;
                 Ok(revoked.into_iter().map(|(g,)| $crate::domain::GrantId(g)).collect())
             }
@@ -648,6 +614,25 @@ macro_rules! impl_oauth_store {
                     .await?;
                 $crate::store::rows::convert_all(rows)
             }
+        }
+
+        /// Writes revoked grants to the feed every replica's token verifier follows.
+        async fn record_revocations(
+            tx: &mut sqlx::Transaction<'static, <$store as $crate::store::Backend>::Db>,
+            grants: &[(uuid::Uuid,)],
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::store::StoreResult<()> {
+            for (grant,) in grants {
+                sqlx::query(
+                    "INSERT INTO oauth2_revocations (grant_id, revoked_at, created_at, updated_at) \
+                     VALUES ($1, $2, $2, $2) ON CONFLICT (grant_id) DO NOTHING",
+                )
+                .bind(grant)
+                .bind($crate::store::time::DbTime(now))
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
         }
 
         async fn insert_refresh_token<'e, E>(

@@ -11,10 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, cookie_value, json_body, set_cookie_named};
-use crate::oauth_client::{
-    AuthRequest, CLAUDE_CALLBACK, MCP_PATH, hidden_field, location_params, param,
-};
+use crate::helpers::{Backend, TestApp, json_body};
+use crate::oauth_client::{AuthRequest, CLAUDE_CALLBACK, MCP_PATH, location_params, param};
 use crate::workspace_support::{create_template, create_workspace};
 
 both_backends!(
@@ -146,33 +144,7 @@ async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) 
         request = request.add_scope(Scope::new(scope.into()));
     }
     let (authorize_url, state) = request.url();
-    let page = app
-        .client
-        .get(authorize_url.as_str())
-        .header("Cookie", format!("coder_session_token={alice}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let csrf_cookie = cookie_value(&set_cookie_named(&page, "coder_csrf").unwrap());
-    let html = page.text().await.unwrap();
-    let mut form: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
-    form.push((
-        "csrf_token".into(),
-        hidden_field(&html, "csrf_token").unwrap(),
-    ));
-    form.push(("action".into(), "allow".into()));
-    let decided = app
-        .client
-        .post(app.url("/oauth2/authorize"))
-        .header(
-            "Cookie",
-            format!("coder_session_token={alice}; coder_csrf={csrf_cookie}"),
-        )
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let decided = app.allow_at(&alice, &authorize_url).await;
     assert_eq!(decided.status(), StatusCode::FOUND);
     let params = location_params(&decided);
     assert_eq!(param(&params, "state"), Some(state.secret().as_str()));

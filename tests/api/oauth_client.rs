@@ -181,29 +181,9 @@ impl TestApp {
     /// Shows the consent page and submits it with `action` (`allow` or `deny`); returns the
     /// response to the POST (a redirect to the client on success).
     pub async fn consent(&self, session: &str, req: &AuthRequest, action: &str) -> Response {
-        let page = self.authorize_get(Some(session), req).await;
-        assert_eq!(page.status(), StatusCode::OK, "consent page");
-        let csrf_cookie = set_cookie_named(&page, "coder_csrf").map(|c| cookie_value(&c));
-        let html = page.text().await.expect("html");
-        let csrf = hidden_field(&html, "csrf_token").expect("a csrf_token field");
-        let mut form: Vec<(String, String)> = req
-            .query()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        form.push(("csrf_token".into(), csrf.clone()));
-        form.push(("action".into(), action.into()));
-        let cookie = format!(
-            "coder_session_token={session}; coder_csrf={}",
-            csrf_cookie.unwrap_or(csrf)
-        );
-        self.client
-            .post(self.url("/oauth2/authorize"))
-            .header("Cookie", cookie)
-            .form(&form)
-            .send()
-            .await
-            .expect("request")
+        let mut url = Url::parse(&self.url("/oauth2/authorize")).expect("url");
+        url.query_pairs_mut().extend_pairs(req.query());
+        self.decide_at(session, &url, action).await
     }
 
     /// Runs consent and returns the authorization code.
@@ -269,5 +249,44 @@ impl TestApp {
         let res = self.exchange_code(client, &code, &req).await;
         assert_eq!(res.status(), StatusCode::OK);
         json_body(res).await
+    }
+}
+
+impl TestApp {
+    /// Plays the browser for an authorization URL an independent client built: opens it signed
+    /// in as `session`, then submits the consent form with Allow.
+    pub async fn allow_at(&self, session: &str, authorize_url: &Url) -> Response {
+        self.decide_at(session, authorize_url, "allow").await
+    }
+
+    /// Opens the consent page for `authorize_url` and submits the form with `action`.
+    async fn decide_at(&self, session: &str, authorize_url: &Url, action: &str) -> Response {
+        let page = self
+            .client
+            .get(authorize_url.as_str())
+            .header("Cookie", format!("coder_session_token={session}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(page.status(), StatusCode::OK, "consent page");
+        let csrf_cookie = set_cookie_named(&page, "coder_csrf").map(|c| cookie_value(&c));
+        let html = page.text().await.expect("html");
+        let csrf = hidden_field(&html, "csrf_token").expect("a csrf_token field");
+        let mut form: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
+        form.push(("csrf_token".into(), csrf.clone()));
+        form.push(("action".into(), action.into()));
+        self.client
+            .post(self.url("/oauth2/authorize"))
+            .header(
+                "Cookie",
+                format!(
+                    "coder_session_token={session}; coder_csrf={}",
+                    csrf_cookie.unwrap_or(csrf)
+                ),
+            )
+            .form(&form)
+            .send()
+            .await
+            .expect("request")
     }
 }

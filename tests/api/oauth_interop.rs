@@ -10,8 +10,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, cookie_value, json_body, set_cookie_named};
-use crate::oauth_client::{CLAUDE_CALLBACK, MCP_PATH, hidden_field, location_params, param};
+use crate::helpers::{Backend, TestApp, json_body};
+use crate::oauth_client::{CLAUDE_CALLBACK, MCP_PATH, location_params, param};
 
 both_backends!(oauth2_crate_completes_the_flow);
 
@@ -68,33 +68,7 @@ async fn oauth2_crate_completes_the_flow(backend: Backend) {
         .url();
 
     // The browser: open the URL signed in, read the consent form, press Allow.
-    let page = app
-        .client
-        .get(authorize_url.as_str())
-        .header("Cookie", format!("coder_session_token={session}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let csrf_cookie = cookie_value(&set_cookie_named(&page, "coder_csrf").unwrap());
-    let html = page.text().await.unwrap();
-    let mut form: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
-    form.push((
-        "csrf_token".into(),
-        hidden_field(&html, "csrf_token").unwrap(),
-    ));
-    form.push(("action".into(), "allow".into()));
-    let decided = app
-        .client
-        .post(app.url("/oauth2/authorize"))
-        .header(
-            "Cookie",
-            format!("coder_session_token={session}; coder_csrf={csrf_cookie}"),
-        )
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let decided = app.allow_at(&session, &authorize_url).await;
     assert_eq!(decided.status(), StatusCode::FOUND);
     let params = location_params(&decided);
     assert_eq!(param(&params, "state"), Some(csrf_state.secret().as_str()));
