@@ -97,6 +97,7 @@ async fn serve(options: ServerOptions, config_path: Option<PathBuf>) -> anyhow::
         url = %app.access_url().as_str().trim_end_matches('/'),
         listen = %app.local_addr()?,
         database = %database,
+        data_dir = %config.data_dir.display(),
         experiments = %if experiments.is_empty() { "none".to_owned() } else { experiments.join(",") },
         "Coder server started; open the URL to sign in",
     );

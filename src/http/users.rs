@@ -5,15 +5,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::cookies::{SESSION_COOKIE, set_cookie};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
-use crate::domain::{FieldError, Role, User};
+use crate::domain::{FieldError, Role};
+use crate::service::views::UserResponse;
 use crate::service::{CreateUserRequest, UserSelector};
 use crate::state::AppState;
 use crate::store::Page;
@@ -28,56 +27,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/users/logout", post(logout))
         .route("/api/v2/users", get(list_users).post(create_user))
         .route("/api/v2/users/{user}", get(get_user).delete(delete_user))
-}
-
-/// Coder's `codersdk.User`.
-#[derive(Debug, Serialize)]
-pub struct UserResponse {
-    pub id: Uuid,
-    pub username: String,
-    pub name: String,
-    pub email: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub status: &'static str,
-    pub login_type: &'static str,
-    pub theme_preference: &'static str,
-    pub avatar_url: &'static str,
-    pub roles: Vec<RoleResponse>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RoleResponse {
-    pub name: &'static str,
-    pub display_name: &'static str,
-}
-
-impl From<User> for UserResponse {
-    fn from(u: User) -> Self {
-        // Coder lists only granted site roles; "member" is implicit.
-        let roles = match u.role {
-            Role::Owner => vec![RoleResponse {
-                name: Role::Owner.as_str(),
-                display_name: Role::Owner.display_name(),
-            }],
-            Role::Member => Vec::new(),
-        };
-        UserResponse {
-            id: u.id.0,
-            username: u.username,
-            name: u.name,
-            email: u.email,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-            last_seen_at: u.last_seen_at,
-            status: u.status.as_str(),
-            login_type: "password",
-            theme_preference: "",
-            avatar_url: "",
-            roles,
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::manifest::Parameter;
 use crate::domain::{
-    AgentLifecycle, AgentLog, JobLog, JobStatus, Organization, ProvisionerJob, Template,
+    AgentLifecycle, AgentLog, JobLog, JobStatus, Organization, ProvisionerJob, Role, Template,
     TemplateVersion, User, Workspace, WorkspaceAgent, WorkspaceApp, WorkspaceBuild,
     WorkspaceStatus,
 };
@@ -765,4 +765,54 @@ pub struct ExecResultView {
     pub exit_code: i32,
     pub timed_out: bool,
     pub truncated: bool,
+}
+
+/// Coder's `codersdk.User`, for the REST API and the MCP tools alike.
+#[derive(Debug, Serialize)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub status: &'static str,
+    pub login_type: &'static str,
+    pub theme_preference: &'static str,
+    pub avatar_url: &'static str,
+    pub roles: Vec<RoleResponse>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoleResponse {
+    pub name: &'static str,
+    pub display_name: &'static str,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        // Coder lists only granted site roles; "member" is implicit.
+        let roles = match u.role {
+            Role::Owner => vec![RoleResponse {
+                name: Role::Owner.as_str(),
+                display_name: Role::Owner.display_name(),
+            }],
+            Role::Member => Vec::new(),
+        };
+        UserResponse {
+            id: u.id.0,
+            username: u.username,
+            name: u.name,
+            email: u.email,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            last_seen_at: u.last_seen_at,
+            status: u.status.as_str(),
+            login_type: "password",
+            theme_preference: "",
+            avatar_url: "",
+            roles,
+        }
+    }
 }

@@ -4,8 +4,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::args::{self, object, string};
-use super::workspaces::to_value;
-use super::{ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args};
+use super::{
+    ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value,
+};
 use crate::domain::AgentId;
 use crate::mcp::result::MAX_RESULT_CHARS;
 use crate::oauth::scopes::Scope;

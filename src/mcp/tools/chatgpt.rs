@@ -5,8 +5,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::args::{object, string};
-use super::workspaces::to_value;
-use super::{READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args};
+use super::{READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value};
 use crate::domain::TemplateId;
 use crate::mcp::toolset::Toolset;
 use crate::oauth::scopes::Scope;

@@ -187,6 +187,11 @@ pub async fn call(ctx: &ToolContext, tool: &ToolDef, args: Map<String, Value>) -
     }
 }
 
+/// Serializes a view; views always serialize, so a failure is an internal error.
+pub fn to_value<T: serde::Serialize>(view: &T) -> Result<Value, ToolError> {
+    serde_json::to_value(view).map_err(|e| ToolError::from(crate::domain::DomainError::internal(e)))
+}
+
 /// Reads the arguments into `T`; a mismatch names the problem and returns the expected schema.
 pub fn parse_args<T: DeserializeOwned>(
     tool: &ToolDef,

@@ -7,9 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::args::{self, no_args, object, string};
-use super::workspaces::to_value;
 use super::{
-    ADMIN, ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args,
+    ADMIN, ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value,
 };
 use crate::domain::{FileId, TemplateId, TemplateVersionId};
 use crate::oauth::scopes::Scope;

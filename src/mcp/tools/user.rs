@@ -3,8 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ALL, READ_ONLY, ToolContext, ToolDef, ToolResult, parse_args};
+use super::{ALL, READ_ONLY, ToolContext, ToolDef, ToolResult, parse_args, to_value};
 use crate::oauth::scopes::Scope;
+use crate::service::views::UserResponse;
 
 pub const GET_AUTHENTICATED_USER: ToolDef = ToolDef {
     name: "coder_get_authenticated_user",
@@ -27,20 +28,8 @@ pub async fn get_authenticated_user(
     args: Map<String, Value>,
 ) -> ToolResult {
     let NoArgs {} = parse_args(tool, args)?;
-    let user = &ctx.principal.user;
-    let roles: Vec<Value> = match user.role {
-        crate::domain::Role::Owner => vec![json!({"name": "owner", "display_name": "Owner"})],
-        crate::domain::Role::Member => Vec::new(),
-    };
-    Ok(json!({
-        "id": user.id.0,
-        "username": user.username,
-        "name": user.name,
-        "email": user.email,
-        "created_at": user.created_at,
-        "last_seen_at": user.last_seen_at,
-        "status": user.status.as_str(),
-        "roles": roles,
-        "scopes": ctx.principal.scopes().to_wire(),
-    }))
+    let mut user = to_value(&UserResponse::from(ctx.principal.user.clone()))?;
+    // What this connection may do: the token's scopes within the user's role.
+    user["scopes"] = json!(ctx.principal.scopes().to_wire());
+    Ok(user)
 }

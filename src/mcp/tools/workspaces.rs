@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::args::{self, object, string};
-use super::{ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args};
+use super::{
+    ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value,
+};
 use crate::domain::{BuildId, ParameterValue, TemplateId, TemplateVersionId, Transition};
 use crate::oauth::scopes::Scope;
 use crate::service::UserSelector;
@@ -418,9 +420,4 @@ pub async fn build_logs(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Valu
         .workspace_build_logs(&ctx.principal, id, 0)
         .await?;
     Ok(json!({ "logs": logs, "finished": finished }))
-}
-
-/// Serializes a view; views always serialize, so a failure is an internal error.
-pub fn to_value<T: serde::Serialize>(view: &T) -> Result<Value, ToolError> {
-    serde_json::to_value(view).map_err(|e| ToolError::from(crate::domain::DomainError::internal(e)))
 }
