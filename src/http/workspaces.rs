@@ -27,7 +27,7 @@ use crate::store::Page;
 
 /// How often a followed log is re-read, and how long a follower may stay.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
-const FOLLOW_MAX: Duration = Duration::from_secs(3600);
+const FOLLOW_MAX: Duration = Duration::from_secs(600);
 const MAX_PAGE: i64 = 1000;
 
 pub fn routes() -> Router<AppState> {

@@ -87,10 +87,21 @@ impl Sandbox {
                     .into(),
             ),
         };
-        let hidden = hidden
+        let hidden: Vec<PathBuf> = hidden
             .into_iter()
             .filter_map(|p| p.canonicalize().ok())
             .filter(|p| p != Path::new("/"))
+            .collect();
+        // A path inside a hidden directory is already gone; covering it again would leave an
+        // empty mount point that still shows its name.
+        let hidden = hidden
+            .iter()
+            .filter(|p| {
+                !hidden
+                    .iter()
+                    .any(|other| other != *p && p.starts_with(other))
+            })
+            .cloned()
             .collect();
         Sandbox {
             mode,

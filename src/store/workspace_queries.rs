@@ -224,6 +224,21 @@ macro_rules! impl_workspace_store {
                     OrphanScope::StaleBefore(t) => ("stale", DbTime(*t), String::new()),
                     OrphanScope::Worker(w) => ("worker", DbTime(now), w.clone()),
                 };
+                const SCOPE: &str = "status IN ('running', 'canceling') AND ($1 = 'all' \
+                     OR ($1 = 'stale' AND (heartbeat_at IS NULL OR heartbeat_at < $2)) \
+                     OR ($1 = 'worker' AND worker_id = $3))";
+                // The common case finds nothing: answer it without opening a transaction, so a
+                // server stopped mid-check never leaves one open.
+                let (candidates,): (i64,) =
+                    sqlx::query_as(&format!("SELECT COUNT(*) FROM provisioner_jobs WHERE {SCOPE}"))
+                        .bind(kind)
+                        .bind(stale)
+                        .bind(&worker)
+                        .fetch_one(&self.pool)
+                        .await?;
+                if candidates == 0 {
+                    return Ok(Vec::new());
+                }
                 let mut tx = self.pool.begin().await?;
                 let finished: Vec<(uuid::Uuid,)> = sqlx::query_as(
                     "UPDATE provisioner_jobs SET \
@@ -270,6 +285,21 @@ macro_rules! impl_workspace_store {
                 logs: &[$crate::domain::NewJobLog],
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::time::DbTime;
+                if let [log] = logs {
+                    sqlx::query(
+                        "INSERT INTO provisioner_job_logs (job_id, created_at, source, level, stage, output) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(job.0)
+                    .bind(DbTime(log.created_at))
+                    .bind(log.source)
+                    .bind(log.level.as_str())
+                    .bind(&log.stage)
+                    .bind(&log.output)
+                    .execute(&self.pool)
+                    .await?;
+                    return Ok(());
+                }
                 let mut tx = self.pool.begin().await?;
                 for log in logs {
                     sqlx::query(

@@ -17,6 +17,8 @@ async fn running_workspace() -> (TestApp, String, Value, tempfile::TempDir) {
     let data_dir = data.path().to_path_buf();
     let app = TestApp::spawn_with(Backend::Sqlite, move |c| {
         c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        // The database inside the data directory, as `coder server` keeps it by default.
+        c.database = coderd::store::DatabaseTarget::Sqlite(data_dir.join("coder.db"));
         c.data_dir = data_dir;
     })
     .await;
@@ -31,7 +33,7 @@ async fn running_workspace() -> (TestApp, String, Value, tempfile::TempDir) {
 async fn commands_cannot_see_server_data_or_write_outside_home() {
     let (app, owner, ws, data) = running_workspace().await;
     let agent = agent_id(&ws);
-    let db = app.db.dir.path().join("coder.db");
+    let db = data.path().join("coder.db");
     assert!(db.exists());
     let data_dir = data.path().display().to_string();
     let workspaces = data.path().join("workspaces");
@@ -75,6 +77,7 @@ async fn commands_cannot_see_server_data_or_write_outside_home() {
     let home = workspaces.join(ws["id"].as_str().unwrap()).join("home");
     assert!(home.join("home-ok").exists());
     assert!(!data.path().join("x").exists());
+    app.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -138,6 +141,7 @@ async fn file_operations_refuse_escapes() {
         .get(&format!("{base}/read-file?path=missing.txt"), Some(&owner))
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    app.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -231,4 +235,5 @@ async fn commands_time_out_outputs_are_capped_and_stop_ends_background_processes
     let after_stop = read();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(read(), after_stop, "a process survived the stop");
+    app.stop().await.unwrap();
 }

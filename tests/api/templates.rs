@@ -174,6 +174,7 @@ async fn template_versions_import_and_templates_are_managed(backend: Backend) {
             .status(),
         StatusCode::NOT_FOUND
     );
+    app.stop().await.unwrap();
 }
 
 async fn invalid_manifests_fail_the_import_naming_the_line(backend: Backend) {
@@ -241,6 +242,7 @@ async fn invalid_manifests_fail_the_import_naming_the_line(backend: Backend) {
             .unwrap()
             .contains("no coder.yaml")
     );
+    app.stop().await.unwrap();
 }
 
 async fn uploads_are_checked(backend: Backend) {
@@ -329,6 +331,7 @@ async fn uploads_are_checked(backend: Backend) {
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json_body(res).await["validations"][0]["field"], "file_id");
+    app.stop().await.unwrap();
 }
 
 async fn deleting_a_template_with_workspaces_is_refused(backend: Backend) {
@@ -363,6 +366,7 @@ async fn deleting_a_template_with_workspaces_is_refused(backend: Backend) {
         app.delete(&path, Some(&owner)).await.status(),
         StatusCode::NOT_FOUND
     );
+    app.stop().await.unwrap();
 }
 
 /// A tar of a directory, as `tar -cf x.tar -C dir .` makes it.
@@ -427,4 +431,5 @@ async fn the_example_templates_import_and_start() {
         assert_eq!(out["output"], expected, "{name}");
         build(&app, &owner, &ws, "delete").await;
     }
+    app.stop().await.unwrap();
 }

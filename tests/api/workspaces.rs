@@ -260,6 +260,7 @@ async fn workspace_lifecycle_from_template_to_deletion(backend: Backend) {
         json!([{"name": "project", "value": "again"}]),
     )
     .await;
+    app.stop().await.unwrap();
 }
 
 async fn invalid_parameter_values_are_rejected_with_clear_messages(backend: Backend) {
@@ -360,6 +361,7 @@ async fn invalid_parameter_values_are_rejected_with_clear_messages(backend: Back
         .post_json(&path, Some(&owner), &json!({"transition": "restart"}))
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    app.stop().await.unwrap();
 }
 
 async fn members_only_see_their_own_workspaces(backend: Backend) {
@@ -463,6 +465,7 @@ async fn members_only_see_their_own_workspaces(backend: Backend) {
     // An owner may act on a member's workspace.
     let out = exec(&app, &owner, &agent, "echo $CODER_WORKSPACE_OWNER_NAME").await;
     assert_eq!(out["output"], "alice\n");
+    app.stop().await.unwrap();
 }
 
 async fn a_second_concurrent_build_is_a_conflict(backend: Backend) {
@@ -508,6 +511,7 @@ async fn a_second_concurrent_build_is_a_conflict(backend: Backend) {
     let mut statuses = [a.status(), b.status()];
     statuses.sort();
     assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT]);
+    app.stop().await.unwrap();
 }
 
 async fn canceling_a_running_build_stops_it(backend: Backend) {
@@ -553,6 +557,7 @@ async fn canceling_a_running_build_stops_it(backend: Backend) {
     assert_eq!(res.status(), StatusCode::CREATED);
     let stopped = wait_for_build(&app, &owner, &json_body(res).await["id"]).await;
     assert_eq!(stopped["status"], "stopped");
+    app.stop().await.unwrap();
 }
 
 async fn a_crash_mid_build_leaves_no_build_running(backend: Backend) {
@@ -620,6 +625,7 @@ async fn a_crash_mid_build_leaves_no_build_running(backend: Backend) {
     // The workspace can be built again.
     let stopped = build(&app, &owner, &ws, "stop").await;
     assert_eq!(stopped["status"], "stopped");
+    app.stop().await.unwrap();
 }
 
 async fn workspaces_are_searchable_with_coder_filters(backend: Backend) {
@@ -682,6 +688,7 @@ async fn workspaces_are_searchable_with_coder_filters(backend: Backend) {
         w["name"] == "gamma"
     })
     .await;
+    app.stop().await.unwrap();
 }
 
 fn url_encode(s: &str) -> String {
