@@ -25,5 +25,5 @@ pub use user::{NewUser, Role, User, UserId, UserStatus};
 pub use workspace::{
     AGENT_NAME, AgentId, AgentLifecycle, AgentLog, AppId, BuildId, ParameterValue, Transition,
     WORKSPACE_HOME, Workspace, WorkspaceAgent, WorkspaceApp, WorkspaceBuild, WorkspaceId,
-    WorkspaceStatus,
+    WorkspaceStatus, WorkspaceSummary,
 };

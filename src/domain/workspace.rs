@@ -31,6 +31,34 @@ pub struct Workspace {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a workspace list shows, read in one query: the workspace, its owner's name, its
+/// template, and its latest build's transition and job status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceSummary {
+    pub id: WorkspaceId,
+    pub name: String,
+    pub owner_name: String,
+    pub template_id: TemplateId,
+    pub template_name: String,
+    pub template_display_name: String,
+    pub template_icon: String,
+    pub template_active_version_id: TemplateVersionId,
+    pub build_template_version_id: TemplateVersionId,
+    pub transition: Transition,
+    pub job_status: JobStatus,
+}
+
+impl WorkspaceSummary {
+    pub fn status(&self) -> WorkspaceStatus {
+        WorkspaceStatus::derive(self.transition, self.job_status)
+    }
+
+    /// Built from a version other than the template's active one.
+    pub fn outdated(&self) -> bool {
+        self.build_template_version_id != self.template_active_version_id
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transition {

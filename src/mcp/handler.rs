@@ -2,7 +2,7 @@
 //! `tools/call` with auditing.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rmcp::ServerHandler;
@@ -63,6 +63,20 @@ fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
         })
 }
 
+/// The MCP view of one of our tool definitions, built once per tool: the definitions are
+/// constant, and building the schemas on every request was about a third of `tools/list`'s CPU
+/// (docs/benchmarks.md).
+fn mcp_tool(def: &ToolDef) -> Tool {
+    static BUILT: OnceLock<Vec<Tool>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| tools::catalog().iter().map(to_mcp_tool).collect());
+    tools::catalog()
+        .iter()
+        .position(|d| d.name == def.name)
+        .and_then(|i| built.get(i))
+        .cloned()
+        .unwrap_or_else(|| to_mcp_tool(def))
+}
+
 /// The MCP view of one of our tool definitions.
 pub fn to_mcp_tool(def: &ToolDef) -> Tool {
     let schema = match (def.input_schema)() {
@@ -95,7 +109,7 @@ impl ServerHandler for CoderMcp {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        tools::find(name).map(to_mcp_tool)
+        tools::find(name).map(mcp_tool)
     }
 
     async fn list_tools(
@@ -105,7 +119,7 @@ impl ServerHandler for CoderMcp {
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = caller(&context)?;
         let listed = tools::visible(caller.toolset, &caller.principal)
-            .map(to_mcp_tool)
+            .map(mcp_tool)
             .collect();
         Ok(ListToolsResult::with_all_items(listed))
     }

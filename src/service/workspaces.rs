@@ -14,7 +14,7 @@ use crate::domain::manifest::resolve_parameters;
 use crate::domain::{
     BuildId, DomainError, FieldError, JobType, ParameterValue, ProvisionerJob, TemplateId,
     TemplateVersionId, Transition, User, UserId, Workspace, WorkspaceBuild, WorkspaceId,
-    WorkspaceStatus,
+    WorkspaceStatus, WorkspaceSummary,
 };
 use crate::oauth::scopes::Scope;
 use crate::store::{Page, StoreError, WorkspaceFilter};
@@ -374,6 +374,45 @@ impl Services {
         q: &str,
         page: Page,
     ) -> Result<WorkspacesView, DomainError> {
+        let Some(filter) = self.workspace_filter(actor, q).await? else {
+            return Ok(WorkspacesView {
+                workspaces: Vec::new(),
+                count: 0,
+            });
+        };
+        let (workspaces, count) = self.store.list_workspaces(&filter, page).await?;
+        let mut views = Vec::with_capacity(workspaces.len());
+        let mut cache = ViewCache::default();
+        for ws in &workspaces {
+            views.push(self.workspace_view_cached(ws, &mut cache).await?);
+        }
+        Ok(WorkspacesView {
+            workspaces: views,
+            count,
+        })
+    }
+
+    /// The same search as `list_workspaces`, as one-query summaries: for lists that need no
+    /// build, agent or app details (the MCP tools).
+    pub async fn list_workspace_summaries(
+        &self,
+        actor: &Principal,
+        q: &str,
+        page: Page,
+    ) -> Result<(Vec<WorkspaceSummary>, i64), DomainError> {
+        match self.workspace_filter(actor, q).await? {
+            Some(filter) => Ok(self.store.list_workspace_summaries(&filter, page).await?),
+            None => Ok((Vec::new(), 0)),
+        }
+    }
+
+    /// The store filter for a search by `actor`; `None` when it can match nothing (an unknown
+    /// owner, or a member asking for someone else's workspaces).
+    async fn workspace_filter(
+        &self,
+        actor: &Principal,
+        q: &str,
+    ) -> Result<Option<WorkspaceFilter>, DomainError> {
         require_scope(actor, Scope::WorkspacesRead)?;
         let query = WorkspaceQuery::parse(q)?;
         let mut filter = WorkspaceFilter {
@@ -387,35 +426,18 @@ impl Services {
             Some("me") => Some(actor.user.id),
             Some(name) => match self.store.get_user_by_username(name).await? {
                 Some(u) => Some(u.id),
-                None => {
-                    return Ok(WorkspacesView {
-                        workspaces: Vec::new(),
-                        count: 0,
-                    });
-                }
+                None => return Ok(None),
             },
         };
-        if !actor.is_owner() {
+        if actor.is_owner() {
+            filter.owner_id = owner;
+        } else {
             if owner.is_some_and(|o| o != actor.user.id) {
-                return Ok(WorkspacesView {
-                    workspaces: Vec::new(),
-                    count: 0,
-                });
+                return Ok(None);
             }
             filter.owner_id = Some(actor.user.id);
-        } else {
-            filter.owner_id = owner;
         }
-        let (workspaces, count) = self.store.list_workspaces(&filter, page).await?;
-        let mut views = Vec::with_capacity(workspaces.len());
-        let mut cache = ViewCache::default();
-        for ws in &workspaces {
-            views.push(self.workspace_view_cached(ws, &mut cache).await?);
-        }
-        Ok(WorkspacesView {
-            workspaces: views,
-            count,
-        })
+        Ok(Some(filter))
     }
 
     pub(super) async fn workspace_view(

@@ -178,6 +178,13 @@ pub trait WorkspaceStore: Send + Sync {
         filter: &WorkspaceFilter,
         page: Page,
     ) -> StoreResult<(Vec<Workspace>, i64)>;
+    /// The same list as `list_workspaces`, as summaries read in one query (for views that do
+    /// not need each workspace's build, agent and apps).
+    async fn list_workspace_summaries(
+        &self,
+        filter: &WorkspaceFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<crate::domain::WorkspaceSummary>, i64)>;
     async fn mark_workspace_deleted(&self, id: WorkspaceId, now: DateTime<Utc>) -> StoreResult<()>;
     /// Stores a build with the next number, unless another build of the workspace is in flight;
     /// the check and the insert are one transaction that locks the workspace row.

@@ -1,6 +1,29 @@
 //! The workspace SQL both backends share, written once (see `queries.rs` for why this is a
 //! macro). The one statement that differs, claiming a job, is passed in by each backend.
 
+/// The joins and filters of a workspace list (binds $1-$5: owner, name, template name, template
+/// id, status). The status is derived from the latest build exactly as
+/// `WorkspaceStatus::derive` does, so filtering happens in the database.
+pub(crate) const LIST_FROM: &str = "FROM workspaces w \
+     JOIN users o ON o.id = w.owner_id \
+     JOIN templates t ON t.id = w.template_id \
+     JOIN workspace_builds b ON b.workspace_id = w.id AND b.build_number = \
+       (SELECT MAX(build_number) FROM workspace_builds WHERE workspace_id = w.id) \
+     JOIN provisioner_jobs j ON j.id = b.job_id \
+     WHERE NOT w.deleted \
+     AND ($1 IS NULL OR w.owner_id = $1) \
+     AND ($2 IS NULL OR lower(w.name) LIKE '%' || lower($2) || '%') \
+     AND ($3 IS NULL OR lower(t.name) = lower($3)) \
+     AND ($4 IS NULL OR w.template_id = $4) \
+     AND ($5 IS NULL OR (CASE \
+       WHEN j.status = 'running' AND b.transition = 'start' THEN 'starting' \
+       WHEN j.status = 'running' AND b.transition = 'stop' THEN 'stopping' \
+       WHEN j.status = 'running' THEN 'deleting' \
+       WHEN j.status = 'succeeded' AND b.transition = 'start' THEN 'running' \
+       WHEN j.status = 'succeeded' AND b.transition = 'stop' THEN 'stopped' \
+       WHEN j.status = 'succeeded' THEN 'deleted' \
+       ELSE j.status END) = $5)";
+
 /// Implements `WorkspaceStore` for `$store`, whose `pool` field is a `sqlx::Pool` of that
 /// backend; `$claim_sql` takes the oldest pending job (binds: worker id, now).
 macro_rules! impl_workspace_store {
@@ -706,25 +729,7 @@ macro_rules! impl_workspace_store {
                 page: $crate::store::Page,
             ) -> $crate::store::StoreResult<(Vec<$crate::domain::Workspace>, i64)> {
                 use $crate::store::workspace_rows::{WorkspaceRow, WORKSPACE_COLUMNS};
-                // The status is derived from the latest build exactly as WorkspaceStatus::derive.
-                const FROM: &str = "FROM workspaces w \
-                     JOIN templates t ON t.id = w.template_id \
-                     JOIN workspace_builds b ON b.workspace_id = w.id AND b.build_number = \
-                       (SELECT MAX(build_number) FROM workspace_builds WHERE workspace_id = w.id) \
-                     JOIN provisioner_jobs j ON j.id = b.job_id \
-                     WHERE NOT w.deleted \
-                     AND ($1 IS NULL OR w.owner_id = $1) \
-                     AND ($2 IS NULL OR lower(w.name) LIKE '%' || lower($2) || '%') \
-                     AND ($3 IS NULL OR lower(t.name) = lower($3)) \
-                     AND ($4 IS NULL OR w.template_id = $4) \
-                     AND ($5 IS NULL OR (CASE \
-                       WHEN j.status = 'running' AND b.transition = 'start' THEN 'starting' \
-                       WHEN j.status = 'running' AND b.transition = 'stop' THEN 'stopping' \
-                       WHEN j.status = 'running' THEN 'deleting' \
-                       WHEN j.status = 'succeeded' AND b.transition = 'start' THEN 'running' \
-                       WHEN j.status = 'succeeded' AND b.transition = 'stop' THEN 'stopped' \
-                       WHEN j.status = 'succeeded' THEN 'deleted' \
-                       ELSE j.status END) = $5)";
+                use $crate::store::workspace_queries::LIST_FROM as FROM;
                 let columns: String = WORKSPACE_COLUMNS
                     .split(", ")
                     .map(|c| format!("w.{c}"))
@@ -734,6 +739,38 @@ macro_rules! impl_workspace_store {
                     "SELECT {columns} {FROM} ORDER BY lower(w.name), w.id LIMIT $6 OFFSET $7"
                 );
                 let rows = sqlx::query_as::<_, WorkspaceRow>(&sql)
+                    .bind(filter.owner_id.map(|o| o.0))
+                    .bind(filter.name.as_deref())
+                    .bind(filter.template_name.as_deref())
+                    .bind(filter.template_id.map(|t| t.0))
+                    .bind(filter.status.map(|s| s.as_str()))
+                    .bind(page.limit)
+                    .bind(page.offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let count_sql = format!("SELECT COUNT(*) {FROM}");
+                let (count,): (i64,) = sqlx::query_as(&count_sql)
+                    .bind(filter.owner_id.map(|o| o.0))
+                    .bind(filter.name.as_deref())
+                    .bind(filter.template_name.as_deref())
+                    .bind(filter.template_id.map(|t| t.0))
+                    .bind(filter.status.map(|s| s.as_str()))
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(($crate::store::rows::convert_all(rows)?, count))
+            }
+
+            async fn list_workspace_summaries(
+                &self,
+                filter: &$crate::store::WorkspaceFilter,
+                page: $crate::store::Page,
+            ) -> $crate::store::StoreResult<(Vec<$crate::domain::WorkspaceSummary>, i64)> {
+                use $crate::store::workspace_queries::LIST_FROM as FROM;
+                use $crate::store::workspace_rows::{SUMMARY_COLUMNS, WorkspaceSummaryRow};
+                let sql = format!(
+                    "SELECT {SUMMARY_COLUMNS} {FROM} ORDER BY lower(w.name), w.id LIMIT $6 OFFSET $7"
+                );
+                let rows = sqlx::query_as::<_, WorkspaceSummaryRow>(&sql)
                     .bind(filter.owner_id.map(|o| o.0))
                     .bind(filter.name.as_deref())
                     .bind(filter.template_name.as_deref())

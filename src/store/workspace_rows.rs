@@ -392,3 +392,47 @@ impl TryFrom<AppRow> for WorkspaceApp {
         })
     }
 }
+
+/// The columns `WorkspaceSummaryRow` reads, from the workspace list's joins.
+pub const SUMMARY_COLUMNS: &str = "w.id, w.name, o.username AS owner_name, t.id AS template_id, \
+     t.name AS template_name, t.display_name AS template_display_name, t.icon AS template_icon, \
+     t.active_version_id, b.template_version_id, b.transition, j.status AS job_status";
+
+#[derive(FromRow)]
+pub struct WorkspaceSummaryRow {
+    pub id: Uuid,
+    pub name: String,
+    pub owner_name: String,
+    pub template_id: Uuid,
+    pub template_name: String,
+    pub template_display_name: String,
+    pub template_icon: String,
+    pub active_version_id: Uuid,
+    pub template_version_id: Uuid,
+    pub transition: String,
+    pub job_status: String,
+}
+
+impl TryFrom<WorkspaceSummaryRow> for crate::domain::WorkspaceSummary {
+    type Error = StoreError;
+
+    fn try_from(r: WorkspaceSummaryRow) -> Result<Self, Self::Error> {
+        Ok(crate::domain::WorkspaceSummary {
+            id: WorkspaceId(r.id),
+            transition: Transition::parse(&r.transition).ok_or_else(|| {
+                StoreError::Database(format!("unexpected transition {:?}", r.transition))
+            })?,
+            job_status: JobStatus::parse(&r.job_status).ok_or_else(|| {
+                StoreError::Database(format!("unexpected job status {:?}", r.job_status))
+            })?,
+            name: r.name,
+            owner_name: r.owner_name,
+            template_id: TemplateId(r.template_id),
+            template_name: r.template_name,
+            template_display_name: r.template_display_name,
+            template_icon: r.template_icon,
+            template_active_version_id: TemplateVersionId(r.active_version_id),
+            build_template_version_id: TemplateVersionId(r.template_version_id),
+        })
+    }
+}

@@ -363,6 +363,20 @@ async fn users_and_scopes_are_isolated(backend: Backend) {
             && challenge.contains("scope=\"workspaces:exec\""),
         "{challenge}"
     );
+    // Alice's own list shows it, summarised from one query.
+    let mine = call(&app, &alice, "coder_list_workspaces", json!({})).await;
+    assert_eq!(mine["count"], 1);
+    let listed = &mine["workspaces"][0];
+    assert_eq!(
+        (listed["name"].as_str(), listed["owner_name"].as_str()),
+        (Some("dev"), Some("alice"))
+    );
+    assert_eq!(
+        (listed["status"].as_str(), listed["transition"].as_str()),
+        (Some("running"), Some("start"))
+    );
+    assert_eq!(listed["outdated"], false);
+    assert_eq!(listed["template_id"], template["id"]);
     // With the right scope, alice can.
     let ran = call(
         &app,

@@ -9,7 +9,7 @@ use super::{READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, 
 use crate::domain::TemplateId;
 use crate::mcp::toolset::Toolset;
 use crate::oauth::scopes::Scope;
-use crate::service::views::{TemplateView, WorkspaceView};
+use crate::service::views::TemplateView;
 use crate::store::Page;
 
 const CHATGPT: &[Toolset] = &[Toolset::ChatGpt];
@@ -73,10 +73,10 @@ pub async fn search(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
             } else {
                 filter
             };
-            let found = ctx
+            let (found, _) = ctx
                 .state
                 .services
-                .list_workspaces(
+                .list_workspace_summaries(
                     &ctx.principal,
                     filter,
                     Page {
@@ -86,14 +86,13 @@ pub async fn search(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
                 )
                 .await?;
             found
-                .workspaces
                 .iter()
                 .map(|w| {
                     json!({
                         "id": format!("workspace:{}", w.id),
                         "title": format!("{}/{}", w.owner_name, w.name),
-                        "text": format!("Workspace {} owned by {}, template {}, status {}.", w.name, w.owner_name, w.template_name, w.latest_build.status),
-                        "url": workspace_url(base, w),
+                        "text": format!("Workspace {} owned by {}, template {}, status {}.", w.name, w.owner_name, w.template_name, w.status().as_str()),
+                        "url": workspace_url(base, &w.owner_name, &w.name),
                     })
                 })
                 .collect()
@@ -156,7 +155,7 @@ pub async fn fetch(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -
                 "id": a.id,
                 "title": format!("{}/{}", w.owner_name, w.name),
                 "text": to_value(&w)?.to_string(),
-                "url": workspace_url(base, &w),
+                "url": workspace_url(base, &w.owner_name, &w.name),
                 "metadata": { "type": "workspace", "status": w.latest_build.status, "template": w.template_name },
             }))
         }
@@ -179,8 +178,8 @@ pub async fn fetch(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -
 }
 
 /// Coder's dashboard URLs, as the connector contract uses them.
-fn workspace_url(base: &str, w: &WorkspaceView) -> String {
-    format!("{base}/@{}/{}", w.owner_name, w.name)
+fn workspace_url(base: &str, owner: &str, name: &str) -> String {
+    format!("{base}/@{owner}/{name}")
 }
 
 fn template_url(base: &str, t: &TemplateView) -> String {

@@ -9,7 +9,9 @@ use super::args::{self, object, string};
 use super::{
     ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value,
 };
-use crate::domain::{BuildId, ParameterValue, TemplateId, TemplateVersionId, Transition};
+use crate::domain::{
+    BuildId, ParameterValue, TemplateId, TemplateVersionId, Transition, WorkspaceSummary,
+};
 use crate::oauth::scopes::Scope;
 use crate::service::UserSelector;
 use crate::service::builds::CreateBuildRequest;
@@ -186,10 +188,10 @@ pub async fn list(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
     if owner.contains(char::is_whitespace) {
         return Err(ToolError::new("owner is a single username or \"me\"."));
     }
-    let found = ctx
+    let (found, count) = ctx
         .state
         .services
-        .list_workspaces(
+        .list_workspace_summaries(
             &ctx.principal,
             &format!("owner:{owner}"),
             Page {
@@ -198,24 +200,24 @@ pub async fn list(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
             },
         )
         .await?;
-    let minimal: Vec<Value> = found.workspaces.iter().map(minimal_workspace).collect();
-    Ok(json!({ "workspaces": minimal, "count": found.count }))
+    let minimal: Vec<Value> = found.iter().map(minimal_workspace).collect();
+    Ok(json!({ "workspaces": minimal, "count": count }))
 }
 
 /// The fields an agent needs to pick a workspace, as Coder's tool returns them.
-fn minimal_workspace(w: &WorkspaceView) -> Value {
+fn minimal_workspace(w: &WorkspaceSummary) -> Value {
     json!({
-        "id": w.id,
+        "id": w.id.0,
         "name": w.name,
         "owner_name": w.owner_name,
-        "template_id": w.template_id,
+        "template_id": w.template_id.0,
         "template_name": w.template_name,
         "template_display_name": w.template_display_name,
         "template_icon": w.template_icon,
-        "template_active_version_id": w.template_active_version_id,
-        "outdated": w.outdated,
-        "status": w.latest_build.status,
-        "transition": w.latest_build.transition,
+        "template_active_version_id": w.template_active_version_id.0,
+        "outdated": w.outdated(),
+        "status": w.status().as_str(),
+        "transition": w.transition.as_str(),
     })
 }
 
