@@ -20,6 +20,8 @@
 #                                   load average is below X (default: don't wait)
 #   --out DIR                       keep results.jsonl, meta.jsonl, report.md and logs there
 #   --no-build                      use the existing release binary
+#   --bin PATH                      benchmark this server binary instead (implies --no-build;
+#                                   also CODER_BIN), e.g. to compare two builds
 #   CARGO_TARGET_DIR                default /var/tmp/coderd-target
 #
 # Only 127.0.0.1 is ever loaded. Needs curl, python3, psql (for Postgres); installs wrk with
@@ -41,6 +43,8 @@ pg_schema=coderd_bench_mcp
 max_load=""
 out=""
 build=1
+bin="${CODER_BIN:-}"
+[[ -z "$bin" ]] || build=0
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -54,7 +58,8 @@ while [[ $# -gt 0 ]]; do
         --max-load) max_load="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --bin) bin="$2"; build=0; shift 2 ;;
+        -h | --help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -118,7 +123,7 @@ if ! command -v wrk >/dev/null; then
 fi
 clk_tck="$(getconf CLK_TCK)"
 
-bin="$CARGO_TARGET_DIR/release/coder"
+bin="${bin:-$CARGO_TARGET_DIR/release/coder}"
 if [[ "$build" == 1 ]]; then
     step "cargo build --release --bin coder"
     (cd "$repo" && cargo build --release --bin coder)
