@@ -14,7 +14,10 @@ pub const MAX_RESULT_CHARS: usize = 150_000;
 pub fn success(value: Value) -> CallToolResult {
     let text = value.to_string();
     if text.len() <= MAX_RESULT_CHARS {
-        return CallToolResult::structured(value);
+        // What `CallToolResult::structured` builds, without serializing the value a second time.
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = Some(value);
+        return result;
     }
     // Structured content cannot be cut and stay valid; the text carries what fits.
     let mut cut = MAX_RESULT_CHARS;
@@ -59,5 +62,7 @@ mod tests {
         let result = success(json!({ "a": 1 }));
         assert_eq!(result.structured_content, Some(json!({ "a": 1 })));
         assert_eq!(result.is_error, Some(false));
+        let content = serde_json::to_value(&result.content).unwrap_or_default();
+        assert_eq!(content, json!([{ "type": "text", "text": "{\"a\":1}" }]));
     }
 }
