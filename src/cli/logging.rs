@@ -8,9 +8,9 @@ use crate::config::LogFormat;
 
 pub fn init(format: LogFormat, verbose: bool) {
     let default = if verbose {
-        "debug,sqlx=warn,hyper=info,h2=info"
+        "debug,sqlx=warn,hyper=info,h2=info,rmcp=info"
     } else {
-        "info,sqlx=warn"
+        "info,sqlx=warn,rmcp=warn"
     };
     let filter =
         EnvFilter::try_from_env("CODER_LOG_FILTER").unwrap_or_else(|_| EnvFilter::new(default));
