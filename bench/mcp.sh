@@ -192,7 +192,9 @@ run_backend() {
     local name="$1"
     local data="$work/data-$name" port url db_args=()
     mkdir -p "$data"
-    log="$out/server-$name.log"
+    # The full log stays in the temp dir: rmcp logs three INFO lines per MCP request, which is
+    # gigabytes over a run; $out keeps its tail without them.
+    log="$work/server-$name.log"
     if [[ "$name" == postgres ]]; then
         command -v psql >/dev/null || die "psql is required for the Postgres run"
         step "postgres: recreating schema $pg_schema"
@@ -213,7 +215,7 @@ run_backend() {
         export NO_COLOR=1
         exec "$bin" server --experiments oauth2,mcp-server-http \
             --http-address "127.0.0.1:$port" --data-dir "$data" "${db_args[@]}" \
-            >"$out/server-$name.out" 2>"$log"
+            >"$work/server-$name.out" 2>"$log"
     ) &
     server_pid=$!
     local up=0
@@ -275,7 +277,12 @@ run_backend() {
     step "$name: one request of each after the load"
     check_all "$url" "$token"
     stop_server
+    grep -v 'rmcp::service' "$log" | tail -n 2000 >"$out/server-$name.log" || true
+    rm -f "$log"
     rm -rf "$data"
+    if [[ "$name" == postgres ]]; then
+        psql "$pg_url" -q -c "DROP SCHEMA IF EXISTS $pg_schema CASCADE" >/dev/null 2>&1 || true
+    fi
 }
 
 step "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"

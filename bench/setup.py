@@ -417,7 +417,7 @@ SCENARIOS = [
     ("healthz", "GET /healthz (floor)"),
     ("tools_list", "tools/list"),
     ("get_authenticated_user", "tools/call coder_get_authenticated_user"),
-    ("list_workspaces", "tools/call coder_list_workspaces (100 workspaces)"),
+    ("list_workspaces", "tools/call coder_list_workspaces ({n} workspaces)"),
 ]
 
 
@@ -440,7 +440,7 @@ def cmd_report(args) -> None:
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for key, label in SCENARIOS:
             for r in (r for r in b if r["scenario"] == key):
-                print(f"| {label} | {r['run']} | {r['rps']:.0f} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
+                print(f"| {label.format(n=info.get('workspaces', '?'))} | {r['run']} | {r['rps']:.0f} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
                       f"{r['cpu_us_per_req']:.1f} µs | {r['cpu_cores']:.2f} | {r['hwm_kib'] / 1024:.1f} MiB | "
                       f"{r['non2xx'] + r['socket_errors']} |")
 
