@@ -729,34 +729,13 @@ macro_rules! impl_workspace_store {
                 page: $crate::store::Page,
             ) -> $crate::store::StoreResult<(Vec<$crate::domain::Workspace>, i64)> {
                 use $crate::store::workspace_rows::{WorkspaceRow, WORKSPACE_COLUMNS};
-                use $crate::store::workspace_queries::LIST_FROM as FROM;
                 let columns: String = WORKSPACE_COLUMNS
                     .split(", ")
                     .map(|c| format!("w.{c}"))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let sql = format!(
-                    "SELECT {columns} {FROM} ORDER BY lower(w.name), w.id LIMIT $6 OFFSET $7"
-                );
-                let rows = sqlx::query_as::<_, WorkspaceRow>(&sql)
-                    .bind(filter.owner_id.map(|o| o.0))
-                    .bind(filter.name.as_deref())
-                    .bind(filter.template_name.as_deref())
-                    .bind(filter.template_id.map(|t| t.0))
-                    .bind(filter.status.map(|s| s.as_str()))
-                    .bind(page.limit)
-                    .bind(page.offset)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let count_sql = format!("SELECT COUNT(*) {FROM}");
-                let (count,): (i64,) = sqlx::query_as(&count_sql)
-                    .bind(filter.owner_id.map(|o| o.0))
-                    .bind(filter.name.as_deref())
-                    .bind(filter.template_name.as_deref())
-                    .bind(filter.template_id.map(|t| t.0))
-                    .bind(filter.status.map(|s| s.as_str()))
-                    .fetch_one(&self.pool)
-                    .await?;
+                let (rows, count) =
+                    list_workspace_rows::<WorkspaceRow>(&self.pool, &columns, filter, page).await?;
                 Ok(($crate::store::rows::convert_all(rows)?, count))
             }
 
@@ -765,30 +744,14 @@ macro_rules! impl_workspace_store {
                 filter: &$crate::store::WorkspaceFilter,
                 page: $crate::store::Page,
             ) -> $crate::store::StoreResult<(Vec<$crate::domain::WorkspaceSummary>, i64)> {
-                use $crate::store::workspace_queries::LIST_FROM as FROM;
                 use $crate::store::workspace_rows::{SUMMARY_COLUMNS, WorkspaceSummaryRow};
-                let sql = format!(
-                    "SELECT {SUMMARY_COLUMNS} {FROM} ORDER BY lower(w.name), w.id LIMIT $6 OFFSET $7"
-                );
-                let rows = sqlx::query_as::<_, WorkspaceSummaryRow>(&sql)
-                    .bind(filter.owner_id.map(|o| o.0))
-                    .bind(filter.name.as_deref())
-                    .bind(filter.template_name.as_deref())
-                    .bind(filter.template_id.map(|t| t.0))
-                    .bind(filter.status.map(|s| s.as_str()))
-                    .bind(page.limit)
-                    .bind(page.offset)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let count_sql = format!("SELECT COUNT(*) {FROM}");
-                let (count,): (i64,) = sqlx::query_as(&count_sql)
-                    .bind(filter.owner_id.map(|o| o.0))
-                    .bind(filter.name.as_deref())
-                    .bind(filter.template_name.as_deref())
-                    .bind(filter.template_id.map(|t| t.0))
-                    .bind(filter.status.map(|s| s.as_str()))
-                    .fetch_one(&self.pool)
-                    .await?;
+                let (rows, count) = list_workspace_rows::<WorkspaceSummaryRow>(
+                    &self.pool,
+                    SUMMARY_COLUMNS,
+                    filter,
+                    page,
+                )
+                .await?;
                 Ok(($crate::store::rows::convert_all(rows)?, count))
             }
 
@@ -1130,6 +1093,42 @@ macro_rules! impl_workspace_store {
                     .await?;
                 $crate::store::rows::convert_all(rows)
             }
+        }
+
+        /// One page of the workspace list as `columns` read into `R`, and the total count.
+        async fn list_workspace_rows<R>(
+            pool: &sqlx::Pool<<$store as $crate::store::Backend>::Db>,
+            columns: &str,
+            filter: &$crate::store::WorkspaceFilter,
+            page: $crate::store::Page,
+        ) -> $crate::store::StoreResult<(Vec<R>, i64)>
+        where
+            R: for<'r> sqlx::FromRow<'r, <<$store as $crate::store::Backend>::Db as sqlx::Database>::Row>
+                + Send
+                + Unpin,
+        {
+            use $crate::store::workspace_queries::LIST_FROM as FROM;
+            let sql = format!("SELECT {columns} {FROM} ORDER BY lower(w.name), w.id LIMIT $6 OFFSET $7");
+            let rows = sqlx::query_as::<_, R>(&sql)
+                .bind(filter.owner_id.map(|o| o.0))
+                .bind(filter.name.as_deref())
+                .bind(filter.template_name.as_deref())
+                .bind(filter.template_id.map(|t| t.0))
+                .bind(filter.status.map(|s| s.as_str()))
+                .bind(page.limit)
+                .bind(page.offset)
+                .fetch_all(pool)
+                .await?;
+            let count_sql = format!("SELECT COUNT(*) {FROM}");
+            let (count,): (i64,) = sqlx::query_as(&count_sql)
+                .bind(filter.owner_id.map(|o| o.0))
+                .bind(filter.name.as_deref())
+                .bind(filter.template_name.as_deref())
+                .bind(filter.template_id.map(|t| t.0))
+                .bind(filter.status.map(|s| s.as_str()))
+                .fetch_one(pool)
+                .await?;
+            Ok((rows, count))
         }
 
         async fn insert_job_row<'e, E>(
