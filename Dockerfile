@@ -6,8 +6,13 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# .cargo holds build settings (SQLite's compile flags); tests and benches are not built, but
+# Cargo.toml names their targets and cargo refuses a manifest whose targets are missing.
+COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
+COPY tests ./tests
+COPY benches ./benches
 # The cache mounts keep the registry and compiled dependencies between builds; the binary is
 # copied out because the target directory is not part of the image layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
