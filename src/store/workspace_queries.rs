@@ -24,6 +24,16 @@ pub(crate) const LIST_FROM: &str = "FROM workspaces w \
        WHEN j.status = 'succeeded' THEN 'deleted' \
        ELSE j.status END) = $5)";
 
+/// The order of every workspace list.
+pub(crate) const LIST_ORDER: &str = "lower(w.name), w.id";
+
+/// The number of matches a page tells by itself: one that is not full ends the list, unless it
+/// is empty past the first page (an offset beyond the end says nothing about the size).
+pub(crate) fn total_from_page(page: super::Page, found: usize) -> Option<i64> {
+    let found = found as i64;
+    (found < page.limit && (found > 0 || page.offset == 0)).then_some(page.offset + found)
+}
+
 /// Implements `WorkspaceStore` for `$store`, whose `pool` field is a `sqlx::Pool` of that
 /// backend; `$claim_sql` takes the oldest pending job (binds: worker id, now).
 macro_rules! impl_workspace_store {
@@ -744,15 +754,8 @@ macro_rules! impl_workspace_store {
                 filter: &$crate::store::WorkspaceFilter,
                 page: $crate::store::Page,
             ) -> $crate::store::StoreResult<(Vec<$crate::domain::WorkspaceSummary>, i64)> {
-                use $crate::store::workspace_rows::{SUMMARY_COLUMNS, WorkspaceSummaryRow};
-                let (rows, count) = list_workspace_rows::<WorkspaceSummaryRow>(
-                    &self.pool,
-                    SUMMARY_COLUMNS,
-                    filter,
-                    page,
-                )
-                .await?;
-                Ok(($crate::store::rows::convert_all(rows)?, count))
+                // Each backend reads these its own way (see `read_workspace_summaries`).
+                self.read_workspace_summaries(filter, page).await
             }
 
             async fn mark_workspace_deleted(
@@ -1107,28 +1110,56 @@ macro_rules! impl_workspace_store {
                 + Send
                 + Unpin,
         {
-            use $crate::store::workspace_queries::LIST_FROM as FROM;
-            let sql = format!("SELECT {columns} {FROM} ORDER BY lower(w.name), w.id LIMIT $6 OFFSET $7");
-            let rows = sqlx::query_as::<_, R>(&sql)
-                .bind(filter.owner_id.map(|o| o.0))
-                .bind(filter.name.as_deref())
-                .bind(filter.template_name.as_deref())
-                .bind(filter.template_id.map(|t| t.0))
-                .bind(filter.status.map(|s| s.as_str()))
+            use $crate::store::workspace_queries::{LIST_FROM as FROM, LIST_ORDER as ORDER};
+            let sql = format!("SELECT {columns} {FROM} ORDER BY {ORDER} LIMIT $6 OFFSET $7");
+            let rows = bind_list_filter(sqlx::query_as::<_, R>(&sql), filter)
                 .bind(page.limit)
                 .bind(page.offset)
                 .fetch_all(pool)
                 .await?;
+            let count = count_workspaces(pool, filter, page, rows.len()).await?;
+            Ok((rows, count))
+        }
+
+        /// How many workspaces match `filter`, given that the page read at `page` held `found`.
+        async fn count_workspaces(
+            pool: &sqlx::Pool<<$store as $crate::store::Backend>::Db>,
+            filter: &$crate::store::WorkspaceFilter,
+            page: $crate::store::Page,
+            found: usize,
+        ) -> $crate::store::StoreResult<i64> {
+            use $crate::store::workspace_queries::LIST_FROM as FROM;
+            if let Some(total) = $crate::store::workspace_queries::total_from_page(page, found) {
+                return Ok(total);
+            }
             let count_sql = format!("SELECT COUNT(*) {FROM}");
-            let (count,): (i64,) = sqlx::query_as(&count_sql)
+            let (count,): (i64,) = bind_list_filter(sqlx::query_as(&count_sql), filter)
+                .fetch_one(pool)
+                .await?;
+            Ok(count)
+        }
+
+        /// Binds a workspace list's filter to $1-$5 of `LIST_FROM`.
+        fn bind_list_filter<'q, O>(
+            query: sqlx::query::QueryAs<
+                'q,
+                <$store as $crate::store::Backend>::Db,
+                O,
+                <<$store as $crate::store::Backend>::Db as sqlx::Database>::Arguments<'q>,
+            >,
+            filter: &'q $crate::store::WorkspaceFilter,
+        ) -> sqlx::query::QueryAs<
+            'q,
+            <$store as $crate::store::Backend>::Db,
+            O,
+            <<$store as $crate::store::Backend>::Db as sqlx::Database>::Arguments<'q>,
+        > {
+            query
                 .bind(filter.owner_id.map(|o| o.0))
                 .bind(filter.name.as_deref())
                 .bind(filter.template_name.as_deref())
                 .bind(filter.template_id.map(|t| t.0))
                 .bind(filter.status.map(|s| s.as_str()))
-                .fetch_one(pool)
-                .await?;
-            Ok((rows, count))
         }
 
         async fn insert_job_row<'e, E>(

@@ -667,6 +667,7 @@ async fn workspaces_are_searchable_with_coder_filters(backend: Backend) {
     .await;
     assert_eq!(names(&page), ["beta"]);
     assert_eq!(page["count"], 3);
+    same_summaries_as_the_rest_list(&app, &owner).await;
     let res = app
         .get("/api/v2/workspaces?q=color:red", Some(&owner))
         .await;
@@ -689,6 +690,78 @@ async fn workspaces_are_searchable_with_coder_filters(backend: Backend) {
     })
     .await;
     app.stop().await.unwrap();
+}
+
+/// The one-query summaries the MCP tools list (read differently per backend) agree with the
+/// full REST views for every filter, page and count.
+async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str) {
+    use coderd::store::Page;
+    let actor = app
+        .state
+        .services
+        .authenticate_api_key(owner)
+        .await
+        .expect("principal");
+    let queries = [
+        "",
+        "owner:me",
+        "owner:alice",
+        "template:basic",
+        "status:stopped",
+        "status:running owner:me",
+        "name:amm",
+        "et",
+        "owner:nobody",
+    ];
+    let pages = [(100, 0), (1, 0), (1, 1), (2, 2), (1, 5), (2, 0)];
+    for q in queries {
+        for (limit, offset) in pages {
+            let path = format!(
+                "/api/v2/workspaces?q={}&limit={limit}&offset={offset}",
+                url_encode(q)
+            );
+            let rest = json_body(app.get(&path, Some(owner)).await).await;
+            let (summaries, count) = app
+                .state
+                .services
+                .list_workspace_summaries(&actor, q, Page { limit, offset })
+                .await
+                .expect("summaries");
+            let context = format!("q={q:?} limit={limit} offset={offset}");
+            assert_eq!(count, rest["count"].as_i64().unwrap(), "{context}");
+            let views = rest["workspaces"].as_array().unwrap();
+            assert_eq!(summaries.len(), views.len(), "{context}");
+            for (summary, view) in summaries.iter().zip(views) {
+                let seen = json!({
+                    "id": summary.id.to_string(),
+                    "name": summary.name,
+                    "owner_name": summary.owner_name,
+                    "template_id": summary.template_id.to_string(),
+                    "template_name": summary.template_name,
+                    "template_display_name": summary.template_display_name,
+                    "template_icon": summary.template_icon,
+                    "template_active_version_id": summary.template_active_version_id.to_string(),
+                    "outdated": summary.outdated(),
+                    "status": summary.status().as_str(),
+                    "transition": summary.transition.as_str(),
+                });
+                let expected = json!({
+                    "id": view["id"],
+                    "name": view["name"],
+                    "owner_name": view["owner_name"],
+                    "template_id": view["template_id"],
+                    "template_name": view["template_name"],
+                    "template_display_name": view["template_display_name"],
+                    "template_icon": view["template_icon"],
+                    "template_active_version_id": view["template_active_version_id"],
+                    "outdated": view["outdated"],
+                    "status": view["latest_build"]["status"],
+                    "transition": view["latest_build"]["transition"],
+                });
+                assert_eq!(seen, expected, "{context}");
+            }
+        }
+    }
 }
 
 fn url_encode(s: &str) -> String {

@@ -12,6 +12,9 @@ use super::queries::impl_shared_store;
 use super::redact_url;
 use super::workspace_queries::impl_workspace_store;
 
+/// A pooled connection idle longer than this is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -38,6 +41,19 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: a network round trip per
+            // query. Ping only connections that sat idle, where a restart or a dropped link can
+            // have gone unnoticed; one in steady use proves itself with every query (HikariCP's
+            // `aliveBypassWindowMs` makes the same trade).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_AFTER_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
@@ -46,6 +62,21 @@ impl PostgresStore {
             .await
             .with_context(|| format!("cannot migrate the PostgreSQL database at {shown}"))?;
         Ok(Self { pool })
+    }
+}
+
+impl PostgresStore {
+    /// Workspace summaries as rows: they arrive together and decode cheaply.
+    async fn read_workspace_summaries(
+        &self,
+        filter: &super::WorkspaceFilter,
+        page: super::Page,
+    ) -> super::StoreResult<(Vec<crate::domain::WorkspaceSummary>, i64)> {
+        use super::workspace_rows::{SUMMARY_COLUMNS, WorkspaceSummaryRow};
+        let (rows, count) =
+            list_workspace_rows::<WorkspaceSummaryRow>(&self.pool, SUMMARY_COLUMNS, filter, page)
+                .await?;
+        Ok((super::rows::convert_all(rows)?, count))
     }
 }
 
