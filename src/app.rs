@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use url::Url;
 
+use crate::audit::Auditor;
 use crate::auth::access_token::AccessTokenVerifier;
 use crate::auth::revocation::RevocationList;
 use crate::clock::{SharedClock, SystemClock};
@@ -67,6 +68,7 @@ impl App {
             access_lifetime + chrono::Duration::minutes(5),
         ));
         revocations.sync(&store, clock.now()).await?;
+        let audit = Auditor::start(store.clone(), clock.clone());
         let oauth = OAuthServer::new(
             store.clone(),
             clock.clone(),
@@ -81,6 +83,7 @@ impl App {
                 rate_limit_per_ip: oauth2.rate_limit_per_ip,
                 rate_limit_per_client: oauth2.rate_limit_per_client,
             },
+            audit.clone(),
         );
         let access_tokens = Arc::new(AccessTokenVerifier::new(
             oauth.issuer().to_owned(),
@@ -123,7 +126,7 @@ impl App {
             services,
             oauth,
             access_tokens,
-            audit: crate::audit::Auditor::new(store.clone(), clock.clone()),
+            audit,
             settings: Arc::new(HttpSettings {
                 access_url,
                 experiments: config.experiments.clone(),
@@ -176,6 +179,7 @@ impl App {
         self.runner.recover().await;
         // Aborted when this future ends or is dropped, taking the jobs it runs with it.
         let runner = AbortOnDrop(tokio::spawn(self.runner.clone().run()));
+        let audit = self.state.audit.clone();
         let router = crate::http::router(self.state);
         let served = axum::serve(
             self.listener,
@@ -188,6 +192,8 @@ impl App {
         }
         drop(runner);
         self.runner.shutdown().await;
+        // Every request has finished; what they audited is written before the pool closes.
+        audit.flush().await;
         self.store.close().await;
         served.context("the HTTP server failed")
     }

@@ -1,11 +1,29 @@
 //! The audit log: who did what to which resource, through which client, from where.
+//!
+//! Requests stamp an entry and queue it; one writer task per server stores the queue in
+//! batches. An MCP tool call used to wait for its own `INSERT`, which was most of what a cheap
+//! call cost (docs/benchmarks.md); a batch of a hundred rows costs the database little more
+//! than one. The queue is bounded, so a database that falls behind slows requests down instead
+//! of dropping entries, and the server flushes it before it stops.
+
+use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::clock::SharedClock;
 use crate::domain::{AuditEntry, ClientId, UserId};
 use crate::store::SharedStore;
+
+/// Entries waiting for the writer before `record` waits for room.
+const QUEUE: usize = 4096;
+/// The most entries written in one statement (11 bind parameters each, well under the
+/// database limits).
+const MAX_BATCH: usize = 256;
+/// How often the writer tries a batch the database refused before it gives up on it.
+const ATTEMPTS: u32 = 3;
+const RETRY_DELAY: Duration = Duration::from_millis(200);
 
 /// One auditable action, before it is stamped.
 #[derive(Debug, Clone)]
@@ -57,19 +75,31 @@ impl AuditEvent {
     }
 }
 
+enum Queued {
+    Entry(AuditEntry),
+    /// Answered once every entry queued before it is written (or given up on).
+    Flush(oneshot::Sender<()>),
+}
+
+/// Records audit entries through the server's writer task; clones share the task.
 #[derive(Debug, Clone)]
 pub struct Auditor {
-    store: SharedStore,
     clock: SharedClock,
+    queue: mpsc::Sender<Queued>,
 }
 
 impl Auditor {
-    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock }
+    /// Starts the writer task on the current tokio runtime. It ends when the last clone of the
+    /// returned `Auditor` is dropped, after writing what is queued.
+    pub fn start(store: SharedStore, clock: SharedClock) -> Self {
+        let (queue, received) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(store, received));
+        Self { clock, queue }
     }
 
-    /// Writes the entry. A failed write is logged, not returned: the audited action already
-    /// happened, and failing the request now would only hide that.
+    /// Stamps the entry and queues it; waits only while the queue is full. A failed write is
+    /// logged by the writer, not returned: the audited action already happened, and failing
+    /// the request now would only hide that.
     pub async fn record(&self, event: AuditEvent) {
         let entry = AuditEntry {
             id: Uuid::new_v4(),
@@ -82,9 +112,59 @@ impl Auditor {
             ip: event.ip,
             details: event.details,
         };
-        let action = entry.action.clone();
-        if let Err(err) = self.store.insert_audit_log(entry).await {
-            tracing::error!(error = %err, action = %action, "could not write the audit log");
+        if let Err(mpsc::error::SendError(Queued::Entry(entry))) =
+            self.queue.send(Queued::Entry(entry)).await
+        {
+            tracing::error!(action = %entry.action, "the audit writer has stopped; entry not recorded");
+        }
+    }
+
+    /// Waits until every entry recorded before this call is in the database: before the
+    /// server stops, and before anything reads the log back.
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.queue.send(Queued::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+/// The writer: takes whatever is queued (up to `MAX_BATCH`), writes it in one statement, and
+/// answers the flushes that were waiting behind it. Under light load a batch is one entry,
+/// written as soon as it arrives; under heavy load batches grow and the cost per entry falls.
+async fn write_batches(store: SharedStore, mut received: mpsc::Receiver<Queued>) {
+    let mut queued = Vec::with_capacity(MAX_BATCH);
+    let mut entries = Vec::with_capacity(MAX_BATCH);
+    let mut flushes = Vec::new();
+    while received.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        for item in queued.drain(..) {
+            match item {
+                Queued::Entry(entry) => entries.push(entry),
+                Queued::Flush(done) => flushes.push(done),
+            }
+        }
+        if !entries.is_empty() {
+            write_batch(&store, &entries).await;
+            entries.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write_batch(store: &SharedStore, entries: &[AuditEntry]) {
+    for attempt in 1..=ATTEMPTS {
+        match store.insert_audit_logs(entries).await {
+            Ok(()) => return,
+            Err(err) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %err, entries = entries.len(), attempt, "could not write the audit log; retrying");
+                tokio::time::sleep(RETRY_DELAY * attempt).await;
+            }
+            Err(err) => {
+                let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+                tracing::error!(error = %err, entries = entries.len(), ?actions, "could not write the audit log; these entries are lost");
+            }
         }
     }
 }

@@ -75,11 +75,12 @@ impl OAuthServer {
         keys: Arc<keys::KeyRing>,
         revocations: Arc<RevocationList>,
         policy: OAuthPolicy,
+        audit: Auditor,
     ) -> Self {
         let minute = Duration::minutes(1);
         OAuthServer {
             inner: Arc::new(Inner {
-                audit: Auditor::new(store.clone(), clock.clone()),
+                audit,
                 ip_limiter: RateLimiter::new(policy.rate_limit_per_ip, minute, clock.clone()),
                 client_limiter: RateLimiter::new(
                     policy.rate_limit_per_client,

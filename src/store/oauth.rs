@@ -100,7 +100,8 @@ pub trait OAuthStore: Send + Sync {
     async fn delete_signing_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     // Audit log.
-    async fn insert_audit_log(&self, entry: AuditEntry) -> StoreResult<()>;
+    /// Writes the entries in one statement: all of them or none.
+    async fn insert_audit_logs(&self, entries: &[AuditEntry]) -> StoreResult<()>;
     /// The newest entries first.
     async fn list_audit_logs(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -582,24 +582,32 @@ macro_rules! impl_oauth_store {
                 Ok(done.rows_affected())
             }
 
-            async fn insert_audit_log(&self, entry: $crate::domain::AuditEntry) -> $crate::store::StoreResult<()> {
+            async fn insert_audit_logs(
+                &self,
+                entries: &[$crate::domain::AuditEntry],
+            ) -> $crate::store::StoreResult<()> {
                 use $crate::store::time::DbTime;
-                sqlx::query(
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                let mut insert = sqlx::QueryBuilder::<<$store as $crate::store::Backend>::Db>::new(
                     "INSERT INTO audit_logs (id, time, user_id, client_id, action, resource_type, \
-                     resource_id, ip, details, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $2, $2)",
-                )
-                .bind(entry.id)
-                .bind(DbTime(entry.time))
-                .bind(entry.user_id.map(|u| u.0))
-                .bind(entry.client_id.map(|c| c.0))
-                .bind(entry.action)
-                .bind(entry.resource_type)
-                .bind(entry.resource_id)
-                .bind(entry.ip)
-                .bind(entry.details.to_string())
-                .execute(&self.pool)
-                .await?;
+                     resource_id, ip, details, created_at, updated_at) ",
+                );
+                insert.push_values(entries, |mut row, entry| {
+                    row.push_bind(entry.id)
+                        .push_bind(DbTime(entry.time))
+                        .push_bind(entry.user_id.map(|u| u.0))
+                        .push_bind(entry.client_id.map(|c| c.0))
+                        .push_bind(entry.action.clone())
+                        .push_bind(entry.resource_type.clone())
+                        .push_bind(entry.resource_id.clone())
+                        .push_bind(entry.ip.clone())
+                        .push_bind(entry.details.to_string())
+                        .push_bind(DbTime(entry.time))
+                        .push_bind(DbTime(entry.time));
+                });
+                insert.build().execute(&self.pool).await?;
                 Ok(())
             }
 

@@ -195,6 +195,28 @@ impl TestApp {
         .await
     }
 
+    /// Stops the server gracefully, then starts a new one on the same database and data
+    /// directory.
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.server.take() {
+            handle
+                .await
+                .expect("server task")
+                .expect("graceful shutdown");
+        }
+        let placeholder = TestDatabase::shared(self.db.target.clone());
+        let db = std::mem::replace(&mut self.db, placeholder);
+        let backend = self.backend.clone();
+        drop(self);
+        Self::spawn_on(backend, db, |c| {
+            c.experiments = Experiments::of(&Experiment::ALL);
+        })
+        .await
+    }
+
     async fn spawn_on(
         backend: Backend,
         db: TestDatabase,
@@ -278,6 +300,17 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// The audit log, newest first, once everything recorded so far has been written.
+    pub async fn audit_logs(&self) -> Vec<coderd::domain::AuditEntry> {
+        self.state.audit.flush().await;
+        self.state
+            .services
+            .store()
+            .list_audit_logs(1000)
+            .await
+            .expect("audit logs")
     }
 
     /// Creates the first user (the owner) and returns a session token for it.

@@ -38,6 +38,8 @@ both_backends!(
     tools_are_well_described,
     tool_results_carry_structured_content,
     tool_calls_are_audited,
+    concurrent_tool_calls_are_all_audited,
+    audit_entries_are_written_before_the_server_stops,
     early_answers_close_the_connection,
     a_proxy_host_header_is_accepted,
 );
@@ -1715,12 +1717,9 @@ async fn tool_calls_are_audited(backend: Backend) {
     let session = app.create_owner().await;
     let me = json_body(app.get("/api/v2/users/me", Some(&session)).await).await;
     let user_id = me["id"].as_str().unwrap().to_owned();
-    let store = app.state.services.store();
     let calls = || async {
-        store
-            .list_audit_logs(100)
+        app.audit_logs()
             .await
-            .unwrap()
             .into_iter()
             .filter(|e| e.action == "mcp.tool.call")
             .collect::<Vec<_>>()
@@ -1796,6 +1795,54 @@ async fn tool_calls_are_audited(backend: Backend) {
     )
     .await;
     assert_eq!(calls().await.len(), 2);
+}
+
+/// Entries are written in batches by a background task: a burst of calls must come out as
+/// exactly one entry per call.
+async fn concurrent_tool_calls_are_all_audited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let session = app.create_owner().await;
+    let key = api_token(&app, &session).await;
+    let calls = (0..60).map(|id| {
+        let (app, key) = (&app, &key);
+        async move {
+            let reply = rpc(app, key, None, &call_tool(id, WHOAMI, json!({}))).await;
+            result_of(reply, json!(id)).await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    assert!(results.iter().all(|r| r["isError"] == false));
+    let entries: Vec<_> = app
+        .audit_logs()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "mcp.tool.call")
+        .collect();
+    assert_eq!(entries.len(), 60);
+    let ids: std::collections::HashSet<_> = entries.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 60, "every entry is written once");
+}
+
+/// A graceful stop writes what is still queued before it closes the database.
+async fn audit_entries_are_written_before_the_server_stops(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let session = app.create_owner().await;
+    let key = api_token(&app, &session).await;
+    let calls = (0..100).map(|id| {
+        let (app, key) = (&app, &key);
+        async move { rpc(app, key, None, &call_tool(id, WHOAMI, json!({}))).await }
+    });
+    for reply in futures_util::future::join_all(calls).await {
+        assert_eq!(reply.status(), StatusCode::OK);
+    }
+    let app = app.restart().await;
+    let calls = app
+        .audit_logs()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "mcp.tool.call")
+        .count();
+    assert_eq!(calls, 100);
 }
 
 /// A 401 sent before the body arrives must say `Connection: close`: hyper drops the connection

@@ -588,13 +588,7 @@ async fn admin_actions_are_audited(backend: Backend) {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let registered = app.register_claude().await;
 
-    let logs = app
-        .state
-        .services
-        .store()
-        .list_audit_logs(100)
-        .await
-        .expect("audit logs");
+    let logs = app.audit_logs().await;
     let find = |action: &str| logs.iter().find(|l| l.action == action).cloned();
     for action in [
         "oauth2.app.create",
