@@ -8,7 +8,7 @@ use std::time::Instant;
 use rmcp::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorData, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+    MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
     ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
@@ -33,23 +33,60 @@ pub struct Caller {
     pub ip: String,
 }
 
+/// Built per request (the service is stateless); what never changes is built once, in
+/// `Constants`.
 #[derive(Clone)]
 pub struct CoderMcp {
     state: AppState,
-    versions: Arc<Vec<ProtocolVersion>>,
 }
 
 impl CoderMcp {
     pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// What every request's handler shares.
+struct Constants {
+    versions: Vec<ProtocolVersion>,
+    /// `_meta` for results of 2026-07-28 requests: servers SHOULD name themselves in every
+    /// result (2026-07-28 basic/index.mdx, mcp-requirements §2.2).
+    server_info_meta: MetaObject,
+}
+
+fn constants() -> &'static Constants {
+    static CONSTANTS: OnceLock<Constants> = OnceLock::new();
+    CONSTANTS.get_or_init(|| {
         let versions = super::SUPPORTED_VERSIONS
             .iter()
             .filter_map(|v| serde_json::from_value(json!(v)).ok())
             .collect();
-        Self {
-            state,
-            versions: Arc::new(versions),
+        let mut server_info_meta = MetaObject::new();
+        if let Ok(info) = serde_json::to_value(server_info()) {
+            server_info_meta
+                .0
+                .insert("io.modelcontextprotocol/serverInfo".to_owned(), info);
         }
-    }
+        Constants {
+            versions,
+            server_info_meta,
+        }
+    })
+}
+
+fn server_info() -> Implementation {
+    Implementation::new("coder", env!("CARGO_PKG_VERSION"))
+        .with_title("Coder")
+        .with_description("Coder workspaces for AI agents")
+}
+
+/// The result `_meta` for this request: the server's name for 2026-07-28 requests (they carry
+/// their version in `_meta`), nothing for the handshake era.
+fn result_meta(context: &RequestContext<RoleServer>) -> Option<MetaObject> {
+    context
+        .meta
+        .protocol_version()
+        .map(|_| constants().server_info_meta.clone())
 }
 
 fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
@@ -96,16 +133,12 @@ pub fn to_mcp_tool(def: &ToolDef) -> Tool {
 impl ServerHandler for CoderMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("coder", env!("CARGO_PKG_VERSION"))
-                    .with_title("Coder")
-                    .with_description("Coder workspaces for AI agents"),
-            )
+            .with_server_info(server_info())
             .with_instructions(INSTRUCTIONS)
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Owned(self.versions.as_ref().clone())
+        Cow::Borrowed(&constants().versions)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -121,7 +154,9 @@ impl ServerHandler for CoderMcp {
         let listed = tools::visible(caller.toolset, &caller.principal)
             .map(mcp_tool)
             .collect();
-        Ok(ListToolsResult::with_all_items(listed))
+        let mut result = ListToolsResult::with_all_items(listed);
+        result.meta = result_meta(&context);
+        Ok(result)
     }
 
     async fn call_tool(
@@ -161,11 +196,12 @@ impl ServerHandler for CoderMcp {
             event = event.client(client);
         }
         self.state.audit.record(event).await;
-        Ok(match outcome {
+        let mut result = match outcome {
             Ok(value) => result::success(value),
             Err(err) => result::failure(err),
-        }
-        .into())
+        };
+        result.meta = result_meta(&context);
+        Ok(result.into())
     }
 }
 

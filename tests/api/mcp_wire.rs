@@ -459,6 +459,11 @@ async fn modern_discover_and_per_request_meta(backend: Backend) {
     assert!(result["cacheScope"].is_string(), "{result}");
     let tools = result["tools"].as_array().expect("tools");
     assert!(tools.iter().any(|t| t["name"] == WHOAMI), "{result}");
+    // Every result names the server (SHOULD, 2026-07-28 basic/index.mdx).
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "coder",
+        "{result}"
+    );
 
     // tools/call, with Mcp-Name.
     let result = result_of(
@@ -476,6 +481,11 @@ async fn modern_discover_and_per_request_meta(backend: Backend) {
     assert_eq!(result["resultType"], "complete", "{result}");
     assert_eq!(result["isError"], false, "{result}");
     assert_eq!(result["structuredContent"]["username"], "owner", "{result}");
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{result}"
+    );
 }
 
 async fn modern_request_errors(backend: Backend) {
@@ -1693,6 +1703,10 @@ async fn tool_results_carry_structured_content(backend: Backend) {
         assert_eq!(user["id"], me["id"]);
         assert_eq!(user["username"], "owner");
         assert_eq!(user["email"], "owner@example.com");
+        assert!(
+            result.get("_meta").is_none(),
+            "handshake-era results: {result}"
+        );
     }
     // A missing `arguments` is an empty object.
     let result = result_of(
