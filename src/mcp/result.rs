@@ -2,17 +2,17 @@
 //! `isError` results, and the size cap.
 
 use rmcp::model::{CallToolResult, ContentBlock};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::tools::ToolError;
+use super::tools::{ToolError, ToolOutput};
 
 /// claude.ai drops tool results longer than this (mcp-requirements §6.1).
 pub const MAX_RESULT_CHARS: usize = 150_000;
 
 /// A successful result: the same JSON as structured content and as text (MCP 2025-06-18
 /// "Structured Content" asks for both).
-pub fn success(value: Value) -> CallToolResult {
-    let text = value.to_string();
+pub fn success(output: ToolOutput) -> CallToolResult {
+    let ToolOutput { value, text } = output;
     if text.len() <= MAX_RESULT_CHARS {
         // What `CallToolResult::structured` builds, without serializing the value a second time.
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn large_results_are_truncated_with_a_marker() {
         let big = json!({ "output": "x".repeat(MAX_RESULT_CHARS * 2) });
-        let result = success(big);
+        let result = success(big.into());
         assert!(result.structured_content.is_none());
         let text = serde_json::to_value(&result.content)
             .unwrap_or_default()
@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn small_results_carry_structured_content_and_text() {
-        let result = success(json!({ "a": 1 }));
+        let result = success(json!({ "a": 1 }).into());
         assert_eq!(result.structured_content, Some(json!({ "a": 1 })));
         assert_eq!(result.is_error, Some(false));
         let content = serde_json::to_value(&result.content).unwrap_or_default();

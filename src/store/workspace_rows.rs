@@ -398,8 +398,8 @@ pub const SUMMARY_COLUMNS: &str = "w.id, w.name, o.username AS owner_name, t.id 
      t.name AS template_name, t.display_name AS template_display_name, t.icon AS template_icon, \
      t.active_version_id, b.template_version_id, b.transition, j.status AS job_status";
 
-/// Also read from a JSON array of its fields in this order (SQLite's `read_workspace_summaries`).
-#[derive(FromRow, serde::Deserialize)]
+/// Read from a JSON array of its fields, in this order (`list_workspace_summaries`).
+#[derive(serde::Deserialize)]
 pub struct WorkspaceSummaryRow {
     pub id: Uuid,
     pub name: String,

@@ -5,7 +5,8 @@ use serde_json::{Map, Value, json};
 
 use super::args::{self, object, string};
 use super::{
-    ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value,
+    ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolOutput, ToolResult, parse_args,
+    to_value,
 };
 use crate::domain::AgentId;
 use crate::mcp::result::MAX_RESULT_CHARS;
@@ -294,7 +295,7 @@ pub async fn bash(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
             "The command was stopped after {timeout_ms} ms. Raise timeout_ms (at most {MAX_TIMEOUT_MS}) or run it with background=true."
         ));
     }
-    Ok(value)
+    Ok(value.into())
 }
 
 /// Keeps the end of long output (where errors usually are), marking what was dropped.
@@ -329,7 +330,7 @@ pub async fn ls(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> T
         .services
         .agent_list_dir(&ctx.principal, &target(&a.workspace), &a.path)
         .await?;
-    to_value(&listing)
+    ToolOutput::of(&listing)
 }
 
 #[derive(Deserialize)]
@@ -360,7 +361,7 @@ pub async fn read_file(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value
             limit,
         )
         .await?;
-    to_value(&content)
+    ToolOutput::of(&content)
 }
 
 #[derive(Deserialize)]
@@ -378,7 +379,7 @@ pub async fn write_file(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Valu
         .services
         .agent_write_file(&ctx.principal, &target(&a.workspace), &a.path, &a.content)
         .await?;
-    Ok(json!({ "absolute_path_string": path, "bytes_written": a.content.len() }))
+    Ok(json!({ "absolute_path_string": path, "bytes_written": a.content.len() }).into())
 }
 
 #[derive(Deserialize)]
@@ -403,7 +404,7 @@ pub async fn edit_file(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value
             }],
         )
         .await?;
-    Ok(json!({ "files": to_value(&results)? }))
+    Ok(json!({ "files": to_value(&results)? }).into())
 }
 
 #[derive(Deserialize)]
@@ -420,7 +421,7 @@ pub async fn edit_files(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Valu
         .services
         .agent_edit_files(&ctx.principal, &target(&a.workspace), a.files)
         .await?;
-    Ok(json!({ "files": to_value(&results)? }))
+    Ok(json!({ "files": to_value(&results)? }).into())
 }
 
 #[derive(Deserialize)]
@@ -436,7 +437,7 @@ pub async fn list_apps(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value
         .services
         .agent_apps(&ctx.principal, &target(&a.workspace))
         .await?;
-    Ok(json!({ "apps": to_value(&apps)? }))
+    Ok(json!({ "apps": to_value(&apps)? }).into())
 }
 
 #[derive(Deserialize)]
@@ -470,7 +471,7 @@ pub async fn agent_logs(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Valu
         }
         other => other?,
     };
-    Ok(json!({ "logs": to_value(&logs)? }))
+    Ok(json!({ "logs": to_value(&logs)? }).into())
 }
 
 #[cfg(test)]

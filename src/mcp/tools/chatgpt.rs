@@ -128,7 +128,7 @@ pub async fn search(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
             ));
         }
     };
-    Ok(json!({ "results": results }))
+    Ok(json!({ "results": results }).into())
 }
 
 #[derive(Deserialize)]
@@ -157,7 +157,7 @@ pub async fn fetch(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -
                 "text": to_value(&w)?.to_string(),
                 "url": workspace_url(base, &w.owner_name, &w.name),
                 "metadata": { "type": "workspace", "status": w.latest_build.status, "template": w.template_name },
-            }))
+            }).into())
         }
         "template" => {
             let t = ctx
@@ -171,7 +171,7 @@ pub async fn fetch(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -
                 "text": to_value(&t)?.to_string(),
                 "url": template_url(base, &t),
                 "metadata": { "type": "template", "active_version_id": t.active_version_id },
-            }))
+            }).into())
         }
         _ => Err(bad_id()),
     }

@@ -88,7 +88,35 @@ impl From<DomainError> for ToolError {
     }
 }
 
-pub type ToolResult = Result<Value, ToolError>;
+pub type ToolResult = Result<ToolOutput, ToolError>;
+
+/// A tool's result as the value for `structuredContent` and the same JSON as text.
+#[derive(Debug)]
+pub struct ToolOutput {
+    pub value: Value,
+    pub text: String,
+}
+
+impl ToolOutput {
+    /// Both forms straight from a typed view: serializing a struct is two to three times
+    /// cheaper than building a `Value` tree and serializing that (docs/benchmarks.md).
+    pub fn of<T: serde::Serialize>(view: &T) -> Result<Self, ToolError> {
+        let internal = |e| ToolError::from(crate::domain::DomainError::internal(e));
+        Ok(Self {
+            text: serde_json::to_string(view).map_err(internal)?,
+            value: serde_json::to_value(view).map_err(internal)?,
+        })
+    }
+}
+
+impl From<Value> for ToolOutput {
+    fn from(value: Value) -> Self {
+        Self {
+            text: value.to_string(),
+            value,
+        }
+    }
+}
 
 /// Workspace operations and discovery: in the standard and the workspace toolsets.
 const ALL: &[Toolset] = &[Toolset::Standard, Toolset::Workspace];
@@ -187,7 +215,8 @@ pub async fn call(ctx: &ToolContext, tool: &ToolDef, args: Map<String, Value>) -
     }
 }
 
-/// Serializes a view; views always serialize, so a failure is an internal error.
+/// Serializes a view for a part of a result; views always serialize, so a failure is an
+/// internal error.
 pub fn to_value<T: serde::Serialize>(view: &T) -> Result<Value, ToolError> {
     serde_json::to_value(view).map_err(|e| ToolError::from(crate::domain::DomainError::internal(e)))
 }

@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::args::{self, no_args, object, string};
 use super::{
-    ADMIN, ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value,
+    ADMIN, ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolOutput, ToolResult,
+    parse_args, to_value,
 };
 use crate::domain::{FileId, TemplateId, TemplateVersionId};
 use crate::oauth::scopes::Scope;
@@ -209,7 +210,7 @@ pub async fn list(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
             })
         })
         .collect();
-    Ok(json!({ "templates": minimal }))
+    Ok(json!({ "templates": minimal }).into())
 }
 
 #[derive(Deserialize)]
@@ -226,7 +227,7 @@ pub async fn parameters(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Valu
         .services
         .template_version_parameters(&ctx.principal, id)
         .await?;
-    Ok(json!({ "parameters": to_value(&params)? }))
+    Ok(json!({ "parameters": to_value(&params)? }).into())
 }
 
 pub async fn version_logs(
@@ -241,7 +242,7 @@ pub async fn version_logs(
         .services
         .template_version_logs(&ctx.principal, id, 0)
         .await?;
-    Ok(json!({ "logs": to_value(&logs)? }))
+    Ok(json!({ "logs": to_value(&logs)? }).into())
 }
 
 #[derive(Deserialize)]
@@ -263,7 +264,7 @@ pub async fn upload(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
         .services
         .upload_file(&ctx.principal, "application/x-tar", archive)
         .await?;
-    Ok(json!({ "hash": file.id.0, "id": file.id.0, "sha256": file.hash }))
+    Ok(json!({ "hash": file.id.0, "id": file.id.0, "sha256": file.hash }).into())
 }
 
 /// A tar archive of the files, for the same upload path the REST API uses.
@@ -316,7 +317,7 @@ pub async fn create_version(
             },
         )
         .await?;
-    to_value(&version)
+    ToolOutput::of(&version)
 }
 
 #[derive(Deserialize)]
@@ -352,7 +353,7 @@ pub async fn create_template(
             },
         )
         .await?;
-    to_value(&template)
+    ToolOutput::of(&template)
 }
 
 #[derive(Deserialize)]
@@ -374,7 +375,7 @@ pub async fn update_active_version(
         .services
         .update_template_active_version(&ctx.principal, template, version)
         .await?;
-    Ok(json!({ "template_id": template.0, "active_version_id": version.0 }))
+    Ok(json!({ "template_id": template.0, "active_version_id": version.0 }).into())
 }
 
 #[derive(Deserialize)]
@@ -390,5 +391,5 @@ pub async fn delete(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
         .services
         .delete_template(&ctx.principal, template)
         .await?;
-    Ok(json!({ "deleted": true, "template_id": template.0 }))
+    Ok(json!({ "deleted": true, "template_id": template.0 }).into())
 }

@@ -31,5 +31,5 @@ pub async fn get_authenticated_user(
     let mut user = to_value(&UserResponse::from(ctx.principal.user.clone()))?;
     // What this connection may do: the token's scopes within the user's role.
     user["scopes"] = json!(ctx.principal.scopes().to_wire());
-    Ok(user)
+    Ok(user.into())
 }

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::args::{self, object, string};
 use super::{
-    ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value,
+    ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolOutput, ToolResult, parse_args,
 };
 use crate::domain::{
     BuildId, ParameterValue, TemplateId, TemplateVersionId, Transition, WorkspaceSummary,
@@ -200,25 +200,50 @@ pub async fn list(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
             },
         )
         .await?;
-    let minimal: Vec<Value> = found.iter().map(minimal_workspace).collect();
-    Ok(json!({ "workspaces": minimal, "count": count }))
+    ToolOutput::of(&WorkspaceList {
+        workspaces: found.iter().map(MinimalWorkspace::from).collect(),
+        count,
+    })
+}
+
+#[derive(Serialize)]
+struct WorkspaceList<'a> {
+    workspaces: Vec<MinimalWorkspace<'a>>,
+    count: i64,
 }
 
 /// The fields an agent needs to pick a workspace, as Coder's tool returns them.
-fn minimal_workspace(w: &WorkspaceSummary) -> Value {
-    json!({
-        "id": w.id.0,
-        "name": w.name,
-        "owner_name": w.owner_name,
-        "template_id": w.template_id.0,
-        "template_name": w.template_name,
-        "template_display_name": w.template_display_name,
-        "template_icon": w.template_icon,
-        "template_active_version_id": w.template_active_version_id.0,
-        "outdated": w.outdated(),
-        "status": w.status().as_str(),
-        "transition": w.transition.as_str(),
-    })
+#[derive(Serialize)]
+struct MinimalWorkspace<'a> {
+    id: uuid::Uuid,
+    name: &'a str,
+    owner_name: &'a str,
+    template_id: uuid::Uuid,
+    template_name: &'a str,
+    template_display_name: &'a str,
+    template_icon: &'a str,
+    template_active_version_id: uuid::Uuid,
+    outdated: bool,
+    status: &'static str,
+    transition: &'static str,
+}
+
+impl<'a> From<&'a WorkspaceSummary> for MinimalWorkspace<'a> {
+    fn from(w: &'a WorkspaceSummary) -> Self {
+        Self {
+            id: w.id.0,
+            name: &w.name,
+            owner_name: &w.owner_name,
+            template_id: w.template_id.0,
+            template_name: &w.template_name,
+            template_display_name: &w.template_display_name,
+            template_icon: &w.template_icon,
+            template_active_version_id: w.template_active_version_id.0,
+            outdated: w.outdated(),
+            status: w.status().as_str(),
+            transition: w.transition.as_str(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -234,7 +259,7 @@ pub async fn get(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -> 
         .services
         .get_workspace(&ctx.principal, &a.workspace_id)
         .await?;
-    to_value(&view)
+    ToolOutput::of(&view)
 }
 
 #[derive(Deserialize)]
@@ -280,7 +305,7 @@ pub async fn create(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) 
             },
         )
         .await?;
-    to_value(&view)
+    ToolOutput::of(&view)
 }
 
 #[derive(Deserialize)]
@@ -314,7 +339,7 @@ pub async fn build(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) -
             },
         )
         .await?;
-    to_value(&view)
+    ToolOutput::of(&view)
 }
 
 #[derive(Deserialize)]
@@ -352,7 +377,8 @@ pub async fn readiness(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value
                 "reason": reason,
                 "ready": ready,
                 "wait_expired": wait > 0 && expired && !ready,
-            }));
+            })
+            .into());
         }
         tokio::time::sleep(POLL).await;
     }
@@ -421,5 +447,5 @@ pub async fn build_logs(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Valu
         .services
         .workspace_build_logs(&ctx.principal, id, 0)
         .await?;
-    Ok(json!({ "logs": logs, "finished": finished }))
+    Ok(json!({ "logs": logs, "finished": finished }).into())
 }

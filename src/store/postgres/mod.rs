@@ -65,24 +65,15 @@ impl PostgresStore {
     }
 }
 
-impl PostgresStore {
-    /// Workspace summaries as rows: they arrive together and decode cheaply.
-    async fn read_workspace_summaries(
-        &self,
-        filter: &super::WorkspaceFilter,
-        page: super::Page,
-    ) -> super::StoreResult<(Vec<crate::domain::WorkspaceSummary>, i64)> {
-        use super::workspace_rows::{SUMMARY_COLUMNS, WorkspaceSummaryRow};
-        let (rows, count) =
-            list_workspace_rows::<WorkspaceSummaryRow>(&self.pool, SUMMARY_COLUMNS, filter, page)
-                .await?;
-        Ok((super::rows::convert_all(rows)?, count))
-    }
-}
+/// A page of workspace summaries as one JSON text (see `impl_workspace_store!`); an empty
+/// page aggregates to NULL, hence the `[]`.
+const SUMMARIES_JSON_SQL: &str = "COALESCE(json_agg(json_build_array(id, name, owner_name, \
+     template_id, template_name, template_display_name, template_icon, active_version_id, \
+     template_version_id, transition, job_status) ORDER BY lower(name), id), '[]')::text";
 
 impl_shared_store!(PostgresStore, "postgres");
 impl_oauth_store!(PostgresStore);
-impl_workspace_store!(PostgresStore, CLAIM_JOB_SQL);
+impl_workspace_store!(PostgresStore, CLAIM_JOB_SQL, SUMMARIES_JSON_SQL);
 
 /// Row locks let several replicas poll one queue: each skips the jobs another is taking.
 const CLAIM_JOB_SQL: &str = "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \

@@ -56,44 +56,16 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Workspace summaries as one JSON document built by SQLite. sqlx runs each SQLite
-    /// connection on a worker thread and hands every row (a copy of each of its values) to the
-    /// async side through a channel; for a page of a hundred workspaces those hand-offs cost
-    /// several times the query itself (docs/benchmarks.md). Aggregated, the page crosses once.
-    async fn read_workspace_summaries(
-        &self,
-        filter: &super::WorkspaceFilter,
-        page: super::Page,
-    ) -> super::StoreResult<(Vec<crate::domain::WorkspaceSummary>, i64)> {
-        use super::workspace_queries::{LIST_FROM, LIST_ORDER};
-        use super::workspace_rows::{SUMMARY_COLUMNS, WorkspaceSummaryRow};
-        let sql = format!(
-            "SELECT json_group_array({SUMMARY_JSON_ARRAY} ORDER BY lower(name), id) \
-             FROM (SELECT {SUMMARY_COLUMNS} {LIST_FROM} ORDER BY {LIST_ORDER} LIMIT $6 OFFSET $7)"
-        );
-        let (json,): (String,) = bind_list_filter(sqlx::query_as(&sql), filter)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows: Vec<WorkspaceSummaryRow> = serde_json::from_str(&json).map_err(|e| {
-            super::StoreError::Database(format!("unreadable workspace summaries: {e}"))
-        })?;
-        let count = count_workspaces(&self.pool, filter, page, rows.len()).await?;
-        Ok((super::rows::convert_all(rows)?, count))
-    }
-}
-
-/// `WorkspaceSummaryRow`'s fields in declaration order, as a JSON array of the columns
-/// `SUMMARY_COLUMNS` names. UUIDs are 16-byte blobs in SQLite, so they travel as hex.
-const SUMMARY_JSON_ARRAY: &str = "json_array(lower(hex(id)), name, owner_name, \
+/// A page of workspace summaries as one JSON text (see `impl_workspace_store!`). UUIDs are
+/// 16-byte blobs in SQLite, so they travel as hex.
+const SUMMARIES_JSON_SQL: &str = "json_group_array(json_array(lower(hex(id)), name, owner_name, \
      lower(hex(template_id)), template_name, template_display_name, template_icon, \
-     lower(hex(active_version_id)), lower(hex(template_version_id)), transition, job_status)";
+     lower(hex(active_version_id)), lower(hex(template_version_id)), transition, job_status) \
+     ORDER BY lower(name), id)";
 
 impl_shared_store!(SqliteStore, "sqlite");
 impl_oauth_store!(SqliteStore);
-impl_workspace_store!(SqliteStore, CLAIM_JOB_SQL);
+impl_workspace_store!(SqliteStore, CLAIM_JOB_SQL, SUMMARIES_JSON_SQL);
 
 /// SQLite has no row locks; its single writer makes this one statement atomic.
 const CLAIM_JOB_SQL: &str = "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \
