@@ -1028,8 +1028,13 @@ macro_rules! impl_workspace_store {
             ) -> $crate::store::StoreResult<bool> {
                 use $crate::store::time::DbTime;
                 let mut tx = self.pool.begin().await?;
+                // Writing first takes the agent row's lock (Postgres) or the database's write
+                // lock (SQLite, where the busy timeout applies): a read first let concurrent
+                // appends lose each other's length on Postgres, and on SQLite fail with
+                // "database is locked" when the read snapshot could not become a writer.
                 let state: Option<(i64, bool)> = sqlx::query_as(
-                    "SELECT logs_length, logs_overflowed FROM workspace_agents WHERE id = $1",
+                    "UPDATE workspace_agents SET logs_length = logs_length WHERE id = $1 \
+                     RETURNING logs_length, logs_overflowed",
                 )
                 .bind(agent.0)
                 .fetch_optional(&mut *tx)

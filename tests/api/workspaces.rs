@@ -19,6 +19,7 @@ both_backends!(
     canceling_a_running_build_stops_it,
     a_crash_mid_build_leaves_no_build_running,
     workspaces_are_searchable_with_coder_filters,
+    concurrent_agent_log_appends_all_land,
 );
 
 const MANIFEST: &str = r#"
@@ -762,6 +763,47 @@ async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str) {
             }
         }
     }
+}
+
+/// Agents append their logs from many tasks at once; every append must land and the agent's
+/// `logs_length` must stay the total of what is stored.
+async fn concurrent_agent_log_appends_all_land(backend: Backend) {
+    use coderd::domain::{AgentId, LogLevel};
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let template = create_template(&app, &owner, "basic", "", &[]).await;
+    let ws = create_workspace(&app, &owner, "logs", &template["id"], json!([])).await;
+    let agent = AgentId(agent_id(&ws).parse().expect("agent uuid"));
+    let store = app.state.services.store();
+    let appends = (0..40).map(|i| {
+        let store = store.clone();
+        async move {
+            let now = chrono::Utc::now();
+            let lines = [
+                (now, LogLevel::Info, format!("concurrent-{i}-a")),
+                (now, LogLevel::Info, format!("concurrent-{i}-b")),
+            ];
+            store.insert_agent_logs(agent, &lines, 1 << 20).await
+        }
+    });
+    for appended in futures_util::future::join_all(appends).await {
+        assert!(appended.expect("the append is stored"), "under the limit");
+    }
+    let logs = store
+        .list_agent_logs(agent, 0, 100_000)
+        .await
+        .expect("logs");
+    let ours = logs
+        .iter()
+        .filter(|l| l.output.starts_with("concurrent-"))
+        .count();
+    assert_eq!(ours, 80);
+    let stored: i64 = logs.iter().map(|l| l.output.len() as i64).sum();
+    let agent = store.get_agent(agent).await.expect("agent").expect("found");
+    assert_eq!(
+        agent.logs_length, stored,
+        "logs_length counts every stored byte"
+    );
 }
 
 fn url_encode(s: &str) -> String {
