@@ -192,7 +192,9 @@ impl App {
         }
         drop(runner);
         self.runner.shutdown().await;
-        // Every request has finished; what they audited is written before the pool closes.
+        // The served requests have ended: what they audited is written before the pool
+        // closes. (A tool call that outlived its connection may still record later; its
+        // entry fails against the closed pool and is logged.)
         audit.flush().await;
         self.store.close().await;
         served.context("the HTTP server failed")

@@ -119,8 +119,9 @@ impl Auditor {
         }
     }
 
-    /// Waits until every entry recorded before this call is in the database: before the
-    /// server stops, and before anything reads the log back.
+    /// Waits until every entry recorded before this call has been written (or, when the
+    /// database refused it even entry by entry, logged as lost): before the server stops, and
+    /// before anything reads the log back.
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
         if self.queue.send(Queued::Flush(done)).await.is_ok() {
@@ -162,9 +163,14 @@ async fn write_batch(store: &SharedStore, entries: &[AuditEntry]) {
                 tokio::time::sleep(RETRY_DELAY * attempt).await;
             }
             Err(err) => {
-                let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
-                tracing::error!(error = %err, entries = entries.len(), ?actions, "could not write the audit log; these entries are lost");
+                tracing::warn!(error = %err, entries = entries.len(), "could not write an audit batch; writing its entries one by one");
             }
+        }
+    }
+    // One entry the database refuses must not take the rest of its batch with it.
+    for entry in entries {
+        if let Err(err) = store.insert_audit_logs(std::slice::from_ref(entry)).await {
+            tracing::error!(error = %err, action = %entry.action, resource = %entry.resource_id, "could not write the audit log; this entry is lost");
         }
     }
 }

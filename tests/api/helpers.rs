@@ -308,7 +308,7 @@ impl TestApp {
         self.state
             .services
             .store()
-            .list_audit_logs(1000)
+            .list_audit_logs(10_000)
             .await
             .expect("audit logs")
     }

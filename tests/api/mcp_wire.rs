@@ -1832,9 +1832,7 @@ async fn concurrent_tool_calls_are_all_audited(backend: Backend) {
         .into_iter()
         .filter(|e| e.action == "mcp.tool.call")
         .collect();
-    assert_eq!(entries.len(), 60);
-    let ids: std::collections::HashSet<_> = entries.iter().map(|e| e.id).collect();
-    assert_eq!(ids.len(), 60, "every entry is written once");
+    assert_eq!(entries.len(), 60, "one entry per call");
 }
 
 /// A graceful stop writes what is still queued before it closes the database.
@@ -1849,14 +1847,16 @@ async fn audit_entries_are_written_before_the_server_stops(backend: Backend) {
     for reply in futures_util::future::join_all(calls).await {
         assert_eq!(reply.status(), StatusCode::OK);
     }
+    // Queued faster than the writer stores them, right before the stop.
+    for i in 0..3000 {
+        let event = coderd::audit::AuditEvent::new("test.burst", "test", i);
+        app.state.audit.record(event).await;
+    }
     let app = app.restart().await;
-    let calls = app
-        .audit_logs()
-        .await
-        .into_iter()
-        .filter(|e| e.action == "mcp.tool.call")
-        .count();
-    assert_eq!(calls, 100);
+    let logs = app.audit_logs().await;
+    let count = |action: &str| logs.iter().filter(|e| e.action == action).count();
+    assert_eq!(count("mcp.tool.call"), 100);
+    assert_eq!(count("test.burst"), 3000);
 }
 
 /// A 401 sent before the body arrives must say `Connection: close`: hyper drops the connection
