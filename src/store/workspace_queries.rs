@@ -25,7 +25,8 @@ pub(crate) const LIST_FROM: &str = "FROM workspaces w \
        WHEN j.status = 'succeeded' THEN 'deleted' \
        ELSE j.status END) = $5)";
 
-/// The order of every workspace list.
+/// The order of every workspace list. The summaries' JSON aggregates (`SUMMARIES_JSON_SQL` in
+/// sqlite/mod.rs and postgres/mod.rs) sort by the same columns, as selected from `listed`.
 pub(crate) const LIST_ORDER: &str = "lower(w.name), w.id";
 
 /// The number of matches a page tells by itself: one that is not full ends the list, unless it
@@ -741,14 +742,22 @@ macro_rules! impl_workspace_store {
                 filter: &$crate::store::WorkspaceFilter,
                 page: $crate::store::Page,
             ) -> $crate::store::StoreResult<(Vec<$crate::domain::Workspace>, i64)> {
+                use $crate::store::workspace_queries::{LIST_FROM, LIST_ORDER};
                 use $crate::store::workspace_rows::{WorkspaceRow, WORKSPACE_COLUMNS};
                 let columns: String = WORKSPACE_COLUMNS
                     .split(", ")
                     .map(|c| format!("w.{c}"))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let (rows, count) =
-                    list_workspace_rows::<WorkspaceRow>(&self.pool, &columns, filter, page).await?;
+                let sql = format!(
+                    "SELECT {columns} {LIST_FROM} ORDER BY {LIST_ORDER} LIMIT $6 OFFSET $7"
+                );
+                let rows = bind_list_filter(sqlx::query_as::<_, WorkspaceRow>(&sql), filter)
+                    .bind(page.limit)
+                    .bind(page.offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let count = count_workspaces(&self.pool, filter, page, rows.len()).await?;
                 Ok(($crate::store::rows::convert_all(rows)?, count))
             }
 
@@ -1127,28 +1136,6 @@ macro_rules! impl_workspace_store {
         }
 
         /// One page of the workspace list as `columns` read into `R`, and the total count.
-        async fn list_workspace_rows<R>(
-            pool: &sqlx::Pool<<$store as $crate::store::Backend>::Db>,
-            columns: &str,
-            filter: &$crate::store::WorkspaceFilter,
-            page: $crate::store::Page,
-        ) -> $crate::store::StoreResult<(Vec<R>, i64)>
-        where
-            R: for<'r> sqlx::FromRow<'r, <<$store as $crate::store::Backend>::Db as sqlx::Database>::Row>
-                + Send
-                + Unpin,
-        {
-            use $crate::store::workspace_queries::{LIST_FROM as FROM, LIST_ORDER as ORDER};
-            let sql = format!("SELECT {columns} {FROM} ORDER BY {ORDER} LIMIT $6 OFFSET $7");
-            let rows = bind_list_filter(sqlx::query_as::<_, R>(&sql), filter)
-                .bind(page.limit)
-                .bind(page.offset)
-                .fetch_all(pool)
-                .await?;
-            let count = count_workspaces(pool, filter, page, rows.len()).await?;
-            Ok((rows, count))
-        }
-
         /// How many workspaces match `filter`, given that the page read at `page` held `found`.
         async fn count_workspaces(
             pool: &sqlx::Pool<<$store as $crate::store::Backend>::Db>,
@@ -1247,3 +1234,27 @@ macro_rules! impl_workspace_store {
 }
 
 pub(crate) use impl_workspace_store;
+
+#[cfg(test)]
+mod tests {
+    use super::total_from_page;
+    use crate::store::Page;
+
+    fn page(limit: i64, offset: i64) -> Page {
+        Page { limit, offset }
+    }
+
+    #[test]
+    fn a_page_that_is_not_full_ends_the_list() {
+        assert_eq!(total_from_page(page(100, 0), 0), Some(0));
+        assert_eq!(total_from_page(page(100, 0), 3), Some(3));
+        assert_eq!(total_from_page(page(2, 4), 1), Some(5));
+    }
+
+    #[test]
+    fn a_full_page_or_an_empty_one_past_the_start_needs_a_count() {
+        assert_eq!(total_from_page(page(2, 0), 2), None);
+        assert_eq!(total_from_page(page(2, 4), 0), None);
+        assert_eq!(total_from_page(page(0, 0), 0), None);
+    }
+}

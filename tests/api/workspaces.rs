@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, json_body};
 use crate::workspace_support::{
-    agent_id, agent_of, app_workspace, build, create_template, create_workspace, exec, patch_json,
-    poll, wait_for_build, wait_until_running,
+    agent_id, agent_of, app_workspace, build, create_template, create_workspace, exec,
+    import_version, patch_json, poll, wait_for_build, wait_until_running,
 };
 
 both_backends!(
@@ -668,7 +668,7 @@ async fn workspaces_are_searchable_with_coder_filters(backend: Backend) {
     .await;
     assert_eq!(names(&page), ["beta"]);
     assert_eq!(page["count"], 3);
-    same_summaries_as_the_rest_list(&app, &owner).await;
+    same_summaries_as_the_rest_list(&app, &owner, &basic["id"]).await;
     let res = app
         .get("/api/v2/workspaces?q=color:red", Some(&owner))
         .await;
@@ -693,10 +693,34 @@ async fn workspaces_are_searchable_with_coder_filters(backend: Backend) {
     app.stop().await.unwrap();
 }
 
-/// The one-query summaries the MCP tools list (read differently per backend) agree with the
-/// full REST views for every filter, page and count.
-async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str) {
+/// The one-query summaries the MCP tools list (each backend aggregates them into JSON) agree
+/// with the full REST views for every filter, page and count.
+async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str, basic: &Value) {
     use coderd::store::Page;
+    // Fields a swapped column would otherwise hide: a template whose display name and icon
+    // differ from its name, and builds of a version that is no longer active.
+    let version = import_version(app, owner, &[("coder.yaml", "")], None).await;
+    let res = app
+        .post_json(
+            "/api/v2/organizations/coder/templates",
+            Some(owner),
+            &json!({"name": "fancy", "display_name": "Fancy Template", "icon": "/icon/fancy.svg",
+                    "template_version_id": version["id"]}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let fancy = json_body(res).await;
+    create_workspace(app, owner, "delta", &fancy["id"], json!([])).await;
+    let basic_id = basic.as_str().unwrap();
+    let newer = import_version(app, owner, &[("coder.yaml", "")], Some(basic_id)).await;
+    let res = patch_json(
+        app,
+        &format!("/api/v2/templates/{basic_id}/versions"),
+        owner,
+        &json!({"id": newer["id"]}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
     let actor = app
         .state
         .services
@@ -715,7 +739,22 @@ async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str) {
         "owner:nobody",
     ];
     let pages = [(100, 0), (1, 0), (1, 1), (2, 2), (1, 5), (2, 0)];
+    let mut seen_outdated = false;
     for q in queries {
+        // The count, told apart from the page logic that produces it on both sides.
+        let (everything, _) = app
+            .state
+            .services
+            .list_workspace_summaries(
+                &actor,
+                q,
+                Page {
+                    limit: 1000,
+                    offset: 0,
+                },
+            )
+            .await
+            .expect("summaries");
         for (limit, offset) in pages {
             let path = format!(
                 "/api/v2/workspaces?q={}&limit={limit}&offset={offset}",
@@ -730,6 +769,7 @@ async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str) {
                 .expect("summaries");
             let context = format!("q={q:?} limit={limit} offset={offset}");
             assert_eq!(count, rest["count"].as_i64().unwrap(), "{context}");
+            assert_eq!(count, everything.len() as i64, "{context}");
             let views = rest["workspaces"].as_array().unwrap();
             assert_eq!(summaries.len(), views.len(), "{context}");
             for (summary, view) in summaries.iter().zip(views) {
@@ -760,9 +800,27 @@ async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str) {
                     "transition": view["latest_build"]["transition"],
                 });
                 assert_eq!(seen, expected, "{context}");
+                seen_outdated |= summary.outdated();
             }
         }
     }
+    assert!(seen_outdated, "the setup has outdated workspaces");
+    let fancy_summary = app
+        .state
+        .services
+        .list_workspace_summaries(
+            &actor,
+            "name:delta",
+            Page {
+                limit: 10,
+                offset: 0,
+            },
+        )
+        .await
+        .expect("summaries")
+        .0;
+    assert_eq!(fancy_summary[0].template_display_name, "Fancy Template");
+    assert_eq!(fancy_summary[0].template_icon, "/icon/fancy.svg");
 }
 
 /// Agents append their logs from many tasks at once; every append must land and the agent's
