@@ -49,8 +49,9 @@ impl CoderMcp {
 /// What every request's handler shares.
 struct Constants {
     versions: Vec<ProtocolVersion>,
-    /// `_meta` for results of 2026-07-28 requests: servers SHOULD name themselves in every
-    /// result (2026-07-28 basic/index.mdx, mcp-requirements §2.2).
+    /// `_meta` for the tools/list and tools/call results of 2026-07-28 requests: servers
+    /// SHOULD name themselves in every result (2026-07-28 basic/index.mdx, mcp-requirements
+    /// §2.2); rmcp does it for server/discover.
     server_info_meta: MetaObject,
 }
 
