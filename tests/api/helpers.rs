@@ -185,14 +185,7 @@ impl TestApp {
             handle.abort();
             let _ = handle.await;
         }
-        let placeholder = TestDatabase::shared(self.db.target.clone());
-        let db = std::mem::replace(&mut self.db, placeholder);
-        let backend = self.backend.clone();
-        drop(self);
-        Self::spawn_on(backend, db, |c| {
-            c.experiments = Experiments::of(&Experiment::ALL);
-        })
-        .await
+        self.start_again().await
     }
 
     /// Stops the server gracefully, then starts a new one on the same database and data
@@ -207,6 +200,11 @@ impl TestApp {
                 .expect("server task")
                 .expect("graceful shutdown");
         }
+        self.start_again().await
+    }
+
+    /// A new server on this (stopped) app's database and data directory.
+    async fn start_again(mut self) -> TestApp {
         let placeholder = TestDatabase::shared(self.db.target.clone());
         let db = std::mem::replace(&mut self.db, placeholder);
         let backend = self.backend.clone();
