@@ -1135,7 +1135,6 @@ macro_rules! impl_workspace_store {
             }
         }
 
-        /// One page of the workspace list as `columns` read into `R`, and the total count.
         /// How many workspaces match `filter`, given that the page read at `page` held `found`.
         async fn count_workspaces(
             pool: &sqlx::Pool<<$store as $crate::store::Backend>::Db>,
