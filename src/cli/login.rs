@@ -103,7 +103,7 @@ impl LoginCommand {
         };
         let password = match self.password.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => p.to_owned(),
-            None => read_password()?,
+            None => super::password::read_password()?,
         };
         let signed_in = client
             .post::<_, LoginResponse>(
@@ -148,24 +148,6 @@ fn prompt_email() -> anyhow::Result<String> {
         bail!("no email given");
     }
     Ok(email)
-}
-
-/// Prompts on a terminal (without echo); otherwise reads the first line of stdin.
-fn read_password() -> anyhow::Result<String> {
-    if std::io::stdin().is_terminal() {
-        let _ = std::io::stderr().flush();
-        return rpassword::prompt_password("Password: ").context("cannot read the password");
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from stdin")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.is_empty() {
-        bail!("no password given: pass --password, set CODER_PASSWORD, or pipe it on stdin");
-    }
-    Ok(password)
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod logging;
 mod login;
 mod mcp;
 mod output;
+mod password;
 mod server;
 mod tokens;
 mod users;

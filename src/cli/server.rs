@@ -1,9 +1,8 @@
 //! `coder server`, `coder server create-admin-user` and `coder server rotate-oauth2-signing-key`.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 
 use crate::app::App;
@@ -132,7 +131,7 @@ impl CreateAdminUser {
         let config = self.database.config(config_path.as_deref())?;
         let password = match self.password.clone() {
             Some(p) => p,
-            None => read_password()?,
+            None => super::password::read_password()?,
         };
         let store = store::open(&config.database).await?;
         let clock = std::sync::Arc::new(SystemClock);
@@ -175,24 +174,6 @@ impl CreateAdminUser {
             Err(err) => Err(err.into()),
         }
     }
-}
-
-/// Prompts on a terminal (without echo); otherwise reads the first line of stdin.
-fn read_password() -> anyhow::Result<String> {
-    if std::io::stdin().is_terminal() {
-        let _ = std::io::stderr().flush();
-        return rpassword::prompt_password("Password: ").context("cannot read the password");
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from stdin")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.is_empty() {
-        bail!("no password given: pass --password, set CODER_PASSWORD, or pipe it on stdin");
-    }
-    Ok(password)
 }
 
 async fn rotate_signing_key(db: DatabaseArgs, config_path: Option<PathBuf>) -> anyhow::Result<()> {
