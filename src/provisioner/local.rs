@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::process::{self, Captured, ProcessRegistry};
+use super::process::{self, Captured, ProcessRegistry, Tracked};
 use super::sandbox::{Sandbox, SandboxMode, WorkspaceLayout};
 use super::{
     AgentProcess, DirListing, EditResult, ExecOutput, ExecRequest, FileContent, FileEdits,
@@ -138,13 +138,30 @@ impl LocalProvisioner {
             .map_err(|e| ProvisionError::internal("a file operation failed", e))?
     }
 
-    fn spawn(
+    /// Starts `cmd` and tracks its process group, so stopping the workspace ends it. The
+    /// command is consumed: it holds our copies of a pipe's write end, which must close for the
+    /// reader to see EOF.
+    fn spawn_tracked(
         &self,
-        cmd: &mut tokio::process::Command,
-    ) -> Result<tokio::process::Child, ProvisionError> {
-        cmd.spawn()
-            .map_err(|e| ProvisionError::internal("cannot start the process", e))
+        workspace: WorkspaceId,
+        mut cmd: tokio::process::Command,
+    ) -> Result<(tokio::process::Child, i32, Tracked), ProvisionError> {
+        let child = cmd
+            .spawn()
+            .map_err(|e| ProvisionError::internal("cannot start the process", e))?;
+        drop(cmd);
+        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+        let tracked = self.processes.track(workspace, pgid);
+        Ok((child, pgid, tracked))
     }
+}
+
+/// Leaves a started process running; it stays tracked until it exits.
+fn keep_running(mut child: tokio::process::Child, tracked: Tracked) {
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+        drop(tracked);
+    });
 }
 
 /// Removes a directory tree even where a workspace made parts of it read-only.
@@ -219,14 +236,8 @@ impl Provisioner for LocalProvisioner {
             ],
         );
         cmd.stdout(stdout).stderr(writer).kill_on_drop(false);
-        let mut child = self.spawn(&mut cmd)?;
-        drop(cmd);
-        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
-        let tracked = self.processes.track(workspace, pgid);
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-            drop(tracked);
-        });
+        let (child, _, tracked) = self.spawn_tracked(workspace, cmd)?;
+        keep_running(child, tracked);
         let (tx, rx) = mpsc::channel(1024);
         for note in notes {
             let _ = tx
@@ -282,14 +293,8 @@ impl Provisioner for LocalProvisioner {
                 .sandbox
                 .command(&layout, context, &[&shell, "-c", &request.command]);
             cmd.stdout(log).stderr(log_err).kill_on_drop(false);
-            let mut child = self.spawn(&mut cmd)?;
-            drop(cmd);
-            let pgid = child.id().map(|p| p as i32).unwrap_or(0);
-            let tracked = self.processes.track(workspace, pgid);
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-                drop(tracked);
-            });
+            let (child, _, tracked) = self.spawn_tracked(workspace, cmd)?;
+            keep_running(child, tracked);
             let shown = match self.sandbox.mode() {
                 SandboxMode::Bubblewrap { .. } => format!("/tmp/{name}"),
                 _ => log_host.display().to_string(),
@@ -312,11 +317,7 @@ impl Provisioner for LocalProvisioner {
             .sandbox
             .command(&layout, context, &[&shell, "-c", &request.command]);
         cmd.stdout(stdout).stderr(writer).kill_on_drop(true);
-        let mut child = self.spawn(&mut cmd)?;
-        // The command holds our copies of the pipe's write end; drop it so EOF can arrive.
-        drop(cmd);
-        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
-        let tracked = self.processes.track(workspace, pgid);
+        let (mut child, pgid, tracked) = self.spawn_tracked(workspace, cmd)?;
         let sink = Arc::new(Mutex::new(Captured::default()));
         let reading = process::spawn_capture(reader, MAX_OUTPUT, sink.clone())?;
         let waited = tokio::time::timeout(request.timeout, child.wait()).await;
