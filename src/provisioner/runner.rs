@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -37,6 +38,11 @@ pub const RESTART_MESSAGE: &str =
     "The server restarted while this job was running, so it was stopped. Start the build again.";
 const SHUTDOWN_MESSAGE: &str =
     "The server shut down while this job was running, so it was stopped. Start the build again.";
+
+/// The jobs whose worker has not sent a heartbeat for `STALE_AFTER_SECS`.
+fn stale_before(now: DateTime<Utc>) -> OrphanScope {
+    OrphanScope::StaleBefore(now - chrono::Duration::seconds(STALE_AFTER_SECS))
+}
 
 /// Why a job failed, in words for its log and its `error` field.
 struct JobFailure(String);
@@ -72,22 +78,14 @@ impl JobRunner {
         let scope = if self.store.backend() == "sqlite" {
             OrphanScope::All
         } else {
-            OrphanScope::StaleBefore(now - chrono::Duration::seconds(STALE_AFTER_SECS))
+            stale_before(now)
         };
-        match self
-            .store
-            .fail_orphaned_jobs(scope, now, RESTART_MESSAGE)
-            .await
-        {
-            Ok(jobs) if jobs.is_empty() => {}
-            Ok(jobs) => tracing::warn!(
-                count = jobs.len(),
-                "failed provisioner jobs left running by a previous server"
-            ),
-            Err(err) => {
-                tracing::warn!(error = %err, "could not recover abandoned provisioner jobs")
-            }
-        }
+        self.fail_orphans(
+            scope,
+            now,
+            "provisioner jobs left running by a previous server",
+        )
+        .await;
     }
 
     /// Runs until the future is dropped; jobs in progress are aborted with it.
@@ -135,18 +133,24 @@ impl JobRunner {
 
     async fn reap(&self) {
         let now = self.clock.now();
-        let scope = OrphanScope::StaleBefore(now - chrono::Duration::seconds(STALE_AFTER_SECS));
+        self.fail_orphans(
+            stale_before(now),
+            now,
+            "jobs whose server stopped responding",
+        )
+        .await;
+    }
+
+    /// Fails the running jobs in `scope`; `what` names them in the log.
+    async fn fail_orphans(&self, scope: OrphanScope, now: DateTime<Utc>, what: &str) {
         match self
             .store
             .fail_orphaned_jobs(scope, now, RESTART_MESSAGE)
             .await
         {
             Ok(jobs) if jobs.is_empty() => {}
-            Ok(jobs) => tracing::warn!(
-                count = jobs.len(),
-                "failed jobs whose server stopped responding"
-            ),
-            Err(err) => tracing::warn!(error = %err, "could not look for abandoned jobs"),
+            Ok(jobs) => tracing::warn!(count = jobs.len(), "failed {what}"),
+            Err(err) => tracing::warn!(error = %err, "could not fail {what}"),
         }
     }
 
