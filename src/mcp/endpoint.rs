@@ -19,6 +19,7 @@ use tower::ServiceExt;
 use super::MCP_PATH;
 use super::auth::{self, UserCache};
 use super::handler::{Caller, CoderMcp};
+use super::rendered::{RenderSlot, Rendered};
 use super::tools;
 use super::toolset::Toolset;
 use super::wire;
@@ -149,6 +150,7 @@ impl Endpoint {
             principal,
             toolset,
             ip,
+            results: RenderSlot::default(),
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
@@ -239,16 +241,48 @@ impl Endpoint {
         headers: &HeaderMap,
         uri: &axum::http::Uri,
         body: Bytes,
-        caller: Caller,
+        mut caller: Caller,
     ) -> Response {
+        // A slot of this message's own, also within a batch.
+        let results = RenderSlot::default();
+        caller.results = results.clone();
         let mut request = Request::new(Body::from(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers.clone();
         request.extensions_mut().insert(caller);
-        match self.service.clone().oneshot(request).await {
+        let response = match self.service.clone().oneshot(request).await {
             Ok(response) => response.map(Body::new),
             Err(never) => match never {},
+        };
+        match results.take() {
+            Some(rendered) => with_rendered_result(response, rendered).await,
+            None => response,
+        }
+    }
+}
+
+/// rmcp's JSON response with the handler's rendered result written in (see `rendered`).
+async fn with_rendered_result(response: Response, rendered: Rendered) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let spliced = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => rendered.splice(&bytes).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match spliced {
+        Ok(body) => {
+            // The body grew; hyper sets the length of the new one.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(body))
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot write the tool result into the MCP response");
+            jsonrpc_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Value::Null,
+                -32603,
+                "The server failed to write the tool result. Try again; if it keeps failing, tell an owner.",
+            )
         }
     }
 }

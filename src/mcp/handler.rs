@@ -14,6 +14,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::json;
 
+use super::rendered::RenderSlot;
 use super::result;
 use super::tools::{self, ToolContext, ToolDef};
 use super::toolset::Toolset;
@@ -31,6 +32,8 @@ pub struct Caller {
     pub principal: Principal,
     pub toolset: Toolset,
     pub ip: String,
+    /// Where a `tools/call` result is left for the endpoint to write (`rendered`).
+    pub results: RenderSlot,
 }
 
 /// Built per request (the service is stateless); what never changes is built once, in
@@ -182,9 +185,9 @@ impl ServerHandler for CoderMcp {
             principal: caller.principal.clone(),
         };
         let call = tools::call(&ctx, tool, request.arguments.unwrap_or_default());
-        let outcome = match context.meta.get_progress_token() {
+        let (outcome, notified) = match context.meta.get_progress_token() {
             Some(token) => with_progress(call, &context, token).await,
-            None => call.await,
+            None => (call.await, false),
         };
         let mut event = AuditEvent::new("mcp.tool.call", "mcp_tool", tool.name)
             .by(caller.principal.user.id)
@@ -197,8 +200,11 @@ impl ServerHandler for CoderMcp {
             event = event.client(client);
         }
         self.state.audit.record(event).await;
+        // After a progress notification rmcp answers with an event stream, which the endpoint
+        // does not rewrite: the result then goes through rmcp's model.
+        let slot = (!notified).then_some(&caller.results);
         let mut result = match outcome {
-            Ok(value) => result::success(value),
+            Ok(output) => result::success(output, slot),
             Err(err) => result::failure(err),
         };
         result.meta = result_meta(&context);
@@ -210,13 +216,15 @@ impl ServerHandler for CoderMcp {
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs a tool call, sending `notifications/progress` every few seconds while it lasts, so a
-/// client that asked for progress (a `progressToken`) knows a long command is alive.
+/// client that asked for progress (a `progressToken`) knows a long command is alive. Also
+/// tells whether it sent any.
 async fn with_progress(
     call: impl std::future::Future<Output = tools::ToolResult>,
     context: &RequestContext<RoleServer>,
     token: ProgressToken,
-) -> tools::ToolResult {
+) -> (tools::ToolResult, bool) {
     tokio::pin!(call);
+    let mut notified = false;
     let started = Instant::now();
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + PROGRESS_INTERVAL,
@@ -224,13 +232,14 @@ async fn with_progress(
     );
     loop {
         tokio::select! {
-            outcome = &mut call => return outcome,
+            outcome = &mut call => return (outcome, notified),
             _ = ticker.tick() => {
                 let secs = started.elapsed().as_secs();
                 let note = ProgressNotificationParam::new(token.clone(), secs as f64)
                     .with_message(format!("still running after {secs} s"));
                 // A client that went away just misses the note; the call goes on.
                 let _ = context.peer.notify_progress(note).await;
+                notified = true;
             }
         }
     }

@@ -4,6 +4,7 @@
 mod auth;
 mod endpoint;
 mod handler;
+mod rendered;
 mod result;
 pub mod tools;
 pub mod toolset;

@@ -4,19 +4,27 @@
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::json;
 
+use super::rendered::RenderSlot;
 use super::tools::{ToolError, ToolOutput};
 
 /// claude.ai drops tool results longer than this (mcp-requirements §6.1).
 pub const MAX_RESULT_CHARS: usize = 150_000;
 
 /// A successful result: the same JSON as structured content and as text (MCP 2025-06-18
-/// "Structured Content" asks for both).
-pub fn success(output: ToolOutput) -> CallToolResult {
-    let ToolOutput { value, text } = output;
+/// "Structured Content" asks for both). With a `slot`, the JSON is left there for the endpoint
+/// to write into rmcp's response (`rendered`); without one, it goes through rmcp's model.
+pub fn success(output: ToolOutput, slot: Option<&RenderSlot>) -> CallToolResult {
+    let mut text = output.into_json();
     if text.len() <= MAX_RESULT_CHARS {
-        // What `CallToolResult::structured` builds, without serializing the value a second time.
+        if let Some(slot) = slot {
+            match slot.defer(text) {
+                Ok(deferred) => return deferred,
+                Err(not_deferred) => text = not_deferred,
+            }
+        }
+        let structured = serde_json::from_str(&text).ok();
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-        result.structured_content = Some(value);
+        result.structured_content = structured;
         return result;
     }
     // Structured content cannot be cut and stay valid; the text carries what fits.
@@ -49,7 +57,9 @@ mod tests {
     #[test]
     fn large_results_are_truncated_with_a_marker() {
         let big = json!({ "output": "x".repeat(MAX_RESULT_CHARS * 2) });
-        let result = success(big.into());
+        let slot = RenderSlot::default();
+        let result = success(big.into(), Some(&slot));
+        assert!(slot.take().is_none(), "a truncated result is not deferred");
         assert!(result.structured_content.is_none());
         let text = serde_json::to_value(&result.content)
             .unwrap_or_default()
@@ -59,7 +69,7 @@ mod tests {
 
     #[test]
     fn small_results_carry_structured_content_and_text() {
-        let result = success(json!({ "a": 1 }).into());
+        let result = success(json!({ "a": 1 }).into(), None);
         assert_eq!(result.structured_content, Some(json!({ "a": 1 })));
         assert_eq!(result.is_error, Some(false));
         let content = serde_json::to_value(&result.content).unwrap_or_default();

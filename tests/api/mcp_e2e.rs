@@ -17,7 +17,8 @@ use crate::workspace_support::{create_template, create_workspace};
 
 both_backends!(
     claude_like_client_runs_a_command_in_a_new_workspace,
-    users_and_scopes_are_isolated
+    users_and_scopes_are_isolated,
+    long_commands_report_progress_then_their_result
 );
 
 const MANIFEST: &str = "agent:\n  startup_script: echo started\n";
@@ -386,4 +387,82 @@ async fn users_and_scopes_are_isolated(backend: Backend) {
     )
     .await;
     assert_eq!(ran["output"].as_str().unwrap().trim(), "mine");
+}
+
+/// The JSON-RPC messages of an event-stream body, in order.
+fn sse_messages(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+        .collect()
+}
+
+/// The result's text block holds the same JSON as its structured content; returns that.
+fn structured_and_text_agree(result: &Value) -> Value {
+    let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("text is not JSON ({e}): {result}"));
+    assert_eq!(text, result["structuredContent"], "{result}");
+    text
+}
+
+/// A call that asks for progress (`_meta.progressToken`) and outlasts the progress interval gets
+/// `notifications/progress` and then its result, structured and as text, on an event stream;
+/// one that ends sooner gets a plain JSON response.
+async fn long_commands_report_progress_then_their_result(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let template = create_template(&app, &owner, "basic", MANIFEST, &[]).await;
+    create_workspace(&app, &owner, "dev", &template["id"], json!([])).await;
+    let ready = call(
+        &app,
+        &owner,
+        "coder_workspace_readiness",
+        json!({"workspace": "dev", "wait_ms": 20000}),
+    )
+    .await;
+    assert_eq!(ready["ready"], true, "{ready}");
+    let bash = |command: &str, token: &str| {
+        json!({"name": "coder_workspace_bash",
+               "arguments": {"workspace": "dev", "command": command},
+               "_meta": {"progressToken": token}})
+    };
+
+    let (status, body) = rpc(&app, &owner, "tools/call", bash("echo quick", "p-1")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let quick = structured_and_text_agree(&body["result"]);
+    assert_eq!(quick["output"].as_str().unwrap().trim(), "quick");
+
+    let res = app
+        .client
+        .post(app.url(MCP_PATH))
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .bearer_auth(&owner)
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": bash("sleep 6; echo slow", "p-2")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "a notification before the result needs a stream"
+    );
+    let messages = sse_messages(&res.text().await.unwrap());
+    let (last, notes) = messages.split_last().expect("messages");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n["method"] == "notifications/progress"
+                && n["params"]["progressToken"] == "p-2"),
+        "{messages:?}"
+    );
+    assert_eq!(last["id"], 2, "{last}");
+    assert_eq!(last["result"]["isError"], false, "{last}");
+    let slow = structured_and_text_agree(&last["result"]);
+    assert_eq!(slow["output"].as_str().unwrap().trim(), "slow");
+    app.stop().await.unwrap();
 }

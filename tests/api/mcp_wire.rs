@@ -1680,7 +1680,7 @@ async fn tool_results_carry_structured_content(backend: Backend) {
     let session = app.create_owner().await;
     let me = json_body(app.get("/api/v2/users/me", Some(&session)).await).await;
 
-    for version in ["2025-06-18", "2025-11-25"] {
+    for version in ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"] {
         let result = result_of(
             rpc(
                 &app,
@@ -1708,6 +1708,25 @@ async fn tool_results_carry_structured_content(backend: Backend) {
             "handshake-era results: {result}"
         );
     }
+    // 2026-07-28: the same result, marked complete and naming the server.
+    let result = result_of(
+        send(modern(
+            &app,
+            &session,
+            3,
+            "tools/call",
+            json!({ "name": WHOAMI, "arguments": {} }),
+        ))
+        .await,
+        json!(3),
+    )
+    .await;
+    assert_eq!(result["resultType"], "complete", "{result}");
+    assert!(result["_meta"].is_object(), "{result}");
+    let text: Value =
+        serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).expect("JSON text");
+    assert_eq!(text, result["structuredContent"], "the same JSON twice");
+    assert_eq!(result["structuredContent"]["id"], me["id"]);
     // A missing `arguments` is an empty object.
     let result = result_of(
         rpc(

@@ -90,22 +90,25 @@ impl From<DomainError> for ToolError {
 
 pub type ToolResult = Result<ToolOutput, ToolError>;
 
-/// A tool's result as the value for `structuredContent` and the same JSON as text.
+/// A tool's result: its compact JSON text, which is both the `structuredContent` and the text
+/// block of the MCP result.
 #[derive(Debug)]
 pub struct ToolOutput {
-    pub value: Value,
-    pub text: String,
+    json: String,
 }
 
 impl ToolOutput {
-    /// Both forms straight from a typed view: serializing a struct is two to three times
-    /// cheaper than building a `Value` tree and serializing that (docs/benchmarks.md).
+    /// Straight from a typed view: serializing a struct is two to three times cheaper than
+    /// building a `Value` tree and serializing that (docs/benchmarks.md).
     pub fn of<T: serde::Serialize>(view: &T) -> Result<Self, ToolError> {
-        let internal = |e| ToolError::from(crate::domain::DomainError::internal(e));
-        Ok(Self {
-            text: serde_json::to_string(view).map_err(internal)?,
-            value: serde_json::to_value(view).map_err(internal)?,
-        })
+        let json = serde_json::to_string(view)
+            .map_err(|e| ToolError::from(crate::domain::DomainError::internal(e)))?;
+        Ok(Self { json })
+    }
+
+    /// The JSON text, compact as serde_json writes it.
+    pub fn into_json(self) -> String {
+        self.json
     }
 }
 
@@ -113,8 +116,8 @@ impl From<Value> for ToolOutput {
     fn from(value: Value) -> Self {
         // Not `value.to_string()`: `Display` writes through `fmt::Write` piece by piece, about
         // 2.5 times slower than serializing into a buffer.
-        let text = serde_json::to_string(&value).unwrap_or_default();
-        Self { text, value }
+        let json = serde_json::to_string(&value).unwrap_or_default();
+        Self { json }
     }
 }
 
