@@ -19,6 +19,7 @@ both_backends!(
     canceling_a_running_build_stops_it,
     a_crash_mid_build_leaves_no_build_running,
     workspaces_are_searchable_with_coder_filters,
+    lists_order_names_byte_by_byte_ignoring_case,
     concurrent_agent_log_appends_all_land,
 );
 
@@ -821,6 +822,56 @@ async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str, basic: &Val
         .0;
     assert_eq!(fancy_summary[0].template_display_name, "Fancy Template");
     assert_eq!(fancy_summary[0].template_icon, "/icon/fancy.svg");
+}
+
+/// Every list (REST, and the summaries the MCP tools list) orders by the name lower-cased byte by
+/// byte, then the id, on both backends and across pages: a locale collation would put
+/// "alpha0" before "Alpha-1" (it ignores the hyphen).
+async fn lists_order_names_byte_by_byte_ignoring_case(backend: Backend) {
+    use coderd::store::Page;
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let template = create_template(&app, &owner, "basic", "", &[]).await;
+    for name in ["b", "alpha0", "Alpha-1"] {
+        create_workspace(&app, &owner, name, &template["id"], json!([])).await;
+    }
+    let expected = ["Alpha-1", "alpha0", "b"];
+    let rest = json_body(app.get("/api/v2/workspaces", Some(&owner)).await).await;
+    let rest_names: Vec<&str> = rest["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest_names, expected);
+    let actor = app
+        .state
+        .services
+        .authenticate_api_key(&owner)
+        .await
+        .expect("principal");
+    for (filter, page) in [("", 1000), ("owner:me", 1000), ("owner:me", 1), ("", 2)] {
+        let mut names = Vec::new();
+        for offset in (0..expected.len() as i64).step_by(page as usize) {
+            let (summaries, count) = app
+                .state
+                .services
+                .list_workspace_summaries(
+                    &actor,
+                    filter,
+                    Page {
+                        limit: page,
+                        offset,
+                    },
+                )
+                .await
+                .expect("summaries");
+            assert_eq!(count, 3, "q={filter:?} limit={page} offset={offset}");
+            names.extend(summaries.into_iter().map(|s| s.name));
+        }
+        assert_eq!(names, expected, "q={filter:?} limit={page}");
+    }
+    app.stop().await.unwrap();
 }
 
 /// Agents append their logs from many tasks at once; every append must land and the agent's

@@ -69,11 +69,20 @@ impl PostgresStore {
 /// page aggregates to NULL, hence the `[]`.
 const SUMMARIES_JSON_SQL: &str = "COALESCE(json_agg(json_build_array(id, name, owner_name, \
      template_id, template_name, template_display_name, template_icon, active_version_id, \
-     template_version_id, transition, job_status) ORDER BY lower(name), id), '[]')::text";
+     template_version_id, transition, job_status)), '[]')::text";
+
+/// Workspace list order (`impl_workspace_store!`): byte by byte whatever the database's locale,
+/// so both backends list alike (a locale collation would, say, ignore hyphens).
+const LIST_ORDER_SQL: &str = "lower(w.name) COLLATE \"C\", w.id";
 
 impl_shared_store!(PostgresStore, "postgres");
 impl_oauth_store!(PostgresStore);
-impl_workspace_store!(PostgresStore, CLAIM_JOB_SQL, SUMMARIES_JSON_SQL);
+impl_workspace_store!(
+    PostgresStore,
+    CLAIM_JOB_SQL,
+    SUMMARIES_JSON_SQL,
+    LIST_ORDER_SQL
+);
 
 /// Row locks let several replicas poll one queue: each skips the jobs another is taking.
 const CLAIM_JOB_SQL: &str = "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \

@@ -61,12 +61,20 @@ impl SqliteStore {
 /// more, and UUIDs parse either way).
 const SUMMARIES_JSON_SQL: &str = "json_group_array(json_array(hex(id), name, owner_name, \
      hex(template_id), template_name, template_display_name, template_icon, \
-     hex(active_version_id), hex(template_version_id), transition, job_status) \
-     ORDER BY lower(name), id)";
+     hex(active_version_id), hex(template_version_id), transition, job_status))";
+
+/// Workspace list order (`impl_workspace_store!`): SQLite's `lower()` and its default BINARY
+/// collation already compare ASCII names byte by byte.
+const LIST_ORDER_SQL: &str = "lower(w.name), w.id";
 
 impl_shared_store!(SqliteStore, "sqlite");
 impl_oauth_store!(SqliteStore);
-impl_workspace_store!(SqliteStore, CLAIM_JOB_SQL, SUMMARIES_JSON_SQL);
+impl_workspace_store!(
+    SqliteStore,
+    CLAIM_JOB_SQL,
+    SUMMARIES_JSON_SQL,
+    LIST_ORDER_SQL
+);
 
 /// SQLite has no row locks; its single writer makes this one statement atomic.
 const CLAIM_JOB_SQL: &str = "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \

@@ -1,0 +1,3 @@
+-- A user's workspace list in list order (lower(name), id) straight from an index, without a
+-- sort (docs/benchmarks.md).
+CREATE INDEX workspaces_owner_list ON workspaces (owner_id, lower(name), id) WHERE NOT deleted;
