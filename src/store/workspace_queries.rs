@@ -2,25 +2,25 @@
 //! macro). What differs is passed in by each backend: the statement that claims a job, and the
 //! JSON aggregate a page of workspace summaries is read through.
 
-/// The joins of every workspace list; `list_from` adds the filter's conditions.
+/// The joins of every workspace list; `list_from` adds the filter's conditions. The latest
+/// build's transition, version and job status are the workspace's own copies (migration 0005),
+/// so a list reads no builds or jobs. A workspace whose first build is not in yet is not
+/// listed.
 const LIST_JOINS: &str = "FROM workspaces w \
      JOIN users o ON o.id = w.owner_id \
      JOIN templates t ON t.id = w.template_id \
-     JOIN workspace_builds b ON b.workspace_id = w.id AND b.build_number = \
-       (SELECT MAX(build_number) FROM workspace_builds WHERE workspace_id = w.id) \
-     JOIN provisioner_jobs j ON j.id = b.job_id \
-     WHERE NOT w.deleted";
+     WHERE NOT w.deleted AND w.latest_job_id IS NOT NULL";
 
 /// A workspace's status, derived from its latest build exactly as `WorkspaceStatus::derive`
 /// does, so filtering by status happens in the database.
 const STATUS_SQL: &str = "(CASE \
-       WHEN j.status = 'running' AND b.transition = 'start' THEN 'starting' \
-       WHEN j.status = 'running' AND b.transition = 'stop' THEN 'stopping' \
-       WHEN j.status = 'running' THEN 'deleting' \
-       WHEN j.status = 'succeeded' AND b.transition = 'start' THEN 'running' \
-       WHEN j.status = 'succeeded' AND b.transition = 'stop' THEN 'stopped' \
-       WHEN j.status = 'succeeded' THEN 'deleted' \
-       ELSE j.status END)";
+       WHEN w.latest_job_status = 'running' AND w.latest_transition = 'start' THEN 'starting' \
+       WHEN w.latest_job_status = 'running' AND w.latest_transition = 'stop' THEN 'stopping' \
+       WHEN w.latest_job_status = 'running' THEN 'deleting' \
+       WHEN w.latest_job_status = 'succeeded' AND w.latest_transition = 'start' THEN 'running' \
+       WHEN w.latest_job_status = 'succeeded' AND w.latest_transition = 'stop' THEN 'stopped' \
+       WHEN w.latest_job_status = 'succeeded' THEN 'deleted' \
+       ELSE w.latest_job_status END)";
 
 /// The `FROM ... WHERE` of a workspace list and how many placeholders it uses. Only the
 /// filter's present fields get a condition, numbered from $1 in `bind_list_filter`'s order
@@ -1306,7 +1306,7 @@ mod tests {
     fn only_present_filters_become_conditions_numbered_from_one() {
         let (sql, n) = list_from(&WorkspaceFilter::default());
         assert_eq!(n, 0);
-        assert!(sql.ends_with("WHERE NOT w.deleted"), "{sql}");
+        assert!(sql.ends_with("w.latest_job_id IS NOT NULL"), "{sql}");
 
         let filter = WorkspaceFilter {
             owner_id: Some(UserId::new()),

@@ -396,7 +396,8 @@ impl TryFrom<AppRow> for WorkspaceApp {
 /// The columns `WorkspaceSummaryRow` reads, from the workspace list's joins.
 pub const SUMMARY_COLUMNS: &str = "w.id, w.name, o.username AS owner_name, t.id AS template_id, \
      t.name AS template_name, t.display_name AS template_display_name, t.icon AS template_icon, \
-     t.active_version_id, b.template_version_id, b.transition, j.status AS job_status";
+     t.active_version_id, w.latest_template_version_id AS template_version_id, \
+     w.latest_transition AS transition, w.latest_job_status AS job_status";
 
 /// Read from a JSON array of its fields, in this order (`list_workspace_summaries`).
 #[derive(serde::Deserialize)]

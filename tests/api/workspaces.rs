@@ -537,6 +537,7 @@ async fn canceling_a_running_build_stops_it(backend: Backend) {
     let ws = json_body(res).await;
     let build_id = &ws["latest_build"]["id"];
     wait_until_running(&app, &owner, build_id).await;
+    assert_eq!(listed_as(&app, &owner, "starting").await, ["w"]);
     let path = format!(
         "/api/v2/workspacebuilds/{}/cancel",
         build_id.as_str().unwrap()
@@ -546,6 +547,7 @@ async fn canceling_a_running_build_stops_it(backend: Backend) {
     let canceled = wait_for_build(&app, &owner, build_id).await;
     assert_eq!(canceled["job"]["status"], "canceled", "{canceled}");
     assert_eq!(canceled["status"], "canceled");
+    assert_eq!(listed_as(&app, &owner, "canceled").await, ["w"]);
     // Canceling again says there is nothing to cancel; a new build can start.
     let res = patch_json(&app, &path, &owner, &json!({})).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
@@ -559,7 +561,20 @@ async fn canceling_a_running_build_stops_it(backend: Backend) {
     assert_eq!(res.status(), StatusCode::CREATED);
     let stopped = wait_for_build(&app, &owner, &json_body(res).await["id"]).await;
     assert_eq!(stopped["status"], "stopped");
+    assert_eq!(listed_as(&app, &owner, "stopped").await, ["w"]);
     app.stop().await.unwrap();
+}
+
+/// The names a status search lists: it filters on the latest build's copy on the workspace row
+/// (migration 0005), so this checks the copy follows each job's life.
+async fn listed_as(app: &TestApp, token: &str, status: &str) -> Vec<String> {
+    let path = format!("/api/v2/workspaces?q=status:{status}");
+    json_body(app.get(&path, Some(token)).await).await["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn a_crash_mid_build_leaves_no_build_running(backend: Backend) {
@@ -623,10 +638,12 @@ async fn a_crash_mid_build_leaves_no_build_running(backend: Backend) {
     );
     let ws = app_workspace(&app, &owner, &ws["id"]).await;
     assert_eq!(ws["latest_build"]["status"], "failed");
+    assert_eq!(listed_as(&app, &owner, "failed").await, ["w"]);
     assert_eq!(agent_of(&ws)["lifecycle_state"], "start_error");
     // The workspace can be built again.
     let stopped = build(&app, &owner, &ws, "stop").await;
     assert_eq!(stopped["status"], "stopped");
+    assert_eq!(listed_as(&app, &owner, "stopped").await, ["w"]);
     app.stop().await.unwrap();
 }
 
