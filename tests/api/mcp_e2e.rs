@@ -432,26 +432,16 @@ async fn long_commands_report_progress_then_their_result(backend: Backend) {
     let quick = structured_and_text_agree(&body["result"]);
     assert_eq!(quick["output"].as_str().unwrap().trim(), "quick");
 
-    let res = app
-        .client
-        .post(app.url(MCP_PATH))
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-06-18")
-        .bearer_auth(&owner)
-        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                      "params": bash("sleep 6; echo slow", "p-2")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream"),
-        "a notification before the result needs a stream"
-    );
-    let messages = sse_messages(&res.text().await.unwrap());
+    // A notification before the result needs an event stream, not one JSON document.
+    let (status, body) = rpc(
+        &app,
+        &owner,
+        "tools/call",
+        bash("sleep 6; echo slow", "p-2"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let messages = sse_messages(body.as_str().expect("an event stream, not JSON"));
     let (last, notes) = messages.split_last().expect("messages");
     assert!(
         notes
@@ -460,7 +450,7 @@ async fn long_commands_report_progress_then_their_result(backend: Backend) {
                 && n["params"]["progressToken"] == "p-2"),
         "{messages:?}"
     );
-    assert_eq!(last["id"], 2, "{last}");
+    assert_eq!(last["id"], 1, "{last}");
     assert_eq!(last["result"]["isError"], false, "{last}");
     let slow = structured_and_text_agree(&last["result"]);
     assert_eq!(slow["output"].as_str().unwrap().trim(), "slow");
