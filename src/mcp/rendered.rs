@@ -4,9 +4,10 @@
 //! must also travel as text (MCP 2025-06-18 "Structured Content"). For a large result, such as
 //! `coder_list_workspaces` over 100 workspaces, building that tree, serializing it and escaping
 //! the text inside rmcp's response cost about a third of the request (docs/benchmarks.md). So
-//! the handler renders the result's JSON once, gives rmcp two placeholder strings instead, and
-//! the endpoint writes the JSON (raw, and escaped as a string) where rmcp wrote the
-//! placeholders. rmcp still does all of the protocol: versions, `_meta`, ids, errors.
+//! the handler renders the result's JSON once, gives rmcp two placeholders instead (a one-key
+//! object as the structured content, a string as the text), and the endpoint writes the JSON
+//! (raw, and escaped as a string) where rmcp wrote them. rmcp still does all of the protocol:
+//! versions, `_meta`, `resultType`, ids, errors.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
