@@ -150,7 +150,6 @@ impl Endpoint {
             principal,
             toolset,
             ip,
-            results: RenderSlot::default(),
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
@@ -241,16 +240,16 @@ impl Endpoint {
         headers: &HeaderMap,
         uri: &axum::http::Uri,
         body: Bytes,
-        mut caller: Caller,
+        caller: Caller,
     ) -> Response {
-        // A slot of this message's own, also within a batch.
-        let results = RenderSlot::default();
-        caller.results = results.clone();
         let mut request = Request::new(Body::from(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers.clone();
         request.extensions_mut().insert(caller);
+        // Where the handler leaves a `tools/call` result: one per message, also in a batch.
+        let results = RenderSlot::default();
+        request.extensions_mut().insert(results.clone());
         let response = match self.service.clone().oneshot(request).await {
             Ok(response) => response.map(Body::new),
             Err(never) => match never {},

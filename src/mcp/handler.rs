@@ -32,8 +32,6 @@ pub struct Caller {
     pub principal: Principal,
     pub toolset: Toolset,
     pub ip: String,
-    /// Where a `tools/call` result is left for the endpoint to write (`rendered`).
-    pub results: RenderSlot,
 }
 
 /// Built per request (the service is stateless); what never changes is built once, in
@@ -94,14 +92,20 @@ fn result_meta(context: &RequestContext<RoleServer>) -> Option<MetaObject> {
 }
 
 fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+    http_extension::<Caller>(context).ok_or_else(|| {
+        ErrorData::internal_error("request reached the MCP handler unauthenticated", None)
+    })
+}
+
+/// Something the endpoint put in the HTTP request (rmcp hands the request's parts on).
+fn http_extension<T: Clone + Send + Sync + 'static>(
+    context: &RequestContext<RoleServer>,
+) -> Option<T> {
     context
         .extensions
         .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Caller>())
+        .and_then(|parts| parts.extensions.get::<T>())
         .cloned()
-        .ok_or_else(|| {
-            ErrorData::internal_error("request reached the MCP handler unauthenticated", None)
-        })
 }
 
 /// The MCP view of one of our tool definitions, built once per tool: the definitions are
@@ -202,9 +206,9 @@ impl ServerHandler for CoderMcp {
         self.state.audit.record(event).await;
         // After a progress notification rmcp answers with an event stream, which the endpoint
         // does not rewrite: the result then goes through rmcp's model.
-        let slot = (!notified).then_some(&caller.results);
+        let slot = http_extension::<RenderSlot>(&context).filter(|_| !notified);
         let mut result = match outcome {
-            Ok(output) => result::success(output, slot),
+            Ok(output) => result::success(output, slot.as_ref()),
             Err(err) => result::failure(err),
         };
         result.meta = result_meta(&context);
