@@ -789,13 +789,7 @@ macro_rules! impl_workspace_store {
                     .map(|c| format!("w.{c}"))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let (from, n) = $crate::store::workspace_queries::list_from(filter);
-                let sql = format!(
-                    "SELECT {columns} {from} ORDER BY {} LIMIT ${} OFFSET ${}",
-                    $list_order,
-                    n + 1,
-                    n + 2
-                );
+                let sql = list_page_sql(&columns, filter);
                 let rows = bind_list_filter(sqlx::query_as::<_, WorkspaceRow>(&sql), filter)
                     .bind(page.limit)
                     .bind(page.offset)
@@ -814,14 +808,10 @@ macro_rules! impl_workspace_store {
                 // (on SQLite, also handing each from sqlx's worker thread to this task) cost
                 // more than the query (docs/benchmarks.md).
                 use $crate::store::workspace_rows::{SUMMARY_COLUMNS, WorkspaceSummaryRow};
-                let (from, n) = $crate::store::workspace_queries::list_from(filter);
                 let sql = format!(
-                    "SELECT {} FROM (SELECT {SUMMARY_COLUMNS} {from} \
-                     ORDER BY {} LIMIT ${} OFFSET ${}) listed",
+                    "SELECT {} FROM ({}) listed",
                     $summaries_json,
-                    $list_order,
-                    n + 1,
-                    n + 2
+                    list_page_sql(SUMMARY_COLUMNS, filter)
                 );
                 let (json,): (String,) = bind_list_filter(sqlx::query_as(&sql), filter)
                     .bind(page.limit)
@@ -1184,6 +1174,18 @@ macro_rules! impl_workspace_store {
                     .await?;
                 $crate::store::rows::convert_all(rows)
             }
+        }
+
+        /// One page of a workspace list: `columns` of the workspaces `filter` matches, in list
+        /// order. Binds: the filter (`bind_list_filter`), then limit and offset.
+        fn list_page_sql(columns: &str, filter: &$crate::store::WorkspaceFilter) -> String {
+            let (from, n) = $crate::store::workspace_queries::list_from(filter);
+            format!(
+                "SELECT {columns} {from} ORDER BY {} LIMIT ${} OFFSET ${}",
+                $list_order,
+                n + 1,
+                n + 2
+            )
         }
 
         /// How many workspaces match `filter`, given that the page read at `page` held `found`.
