@@ -537,7 +537,7 @@ async fn canceling_a_running_build_stops_it(backend: Backend) {
     let ws = json_body(res).await;
     let build_id = &ws["latest_build"]["id"];
     wait_until_running(&app, &owner, build_id).await;
-    assert_eq!(listed_as(&app, &owner, "starting").await, ["w"]);
+    assert_eq!(listed(&app, &owner, "status:starting").await, ["w"]);
     let path = format!(
         "/api/v2/workspacebuilds/{}/cancel",
         build_id.as_str().unwrap()
@@ -547,7 +547,7 @@ async fn canceling_a_running_build_stops_it(backend: Backend) {
     let canceled = wait_for_build(&app, &owner, build_id).await;
     assert_eq!(canceled["job"]["status"], "canceled", "{canceled}");
     assert_eq!(canceled["status"], "canceled");
-    assert_eq!(listed_as(&app, &owner, "canceled").await, ["w"]);
+    assert_eq!(listed(&app, &owner, "status:canceled").await, ["w"]);
     // Canceling again says there is nothing to cancel; a new build can start.
     let res = patch_json(&app, &path, &owner, &json!({})).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
@@ -561,20 +561,26 @@ async fn canceling_a_running_build_stops_it(backend: Backend) {
     assert_eq!(res.status(), StatusCode::CREATED);
     let stopped = wait_for_build(&app, &owner, &json_body(res).await["id"]).await;
     assert_eq!(stopped["status"], "stopped");
-    assert_eq!(listed_as(&app, &owner, "stopped").await, ["w"]);
+    assert_eq!(listed(&app, &owner, "status:stopped").await, ["w"]);
     app.stop().await.unwrap();
 }
 
-/// The names a status search lists: it filters on the latest build's copy on the workspace row
-/// (migration 0005), so this checks the copy follows each job's life.
-async fn listed_as(app: &TestApp, token: &str, status: &str) -> Vec<String> {
-    let path = format!("/api/v2/workspaces?q=status:{status}");
-    json_body(app.get(&path, Some(token)).await).await["workspaces"]
+/// The names of a workspace list response, in its order.
+fn names(list: &Value) -> Vec<String> {
+    list["workspaces"]
         .as_array()
         .unwrap()
         .iter()
         .map(|w| w["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The names `/api/v2/workspaces?q=query` lists. A status search filters on the latest build's
+/// copy on the workspace row (migration 0005), so searching by status checks that the copy
+/// follows each job's life.
+async fn listed(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let path = format!("/api/v2/workspaces?q={}", url_encode(query));
+    names(&json_body(app.get(&path, Some(token)).await).await)
 }
 
 async fn a_crash_mid_build_leaves_no_build_running(backend: Backend) {
@@ -638,12 +644,12 @@ async fn a_crash_mid_build_leaves_no_build_running(backend: Backend) {
     );
     let ws = app_workspace(&app, &owner, &ws["id"]).await;
     assert_eq!(ws["latest_build"]["status"], "failed");
-    assert_eq!(listed_as(&app, &owner, "failed").await, ["w"]);
+    assert_eq!(listed(&app, &owner, "status:failed").await, ["w"]);
     assert_eq!(agent_of(&ws)["lifecycle_state"], "start_error");
     // The workspace can be built again.
     let stopped = build(&app, &owner, &ws, "stop").await;
     assert_eq!(stopped["status"], "stopped");
-    assert_eq!(listed_as(&app, &owner, "stopped").await, ["w"]);
+    assert_eq!(listed(&app, &owner, "status:stopped").await, ["w"]);
     app.stop().await.unwrap();
 }
 
@@ -657,28 +663,20 @@ async fn workspaces_are_searchable_with_coder_filters(backend: Backend) {
     create_workspace(&app, &owner, "beta", &other["id"], json!([])).await;
     create_workspace(&app, &alice, "gamma", &basic["id"], json!([])).await;
     build(&app, &owner, &a, "stop").await;
-    let names = |v: &Value| -> Vec<String> {
-        v["workspaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let q = |query: &str| {
-        let app = &app;
-        let owner = &owner;
-        let path = format!("/api/v2/workspaces?q={}", url_encode(query));
-        async move { json_body(app.get(&path, Some(owner)).await).await }
-    };
-    assert_eq!(names(&q("").await), ["alpha", "beta", "gamma"]);
-    assert_eq!(names(&q("owner:me").await), ["alpha", "beta"]);
-    assert_eq!(names(&q("owner:alice").await), ["gamma"]);
-    assert_eq!(names(&q("template:basic").await), ["alpha", "gamma"]);
-    assert_eq!(names(&q("status:stopped").await), ["alpha"]);
-    assert_eq!(names(&q("status:running owner:me").await), ["beta"]);
-    assert_eq!(names(&q("name:amm").await), ["gamma"]);
-    assert_eq!(names(&q("et").await), ["beta"]);
+    assert_eq!(listed(&app, &owner, "").await, ["alpha", "beta", "gamma"]);
+    assert_eq!(listed(&app, &owner, "owner:me").await, ["alpha", "beta"]);
+    assert_eq!(listed(&app, &owner, "owner:alice").await, ["gamma"]);
+    assert_eq!(
+        listed(&app, &owner, "template:basic").await,
+        ["alpha", "gamma"]
+    );
+    assert_eq!(listed(&app, &owner, "status:stopped").await, ["alpha"]);
+    assert_eq!(
+        listed(&app, &owner, "status:running owner:me").await,
+        ["beta"]
+    );
+    assert_eq!(listed(&app, &owner, "name:amm").await, ["gamma"]);
+    assert_eq!(listed(&app, &owner, "et").await, ["beta"]);
     let page = json_body(
         app.get("/api/v2/workspaces?limit=1&offset=1", Some(&owner))
             .await,
@@ -853,14 +851,7 @@ async fn lists_order_names_byte_by_byte_ignoring_case(backend: Backend) {
         create_workspace(&app, &owner, name, &template["id"], json!([])).await;
     }
     let expected = ["Alpha-1", "alpha0", "b"];
-    let rest = json_body(app.get("/api/v2/workspaces", Some(&owner)).await).await;
-    let rest_names: Vec<&str> = rest["workspaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(rest_names, expected);
+    assert_eq!(listed(&app, &owner, "").await, expected);
     let actor = app
         .state
         .services
