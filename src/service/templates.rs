@@ -321,6 +321,16 @@ impl Services {
             .get_job(version.job_id)
             .await?
             .ok_or_else(|| DomainError::internal("template version without its job"))?;
+        // The import stores the manifest and README before it marks its job succeeded, but
+        // `version` was read before the job: read between the two, it would show a finished
+        // import without its results. Read it again; the job never changes after that.
+        let reread;
+        let version = if job.status == JobStatus::Succeeded && version.manifest.is_none() {
+            reread = self.load_version(version.id).await?;
+            &reread
+        } else {
+            version
+        };
         let template = match version.template_id {
             Some(id) => self.store.get_template(id).await?,
             None => None,
