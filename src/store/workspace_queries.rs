@@ -55,17 +55,17 @@ pub(crate) fn list_from(filter: &super::WorkspaceFilter) -> (String, usize) {
     (sql, placeholders)
 }
 
-/// Sorts summaries read through a JSON aggregate into list order (`$list_order` of
+/// Sorts summaries read through an aggregate into list order (`$list_order` of
 /// `impl_workspace_store!`): the name lower-cased byte by byte, then the id. Sorting here
 /// instead of in the aggregate saved SQLite a second sort (docs/benchmarks.md).
-pub(crate) fn sort_in_list_order(rows: &mut [super::workspace_rows::WorkspaceSummaryRow]) {
+pub(crate) fn sort_in_list_order(rows: &mut [crate::domain::WorkspaceSummary]) {
     fn lowered(name: &str) -> impl Iterator<Item = u8> + '_ {
         name.bytes().map(|c| c.to_ascii_lowercase())
     }
     rows.sort_by(|a, b| {
         lowered(&a.name)
             .cmp(lowered(&b.name))
-            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.id.0.cmp(&b.id.0))
     });
 }
 
@@ -78,11 +78,13 @@ pub(crate) fn total_from_page(page: super::Page, found: usize) -> Option<i64> {
 
 /// Implements `WorkspaceStore` for `$store`, whose `pool` field is a `sqlx::Pool` of that
 /// backend; `$claim_sql` takes the oldest pending job (binds: worker id, now);
-/// `$summaries_json` aggregates the rows of `SUMMARY_COLUMNS` (selected from `listed`) into
-/// one JSON text: an array of `WorkspaceSummaryRow`'s fields as arrays; `$list_order` orders
+/// `$summary_page` aggregates the rows of `SUMMARY_COLUMNS` (selected from `listed`) into the
+/// two columns `summaries_from_page` reads: the text fields as JSON, the ids as packed bytes,
+/// both in the same order (one aggregation feeds each row to both; an `ORDER BY` or `DISTINCT`
+/// inside either aggregate would sort its input apart and break the pairing); `$list_order` orders
 /// every list as `sort_in_list_order` does: by the name lower-cased byte by byte, then the id.
 macro_rules! impl_workspace_store {
-    ($store:ty, $claim_sql:expr, $summaries_json:expr, $list_order:expr) => {
+    ($store:ty, $claim_sql:expr, $summary_page:expr, $list_order:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::WorkspaceStore for $store {
             async fn ensure_default_organization(
@@ -804,31 +806,27 @@ macro_rules! impl_workspace_store {
                 filter: &$crate::store::WorkspaceFilter,
                 page: $crate::store::Page,
             ) -> $crate::store::StoreResult<(Vec<$crate::domain::WorkspaceSummary>, i64)> {
-                // One JSON row instead of a row per workspace: decoding rows column by column
-                // (on SQLite, also handing each from sqlx's worker thread to this task) cost
-                // more than the query (docs/benchmarks.md).
-                use $crate::store::workspace_rows::{SUMMARY_COLUMNS, WorkspaceSummaryRow};
+                // One row for the page instead of a row per workspace: decoding rows column by
+                // column (on SQLite, also handing each from sqlx's worker thread to this task)
+                // cost more than the query (docs/benchmarks.md).
+                use $crate::store::workspace_rows::{summaries_from_page, SUMMARY_COLUMNS};
                 let sql = format!(
                     "SELECT {} FROM ({}) listed",
-                    $summaries_json,
+                    $summary_page,
                     list_page_sql(SUMMARY_COLUMNS, filter)
                 );
-                let (json,): (String,) = bind_list_filter(sqlx::query_as(&sql), filter)
-                    .bind(page.limit)
-                    .bind(page.offset)
-                    .fetch_one(&self.pool)
-                    .await?;
-                let mut rows: Vec<WorkspaceSummaryRow> =
-                    serde_json::from_str(&json).map_err(|e| {
-                        $crate::store::StoreError::Database(format!(
-                            "unreadable workspace summaries: {e}"
-                        ))
-                    })?;
+                let (texts, ids): (String, Vec<u8>) =
+                    bind_list_filter(sqlx::query_as(&sql), filter)
+                        .bind(page.limit)
+                        .bind(page.offset)
+                        .fetch_one(&self.pool)
+                        .await?;
+                let mut rows = summaries_from_page(&texts, &ids)?;
                 // An aggregate's input order is not guaranteed (and sorting there cost SQLite
                 // a second sort): the page is put in list order here.
                 $crate::store::workspace_queries::sort_in_list_order(&mut rows);
                 let count = count_workspaces(&self.pool, filter, page, rows.len()).await?;
-                Ok(($crate::store::rows::convert_all(rows)?, count))
+                Ok((rows, count))
             }
 
             async fn mark_workspace_deleted(

@@ -393,48 +393,126 @@ impl TryFrom<AppRow> for WorkspaceApp {
     }
 }
 
-/// The columns `WorkspaceSummaryRow` reads, from the workspace list's joins.
+/// The columns a page of workspace summaries is aggregated from (`summaries_from_page`), from
+/// the workspace list's joins.
 pub const SUMMARY_COLUMNS: &str = "w.id, w.name, o.username AS owner_name, t.id AS template_id, \
      t.name AS template_name, t.display_name AS template_display_name, t.icon AS template_icon, \
      t.active_version_id, w.latest_template_version_id AS template_version_id, \
      w.latest_transition AS transition, w.latest_job_status AS job_status";
 
-/// Read from a JSON array of its fields, in this order (`list_workspace_summaries`).
+/// How many bytes of ids each workspace adds to a page: its own, its template's, the template's
+/// active version's and its latest build's version's, 16 bytes each.
+const SUMMARY_IDS_LEN: usize = 4 * 16;
+
+/// The text fields of one workspace summary, read from a JSON array in this order.
 #[derive(serde::Deserialize)]
-pub struct WorkspaceSummaryRow {
-    pub id: Uuid,
-    pub name: String,
-    pub owner_name: String,
-    pub template_id: Uuid,
-    pub template_name: String,
-    pub template_display_name: String,
-    pub template_icon: String,
-    pub active_version_id: Uuid,
-    pub template_version_id: Uuid,
-    pub transition: String,
-    pub job_status: String,
+struct SummaryTexts {
+    name: String,
+    owner_name: String,
+    template_name: String,
+    template_display_name: String,
+    template_icon: String,
+    transition: String,
+    job_status: String,
 }
 
-impl TryFrom<WorkspaceSummaryRow> for crate::domain::WorkspaceSummary {
-    type Error = StoreError;
+/// A page of workspace summaries from the one row `list_workspace_summaries` reads: `texts`, a
+/// JSON array with each workspace's text fields (`SummaryTexts`), and `ids`, the same
+/// workspaces' ids packed as 16-byte UUIDs (`SUMMARY_IDS_LEN` per workspace) in the same
+/// order. Ids travel as bytes because turning them into text was most of what the query cost
+/// SQLite (`hex()` on four blobs a row; docs/benchmarks.md).
+pub fn summaries_from_page(
+    texts: &str,
+    ids: &[u8],
+) -> Result<Vec<crate::domain::WorkspaceSummary>, StoreError> {
+    let texts: Vec<SummaryTexts> = serde_json::from_str(texts)
+        .map_err(|e| StoreError::Database(format!("unreadable workspace summaries: {e}")))?;
+    if ids.len() != texts.len() * SUMMARY_IDS_LEN {
+        return Err(StoreError::Database(format!(
+            "workspace summaries: {} bytes of ids for {} workspaces",
+            ids.len(),
+            texts.len()
+        )));
+    }
+    texts
+        .into_iter()
+        .zip(ids.chunks_exact(SUMMARY_IDS_LEN))
+        .map(|(t, ids)| summary(t, ids))
+        .collect()
+}
 
-    fn try_from(r: WorkspaceSummaryRow) -> Result<Self, Self::Error> {
-        Ok(crate::domain::WorkspaceSummary {
-            id: WorkspaceId(r.id),
-            transition: Transition::parse(&r.transition).ok_or_else(|| {
-                StoreError::Database(format!("unexpected transition {:?}", r.transition))
-            })?,
-            job_status: JobStatus::parse(&r.job_status).ok_or_else(|| {
-                StoreError::Database(format!("unexpected job status {:?}", r.job_status))
-            })?,
-            name: r.name,
-            owner_name: r.owner_name,
-            template_id: TemplateId(r.template_id),
-            template_name: r.template_name,
-            template_display_name: r.template_display_name,
-            template_icon: r.template_icon,
-            template_active_version_id: TemplateVersionId(r.active_version_id),
-            build_template_version_id: TemplateVersionId(r.template_version_id),
-        })
+fn summary(t: SummaryTexts, ids: &[u8]) -> Result<crate::domain::WorkspaceSummary, StoreError> {
+    let id = |n: usize| {
+        ids.get(n * 16..(n + 1) * 16)
+            .and_then(|bytes| Uuid::from_slice(bytes).ok())
+            .ok_or_else(|| StoreError::Database("workspace summaries: a short id".into()))
+    };
+    Ok(crate::domain::WorkspaceSummary {
+        id: WorkspaceId(id(0)?),
+        template_id: TemplateId(id(1)?),
+        template_active_version_id: TemplateVersionId(id(2)?),
+        build_template_version_id: TemplateVersionId(id(3)?),
+        transition: Transition::parse(&t.transition).ok_or_else(|| {
+            StoreError::Database(format!("unexpected transition {:?}", t.transition))
+        })?,
+        job_status: JobStatus::parse(&t.job_status).ok_or_else(|| {
+            StoreError::Database(format!("unexpected job status {:?}", t.job_status))
+        })?,
+        name: t.name,
+        owner_name: t.owner_name,
+        template_name: t.template_name,
+        template_display_name: t.template_display_name,
+        template_icon: t.template_icon,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::summaries_from_page;
+    use crate::domain::{JobStatus, Transition};
+    use uuid::Uuid;
+
+    const TEXTS: &str = r#"[["dev","alice","docker","Docker","/icon.svg","start","succeeded"]]"#;
+
+    #[test]
+    fn a_page_pairs_each_workspace_texts_with_its_four_ids_in_order() {
+        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let packed: Vec<u8> = ids.iter().flat_map(|id| *id.as_bytes()).collect();
+        let page = summaries_from_page(TEXTS, &packed).expect("a page");
+        let [w] = page.as_slice() else {
+            panic!("one workspace, got {}", page.len())
+        };
+        assert_eq!(
+            (w.id.0, w.template_id.0),
+            (ids[0], ids[1]),
+            "workspace, then template"
+        );
+        assert_eq!(w.template_active_version_id.0, ids[2]);
+        assert_eq!(w.build_template_version_id.0, ids[3]);
+        assert!(w.outdated());
+        assert_eq!((w.name.as_str(), w.owner_name.as_str()), ("dev", "alice"));
+        assert_eq!(w.template_display_name, "Docker");
+        assert_eq!(
+            (w.transition, w.job_status),
+            (Transition::Start, JobStatus::Succeeded)
+        );
+    }
+
+    #[test]
+    fn an_empty_page_has_no_ids() {
+        assert!(summaries_from_page("[]", &[]).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn ids_that_do_not_match_the_texts_are_an_error_not_a_misread() {
+        for len in [0, 63, 65, 128] {
+            assert!(
+                summaries_from_page(TEXTS, &vec![7; len]).is_err(),
+                "{len} bytes of ids for one workspace"
+            );
+        }
+        let unknown_status = TEXTS.replace("succeeded", "exploded");
+        assert!(summaries_from_page(&unknown_status, &[7; 64]).is_err());
     }
 }

@@ -65,11 +65,12 @@ impl PostgresStore {
     }
 }
 
-/// A page of workspace summaries as one JSON text (see `impl_workspace_store!`); an empty
-/// page aggregates to NULL, hence the `[]`.
-const SUMMARIES_JSON_SQL: &str = "COALESCE(json_agg(json_build_array(id, name, owner_name, \
-     template_id, template_name, template_display_name, template_icon, active_version_id, \
-     template_version_id, transition, job_status)), '[]')::text";
+/// A page of workspace summaries (see `impl_workspace_store!`); an empty page aggregates to
+/// NULL, hence the `COALESCE`s.
+const SUMMARY_PAGE_SQL: &str = "COALESCE(json_agg(json_build_array(name, owner_name, \
+     template_name, template_display_name, template_icon, transition, job_status)), '[]')::text, \
+     COALESCE(string_agg(uuid_send(id) || uuid_send(template_id) || uuid_send(active_version_id) \
+     || uuid_send(template_version_id), ''::bytea), ''::bytea)";
 
 /// Workspace list order (`impl_workspace_store!`): byte by byte whatever the database's locale,
 /// so both backends list alike (a locale collation would, say, ignore hyphens).
@@ -80,7 +81,7 @@ impl_oauth_store!(PostgresStore);
 impl_workspace_store!(
     PostgresStore,
     CLAIM_JOB_SQL,
-    SUMMARIES_JSON_SQL,
+    SUMMARY_PAGE_SQL,
     LIST_ORDER_SQL
 );
 

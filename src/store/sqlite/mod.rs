@@ -56,12 +56,14 @@ impl SqliteStore {
     }
 }
 
-/// A page of workspace summaries as one JSON text (see `impl_workspace_store!`). UUIDs are
-/// 16-byte blobs in SQLite, so they travel as hex (upper case: `lower()` on top cost a third
-/// more, and UUIDs parse either way).
-const SUMMARIES_JSON_SQL: &str = "json_group_array(json_array(hex(id), name, owner_name, \
-     hex(template_id), template_name, template_display_name, template_icon, \
-     hex(active_version_id), hex(template_version_id), transition, job_status))";
+/// A page of workspace summaries (see `impl_workspace_store!`). UUIDs are 16-byte blobs in
+/// SQLite; `||` and `group_concat` copy a blob's bytes as they are (as text, in this UTF-8
+/// database), and the cast makes the result a blob again. `hex()` on each id instead was
+/// about 40% of the query.
+const SUMMARY_PAGE_SQL: &str = "json_group_array(json_array(name, owner_name, template_name, \
+     template_display_name, template_icon, transition, job_status)), \
+     CAST(COALESCE(group_concat(id || template_id || active_version_id || template_version_id, \
+     ''), '') AS BLOB)";
 
 /// Workspace list order (`impl_workspace_store!`): SQLite's `lower()` and its default BINARY
 /// collation already compare ASCII names byte by byte.
@@ -69,12 +71,7 @@ const LIST_ORDER_SQL: &str = "lower(w.name), w.id";
 
 impl_shared_store!(SqliteStore, "sqlite");
 impl_oauth_store!(SqliteStore);
-impl_workspace_store!(
-    SqliteStore,
-    CLAIM_JOB_SQL,
-    SUMMARIES_JSON_SQL,
-    LIST_ORDER_SQL
-);
+impl_workspace_store!(SqliteStore, CLAIM_JOB_SQL, SUMMARY_PAGE_SQL, LIST_ORDER_SQL);
 
 /// SQLite has no row locks; its single writer makes this one statement atomic.
 const CLAIM_JOB_SQL: &str = "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \
