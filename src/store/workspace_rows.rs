@@ -419,8 +419,8 @@ struct SummaryTexts {
 /// A page of workspace summaries from the one row `list_workspace_summaries` reads: `texts`, a
 /// JSON array with each workspace's text fields (`SummaryTexts`), and `ids`, the same
 /// workspaces' ids packed as 16-byte UUIDs (`SUMMARY_IDS_LEN` per workspace) in the same
-/// order. Ids travel as bytes because turning them into text was most of what the query cost
-/// SQLite (`hex()` on four blobs a row; docs/benchmarks.md).
+/// order. Ids travel as bytes because turning them into text (`hex()` on four blobs a row)
+/// was about 40% of what the query cost SQLite (docs/benchmarks.md).
 pub fn summaries_from_page(
     texts: &str,
     ids: &[u8],
