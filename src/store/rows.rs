@@ -87,7 +87,9 @@ impl TryFrom<ApiKeyRow> for ApiKey {
     }
 }
 
-fn corrupt(column: &str, value: &str) -> StoreError {
+/// A stored value the domain has no name for: the database holds something this build never
+/// writes.
+pub(super) fn corrupt(column: &str, value: &str) -> StoreError {
     StoreError::Database(format!("unexpected value {value:?} in {column}"))
 }
 

@@ -1,6 +1,6 @@
 //! The workspace SQL both backends share, written once (see `queries.rs` for why this is a
-//! macro). What differs is passed in by each backend: the statement that claims a job, and the
-//! JSON aggregate a page of workspace summaries is read through.
+//! macro). What differs is passed in by each backend: the statement that claims a job, the
+//! aggregates a page of workspace summaries is read through, and the list order's collation.
 
 /// The joins of every workspace list; `list_from` adds the filter's conditions. The latest
 /// build's transition, version and job status are the workspace's own copies (migration 0005),

@@ -4,6 +4,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::rows::corrupt;
 use super::time::DbTime;
 use crate::domain::{
     AgentId, AgentLifecycle, AgentLog, AppId, BuildId, FileId, JobId, JobLog, JobStatus, JobType,
@@ -30,10 +31,6 @@ pub const AGENT_COLUMNS: &str = "id, workspace_id, build_id, name, lifecycle_sta
      logs_length, logs_overflowed, started_at, ready_at, created_at, updated_at";
 pub const AGENT_LOG_COLUMNS: &str = "id, agent_id, created_at, level, output";
 pub const APP_COLUMNS: &str = "id, agent_id, slug, display_name, url, icon, created_at";
-
-fn corrupt(column: &str, value: &str) -> StoreError {
-    StoreError::Database(format!("unexpected value {value:?} in {column}"))
-}
 
 #[derive(FromRow)]
 pub struct OrgRow {
@@ -452,12 +449,10 @@ fn summary(t: SummaryTexts, ids: &[u8]) -> Result<crate::domain::WorkspaceSummar
         template_id: TemplateId(id(1)?),
         template_active_version_id: TemplateVersionId(id(2)?),
         build_template_version_id: TemplateVersionId(id(3)?),
-        transition: Transition::parse(&t.transition).ok_or_else(|| {
-            StoreError::Database(format!("unexpected transition {:?}", t.transition))
-        })?,
-        job_status: JobStatus::parse(&t.job_status).ok_or_else(|| {
-            StoreError::Database(format!("unexpected job status {:?}", t.job_status))
-        })?,
+        transition: Transition::parse(&t.transition)
+            .ok_or_else(|| corrupt("workspaces.latest_transition", &t.transition))?,
+        job_status: JobStatus::parse(&t.job_status)
+            .ok_or_else(|| corrupt("workspaces.latest_job_status", &t.job_status))?,
         name: t.name,
         owner_name: t.owner_name,
         template_name: t.template_name,
