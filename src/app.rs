@@ -14,11 +14,15 @@ use crate::auth::access_token::AccessTokenVerifier;
 use crate::auth::revocation::RevocationList;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ServerConfig, parse_access_url};
+use crate::domain::{Replica, ReplicaId};
 use crate::oauth::keys::KeyRing;
 use crate::oauth::{OAuthPolicy, OAuthServer};
-use crate::provisioner::runner::JobRunner;
-use crate::provisioner::{CommandLimits, LocalProvisioner, LocalProvisionerOptions, Provisioning};
+use crate::provisioner::{
+    CommandLimits, LocalProvisioner, LocalProvisionerOptions, Provisioning, WorkspaceLimits,
+};
 use crate::ratelimit::RateLimiter;
+use crate::service::agent_links::AgentLinks;
+use crate::service::runner::JobRunner;
 use crate::service::{ServicePolicy, Services};
 use crate::state::{AppState, HttpSettings};
 use crate::store::{self, SharedStore};
@@ -30,9 +34,19 @@ const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
 const REVOCATION_SYNC_INTERVAL: Duration = Duration::from_secs(2);
 /// How often signing keys are re-read, to pick up a rotation made elsewhere.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// How often this replica says it is alive (and vouches for its agents' connections); others
+/// treat it as gone after `REPLICA_STALE_AFTER` without one.
+const REPLICA_HEARTBEAT_INTERVAL: Duration =
+    Duration::from_secs(crate::domain::replica::AGENT_CONNECTION_REFRESH_SECS);
+/// The agent socket, inside the data directory; its directory is bound into every sandbox.
+const AGENT_SOCKET: &str = "agent/agent.sock";
 
 pub struct App {
     listener: TcpListener,
+    /// Where workspace agents dial in from their sandboxes.
+    agent_listener: tokio::net::UnixListener,
+    replica: ReplicaId,
+    links: Arc<AgentLinks>,
     state: AppState,
     store: SharedStore,
     revocations: Arc<RevocationList>,
@@ -106,8 +120,22 @@ impl App {
                 clock.clone(),
             ),
         );
+        let agent_socket = config.data_dir.join(AGENT_SOCKET);
+        let agent_listener = bind_agent_socket(&agent_socket)?;
+        let replica = register_replica(&store, &clock, &config, bound).await?;
+        let links = Arc::new(
+            AgentLinks::new(
+                replica,
+                store.clone(),
+                clock.clone(),
+                store.backend() == "postgres",
+            )
+            .await?,
+        );
         let provisioning = Provisioning::new(
-            Arc::new(LocalProvisioner::new(local_provisioner_options(&config)).await),
+            Arc::new(
+                LocalProvisioner::new(local_provisioner_options(&config, agent_socket)?).await,
+            ),
             CommandLimits {
                 default_timeout: CommandLimits::default()
                     .default_timeout
@@ -120,7 +148,9 @@ impl App {
             clock.clone(),
             provisioning.clone(),
         ));
-        let services = services.with_provisioning(provisioning);
+        let services = services
+            .with_provisioning(provisioning)
+            .with_agent_links(links.clone());
         services.ensure_default_organization().await?;
         let state = AppState {
             services,
@@ -138,6 +168,9 @@ impl App {
         };
         Ok(Self {
             listener,
+            agent_listener,
+            replica,
+            links,
             state,
             store,
             revocations,
@@ -175,11 +208,29 @@ impl App {
                 self.clock.clone(),
             )),
             tokio::spawn(key_reload_loop(self.state.oauth.clone())),
+            tokio::spawn(replica_heartbeat_loop(
+                self.store.clone(),
+                self.clock.clone(),
+                self.replica,
+                self.links.clone(),
+            )),
         ];
         self.runner.recover().await;
         // Aborted when this future ends or is dropped, taking the jobs it runs with it.
         let runner = AbortOnDrop(tokio::spawn(self.runner.clone().run()));
         let audit = self.state.audit.clone();
+        let (stop_agents, agents_stopped) = tokio::sync::watch::channel(false);
+        let agent_socket = tokio::spawn(
+            axum::serve(
+                self.agent_listener,
+                crate::http::agent_socket_router(self.state.clone()),
+            )
+            .with_graceful_shutdown(async move {
+                let mut stopped = agents_stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .into_future(),
+        );
         let router = crate::http::router(self.state);
         let served = axum::serve(
             self.listener,
@@ -189,6 +240,17 @@ impl App {
         .await;
         for task in background {
             task.abort();
+        }
+        // Agents reconnect on their own once a server runs again; their workspaces go on.
+        let _ = stop_agents.send(true);
+        self.links.close_all();
+        let _ = agent_socket.await;
+        if let Err(err) = self
+            .store
+            .stop_replica(self.replica, self.clock.now())
+            .await
+        {
+            tracing::warn!(error = %err, "could not mark this replica stopped");
         }
         drop(runner);
         self.runner.shutdown().await;
@@ -210,21 +272,94 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Where workspaces live, and what their sandbox must hide: the data directory, the config
-/// file, and a SQLite database kept outside the data directory.
-fn local_provisioner_options(config: &ServerConfig) -> LocalProvisionerOptions {
-    let mut hidden: Vec<std::path::PathBuf> = config.config_file.iter().cloned().collect();
-    if let store::DatabaseTarget::Sqlite(path) = &config.database {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.clone().into_os_string();
-            file.push(suffix);
-            hidden.push(file.into());
-        }
-    }
-    LocalProvisionerOptions {
+/// Where workspaces live, how they are isolated, and where their agents dial in.
+fn local_provisioner_options(
+    config: &ServerConfig,
+    agent_socket: std::path::PathBuf,
+) -> anyhow::Result<LocalProvisionerOptions> {
+    let w = &config.workspaces;
+    let agent_binary = match &w.agent_binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("cannot find this binary to run agents from")?,
+    };
+    Ok(LocalProvisionerOptions {
         data_dir: config.data_dir.clone(),
         allow_unsandboxed: config.allow_unsandboxed_workspaces,
-        hidden_paths: hidden,
+        agent_binary,
+        agent_socket,
+        uid_range: w.uid_range.clone(),
+        limits: WorkspaceLimits {
+            max_processes: w.max_processes,
+            memory_bytes: w.memory_bytes,
+            cpu_cores: w.cpu_cores,
+            max_file_bytes: w.max_file_bytes,
+        },
+        host_network: w.host_network,
+    })
+}
+
+/// Binds the agent socket, replacing one a previous run left behind. The socket is open to
+/// every local user (sandboxes run as their own uids); agents still need their token.
+fn bind_agent_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().context("the agent socket has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", path.display())),
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on the agent socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(listener)
+}
+
+/// Records this run of the server in the replicas table, with the URL others relay to.
+async fn register_replica(
+    store: &SharedStore,
+    clock: &SharedClock,
+    config: &ServerConfig,
+    bound: SocketAddr,
+) -> anyhow::Result<ReplicaId> {
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let relay_address = match &config.relay_url {
+        Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+        None if bound.ip().is_unspecified() => format!("http://{hostname}:{}", bound.port()),
+        None => format!("http://{bound}"),
+    };
+    let now = clock.now();
+    let replica = Replica {
+        id: ReplicaId::new(),
+        hostname,
+        relay_address,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: now,
+        stopped_at: None,
+        updated_at: now,
+    };
+    let id = replica.id;
+    store.insert_replica(replica).await?;
+    Ok(id)
+}
+
+async fn replica_heartbeat_loop(
+    store: SharedStore,
+    clock: SharedClock,
+    replica: ReplicaId,
+    links: Arc<AgentLinks>,
+) {
+    let mut tick = tokio::time::interval(REPLICA_HEARTBEAT_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(err) = store.touch_replica(replica, clock.now()).await {
+            tracing::warn!(error = %err, "could not record this replica's heartbeat");
+        }
+        links.refresh().await;
     }
 }
 

@@ -104,6 +104,42 @@ pub struct ServerOptions {
     /// then run as the server's user and can read its database: for trusted single-user setups only.
     #[arg(long, env = "CODER_ALLOW_UNSANDBOXED_WORKSPACES", num_args = 0..=1, default_missing_value = "true")]
     pub allow_unsandboxed_workspaces: Option<bool>,
+
+    /// The URL other replicas reach this one at, to relay requests for the workspace agents
+    /// connected here (Coder's flag); needed with several replicas on one PostgreSQL
+    /// [default: http://<http-address>].
+    #[arg(long, env = "CODER_DERP_SERVER_RELAY_URL")]
+    pub derp_server_relay_url: Option<String>,
+
+    /// Host uids that workspaces run as when the server runs as root, one per workspace
+    /// [default: 1000000000-1000065535].
+    #[arg(long, env = "CODER_WORKSPACE_UID_RANGE")]
+    pub workspace_uid_range: Option<String>,
+
+    /// The most processes (and threads) one workspace may run; 0 for no limit [default: 4096].
+    #[arg(long, env = "CODER_WORKSPACE_MAX_PROCESSES")]
+    pub workspace_max_processes: Option<u64>,
+
+    /// The memory one workspace may use, e.g. 4GiB or 512MiB; 0 for no limit [default: 4GiB].
+    #[arg(long, env = "CODER_WORKSPACE_MEMORY_LIMIT")]
+    pub workspace_memory_limit: Option<String>,
+
+    /// The CPU one workspace may use, in cores, e.g. 1.5; 0 for no limit [default: 0].
+    #[arg(long, env = "CODER_WORKSPACE_CPU_LIMIT")]
+    pub workspace_cpu_limit: Option<f64>,
+
+    /// The largest file a workspace process may write, e.g. 16GiB; 0 for no limit [default: 16GiB].
+    #[arg(long, env = "CODER_WORKSPACE_MAX_FILE_SIZE")]
+    pub workspace_max_file_size: Option<String>,
+
+    /// Workspace networking: none (loopback only) or host (shares this host's network,
+    /// including its loopback services; trusted setups only) [default: none].
+    #[arg(long, env = "CODER_WORKSPACE_NETWORK")]
+    pub workspace_network: Option<String>,
+
+    /// The `coder` binary workspace agents run from [default: this binary].
+    #[arg(long, env = "CODER_AGENT_BINARY", hide = true)]
+    pub agent_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -149,6 +185,18 @@ impl ServerOptions {
             allow_unsandboxed_workspaces: self
                 .allow_unsandboxed_workspaces
                 .or(lower.allow_unsandboxed_workspaces),
+            derp_server_relay_url: self.derp_server_relay_url.or(lower.derp_server_relay_url),
+            workspace_uid_range: self.workspace_uid_range.or(lower.workspace_uid_range),
+            workspace_max_processes: self
+                .workspace_max_processes
+                .or(lower.workspace_max_processes),
+            workspace_memory_limit: self.workspace_memory_limit.or(lower.workspace_memory_limit),
+            workspace_cpu_limit: self.workspace_cpu_limit.or(lower.workspace_cpu_limit),
+            workspace_max_file_size: self
+                .workspace_max_file_size
+                .or(lower.workspace_max_file_size),
+            workspace_network: self.workspace_network.or(lower.workspace_network),
+            agent_binary: self.agent_binary.or(lower.agent_binary),
         }
     }
 
@@ -244,6 +292,118 @@ pub struct ServerConfig {
     pub allow_unsandboxed_workspaces: bool,
     /// The config file read, if any; hidden from workspaces.
     pub config_file: Option<PathBuf>,
+    /// Where other replicas relay agent requests to; derived from the bound address if unset.
+    pub relay_url: Option<Url>,
+    pub workspaces: WorkspaceSandboxConfig,
+}
+
+/// How the local provisioner isolates and limits workspaces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceSandboxConfig {
+    pub uid_range: std::ops::RangeInclusive<u32>,
+    pub max_processes: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub cpu_cores: Option<f64>,
+    pub max_file_bytes: Option<u64>,
+    pub host_network: bool,
+    /// The `coder` binary agents run from; `None` is the running binary.
+    pub agent_binary: Option<PathBuf>,
+}
+
+impl Default for WorkspaceSandboxConfig {
+    fn default() -> Self {
+        WorkspaceSandboxConfig {
+            uid_range: 1_000_000_000..=1_000_065_535,
+            max_processes: Some(4096),
+            memory_bytes: Some(4 << 30),
+            cpu_cores: None,
+            max_file_bytes: Some(16 << 30),
+            host_network: false,
+            agent_binary: None,
+        }
+    }
+}
+
+impl WorkspaceSandboxConfig {
+    fn from_options(opts: &ServerOptions) -> anyhow::Result<Self> {
+        let defaults = WorkspaceSandboxConfig::default();
+        let uid_range = match opts.workspace_uid_range.as_deref() {
+            None => defaults.uid_range,
+            Some(raw) => parse_uid_range(raw)
+                .with_context(|| format!("--workspace-uid-range: {raw:?} is not a range such as 1000000000-1000065535 of uids from 1000 up"))?,
+        };
+        let bytes = |value: &Option<String>, default: Option<u64>, flag: &str| match value {
+            None => Ok(default),
+            Some(raw) => parse_bytes(raw)
+                .map(|n| (n > 0).then_some(n))
+                .with_context(|| {
+                    format!("--{flag}: {raw:?} is not a size such as 4GiB, 512MiB or 0")
+                }),
+        };
+        let cpu_cores = match opts.workspace_cpu_limit {
+            Some(c) if c.is_nan() || c < 0.0 => {
+                bail!("--workspace-cpu-limit must be 0 or more cores")
+            }
+            Some(c) if c > 0.0 && c < 0.01 => {
+                bail!("--workspace-cpu-limit must be at least 0.01 cores (or 0 for no limit)")
+            }
+            Some(c) => (c > 0.0).then_some(c),
+            None => None,
+        };
+        let host_network = match opts.workspace_network.as_deref().map(str::trim) {
+            None | Some("none") => false,
+            Some("host") => true,
+            Some(other) => bail!("--workspace-network must be none or host, not {other:?}"),
+        };
+        Ok(WorkspaceSandboxConfig {
+            uid_range,
+            max_processes: match opts.workspace_max_processes {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => defaults.max_processes,
+            },
+            memory_bytes: bytes(
+                &opts.workspace_memory_limit,
+                defaults.memory_bytes,
+                "workspace-memory-limit",
+            )?,
+            cpu_cores,
+            max_file_bytes: bytes(
+                &opts.workspace_max_file_size,
+                defaults.max_file_bytes,
+                "workspace-max-file-size",
+            )?,
+            host_network,
+            agent_binary: opts.agent_binary.clone(),
+        })
+    }
+}
+
+fn parse_uid_range(raw: &str) -> anyhow::Result<std::ops::RangeInclusive<u32>> {
+    let (a, b) = raw.trim().split_once('-').context("no dash")?;
+    let (a, b): (u32, u32) = (a.trim().parse()?, b.trim().parse()?);
+    if a < 1000 || b < a {
+        bail!("bad bounds");
+    }
+    Ok(a..=b)
+}
+
+/// Reads a size: a number of bytes, or one with a unit (K, M, G, T, with or without `iB`/`B`,
+/// all powers of 1024).
+pub fn parse_bytes(raw: &str) -> anyhow::Result<u64> {
+    let s = raw.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().context("no number")?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => bail!("unknown unit {other:?}"),
+    };
+    n.checked_mul(1u64 << shift).context("too large")
 }
 
 /// The authorization server's lifetimes and limits.
@@ -276,6 +436,7 @@ impl ServerConfig {
             None => ServerOptions::default(),
         };
         let opts = cli.or(file);
+        let workspaces = WorkspaceSandboxConfig::from_options(&opts)?;
 
         let access_url = opts
             .access_url
@@ -347,6 +508,17 @@ impl ServerConfig {
         if max_command_timeout < Duration::from_secs(1) {
             bail!("--max-command-timeout must be at least 1s");
         }
+        let relay_url = opts
+            .derp_server_relay_url
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|raw| {
+                Url::parse(raw.trim())
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                    .with_context(|| format!("--derp-server-relay-url {raw:?} must be an http(s) URL other replicas can reach"))
+            })
+            .transpose()?;
         let proxy_trusted_origins = opts
             .proxy_trusted_origins
             .unwrap_or_default()
@@ -395,6 +567,8 @@ impl ServerConfig {
             max_command_timeout,
             allow_unsandboxed_workspaces: opts.allow_unsandboxed_workspaces.unwrap_or(false),
             config_file: config_file.map(Path::to_path_buf),
+            relay_url,
+            workspaces,
         })
     }
 
@@ -420,6 +594,8 @@ impl ServerConfig {
             max_command_timeout: Duration::from_secs(300),
             allow_unsandboxed_workspaces: false,
             config_file: None,
+            relay_url: None,
+            workspaces: WorkspaceSandboxConfig::default(),
         }
     }
 }

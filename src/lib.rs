@@ -1,5 +1,6 @@
 //! coderd: workspaces for people and AI agents, a remote MCP endpoint and its OAuth2 server.
 
+pub mod agent;
 pub mod app;
 pub mod audit;
 pub mod auth;

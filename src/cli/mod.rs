@@ -1,5 +1,6 @@
 //! The `coder` command line.
 
+mod agent;
 mod client;
 mod config_dir;
 mod exp;
@@ -41,6 +42,8 @@ enum Command {
     Tokens(tokens::TokensCommand),
     /// Experimental commands.
     Exp(exp::ExpCommand),
+    /// Run the workspace agent (started inside a workspace by its provisioner).
+    Agent(agent::AgentCommand),
 }
 
 /// Runs the parsed command; the exit code follows from the result.
@@ -53,6 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(cmd) => cmd.run().await,
         Command::Tokens(cmd) => cmd.run().await,
         Command::Exp(cmd) => cmd.run().await,
+        Command::Agent(cmd) => cmd.run().await,
     }
 }
 

@@ -47,6 +47,13 @@ pub enum DomainError {
         message: String,
         retry_after_secs: u64,
     },
+    /// Something the request needs is briefly out of reach (a workspace agent reconnecting);
+    /// the same request is likely to work after the given number of seconds.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Something broke that the caller cannot fix; the cause is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),

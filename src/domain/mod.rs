@@ -1,10 +1,12 @@
 //! Core entities, ids and errors; free of HTTP, SQL and MCP types.
 
+pub mod agent;
 pub mod api_key;
 pub mod error;
 pub mod experiment;
 pub mod manifest;
 pub mod oauth;
+pub mod replica;
 pub mod template;
 pub mod user;
 pub mod workspace;
@@ -16,6 +18,7 @@ pub use oauth::{
     AppSecret, AuditEntry, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp,
     RefreshToken, StoredSigningKey, TokenAuthMethod,
 };
+pub use replica::{AgentConnection, AgentStatus, Replica, ReplicaId};
 pub use template::{
     DEFAULT_ORGANIZATION_NAME, FileId, JobId, JobLog, JobStatus, JobType, LogLevel, NewJobLog,
     Organization, OrganizationId, ProvisionerJob, StoredFile, Template, TemplateId,

@@ -119,6 +119,14 @@ impl From<DomainError> for ApiError {
                 e.retry_after = Some(retry_after_secs);
                 e
             }
+            DomainError::Unavailable {
+                message,
+                retry_after_secs,
+            } => {
+                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
+                e.retry_after = Some(retry_after_secs);
+                e
+            }
             DomainError::Internal(cause) => ApiError::internal(cause),
         }
     }

@@ -1,5 +1,6 @@
 //! The HTTP surface: one router per area, merged, under one layer stack.
 
+pub mod agent_api;
 pub mod api_keys;
 pub mod cookies;
 pub mod error;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(templates::routes())
         .merge(workspaces::routes())
         .merge(workspace_agents::routes())
+        .merge(agent_api::routes())
         .merge(crate::mcp::routes(&state))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -61,6 +63,24 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(middleware::from_fn(close_after_unread_body))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+/// What the agent socket serves: only the routes agents call, under the same layers.
+pub fn agent_socket_router(state: AppState) -> Router {
+    Router::new()
+        .merge(agent_api::agent_routes())
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http()

@@ -11,7 +11,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, CurrentUser};
 use super::files::parse_uuid;
 use crate::domain::AgentId;
-use crate::provisioner::{DirListing, FileContent, FileEdits};
+use crate::domain::agent::{DirListing, FileContent, FileEdits, ProcessInfo, ProcessOutput};
 use crate::service::views::{
     ExecResultView, WorkspaceAgentLogView, WorkspaceAgentView, WorkspaceAppView,
 };
@@ -28,6 +28,18 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/workspaceagents/{id}/edit-files", post(edit_files))
         .route("/api/v2/workspaceagents/{id}/logs", get(logs))
         .route("/api/v2/workspaceagents/{id}/apps", get(apps))
+        .route(
+            "/api/v2/workspaceagents/{id}/processes",
+            get(list_processes),
+        )
+        .route(
+            "/api/v2/workspaceagents/{id}/processes/{process}/output",
+            get(process_output),
+        )
+        .route(
+            "/api/v2/workspaceagents/{id}/processes/{process}/signal",
+            post(signal_process),
+        )
 }
 
 fn target(raw: &str) -> Result<AgentTarget, ApiError> {
@@ -195,4 +207,58 @@ async fn apps(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<WorkspaceAppView>>> {
     Ok(Json(state.services.agent_apps(&me, &target(&id)?).await?))
+}
+
+async fn list_processes(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ProcessInfo>>> {
+    Ok(Json(
+        state
+            .services
+            .agent_list_processes(&me, &target(&id)?)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct OutputQuery {
+    #[serde(default)]
+    offset: u64,
+    #[serde(default)]
+    limit: u64,
+}
+
+async fn process_output(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path((id, process)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<OutputQuery>,
+) -> ApiResult<Json<ProcessOutput>> {
+    Ok(Json(
+        state
+            .services
+            .agent_process_output(&me, &target(&id)?, &process, q.offset, q.limit)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct SignalBody {
+    signal: String,
+}
+
+async fn signal_process(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path((id, process)): Path<(String, String)>,
+    ApiJson(body): ApiJson<SignalBody>,
+) -> ApiResult<Json<ProcessInfo>> {
+    Ok(Json(
+        state
+            .services
+            .agent_signal_process(&me, &target(&id)?, &process, &body.signal)
+            .await?,
+    ))
 }

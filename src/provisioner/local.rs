@@ -1,51 +1,111 @@
 //! The `local` provisioner: each workspace is `<data dir>/workspaces/<id>/home` on this host,
-//! and every process in it runs in the bubblewrap sandbox of `sandbox.rs`.
+//! and its agent runs in the bubblewrap sandbox of `sandbox.rs`, as the workspace's own user,
+//! in the workspace's cgroups.
+//!
+//! Nothing about a running workspace is kept in the server's memory: the sandbox's pid is
+//! recorded in the workspace directory, so a restarted server can stop what an earlier run
+//! started, and the agent reconnects to it on its own.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
 
-use super::process::{self, Captured, ProcessRegistry, Tracked};
-use super::sandbox::{Sandbox, SandboxMode, WorkspaceLayout};
-use super::{
-    AgentProcess, DirListing, EditResult, ExecOutput, ExecRequest, FileContent, FileEdits,
-    ProvisionError, Provisioner, StartSpec, WorkspaceContext, archive, files,
-};
+use super::cgroups::{Cgroups, Limits};
+use super::sandbox::{self, AgentLaunch, SandboxMode, SandboxRecord, WorkspaceLayout};
+use super::{ProvisionError, Provisioner, StartSpec, archive};
 use crate::domain::WorkspaceId;
 
-/// The most output a command returns; the rest is dropped and the result marked truncated.
-pub const MAX_OUTPUT: usize = 1024 * 1024;
-/// Background processes one workspace may have at once.
-const MAX_BACKGROUND: usize = 32;
+/// The uid a workspace's user has inside an unprivileged user namespace.
+const NAMESPACE_UID: u32 = 1000;
+/// How long `start` waits for bwrap to report the sandbox it made.
+const SANDBOX_REPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Resource limits of each workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceLimits {
+    pub max_processes: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub cpu_cores: Option<f64>,
+    /// The largest file a workspace process may write (RLIMIT_FSIZE).
+    pub max_file_bytes: Option<u64>,
+}
+
+impl Default for WorkspaceLimits {
+    fn default() -> Self {
+        WorkspaceLimits {
+            max_processes: Some(4096),
+            memory_bytes: Some(4 << 30),
+            cpu_cores: None,
+            max_file_bytes: Some(16 << 30),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LocalProvisionerOptions {
     pub data_dir: PathBuf,
     /// Run without a sandbox when bubblewrap is missing (the owner's explicit choice).
     pub allow_unsandboxed: bool,
-    /// Host paths the sandbox must hide besides the data directory (config file, database).
-    pub hidden_paths: Vec<PathBuf>,
+    /// The `coder` binary the agent runs from.
+    pub agent_binary: PathBuf,
+    /// The server's Unix socket for agents; its directory is bound into every sandbox.
+    pub agent_socket: PathBuf,
+    /// The host uids workspaces run as when the server is root, one per workspace.
+    pub uid_range: std::ops::RangeInclusive<u32>,
+    pub limits: WorkspaceLimits,
+    /// Workspaces share the host's network (outbound access, but no network isolation).
+    pub host_network: bool,
 }
 
 #[derive(Debug)]
 pub struct LocalProvisioner {
+    options: LocalProvisionerOptions,
     workspaces_dir: PathBuf,
-    sandbox: Sandbox,
-    processes: Arc<ProcessRegistry>,
+    mode: SandboxMode,
+    cgroups: Cgroups,
+    /// Held while a uid is chosen, so two starts never pick the same one.
+    allocating: Mutex<()>,
 }
 
 impl LocalProvisioner {
     pub async fn new(options: LocalProvisionerOptions) -> Self {
-        let mut hidden = vec![options.data_dir.clone()];
-        hidden.extend(options.hidden_paths);
-        let sandbox = Sandbox::detect(options.allow_unsandboxed, hidden).await;
-        match sandbox.mode() {
-            SandboxMode::Bubblewrap { bwrap } => {
-                tracing::info!(bwrap = %bwrap.display(), "workspaces run in bubblewrap sandboxes")
+        let mode = sandbox::detect(options.allow_unsandboxed).await;
+        let cgroups = match mode {
+            SandboxMode::Isolated { .. } => Cgroups::detect(),
+            _ => Cgroups::None("the server is not root".into()),
+        };
+        let provisioner = LocalProvisioner {
+            workspaces_dir: options.data_dir.join("workspaces"),
+            options,
+            mode,
+            cgroups,
+            allocating: Mutex::new(()),
+        };
+        provisioner.warn_about_gaps();
+        provisioner
+    }
+
+    /// One line at start naming each protection this host cannot give.
+    fn warn_about_gaps(&self) {
+        match &self.mode {
+            SandboxMode::Isolated { bwrap } => {
+                let missing = self.cgroups.missing();
+                if missing.is_empty() {
+                    tracing::info!(bwrap = %bwrap.display(), "workspaces run in bubblewrap sandboxes as their own users, with cgroup limits");
+                } else {
+                    tracing::warn!(
+                        missing = %missing.join("; "),
+                        "workspaces run in bubblewrap sandboxes as their own users, but without some cgroup limits: a workspace may use more processes, memory or CPU than configured"
+                    );
+                }
             }
+            SandboxMode::SameUser { bwrap } => tracing::warn!(
+                bwrap = %bwrap.display(),
+                "the server is not root: workspaces run in bubblewrap sandboxes under the server's own uid, without per-workspace users or cgroup limits. Run the server as root for full isolation."
+            ),
             SandboxMode::Unsandboxed => tracing::warn!(
                 "!!! WORKSPACES ARE NOT SANDBOXED !!! --allow-unsandboxed-workspaces is set: \
                  workspace commands run as the server's own user and can read and change \
@@ -55,45 +115,97 @@ impl LocalProvisioner {
                 tracing::warn!(reason = %why, "workspace builds will fail until this is fixed")
             }
         }
-        LocalProvisioner {
-            workspaces_dir: options.data_dir.join("workspaces"),
-            sandbox,
-            processes: Arc::new(ProcessRegistry::default()),
+        if self.options.host_network && !matches!(self.mode, SandboxMode::Missing(_)) {
+            tracing::warn!(
+                "--workspace-network=host: workspaces share this host's network and can reach its loopback services (including a local database)"
+            );
         }
+    }
+
+    pub fn mode(&self) -> &SandboxMode {
+        &self.mode
     }
 
     fn layout(&self, workspace: WorkspaceId) -> WorkspaceLayout {
         WorkspaceLayout::new(&self.workspaces_dir, &workspace.to_string())
     }
 
-    fn require_sandbox(&self) -> Result<(), ProvisionError> {
-        match self.sandbox.unavailable() {
-            Some(why) => Err(ProvisionError::Unavailable(why)),
-            None => Ok(()),
+    /// The workspace's host uid: kept in its directory from the first start, otherwise the
+    /// lowest one of the range no other workspace here has.
+    fn uid_for(&self, layout: &WorkspaceLayout) -> Result<u32, ProvisionError> {
+        if !matches!(self.mode, SandboxMode::Isolated { .. }) {
+            return Ok(NAMESPACE_UID);
         }
+        let _guard = self.allocating.lock().unwrap_or_else(|p| p.into_inner());
+        let file = layout.root.join("uid");
+        if let Some(uid) = read_uid(&file) {
+            return Ok(uid);
+        }
+        let taken: std::collections::HashSet<u32> = std::fs::read_dir(&self.workspaces_dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| read_uid(&e.path().join("uid")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let uid = self
+            .options
+            .uid_range
+            .clone()
+            .find(|u| !taken.contains(u))
+            .ok_or_else(|| {
+                ProvisionError::Unavailable(format!(
+                    "Every workspace uid in --workspace-uid-range ({}-{}) is taken; widen the range or delete workspaces.",
+                    self.options.uid_range.start(),
+                    self.options.uid_range.end()
+                ))
+            })?;
+        std::fs::write(&file, uid.to_string())
+            .map_err(|e| ProvisionError::internal("cannot record the workspace's uid", e))?;
+        Ok(uid)
     }
 
-    fn require_home(layout: &WorkspaceLayout) -> Result<(), ProvisionError> {
-        if layout.home.is_dir() {
+    /// Stops the recorded sandbox, if it still runs, and removes its cgroups.
+    async fn kill_sandbox(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
+        let layout = self.layout(workspace);
+        let cgroups = self.cgroups.clone();
+        blocking(move || {
+            if let Some(record) = read_record(&layout.record) {
+                record.kill();
+                for _ in 0..250 {
+                    if !record.alive() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if record.alive() {
+                    return Err(ProvisionError::Internal(format!(
+                        "the workspace's sandbox (pid {}) did not exit within 5 s of SIGKILL",
+                        record.pid
+                    )));
+                }
+            }
+            cgroups.destroy(&workspace.to_string());
+            let _ = std::fs::remove_file(&layout.record);
             Ok(())
-        } else {
-            Err(ProvisionError::Busy(
-                "The workspace has no files on this server: start it first.".into(),
-            ))
-        }
+        })
+        .await
     }
 
-    /// Makes the home (from the template on the first start), a fresh /tmp, and the working
-    /// directory.
+    /// Makes the home (from the template on the first start), a fresh /tmp, and the identity
+    /// files, owned by the workspace's user.
     async fn prepare(
         &self,
         layout: &WorkspaceLayout,
         spec: &StartSpec,
+        uid: u32,
     ) -> Result<Vec<String>, ProvisionError> {
         let layout = layout.clone();
         let archive = spec.archive.clone();
-        let dir = Sandbox::host_path(&layout, &spec.context.dir);
-        tokio::task::spawn_blocking(move || -> Result<Vec<String>, ProvisionError> {
+        let token = spec.agent_token.clone();
+        let chown = matches!(self.mode, SandboxMode::Isolated { .. });
+        blocking(move || {
             let io = |what: &str, e: std::io::Error| ProvisionError::internal(what, e);
             std::fs::create_dir_all(&layout.root)
                 .map_err(|e| io("cannot create the workspace directory", e))?;
@@ -111,6 +223,10 @@ impl LocalProvisioner {
                 for s in skipped {
                     notes.push(format!("Skipped {s}."));
                 }
+                if chown {
+                    chown_tree(&staging, uid)
+                        .map_err(|e| io("cannot give the home to the workspace user", e))?;
+                }
                 std::fs::rename(&staging, &layout.home)
                     .map_err(|e| io("cannot create the home", e))?;
                 notes.push("Copied the template's files into the new home.".into());
@@ -120,48 +236,82 @@ impl LocalProvisioner {
             }
             std::fs::create_dir(&layout.tmp)
                 .map_err(|e| io("cannot create the workspace /tmp", e))?;
-            if dir.starts_with(&layout.home) && !dir.exists() {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| io("cannot create the working directory", e))?;
+            write_private(&layout.token, token.as_bytes())
+                .map_err(|e| io("cannot write the agent's token", e))?;
+            let (passwd, group) = sandbox::identity_files(uid);
+            std::fs::write(&layout.passwd, passwd).map_err(|e| io("cannot write passwd", e))?;
+            std::fs::write(&layout.group, group).map_err(|e| io("cannot write group", e))?;
+            let _ = std::fs::remove_file(&layout.info);
+            if chown {
+                use std::os::unix::fs::PermissionsExt;
+                chown_path(&layout.home, uid)
+                    .map_err(|e| io("cannot give the home to the workspace user", e))?;
+                chown_path(&layout.tmp, uid)
+                    .map_err(|e| io("cannot give /tmp to the workspace user", e))?;
+                chown_path(&layout.token, uid)
+                    .map_err(|e| io("cannot give the token to the workspace user", e))?;
+                std::fs::set_permissions(&layout.tmp, std::fs::Permissions::from_mode(0o1777))
+                    .map_err(|e| io("cannot set the workspace /tmp's mode", e))?;
             }
             Ok(notes)
         })
         .await
-        .map_err(|e| ProvisionError::internal("the preparation task failed", e))?
     }
 
-    async fn blocking<T: Send + 'static>(
-        f: impl FnOnce() -> Result<T, ProvisionError> + Send + 'static,
-    ) -> Result<T, ProvisionError> {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| ProvisionError::internal("a file operation failed", e))?
-    }
-
-    /// Starts `cmd` and tracks its process group, so stopping the workspace ends it. The
-    /// command is consumed: it holds our copies of a pipe's write end, which must close for the
-    /// reader to see EOF.
-    fn spawn_tracked(
-        &self,
-        workspace: WorkspaceId,
-        mut cmd: tokio::process::Command,
-    ) -> Result<(tokio::process::Child, i32, Tracked), ProvisionError> {
-        let child = cmd
-            .spawn()
-            .map_err(|e| ProvisionError::internal("cannot start the process", e))?;
-        drop(cmd);
-        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
-        let tracked = self.processes.track(workspace, pgid);
-        Ok((child, pgid, tracked))
+    fn rlimits(&self) -> Vec<String> {
+        let l = &self.options.limits;
+        let mut out = vec!["--core=0".to_owned()];
+        if let Some(n) = l.max_processes {
+            out.push(format!("--nproc={n}"));
+        }
+        if let Some(bytes) = l.max_file_bytes {
+            out.push(format!("--fsize={bytes}"));
+        }
+        out
     }
 }
 
-/// Leaves a started process running; it stays tracked until it exits.
-fn keep_running(mut child: tokio::process::Child, tracked: Tracked) {
-    tokio::spawn(async move {
-        let _ = child.wait().await;
-        drop(tracked);
-    });
+/// Writes a file only its owner can read, replacing any earlier one.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(path)?;
+    file.write_all(data)
+}
+
+fn read_uid(file: &Path) -> Option<u32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+fn read_record(file: &Path) -> Option<SandboxRecord> {
+    serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ProvisionError> + Send + 'static,
+) -> Result<T, ProvisionError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ProvisionError::internal("a provisioning task failed", e))?
+}
+
+fn chown_path(path: &Path, uid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
+}
+
+fn chown_tree(path: &Path, uid: u32) -> std::io::Result<()> {
+    chown_path(path, uid)?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid)?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes a directory tree even where a workspace made parts of it read-only.
@@ -194,6 +344,23 @@ fn make_writable(path: &Path) {
     }
 }
 
+/// Kills the sandboxes of every workspace under `data_dir`; for tests and tools that must
+/// leave nothing running behind them (a server never does this on its own: workspaces
+/// outlive it).
+pub fn kill_all_sandboxes(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("workspaces")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if let Some(record) = read_record(&entry.path().join("sandbox.json")) {
+            record.kill();
+        }
+        if let Some(name) = entry.file_name().to_str() {
+            Cgroups::detect().destroy(name);
+        }
+    }
+}
+
 #[async_trait]
 impl Provisioner for LocalProvisioner {
     fn name(&self) -> &'static str {
@@ -201,207 +368,142 @@ impl Provisioner for LocalProvisioner {
     }
 
     fn unavailable(&self) -> Option<String> {
-        self.sandbox.unavailable()
+        match &self.mode {
+            SandboxMode::Missing(why) => Some(why.clone()),
+            _ => None,
+        }
     }
 
-    async fn start(&self, spec: StartSpec) -> Result<AgentProcess, ProvisionError> {
-        self.require_sandbox()?;
-        let workspace = spec.context.workspace_id;
-        self.processes.kill_all(workspace).await;
-        let layout = self.layout(workspace);
-        let notes = self.prepare(&layout, &spec).await?;
-
-        // The wrapper runs the script, reports its exit code behind a marker no script can guess,
-        // and then stays, so that what the script started in the background keeps running until
-        // the workspace stops.
-        let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let marker = format!("__coder_startup_script_exit_{nonce}__");
-        let shell = self.sandbox.shell().to_string_lossy().into_owned();
-        let wrapper = "\"$0\" -c \"$1\" </dev/null 2>&1; code=$?; printf '%s%s\\n' \"$2\" \"$code\"; \
-                       exec 1>/dev/null 2>&1; while :; do sleep 3600; done";
-        let (reader, writer) = process::output_pipe()?;
-        let stdout = writer
-            .try_clone()
-            .map_err(|e| ProvisionError::internal("cannot create a pipe", e))?;
-        let mut cmd = self.sandbox.command(
-            &layout,
-            &spec.context,
-            &[
-                "/bin/sh",
-                "-c",
-                wrapper,
-                &shell,
-                &spec.startup_script,
-                &marker,
-            ],
-        );
-        cmd.stdout(stdout).stderr(writer).kill_on_drop(false);
-        let (child, _, tracked) = self.spawn_tracked(workspace, cmd)?;
-        keep_running(child, tracked);
-        let (tx, rx) = mpsc::channel(1024);
-        for note in notes {
-            let _ = tx
-                .send(super::AgentEvent::Line(format!("[coder] {note}")))
-                .await;
+    async fn start(&self, spec: StartSpec) -> Result<Vec<String>, ProvisionError> {
+        if let Some(why) = self.unavailable() {
+            return Err(ProvisionError::Unavailable(why));
         }
-        process::spawn_agent_reader(reader, marker, tx)?;
-        Ok(AgentProcess { events: rx })
+        let workspace = spec.workspace_id;
+        self.kill_sandbox(workspace).await?;
+        let layout = self.layout(workspace);
+        std::fs::create_dir_all(&layout.root)
+            .map_err(|e| ProvisionError::internal("cannot create the workspace directory", e))?;
+        let uid = self.uid_for(&layout)?;
+        let mut notes = self.prepare(&layout, &spec, uid).await?;
+        let socket_dir = self
+            .options
+            .agent_socket
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        let socket_name = self
+            .options
+            .agent_socket
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rlimits = self.rlimits();
+        let launch = AgentLaunch {
+            layout: &layout,
+            hostname: &spec.workspace_name,
+            uid,
+            agent_binary: &self.options.agent_binary,
+            socket_dir: &socket_dir,
+            socket_name: &socket_name,
+            host_network: self.options.host_network,
+            rlimits: &rlimits,
+        };
+        let mut cmd = sandbox::agent_command(&self.mode, &launch);
+        let log = std::fs::File::create(&layout.agent_log)
+            .map_err(|e| ProvisionError::internal("cannot create the agent's log", e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| ProvisionError::internal("cannot create the agent's log", e))?;
+        cmd.stdout(log).stderr(log_err);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| ProvisionError::internal("cannot start the workspace's sandbox", e))?;
+        let pid = child.id().unwrap_or(0);
+        let isolated = matches!(self.mode, SandboxMode::Isolated { .. });
+        if isolated {
+            let limits = Limits {
+                max_processes: self.options.limits.max_processes,
+                memory_bytes: self.options.limits.memory_bytes,
+                cpu_cores: self.options.limits.cpu_cores,
+            };
+            let name = workspace.to_string();
+            let attached = self
+                .cgroups
+                .create(&name, &limits)
+                .and_then(|()| self.cgroups.attach(&name, pid));
+            if let Err(e) = attached {
+                sandbox::kill(pid);
+                return Err(ProvisionError::internal(
+                    "cannot put the workspace into its cgroups",
+                    e,
+                ));
+            }
+        }
+        // Now it may go on.
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(b"go\n")
+                .await
+                .map_err(|e| ProvisionError::internal("cannot start the workspace's sandbox", e))?;
+        }
+        // The sandbox lives on its own; the waiter only reaps it should it end while we run.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        let record = match &self.mode {
+            SandboxMode::Isolated { .. } | SandboxMode::SameUser { .. } => {
+                let info = layout.info.clone();
+                let deadline = tokio::time::Instant::now() + SANDBOX_REPORT_TIMEOUT;
+                loop {
+                    if let Some(init) = sandbox::child_pid(&info) {
+                        break SandboxRecord::of(init, false);
+                    }
+                    if tokio::time::Instant::now() > deadline || sandbox::start_time(pid).is_none()
+                    {
+                        let log = std::fs::read_to_string(&layout.agent_log).unwrap_or_default();
+                        sandbox::kill(pid);
+                        return Err(ProvisionError::Internal(format!(
+                            "bubblewrap did not start the workspace's sandbox: {}",
+                            log.trim()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            _ => SandboxRecord::of(pid, true),
+        };
+        let record = record.ok_or_else(|| {
+            ProvisionError::Internal(
+                "the workspace's sandbox exited at once; see agent.log in its directory".into(),
+            )
+        })?;
+        let text = serde_json::to_string(&record)
+            .map_err(|e| ProvisionError::internal("cannot record the sandbox", e))?;
+        std::fs::write(&layout.record, text)
+            .map_err(|e| ProvisionError::internal("cannot record the sandbox", e))?;
+        notes.push(match &self.mode {
+            SandboxMode::Isolated { .. } => {
+                format!("Started the agent in a sandbox as uid {uid}, with its own network, process and memory limits.")
+            }
+            SandboxMode::SameUser { .. } => {
+                "Started the agent in a sandbox (under the server's uid: the server is not root).".into()
+            }
+            _ => "Started the agent WITHOUT a sandbox (--allow-unsandboxed-workspaces).".into(),
+        });
+        Ok(notes)
     }
 
     async fn stop(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
-        self.processes.kill_all(workspace).await;
-        Ok(())
+        self.kill_sandbox(workspace).await
     }
 
     async fn delete(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
-        self.processes.kill_all(workspace).await;
+        self.kill_sandbox(workspace).await?;
         let root = self.layout(workspace).root;
-        Self::blocking(move || {
+        blocking(move || {
             remove_tree(&root)
                 .map_err(|e| ProvisionError::internal("cannot remove the workspace directory", e))
         })
         .await
-    }
-
-    async fn exec(
-        &self,
-        context: &WorkspaceContext,
-        request: ExecRequest,
-    ) -> Result<ExecOutput, ProvisionError> {
-        self.require_sandbox()?;
-        let workspace = context.workspace_id;
-        let layout = self.layout(workspace);
-        Self::require_home(&layout)?;
-        let shell = self.sandbox.shell().to_string_lossy().into_owned();
-        if request.background {
-            if self.processes.count(workspace) >= MAX_BACKGROUND {
-                return Err(ProvisionError::Busy(format!(
-                    "The workspace already runs {MAX_BACKGROUND} processes; stop some (or restart the workspace) first."
-                )));
-            }
-            let name = format!(
-                "coder-bg-{}.log",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            );
-            let log_host = layout.tmp.join(&name);
-            let log = std::fs::File::create(&log_host)
-                .map_err(|e| ProvisionError::internal("cannot create the background log", e))?;
-            let log_err = log
-                .try_clone()
-                .map_err(|e| ProvisionError::internal("cannot create the background log", e))?;
-            let mut cmd = self
-                .sandbox
-                .command(&layout, context, &[&shell, "-c", &request.command]);
-            cmd.stdout(log).stderr(log_err).kill_on_drop(false);
-            let (child, _, tracked) = self.spawn_tracked(workspace, cmd)?;
-            keep_running(child, tracked);
-            let shown = match self.sandbox.mode() {
-                SandboxMode::Bubblewrap { .. } => format!("/tmp/{name}"),
-                _ => log_host.display().to_string(),
-            };
-            return Ok(ExecOutput {
-                output: format!(
-                    "Started in the background. Its output goes to {shown}; it runs until it exits or the workspace stops.\n"
-                ),
-                exit_code: 0,
-                timed_out: false,
-                truncated: false,
-            });
-        }
-
-        let (reader, writer) = process::output_pipe()?;
-        let stdout = writer
-            .try_clone()
-            .map_err(|e| ProvisionError::internal("cannot create a pipe", e))?;
-        let mut cmd = self
-            .sandbox
-            .command(&layout, context, &[&shell, "-c", &request.command]);
-        cmd.stdout(stdout).stderr(writer).kill_on_drop(true);
-        let (mut child, pgid, tracked) = self.spawn_tracked(workspace, cmd)?;
-        let sink = Arc::new(Mutex::new(Captured::default()));
-        let reading = process::spawn_capture(reader, MAX_OUTPUT, sink.clone())?;
-        let waited = tokio::time::timeout(request.timeout, child.wait()).await;
-        // Whatever the command left behind goes with it, as when a terminal closes.
-        process::kill_group(pgid);
-        let (exit_code, timed_out) = match waited {
-            Ok(Ok(status)) => (process::exit_code(status), false),
-            Ok(Err(e)) => return Err(ProvisionError::internal("cannot wait for the command", e)),
-            Err(_) => {
-                let _ = child.wait().await;
-                (124, true)
-            }
-        };
-        drop(tracked);
-        let mut reading = reading;
-        if tokio::time::timeout(Duration::from_secs(2), &mut reading)
-            .await
-            .is_err()
-        {
-            reading.abort();
-        }
-        let captured = std::mem::take(&mut *sink.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut output = String::from_utf8_lossy(&captured.bytes).into_owned();
-        let truncated = captured.dropped > 0;
-        if truncated {
-            output.push_str(&format!(
-                "\n[output truncated: {} more bytes were not kept; the limit is {} KiB]\n",
-                captured.dropped,
-                MAX_OUTPUT / 1024
-            ));
-        }
-        if timed_out {
-            output.push_str(&format!(
-                "\n[the command timed out after {} s and was killed]\n",
-                request.timeout.as_secs_f64()
-            ));
-        }
-        Ok(ExecOutput {
-            output,
-            exit_code,
-            timed_out,
-            truncated,
-        })
-    }
-
-    async fn list_dir(
-        &self,
-        workspace: WorkspaceId,
-        path: &str,
-    ) -> Result<DirListing, ProvisionError> {
-        let home = self.layout(workspace).home;
-        let path = path.to_owned();
-        Self::blocking(move || files::list_dir(&home, &path)).await
-    }
-
-    async fn read_file(
-        &self,
-        workspace: WorkspaceId,
-        path: &str,
-        offset: u64,
-        limit: u64,
-    ) -> Result<FileContent, ProvisionError> {
-        let home = self.layout(workspace).home;
-        let path = path.to_owned();
-        Self::blocking(move || files::read_file(&home, &path, offset, limit)).await
-    }
-
-    async fn write_file(
-        &self,
-        workspace: WorkspaceId,
-        path: &str,
-        content: Vec<u8>,
-    ) -> Result<String, ProvisionError> {
-        let home = self.layout(workspace).home;
-        let path = path.to_owned();
-        Self::blocking(move || files::write_file(&home, &path, &content)).await
-    }
-
-    async fn edit_files(
-        &self,
-        workspace: WorkspaceId,
-        edits: Vec<FileEdits>,
-    ) -> Result<Vec<EditResult>, ProvisionError> {
-        let home = self.layout(workspace).home;
-        Self::blocking(move || files::edit_files(&home, &edits)).await
     }
 }

@@ -1,29 +1,81 @@
-//! The bubblewrap sandbox every workspace process runs in.
+//! The bubblewrap sandbox a local workspace's agent, and everything it starts, runs in.
 //!
-//! The host is mounted read-only; `/home` is an empty tmpfs with the workspace's directory bound
-//! at `/home/coder`, and `/tmp` is the workspace's own; the server's data directory, database
-//! and config file are covered so they are not visible at all. Each process tree gets private
-//! PID, IPC and UTS namespaces, no capabilities, a new session (no terminal injection), and dies
-//! with the server.
+//! Inside, the workspace sees a minimal read-only system (`/usr`, `/bin`, `/lib*`, the parts of
+//! `/etc` programs need, with a `passwd` of its own), its own `/proc`, `/dev`, `/tmp` and home,
+//! the agent binary, and a directory holding the server's agent socket: no `/run`, no host
+//! sockets, no data directory. It has its own PID, IPC, UTS and (by default) network namespace,
+//! so only loopback exists and neither the database nor another workspace's ports are
+//! reachable; the agent talks to the server over the socket.
+//!
+//! When the server runs as root, bwrap runs as root (no user namespace) and the agent is
+//! started through `prlimit` and `setpriv`: it runs as the workspace's own host uid, with no
+//! capabilities, `no_new_privs`, and resource limits, in the workspace's cgroups. A server that
+//! is not root can only use an unprivileged user namespace: the workspace then runs under the
+//! server's own host uid (still without seeing the server's files), which the server warns
+//! about at start.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::process::Command;
 
-use super::WorkspaceContext;
 use crate::domain::WORKSPACE_HOME;
+
+/// Where the agent binary appears inside the sandbox.
+pub const AGENT_BINARY_INSIDE: &str = "/.coder/bin/coder";
+/// Where the directory holding the server's agent socket appears inside the sandbox.
+pub const SOCKET_DIR_INSIDE: &str = "/.coder/run";
+/// Where the agent's token file appears inside the sandbox. A file, not an argument or a
+/// variable on bwrap's command line, which every user of the host can read in `ps`.
+pub const TOKEN_FILE_INSIDE: &str = "/.coder/agent-token";
 
 /// The PATH inside workspaces.
 const PATH: &str =
     "/home/coder/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The top-level directories of a minimal system, bound read-only when they exist (or recreated
+/// as the same symlink on merged-/usr systems).
+const SYSTEM_DIRS: [&str; 7] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+/// What of `/etc` programs need: name resolution, certificates, Debian's alternatives, the
+/// dynamic loader's cache, time zones, shell start-up files. Never `shadow`, `ssh`, or the
+/// server's own configuration.
+const ETC_FILES: [&str; 24] = [
+    "alternatives",
+    "bash.bashrc",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "debian_version",
+    "gai.conf",
+    "host.conf",
+    "hosts",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "locale.alias",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "profile",
+    "protocols",
+    "resolv.conf",
+    "services",
+    "shells",
+    "ssl",
+    "timezone",
+];
+
 /// How workspace processes are isolated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SandboxMode {
-    Bubblewrap {
-        bwrap: PathBuf,
-    },
+    /// bwrap as root; the workspace runs as its own uid, with limits (see the module doc).
+    Isolated { bwrap: PathBuf },
+    /// bwrap in an unprivileged user namespace, as the server's uid.
+    SameUser { bwrap: PathBuf },
     /// The owner chose to run workspaces without isolation.
     Unsandboxed,
     /// No usable sandbox: builds fail with this message.
@@ -36,6 +88,17 @@ pub struct WorkspaceLayout {
     pub root: PathBuf,
     pub home: PathBuf,
     pub tmp: PathBuf,
+    /// The generated `/etc/passwd` and `/etc/group` of the sandbox.
+    pub passwd: PathBuf,
+    pub group: PathBuf,
+    /// Where the running sandbox is recorded (`SandboxRecord`).
+    pub record: PathBuf,
+    /// bwrap's report of the sandbox it made (`--info-fd`).
+    pub info: PathBuf,
+    /// The agent's own log (its stderr), for when it cannot reach the server.
+    pub agent_log: PathBuf,
+    /// The agent's token, readable only by the workspace's user.
+    pub token: PathBuf,
 }
 
 impl WorkspaceLayout {
@@ -44,175 +107,336 @@ impl WorkspaceLayout {
         WorkspaceLayout {
             home: root.join("home"),
             tmp: root.join("tmp"),
+            passwd: root.join("passwd"),
+            group: root.join("group"),
+            record: root.join("sandbox.json"),
+            info: root.join("bwrap-info.json"),
+            agent_log: root.join("agent.log"),
+            token: root.join("agent-token"),
             root,
         }
     }
 }
 
+/// Everything the sandbox of one start needs.
 #[derive(Debug, Clone)]
-pub struct Sandbox {
-    mode: SandboxMode,
-    /// Host paths covered inside the sandbox.
-    hidden: Vec<PathBuf>,
-    shell: PathBuf,
+pub struct AgentLaunch<'a> {
+    pub layout: &'a WorkspaceLayout,
+    pub hostname: &'a str,
+    /// The host uid (and gid) the workspace runs as, in `Isolated` mode.
+    pub uid: u32,
+    pub agent_binary: &'a Path,
+    pub socket_dir: &'a Path,
+    pub socket_name: &'a str,
+    /// Share the host's network namespace (outbound access; loses network isolation).
+    pub host_network: bool,
+    /// `prlimit` options for the agent and everything it starts.
+    pub rlimits: &'a [String],
 }
 
-impl Sandbox {
-    /// Finds bubblewrap and checks that it can build a sandbox on this host.
-    pub async fn detect(allow_unsandboxed: bool, hidden: Vec<PathBuf>) -> Sandbox {
-        let shell = ["/bin/bash", "/usr/bin/bash", "/bin/sh"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .unwrap_or_else(|| PathBuf::from("/bin/sh"));
-        let mode = match find_in_path("bwrap") {
-            Some(bwrap) => match smoke_test(&bwrap).await {
-                Ok(()) => SandboxMode::Bubblewrap { bwrap },
-                Err(why) if allow_unsandboxed => {
-                    tracing::warn!(reason = %why, "bubblewrap cannot create a sandbox here; running workspaces UNSANDBOXED as allowed");
-                    SandboxMode::Unsandboxed
-                }
-                Err(why) => SandboxMode::Missing(format!(
-                    "Workspaces run in a bubblewrap sandbox, but bwrap cannot create one on this server: {why}. \
-                     Unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone=1), \
-                     or run the server with --allow-unsandboxed-workspaces to accept running workspaces without isolation."
-                )),
-            },
-            None if allow_unsandboxed => SandboxMode::Unsandboxed,
-            None => SandboxMode::Missing(
+/// Finds bubblewrap and checks that it can build a sandbox on this host.
+pub async fn detect(allow_unsandboxed: bool) -> SandboxMode {
+    let Some(bwrap) = find_in_path("bwrap") else {
+        return if allow_unsandboxed {
+            SandboxMode::Unsandboxed
+        } else {
+            SandboxMode::Missing(
                 "Workspaces run in a bubblewrap sandbox, but `bwrap` is not installed on this server. \
                  Install the Debian/Ubuntu package `bubblewrap` (apt-get install bubblewrap) and restart \
                  the server, or start it with --allow-unsandboxed-workspaces to run workspaces without \
                  isolation (not recommended)."
                     .into(),
-            ),
+            )
         };
-        let hidden: Vec<PathBuf> = hidden
-            .into_iter()
-            .filter_map(|p| p.canonicalize().ok())
-            .filter(|p| p != Path::new("/"))
-            .collect();
-        // A path inside a hidden directory is already gone; covering it again would leave an
-        // empty mount point that still shows its name.
-        let hidden = hidden
-            .iter()
-            .filter(|p| {
-                !hidden
-                    .iter()
-                    .any(|other| other != *p && p.starts_with(other))
-            })
-            .cloned()
-            .collect();
-        Sandbox {
-            mode,
-            hidden,
-            shell,
+    };
+    let root = rustix::process::getuid().is_root();
+    if root {
+        for tool in ["setpriv", "prlimit"] {
+            if find_in_path(tool).is_none() {
+                return SandboxMode::Missing(format!(
+                    "Workspaces started by a root server switch to their own user with `{tool}` (Debian package util-linux), which is not installed. Install it and restart the server."
+                ));
+            }
         }
     }
-
-    pub fn mode(&self) -> &SandboxMode {
-        &self.mode
-    }
-
-    pub fn unavailable(&self) -> Option<String> {
-        match &self.mode {
-            SandboxMode::Missing(why) => Some(why.clone()),
-            _ => None,
+    match smoke_test(&bwrap, root).await {
+        Ok(()) if root => SandboxMode::Isolated { bwrap },
+        Ok(()) => SandboxMode::SameUser { bwrap },
+        Err(why) if allow_unsandboxed => {
+            tracing::warn!(reason = %why, "bubblewrap cannot create a sandbox here; running workspaces UNSANDBOXED as allowed");
+            SandboxMode::Unsandboxed
         }
+        Err(why) => SandboxMode::Missing(format!(
+            "Workspaces run in a bubblewrap sandbox, but bwrap cannot create one on this server: {why}. \
+             Run the server as root, or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1), \
+             or run it with --allow-unsandboxed-workspaces to accept running workspaces without isolation."
+        )),
     }
+}
 
-    pub fn shell(&self) -> &Path {
-        &self.shell
-    }
-
-    /// The host path a path inside the workspace (`/home/coder/...`) maps to.
-    pub fn host_path(layout: &WorkspaceLayout, inside: &str) -> PathBuf {
-        match inside.strip_prefix(WORKSPACE_HOME) {
-            Some(rest) => layout.home.join(rest.trim_start_matches('/')),
-            None => layout.home.clone(),
-        }
-    }
-
-    /// A command running `argv` in the workspace, with stdin closed and in a new process group.
-    pub fn command(
-        &self,
-        layout: &WorkspaceLayout,
-        context: &WorkspaceContext,
-        argv: &[&str],
-    ) -> Command {
-        let dir_host = Self::host_path(layout, &context.dir);
-        let dir_ok = dir_host.is_dir();
-        let mut cmd = match &self.mode {
-            SandboxMode::Bubblewrap { bwrap } => {
-                let mut cmd = Command::new(bwrap);
-                cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
-                for hidden in &self.hidden {
-                    if hidden.is_dir() {
-                        cmd.arg("--tmpfs").arg(hidden);
-                    } else {
-                        cmd.args(["--ro-bind", "/dev/null"]).arg(hidden);
-                    }
-                }
-                cmd.args(["--tmpfs", "/home", "--bind"])
-                    .arg(&layout.home)
-                    .arg(WORKSPACE_HOME)
-                    .arg("--bind")
-                    .arg(&layout.tmp)
-                    .arg("/tmp");
-                cmd.args([
-                    "--unshare-pid",
-                    "--unshare-ipc",
-                    "--unshare-uts",
-                    "--hostname",
-                    &context.workspace_name,
-                    "--die-with-parent",
-                    "--new-session",
+/// The command that starts the agent. It waits for one line on stdin before it does anything,
+/// so that the caller can put it into the workspace's cgroups first; with bwrap, its sandbox
+/// report goes to `layout.info`.
+pub fn agent_command(mode: &SandboxMode, launch: &AgentLaunch<'_>) -> Command {
+    let layout = launch.layout;
+    let socket_inside = format!("unix://{SOCKET_DIR_INSIDE}/{}", launch.socket_name);
+    let (program, args): (PathBuf, Vec<String>) = match mode {
+        SandboxMode::Isolated { bwrap } | SandboxMode::SameUser { bwrap } => {
+            let isolated = matches!(mode, SandboxMode::Isolated { .. });
+            let mut a: Vec<String> = system_args();
+            let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
+            // Directories bwrap makes for mount points are private (0700) unless told otherwise,
+            // and the workspace user must be able to walk them.
+            for dir in [
+                "/etc",
+                "/home",
+                "/var",
+                "/.coder",
+                "/.coder/bin",
+                SOCKET_DIR_INSIDE,
+            ] {
+                push(&["--perms", "0755", "--dir", dir]);
+            }
+            for name in ETC_FILES {
+                let path = format!("/etc/{name}");
+                push(&["--ro-bind-try", &path, &path]);
+            }
+            push(&[
+                "--ro-bind",
+                &layout.passwd.to_string_lossy(),
+                "/etc/passwd",
+                "--ro-bind",
+                &layout.group.to_string_lossy(),
+                "/etc/group",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--bind",
+                &layout.home.to_string_lossy(),
+                WORKSPACE_HOME,
+                "--bind",
+                &layout.tmp.to_string_lossy(),
+                "/tmp",
+                "--symlink",
+                "../tmp",
+                "/var/tmp",
+                "--ro-bind",
+                &launch.agent_binary.to_string_lossy(),
+                AGENT_BINARY_INSIDE,
+                "--ro-bind",
+                &launch.socket_dir.to_string_lossy(),
+                SOCKET_DIR_INSIDE,
+                "--ro-bind",
+                &layout.token.to_string_lossy(),
+                TOKEN_FILE_INSIDE,
+                "--unshare-pid",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--unshare-cgroup-try",
+                "--hostname",
+                launch.hostname,
+                "--new-session",
+                "--chdir",
+                WORKSPACE_HOME,
+                "--info-fd",
+                "3",
+                "--clearenv",
+            ]);
+            if !launch.host_network {
+                push(&["--unshare-net"]);
+            }
+            if !isolated {
+                // Unprivileged: a user namespace maps the server's uid to the workspace user.
+                push(&[
+                    "--unshare-user",
+                    "--uid",
+                    &launch.uid.to_string(),
+                    "--gid",
+                    &launch.uid.to_string(),
                     "--cap-drop",
                     "ALL",
-                    "--chdir",
-                    if dir_ok { &context.dir } else { WORKSPACE_HOME },
-                    "--clearenv",
                 ]);
-                for (k, v) in self.env(context, WORKSPACE_HOME) {
-                    cmd.arg("--setenv").arg(k).arg(v);
+            }
+            for (k, v) in agent_env(WORKSPACE_HOME, &socket_inside, TOKEN_FILE_INSIDE) {
+                push(&["--setenv", &k, &v]);
+            }
+            push(&["--"]);
+            if isolated {
+                push(&["/usr/bin/prlimit"]);
+                for limit in launch.rlimits {
+                    push(&[limit]);
                 }
-                cmd.arg("--").args(argv);
-                cmd
+                let id = launch.uid.to_string();
+                push(&[
+                    "--",
+                    "/usr/bin/setpriv",
+                    "--reuid",
+                    &id,
+                    "--regid",
+                    &id,
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--bounding-set=-all",
+                    "--no-new-privs",
+                    "--",
+                ]);
             }
-            SandboxMode::Unsandboxed | SandboxMode::Missing(_) => {
-                let (program, args) = argv.split_first().unwrap_or((&"/bin/sh", &[]));
-                let mut cmd = Command::new(program);
-                cmd.args(args)
-                    .env_clear()
-                    .envs(self.env(context, &layout.home.to_string_lossy()))
-                    .current_dir(if dir_ok { &dir_host } else { &layout.home });
-                cmd
+            push(&[AGENT_BINARY_INSIDE, "agent"]);
+            (bwrap.clone(), a)
+        }
+        SandboxMode::Unsandboxed | SandboxMode::Missing(_) => {
+            (launch.agent_binary.to_path_buf(), vec!["agent".to_owned()])
+        }
+    };
+    // `read` holds the start until the caller has attached the cgroups; fd 3 takes bwrap's
+    // sandbox report. Both happen in a shell so no pre-exec hook is needed.
+    let script = "read -r _ || exit 1; exec \"$@\" 3>\"$CODER_SANDBOX_INFO\"";
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(script)
+        .arg("coder-sandbox")
+        .arg(&program)
+        .args(&args);
+    cmd.env_clear()
+        .env("CODER_SANDBOX_INFO", &layout.info)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::piped())
+        // Its own session: a signal to the server's process group does not reach it, and it
+        // outlives the server.
+        .process_group(0)
+        .kill_on_drop(false);
+    if matches!(mode, SandboxMode::Unsandboxed) {
+        let home = layout.home.to_string_lossy();
+        let socket = launch.socket_dir.join(launch.socket_name);
+        let token = layout.token.to_string_lossy();
+        for (k, v) in agent_env(&home, &format!("unix://{}", socket.display()), &token) {
+            cmd.env(k, v);
+        }
+        cmd.env("TMPDIR", &layout.tmp).current_dir(&layout.home);
+    }
+    cmd
+}
+
+/// The minimal system, read-only: each top-level directory bound, or on merged-/usr systems
+/// recreated as the same symlink.
+fn system_args() -> Vec<String> {
+    let mut args = Vec::new();
+    for dir in SYSTEM_DIRS {
+        let path = Path::new(dir);
+        match std::fs::read_link(path) {
+            Ok(target) => {
+                args.extend([
+                    "--symlink".to_owned(),
+                    target.to_string_lossy().into_owned(),
+                ]);
+                args.push(dir.to_owned());
             }
-        };
-        cmd.stdin(Stdio::null()).process_group(0);
-        cmd
+            Err(_) if path.is_dir() => {
+                args.extend(["--ro-bind", dir, dir].map(str::to_owned));
+            }
+            Err(_) => {}
+        }
+    }
+    args
+}
+
+fn agent_env(home: &str, url: &str, token_file: &str) -> Vec<(String, String)> {
+    [
+        ("HOME", home),
+        ("PATH", PATH),
+        ("USER", "coder"),
+        ("LOGNAME", "coder"),
+        ("SHELL", "/bin/bash"),
+        ("LANG", "C.UTF-8"),
+        ("TERM", "dumb"),
+        ("CODER_AGENT_URL", url),
+        ("CODER_AGENT_TOKEN_FILE", token_file),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// The `/etc/passwd` and `/etc/group` of a workspace whose user is `uid`.
+pub fn identity_files(uid: u32) -> (String, String) {
+    (
+        format!(
+            "root:x:0:0:root:/root:/usr/sbin/nologin\ncoder:x:{uid}:{uid}:coder:{WORKSPACE_HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        ),
+        format!("root:x:0:\ncoder:x:{uid}:\nnogroup:x:65534:\n"),
+    )
+}
+
+/// A running sandbox, as recorded on disk so that a restarted server can still stop it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SandboxRecord {
+    /// The host pid of the sandbox's init (its PID namespace dies with it), or of the agent
+    /// when unsandboxed.
+    pub pid: u32,
+    /// The process's start time (`/proc/<pid>/stat` field 22), so a reused pid is never killed.
+    pub start_time: u64,
+    /// Whether `pid` leads a process group to kill (unsandboxed agents).
+    pub group: bool,
+}
+
+impl SandboxRecord {
+    pub fn of(pid: u32, group: bool) -> Option<SandboxRecord> {
+        Some(SandboxRecord {
+            pid,
+            start_time: start_time(pid)?,
+            group,
+        })
     }
 
-    fn env(&self, context: &WorkspaceContext, home: &str) -> Vec<(String, String)> {
-        let mut env = vec![
-            ("HOME".to_owned(), home.to_owned()),
-            ("PATH".to_owned(), PATH.to_owned()),
-            ("USER".to_owned(), "coder".to_owned()),
-            ("LOGNAME".to_owned(), "coder".to_owned()),
-            (
-                "SHELL".to_owned(),
-                self.shell.to_string_lossy().into_owned(),
-            ),
-            ("LANG".to_owned(), "C.UTF-8".to_owned()),
-            ("TERM".to_owned(), "dumb".to_owned()),
-        ];
-        for (k, v) in &context.env {
-            // A template may replace PATH; HOME and USER are refused when the manifest is parsed.
-            env.retain(|(existing, _)| existing != k);
-            env.push((k.clone(), v.clone()));
-        }
-        env
+    /// Whether the recorded process still runs.
+    pub fn alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start_time)
     }
+
+    /// Kills it (and with a PID namespace's init, everything in the namespace).
+    pub fn kill(&self) {
+        if !self.alive() {
+            return;
+        }
+        if self.group
+            && let Some(pid) = pid_of(self.pid)
+        {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        kill(self.pid);
+    }
+}
+
+fn pid_of(pid: u32) -> Option<rustix::process::Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+}
+
+/// SIGKILL to one process; a process already gone is fine.
+pub fn kill(pid: u32) {
+    if let Some(pid) = pid_of(pid) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The host pid of the sandbox's init, from bwrap's `--info-fd` report.
+pub fn child_pid(info: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(info).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value
+        .get("child-pid")?
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
 }
 
 fn find_in_path(program: &str) -> Option<PathBuf> {
@@ -222,29 +446,28 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Builds a throwaway sandbox with the same namespaces the real ones use.
-async fn smoke_test(bwrap: &Path) -> Result<(), String> {
-    let output = Command::new(bwrap)
-        .args([
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--tmpfs",
-            "/tmp",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--die-with-parent",
-            "--new-session",
-            "--cap-drop",
-            "ALL",
-            "--",
-            "true",
-        ])
+/// Builds a throwaway sandbox with the namespaces the real ones use.
+async fn smoke_test(bwrap: &Path, root: bool) -> Result<(), String> {
+    let mut cmd = Command::new(bwrap);
+    cmd.args(system_args()).args([
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-net",
+        "--die-with-parent",
+        "--new-session",
+    ]);
+    if !root {
+        cmd.args(["--unshare-user", "--cap-drop", "ALL"]);
+    }
+    let output = cmd
+        .args(["--", "/usr/bin/true"])
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
@@ -254,5 +477,26 @@ async fn smoke_test(bwrap: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_times_are_read_past_a_command_name_with_spaces() {
+        let own = std::process::id();
+        assert!(start_time(own).is_some());
+        assert_eq!(start_time(u32::MAX), None);
+        let record = SandboxRecord::of(own, false);
+        assert!(record.is_some_and(|r| r.alive()));
+    }
+
+    #[test]
+    fn the_workspace_user_is_coder_with_its_own_uid() {
+        let (passwd, group) = identity_files(1_000_123);
+        assert!(passwd.contains("coder:x:1000123:1000123:coder:/home/coder:/bin/bash"));
+        assert!(group.contains("coder:x:1000123:"));
     }
 }

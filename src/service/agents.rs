@@ -3,19 +3,28 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+
 use super::Services;
+use super::agent_links::LinkError;
 use super::templates::{LOG_PAGE, require_scope};
 use super::views::{ExecResultView, WorkspaceAgentLogView, WorkspaceAgentView, WorkspaceAppView};
 use super::workspaces::{can_access, workspace_not_found};
 use crate::auth::Principal;
-use crate::domain::manifest::Manifest;
+use crate::domain::agent::{
+    AgentOpError, AgentOutcome, AgentRequest, DirListing, EditResult, ExecOutput, ExecRequest,
+    FileContent, FileEdits, ProcessInfo, ProcessOutput,
+};
 use crate::domain::{
     AgentId, DomainError, JobStatus, Transition, Workspace, WorkspaceAgent, WorkspaceStatus,
 };
 use crate::oauth::scopes::Scope;
-use crate::provisioner::{
-    DirListing, EditResult, ExecRequest, FileContent, FileEdits, ProvisionError, WorkspaceContext,
-};
+
+/// The longest command line a shell can be given: the kernel refuses a single argument of
+/// `MAX_ARG_STRLEN` (32 pages, 131072 bytes, with its NUL) or more with E2BIG.
+pub const MAX_COMMAND_BYTES: usize = 131_071;
+/// How long a caller should wait before retrying a request for an agent that is reconnecting.
+const RECONNECT_RETRY_SECS: u64 = 5;
 
 /// Which agent an operation addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +46,34 @@ fn agent_not_found() -> DomainError {
     DomainError::NotFound("Workspace agent not found.".into())
 }
 
-impl From<ProvisionError> for DomainError {
-    fn from(err: ProvisionError) -> Self {
+impl From<AgentOpError> for DomainError {
+    fn from(err: AgentOpError) -> Self {
         match err {
-            ProvisionError::Invalid(m) => DomainError::invalid(m),
-            ProvisionError::NotFound(m) => DomainError::NotFound(m),
-            ProvisionError::Busy(m) | ProvisionError::Unavailable(m) => {
-                DomainError::conflict(m, None)
-            }
-            ProvisionError::Internal(m) => DomainError::Internal(m),
+            AgentOpError::Invalid(m) => DomainError::invalid(m),
+            AgentOpError::NotFound(m) => DomainError::NotFound(m),
+            AgentOpError::Busy(m) => DomainError::conflict(m, None),
+            AgentOpError::Internal(m) => DomainError::Internal(m),
         }
     }
+}
+
+/// Why a command cannot be run as given, before it reaches the workspace.
+fn check_command(command: &str) -> Result<(), DomainError> {
+    if command.trim().is_empty() {
+        return Err(DomainError::invalid("command is required."));
+    }
+    if command.contains('\0') {
+        return Err(DomainError::invalid(
+            "command contains a NUL byte (\\0), which no shell command can carry; remove it.",
+        ));
+    }
+    if command.len() > MAX_COMMAND_BYTES {
+        return Err(DomainError::invalid(format!(
+            "command is {} bytes; the limit is {MAX_COMMAND_BYTES} bytes (the kernel's limit on one argument). Write a longer script to a file (write-file, or coder_workspace_write_file) and run that file.",
+            command.len()
+        )));
+    }
+    Ok(())
 }
 
 /// An agent the caller may use, with its workspace.
@@ -98,13 +124,12 @@ impl Services {
         }
     }
 
-    /// Like `resolve_agent`, but the agent must be the running workspace's current one; returns
-    /// the context its commands run with.
+    /// Like `resolve_agent`, but the agent must be the running workspace's current one.
     async fn running_agent(
         &self,
         actor: &Principal,
         target: &AgentTarget,
-    ) -> Result<(Resolved, WorkspaceContext), DomainError> {
+    ) -> Result<Resolved, DomainError> {
         let resolved = self.resolve_agent(actor, target).await?;
         let build = self
             .store
@@ -136,25 +161,66 @@ impl Services {
                 None,
             ));
         }
-        let version = self.load_version(build.template_version_id).await?;
-        let manifest = match &version.manifest {
-            Some(json) => Manifest::from_json(json).map_err(DomainError::internal)?,
-            None => Manifest::default(),
+        Ok(resolved)
+    }
+
+    /// Sends `request` to the running workspace's agent, wherever it is connected, and decodes
+    /// its answer.
+    async fn call_agent<T: DeserializeOwned>(
+        &self,
+        actor: &Principal,
+        target: &AgentTarget,
+        request: AgentRequest,
+    ) -> Result<T, DomainError> {
+        let r = self.running_agent(actor, target).await?;
+        let links = self.agent_links()?;
+        let outcome = match links.call(r.agent.id, request).await {
+            Ok(outcome) => outcome,
+            Err(err) => return Err(self.unreachable(&r, err).await),
         };
-        let owner = self
-            .store
-            .get_user_by_id(resolved.workspace.owner_id)
-            .await?
-            .map(|u| u.username)
-            .unwrap_or_default();
-        let context = WorkspaceContext::new(
-            resolved.workspace.id,
-            &resolved.workspace.name,
-            &owner,
-            &manifest,
-            &build.parameters,
-        );
-        Ok((resolved, context))
+        match outcome {
+            AgentOutcome::Result(value) => serde_json::from_value(value).map_err(|e| {
+                DomainError::internal(format!("the agent answered in an unexpected shape: {e}"))
+            }),
+            AgentOutcome::Error(e) => Err(e.into()),
+        }
+    }
+
+    /// The retryable error for an agent that could not be reached, naming the workspace.
+    async fn unreachable(&self, r: &Resolved, err: LinkError) -> DomainError {
+        let name = &r.workspace.name;
+        let message = match &err {
+            LinkError::NotConnected => {
+                let seen = match self.store.get_agent_connection(r.agent.id).await {
+                    Ok(Some(c)) => {
+                        let ago = (self.clock.now() - c.last_connected_at)
+                            .num_seconds()
+                            .max(0);
+                        format!("it was last connected {ago} s ago")
+                    }
+                    _ => "it has not connected yet".to_owned(),
+                };
+                format!(
+                    "The agent of workspace {name} is not connected ({seen}). Agents reconnect on their own within seconds after a server restart: retry in {RECONNECT_RETRY_SECS} s. If this persists, restart the workspace."
+                )
+            }
+            LinkError::Lost => format!(
+                "The connection to the agent of workspace {name} ended before it answered; the agent reconnects on its own. Retry in {RECONNECT_RETRY_SECS} s (a command may or may not have run)."
+            ),
+            LinkError::TimedOut(secs) => format!(
+                "The agent of workspace {name} did not answer within {secs} s. Retry; if it keeps happening, restart the workspace."
+            ),
+            LinkError::Relay(cause) => {
+                tracing::warn!(workspace = %r.workspace.id, error = %cause, "relaying to another replica failed");
+                format!(
+                    "The server replica holding the connection to the agent of workspace {name} could not be reached. Retry in {RECONNECT_RETRY_SECS} s."
+                )
+            }
+        };
+        DomainError::Unavailable {
+            message,
+            retry_after_secs: RECONNECT_RETRY_SECS,
+        }
     }
 
     pub async fn get_workspace_agent(
@@ -164,8 +230,22 @@ impl Services {
     ) -> Result<WorkspaceAgentView, DomainError> {
         require_scope(actor, Scope::WorkspacesRead)?;
         let r = self.resolve_agent(actor, target).await?;
-        let apps = self.store.list_agent_apps(r.agent.id).await?;
-        Ok(WorkspaceAgentView::new(&r.agent, &apps))
+        self.agent_view(&r.agent).await
+    }
+
+    /// The agent as Coder shows it, with its connection status as of now.
+    pub(crate) async fn agent_view(
+        &self,
+        agent: &WorkspaceAgent,
+    ) -> Result<WorkspaceAgentView, DomainError> {
+        let apps = self.store.list_agent_apps(agent.id).await?;
+        let connection = self.store.get_agent_connection(agent.id).await?;
+        Ok(WorkspaceAgentView::new(
+            agent,
+            connection.as_ref(),
+            &apps,
+            self.clock.now(),
+        ))
     }
 
     /// Runs a shell command in the workspace.
@@ -176,11 +256,8 @@ impl Services {
         req: ExecuteRequest,
     ) -> Result<ExecResultView, DomainError> {
         require_scope(actor, Scope::WorkspacesExec)?;
-        if req.command.trim().is_empty() {
-            return Err(DomainError::invalid("command is required."));
-        }
-        let provisioning = self.provisioning()?;
-        let limits = provisioning.limits;
+        check_command(&req.command)?;
+        let limits = self.provisioning()?.limits;
         let timeout = match req.timeout_ms {
             None | Some(0) => limits.default_timeout,
             Some(ms) => Duration::from_millis(ms),
@@ -191,16 +268,15 @@ impl Services {
                 limits.max_timeout.as_millis()
             )));
         }
-        let (_, context) = self.running_agent(actor, target).await?;
-        let out = provisioning
-            .provisioner
-            .exec(
-                &context,
-                ExecRequest {
+        let out: ExecOutput = self
+            .call_agent(
+                actor,
+                target,
+                AgentRequest::Execute(ExecRequest {
                     command: req.command,
-                    timeout,
+                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
                     background: req.background,
-                },
+                }),
             )
             .await?;
         Ok(ExecResultView {
@@ -208,6 +284,7 @@ impl Services {
             exit_code: out.exit_code,
             timed_out: out.timed_out,
             truncated: out.truncated,
+            process_id: out.process_id,
         })
     }
 
@@ -218,17 +295,19 @@ impl Services {
         path: &str,
     ) -> Result<DirListing, DomainError> {
         require_scope(actor, Scope::WorkspacesExec)?;
-        let (r, _) = self.running_agent(actor, target).await?;
         let path = if path.trim().is_empty() {
             crate::domain::WORKSPACE_HOME
         } else {
             path
         };
-        Ok(self
-            .provisioning()?
-            .provisioner
-            .list_dir(r.workspace.id, path)
-            .await?)
+        self.call_agent(
+            actor,
+            target,
+            AgentRequest::ListDir {
+                path: path.to_owned(),
+            },
+        )
+        .await
     }
 
     pub async fn agent_read_file(
@@ -240,12 +319,16 @@ impl Services {
         limit: u64,
     ) -> Result<FileContent, DomainError> {
         require_scope(actor, Scope::WorkspacesExec)?;
-        let (r, _) = self.running_agent(actor, target).await?;
-        Ok(self
-            .provisioning()?
-            .provisioner
-            .read_file(r.workspace.id, path, offset, limit)
-            .await?)
+        self.call_agent(
+            actor,
+            target,
+            AgentRequest::ReadFile {
+                path: path.to_owned(),
+                offset,
+                limit,
+            },
+        )
+        .await
     }
 
     /// Writes a file; returns its absolute path inside the workspace.
@@ -257,12 +340,15 @@ impl Services {
         content: &str,
     ) -> Result<String, DomainError> {
         require_scope(actor, Scope::WorkspacesExec)?;
-        let (r, _) = self.running_agent(actor, target).await?;
-        Ok(self
-            .provisioning()?
-            .provisioner
-            .write_file(r.workspace.id, path, content.as_bytes().to_vec())
-            .await?)
+        self.call_agent(
+            actor,
+            target,
+            AgentRequest::WriteFile {
+                path: path.to_owned(),
+                content: content.to_owned(),
+            },
+        )
+        .await
     }
 
     /// Applies search/replace edits to one or several files, all or nothing.
@@ -273,12 +359,61 @@ impl Services {
         files: Vec<FileEdits>,
     ) -> Result<Vec<EditResult>, DomainError> {
         require_scope(actor, Scope::WorkspacesExec)?;
-        let (r, _) = self.running_agent(actor, target).await?;
-        Ok(self
-            .provisioning()?
-            .provisioner
-            .edit_files(r.workspace.id, files)
-            .await?)
+        self.call_agent(actor, target, AgentRequest::EditFiles { files })
+            .await
+    }
+
+    /// The workspace's background processes, running and recently ended.
+    pub async fn agent_list_processes(
+        &self,
+        actor: &Principal,
+        target: &AgentTarget,
+    ) -> Result<Vec<ProcessInfo>, DomainError> {
+        require_scope(actor, Scope::WorkspacesExec)?;
+        self.call_agent(actor, target, AgentRequest::ListProcesses)
+            .await
+    }
+
+    /// A page of a background process's output.
+    pub async fn agent_process_output(
+        &self,
+        actor: &Principal,
+        target: &AgentTarget,
+        process_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<ProcessOutput, DomainError> {
+        require_scope(actor, Scope::WorkspacesExec)?;
+        self.call_agent(
+            actor,
+            target,
+            AgentRequest::ProcessOutput {
+                process_id: process_id.to_owned(),
+                offset,
+                limit,
+            },
+        )
+        .await
+    }
+
+    /// Sends a signal to a background process's process group.
+    pub async fn agent_signal_process(
+        &self,
+        actor: &Principal,
+        target: &AgentTarget,
+        process_id: &str,
+        signal: &str,
+    ) -> Result<ProcessInfo, DomainError> {
+        require_scope(actor, Scope::WorkspacesExec)?;
+        self.call_agent(
+            actor,
+            target,
+            AgentRequest::SignalProcess {
+                process_id: process_id.to_owned(),
+                signal: signal.to_owned(),
+            },
+        )
+        .await
     }
 
     /// The startup script's output (and what it left running), after log id `after`.
@@ -306,5 +441,22 @@ impl Services {
         let r = self.resolve_agent(actor, target).await?;
         let apps = self.store.list_agent_apps(r.agent.id).await?;
         Ok(apps.iter().map(WorkspaceAppView::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_checked_before_they_reach_a_shell() {
+        assert!(check_command("echo hi").is_ok());
+        assert!(check_command("  ").is_err());
+        assert!(check_command("echo a\0b").is_err());
+        assert!(check_command(&"x".repeat(MAX_COMMAND_BYTES)).is_ok());
+        let long = check_command(&"x".repeat(MAX_COMMAND_BYTES + 1));
+        assert!(
+            matches!(long, Err(DomainError::Invalid { message, .. }) if message.contains("131071"))
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! Use cases and access control, shared by the REST API, the pages and (later) MCP.
 
+pub mod agent_api;
+pub mod agent_links;
 pub mod agents;
 pub mod api_keys;
 pub mod builds;
 pub mod password;
+pub mod runner;
 pub mod templates;
 pub mod users;
 mod validate;
@@ -43,6 +46,8 @@ pub struct Services {
     login_limiter: Arc<RateLimiter>,
     /// Workspaces run here; absent in commands that never touch them (create-admin-user).
     provisioning: Option<Provisioning>,
+    /// The agents connected to this replica, and the way to the others'.
+    agent_links: Option<Arc<agent_links::AgentLinks>>,
 }
 
 impl Services {
@@ -58,7 +63,14 @@ impl Services {
             policy: Arc::new(policy),
             login_limiter: Arc::new(login_limiter),
             provisioning: None,
+            agent_links: None,
         }
+    }
+
+    /// Serves workspace agents through `links`.
+    pub fn with_agent_links(mut self, links: Arc<agent_links::AgentLinks>) -> Self {
+        self.agent_links = Some(links);
+        self
     }
 
     /// Enables the workspace use cases, run by `provisioning`.

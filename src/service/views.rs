@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::domain::manifest::Parameter;
+use crate::domain::replica::AGENT_CONNECTION_TIMEOUT;
 use crate::domain::{
-    AgentLifecycle, AgentLog, JobLog, JobStatus, Organization, ProvisionerJob, Role, Template,
-    TemplateVersion, User, Workspace, WorkspaceAgent, WorkspaceApp, WorkspaceBuild,
-    WorkspaceStatus,
+    AgentConnection, AgentLifecycle, AgentLog, AgentStatus, JobLog, JobStatus, Organization,
+    ProvisionerJob, Role, Template, TemplateVersion, User, Workspace, WorkspaceAgent, WorkspaceApp,
+    WorkspaceBuild, WorkspaceStatus,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -433,6 +434,7 @@ pub struct WorkspaceAgentView {
     pub updated_at: DateTime<Utc>,
     pub first_connected_at: Option<DateTime<Utc>>,
     pub last_connected_at: Option<DateTime<Utc>>,
+    pub disconnected_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub ready_at: Option<DateTime<Utc>>,
     pub status: &'static str,
@@ -461,31 +463,40 @@ pub struct WorkspaceAgentView {
 }
 
 impl WorkspaceAgentView {
-    pub fn new(agent: &WorkspaceAgent, apps: &[WorkspaceApp]) -> Self {
-        let (status, healthy, reason) = match agent.lifecycle {
-            AgentLifecycle::Off => ("disconnected", false, "The workspace is stopped."),
-            AgentLifecycle::Created => ("connecting", false, "The agent is starting."),
-            AgentLifecycle::Starting => ("connected", true, ""),
-            AgentLifecycle::Ready => ("connected", true, ""),
-            AgentLifecycle::StartError => (
-                "connected",
+    pub fn new(
+        agent: &WorkspaceAgent,
+        connection: Option<&AgentConnection>,
+        apps: &[WorkspaceApp],
+        now: DateTime<Utc>,
+    ) -> Self {
+        let status = AgentStatus::derive(agent, connection, now);
+        let (healthy, reason) = match (status, agent.lifecycle) {
+            (_, AgentLifecycle::Off) => (false, "The workspace is stopped."),
+            (AgentStatus::Connecting, _) => (false, "The agent is starting."),
+            (AgentStatus::Timeout, _) => (
                 false,
-                "The startup script failed; see the agent logs.",
+                "The agent has not connected; see the build logs, then restart the workspace.",
             ),
-            AgentLifecycle::StartTimeout => (
-                "connected",
+            (AgentStatus::Disconnected, _) => (
                 false,
-                "The startup script exceeded its timeout.",
+                "The agent is not connected; it reconnects on its own after a server restart.",
             ),
+            (AgentStatus::Connected, AgentLifecycle::StartError) => {
+                (false, "The startup script failed; see the agent logs.")
+            }
+            (AgentStatus::Connected, AgentLifecycle::StartTimeout) => {
+                (false, "The startup script exceeded its timeout.")
+            }
+            (AgentStatus::Connected, _) => (true, ""),
         };
-        let connected =
-            (status == "connected").then_some(agent.started_at.unwrap_or(agent.created_at));
+        let status = status.as_str();
         WorkspaceAgentView {
             id: agent.id.0,
             created_at: agent.created_at,
             updated_at: agent.updated_at,
-            first_connected_at: connected,
-            last_connected_at: connected,
+            first_connected_at: connection.map(|c| c.first_connected_at),
+            last_connected_at: connection.map(|c| c.last_connected_at),
+            disconnected_at: connection.and_then(|c| c.disconnected_at),
             started_at: agent.started_at,
             ready_at: agent.ready_at,
             status,
@@ -503,7 +514,7 @@ impl WorkspaceAgentView {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             api_version: "2.0".to_owned(),
             apps: apps.iter().map(WorkspaceAppView::from).collect(),
-            connection_timeout_seconds: 120,
+            connection_timeout_seconds: AGENT_CONNECTION_TIMEOUT.num_seconds(),
             troubleshooting_url: String::new(),
             subsystems: Vec::new(),
             health: HealthView {
@@ -566,7 +577,13 @@ pub struct BuildParts<'a> {
     pub job: &'a ProvisionerJob,
     pub version: Option<&'a TemplateVersion>,
     pub template: Option<&'a Template>,
-    pub agent: Option<(&'a WorkspaceAgent, &'a [WorkspaceApp])>,
+    pub agent: Option<(
+        &'a WorkspaceAgent,
+        Option<&'a AgentConnection>,
+        &'a [WorkspaceApp],
+    )>,
+    /// When the view is made, for the agent's connection status.
+    pub now: DateTime<Utc>,
 }
 
 /// Coder's `WorkspaceBuild`.
@@ -600,7 +617,7 @@ impl WorkspaceBuildView {
         let status = WorkspaceStatus::derive(p.build.transition, p.job.status);
         let resources = p
             .agent
-            .map(|(agent, apps)| WorkspaceResourceView {
+            .map(|(agent, connection, apps)| WorkspaceResourceView {
                 id: p.build.id.0,
                 created_at: p.build.created_at,
                 job_id: p.job.id.0,
@@ -609,7 +626,7 @@ impl WorkspaceBuildView {
                 name: "workspace",
                 hide: false,
                 icon: String::new(),
-                agents: vec![WorkspaceAgentView::new(agent, apps)],
+                agents: vec![WorkspaceAgentView::new(agent, connection, apps, p.now)],
                 metadata: Vec::new(),
                 daily_cost: 0,
             })
@@ -765,6 +782,9 @@ pub struct ExecResultView {
     pub exit_code: i32,
     pub timed_out: bool,
     pub truncated: bool,
+    /// The background process started (read its output with the process routes and tools).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<String>,
 }
 
 /// Coder's `codersdk.User`, for the REST API and the MCP tools alike.

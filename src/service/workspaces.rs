@@ -500,9 +500,12 @@ impl Services {
             .await?;
         let template = cache.template(self, workspace.template_id).await?;
         let agent = self.store.get_agent_by_build(build.id).await?;
-        let apps = match &agent {
-            Some(a) => self.store.list_agent_apps(a.id).await?,
-            None => Vec::new(),
+        let (apps, connection) = match &agent {
+            Some(a) => (
+                self.store.list_agent_apps(a.id).await?,
+                self.store.get_agent_connection(a.id).await?,
+            ),
+            None => (Vec::new(), None),
         };
         Ok(WorkspaceBuildView::new(BuildParts {
             build,
@@ -512,7 +515,10 @@ impl Services {
             job: &job,
             version: version.as_ref(),
             template: template.as_ref(),
-            agent: agent.as_ref().map(|a| (a, apps.as_slice())),
+            agent: agent
+                .as_ref()
+                .map(|a| (a, connection.as_ref(), apps.as_slice())),
+            now: self.clock.now(),
         }))
     }
 }

@@ -1,5 +1,7 @@
 //! Persistence: the `Store` contract and its SQLite and PostgreSQL implementations. Only this module holds SQL.
 
+mod agent;
+mod agent_queries;
 mod oauth;
 mod oauth_queries;
 mod oauth_rows;
@@ -20,6 +22,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{ApiKey, ApiKeyId, LoginType, NewUser, User, UserId};
 
+pub use agent::AgentStore;
 pub use oauth::OAuthStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -74,7 +77,7 @@ pub struct UserCredentials {
 
 /// Everything the services persist. Both backends pass the same contract tests.
 #[async_trait]
-pub trait Store: OAuthStore + WorkspaceStore + Send + Sync + std::fmt::Debug {
+pub trait Store: OAuthStore + WorkspaceStore + AgentStore + Send + Sync + std::fmt::Debug {
     /// Which backend this is, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -576,7 +576,7 @@ async fn flags_beat_env_beat_config_file() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 29] = [
     "http_address",
     "access_url",
     "experiments",
@@ -598,6 +598,14 @@ const KEYS: [&str; 21] = [
     "mcp_allowed_origins",
     "max_command_timeout",
     "allow_unsandboxed_workspaces",
+    "derp_server_relay_url",
+    "workspace_uid_range",
+    "workspace_max_processes",
+    "workspace_memory_limit",
+    "workspace_cpu_limit",
+    "workspace_max_file_size",
+    "workspace_network",
+    "agent_binary",
 ];
 
 fn every_key_is_set(options: ServerOptions) -> bool {
@@ -623,6 +631,14 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         mcp_allowed_origins,
         max_command_timeout,
         allow_unsandboxed_workspaces,
+        derp_server_relay_url,
+        workspace_uid_range,
+        workspace_max_processes,
+        workspace_memory_limit,
+        workspace_cpu_limit,
+        workspace_max_file_size,
+        workspace_network,
+        agent_binary,
     } = options;
     http_address.is_some()
         && access_url.is_some()
@@ -645,6 +661,14 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         && mcp_allowed_origins.is_some()
         && max_command_timeout.is_some()
         && allow_unsandboxed_workspaces.is_some()
+        && derp_server_relay_url.is_some()
+        && workspace_uid_range.is_some()
+        && workspace_max_processes.is_some()
+        && workspace_memory_limit.is_some()
+        && workspace_cpu_limit.is_some()
+        && workspace_max_file_size.is_some()
+        && workspace_network.is_some()
+        && agent_binary.is_some()
 }
 
 fn example(name: &str) -> PathBuf {

@@ -222,6 +222,8 @@ impl TestApp {
     ) -> TestApp {
         let mut config = ServerConfig::for_data_dir(db.dir.path().to_path_buf());
         config.database = db.target.clone();
+        // The test binary is not `coder`; agents run from the real one.
+        config.workspaces.agent_binary = Some(env!("CARGO_BIN_EXE_coder").into());
         configure(&mut config);
         let clock = ManualClock::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
@@ -368,6 +370,8 @@ impl Drop for TestApp {
         if let Some(handle) = self.server.take() {
             handle.abort();
         }
+        // Workspaces outlive their server by design; a test's must not outlive the test.
+        coderd::provisioner::local::kill_all_sandboxes(self.db.dir.path());
     }
 }
 

@@ -42,7 +42,7 @@ async fn commands_cannot_see_server_data_or_write_outside_home() {
         "test -e {db} && echo db-visible; \
          cat {db} >/dev/null 2>&1 && echo db-readable; \
          test -e {ws} && echo workspaces-visible; \
-         ls -A {data} | wc -l; \
+         ls -A {data} 2>/dev/null | wc -l; \
          touch /etc/coder-sandbox-test 2>/dev/null && echo wrote-etc; \
          touch /usr/coder-sandbox-test 2>/dev/null && echo wrote-usr; \
          touch {data}/x 2>/dev/null; test -e {data}/x && echo wrote-data-tmpfs; \
@@ -200,10 +200,7 @@ async fn commands_time_out_outputs_are_capped_and_stop_ends_background_processes
         .await;
     let out = json_body(res).await;
     assert_eq!(out["exit_code"], 0);
-    assert!(
-        out["output"].as_str().unwrap().contains("/tmp/coder-bg-"),
-        "{out}"
-    );
+    assert_eq!(out["process_id"], "p1", "{out}");
     let tick = data
         .path()
         .join("workspaces")

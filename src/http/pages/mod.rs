@@ -113,6 +113,9 @@ pub(crate) fn error_status(err: &DomainError) -> (StatusCode, String) {
         DomainError::RateLimited { message, .. } => {
             (StatusCode::TOO_MANY_REQUESTS, message.clone())
         }
+        DomainError::Unavailable { message, .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, message.clone())
+        }
         DomainError::Internal(cause) => {
             tracing::error!(error = %cause, "page action failed");
             (

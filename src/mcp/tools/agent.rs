@@ -9,9 +9,9 @@ use super::{
     to_value,
 };
 use crate::domain::AgentId;
+use crate::domain::agent::{FileEdit, FileEdits};
 use crate::mcp::result::MAX_RESULT_CHARS;
 use crate::oauth::scopes::Scope;
-use crate::provisioner::{FileEdit, FileEdits};
 use crate::service::{AgentTarget, ExecuteRequest};
 
 /// Commands default to 60 s and never run longer than 300 s from MCP (claude.ai's tool timeout).
@@ -34,7 +34,8 @@ pub const BASH: ToolDef = ToolDef {
     title: "Run a command in a workspace",
     description: "Runs a bash command in the workspace's home directory and returns its output \
                   (stdout and stderr) and exit code. Default timeout 60 s, at most 300 s; with \
-                  background=true it starts the command and returns at once. The workspace must \
+                  background=true it starts the command and returns at once with a process_id \
+                  (read its output with coder_workspace_process_output). The workspace must \
                   be running (see coder_workspace_readiness).",
     scope: Scope::WorkspacesExec,
     hints: Hints {
@@ -290,9 +291,12 @@ pub async fn bash(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
         "timed_out": result.timed_out,
         "truncated": result.truncated || cut,
     });
+    if let Some(id) = &result.process_id {
+        value["process_id"] = json!(id);
+    }
     if result.timed_out {
         value["hint"] = json!(format!(
-            "The command was stopped after {timeout_ms} ms. Raise timeout_ms (at most {MAX_TIMEOUT_MS}) or run it with background=true."
+            "The command was stopped after {timeout_ms} ms. Raise timeout_ms (at most {MAX_TIMEOUT_MS}) or run it with background=true, then follow it with coder_workspace_process_output."
         ));
     }
     Ok(value.into())

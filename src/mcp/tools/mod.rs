@@ -4,6 +4,7 @@
 mod agent;
 mod args;
 mod chatgpt;
+mod processes;
 mod templates;
 mod user;
 mod workspaces;
@@ -150,6 +151,9 @@ static TOOLS: &[ToolDef] = &[
     agent::EDIT_FILE,
     agent::EDIT_FILES,
     agent::LIST_APPS,
+    processes::PROCESS_LIST,
+    processes::PROCESS_OUTPUT,
+    processes::PROCESS_SIGNAL,
     chatgpt::SEARCH,
     chatgpt::FETCH,
 ];
@@ -210,6 +214,9 @@ pub async fn call(ctx: &ToolContext, tool: &ToolDef, args: Map<String, Value>) -
         "coder_workspace_edit_file" => agent::edit_file(ctx, tool, args).await,
         "coder_workspace_edit_files" => agent::edit_files(ctx, tool, args).await,
         "coder_workspace_list_apps" => agent::list_apps(ctx, tool, args).await,
+        "coder_workspace_process_list" => processes::list(ctx, tool, args).await,
+        "coder_workspace_process_output" => processes::output(ctx, tool, args).await,
+        "coder_workspace_process_signal" => processes::signal(ctx, tool, args).await,
         "search" => chatgpt::search(ctx, tool, args).await,
         "fetch" => chatgpt::fetch(ctx, tool, args).await,
         other => Err(ToolError::new(format!(

@@ -7,6 +7,7 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
 
+use super::agent_queries::impl_agent_store;
 use super::oauth_queries::impl_oauth_store;
 use super::queries::impl_shared_store;
 use super::redact_url;
@@ -78,6 +79,7 @@ const LIST_ORDER_SQL: &str = "lower(w.name) COLLATE \"C\", w.id";
 
 impl_shared_store!(PostgresStore, "postgres");
 impl_oauth_store!(PostgresStore);
+impl_agent_store!(PostgresStore);
 impl_workspace_store!(
     PostgresStore,
     CLAIM_JOB_SQL,

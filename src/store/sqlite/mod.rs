@@ -8,6 +8,7 @@ use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use super::agent_queries::impl_agent_store;
 use super::oauth_queries::impl_oauth_store;
 use super::queries::impl_shared_store;
 use super::workspace_queries::impl_workspace_store;
@@ -71,6 +72,7 @@ const LIST_ORDER_SQL: &str = "lower(w.name), w.id";
 
 impl_shared_store!(SqliteStore, "sqlite");
 impl_oauth_store!(SqliteStore);
+impl_agent_store!(SqliteStore);
 impl_workspace_store!(SqliteStore, CLAIM_JOB_SQL, SUMMARY_PAGE_SQL, LIST_ORDER_SQL);
 
 /// SQLite has no row locks; its single writer makes this one statement atomic.

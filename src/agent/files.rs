@@ -13,73 +13,23 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, open, openat};
 use rustix::io::Errno;
-use serde::{Deserialize, Serialize};
 
-use super::ProvisionError;
 use crate::domain::WORKSPACE_HOME;
+use crate::domain::agent::{
+    AgentOpError, DirEntry, DirListing, EditResult, FileContent, FileEdits,
+};
 
 /// The most a single read returns.
 pub const MAX_READ: u64 = 1024 * 1024;
 /// The largest file an edit rewrites.
 pub const MAX_EDIT_FILE: u64 = 10 * 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DirEntry {
-    pub name: String,
-    pub absolute_path_string: String,
-    pub is_dir: bool,
-    pub is_symlink: bool,
-    pub size: u64,
-}
-
-/// Coder's `LSResponse` shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DirListing {
-    pub absolute_path_string: String,
-    pub contents: Vec<DirEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FileContent {
-    pub absolute_path_string: String,
-    pub content: String,
-    pub mime_type: String,
-    /// The file's whole size in bytes.
-    pub size: u64,
-    pub offset: u64,
-    /// Bytes returned.
-    pub length: u64,
-    /// More of the file follows what was returned.
-    pub has_more: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEdit {
-    pub search: String,
-    pub replace: String,
-    /// Replace every occurrence instead of requiring exactly one.
-    #[serde(default)]
-    pub replace_all: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEdits {
-    pub path: String,
-    pub edits: Vec<FileEdit>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EditResult {
-    pub absolute_path_string: String,
-    pub replacements: usize,
-}
-
-fn invalid(msg: impl Into<String>) -> ProvisionError {
-    ProvisionError::Invalid(msg.into())
+fn invalid(msg: impl Into<String>) -> AgentOpError {
+    AgentOpError::Invalid(msg.into())
 }
 
 /// The path relative to the home, normalized; refuses paths that leave it.
-pub fn relative_to_home(raw: &str) -> Result<PathBuf, ProvisionError> {
+pub fn relative_to_home(raw: &str) -> Result<PathBuf, AgentOpError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(invalid(
@@ -119,7 +69,7 @@ pub fn relative_to_home(raw: &str) -> Result<PathBuf, ProvisionError> {
     Ok(out)
 }
 
-fn outside(raw: &str) -> ProvisionError {
+fn outside(raw: &str) -> AgentOpError {
     invalid(format!(
         "{raw:?} is outside the workspace: paths must stay inside {WORKSPACE_HOME}."
     ))
@@ -134,9 +84,9 @@ fn shown(home: &Path, real: &Path) -> String {
     }
 }
 
-fn canonical_home(home: &Path) -> Result<PathBuf, ProvisionError> {
+fn canonical_home(home: &Path) -> Result<PathBuf, AgentOpError> {
     home.canonicalize().map_err(|_| {
-        ProvisionError::Busy(
+        AgentOpError::Busy(
             "The workspace has no files yet: start it first (a start build prepares its home)."
                 .into(),
         )
@@ -144,12 +94,15 @@ fn canonical_home(home: &Path) -> Result<PathBuf, ProvisionError> {
 }
 
 /// Resolves symlinks and checks the result is inside the home.
-fn resolve_existing(home: &Path, rel: &Path) -> Result<PathBuf, ProvisionError> {
+fn resolve_existing(home: &Path, rel: &Path) -> Result<PathBuf, AgentOpError> {
     let target = home.join(rel);
     let display = shown(home, &target);
     let real = target.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if link_leaves(home, &target) => invalid(format!(
+            "{display} is a symbolic link (or under one) pointing outside the workspace; it is not followed."
+        )),
         std::io::ErrorKind::NotFound => {
-            ProvisionError::NotFound(format!("{display} does not exist."))
+            AgentOpError::NotFound(format!("{display} does not exist."))
         }
         _ => invalid(format!("{display} cannot be resolved: {e}")),
     })?;
@@ -161,10 +114,38 @@ fn resolve_existing(home: &Path, rel: &Path) -> Result<PathBuf, ProvisionError> 
     Ok(real)
 }
 
+/// Whether `path`, or a directory above it inside the home, is a symbolic link whose target is
+/// outside the home: such a link is refused as an escape even when its target does not exist
+/// (here, because the sandbox does not show it).
+fn link_leaves(home: &Path, path: &Path) -> bool {
+    let mut current = Some(path);
+    while let Some(p) = current {
+        if !p.starts_with(home) || p == home {
+            return false;
+        }
+        if let Ok(target) = std::fs::read_link(p) {
+            let joined = p.parent().unwrap_or(home).join(target);
+            let mut normal = PathBuf::new();
+            for c in joined.components() {
+                match c {
+                    Component::ParentDir => {
+                        normal.pop();
+                    }
+                    Component::CurDir => {}
+                    other => normal.push(other),
+                }
+            }
+            return !normal.starts_with(home);
+        }
+        current = p.parent();
+    }
+    false
+}
+
 /// The real path of an open descriptor, which must be inside the home.
-fn verify_fd(home: &Path, fd: &OwnedFd, display: &str) -> Result<PathBuf, ProvisionError> {
+fn verify_fd(home: &Path, fd: &OwnedFd, display: &str) -> Result<PathBuf, AgentOpError> {
     let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|e| ProvisionError::internal("cannot check an opened path", e))?;
+        .map_err(|e| AgentOpError::internal("cannot check an opened path", e))?;
     if !real.starts_with(home) {
         return Err(invalid(format!(
             "{display} moved outside the workspace while it was being opened; nothing was done."
@@ -173,20 +154,20 @@ fn verify_fd(home: &Path, fd: &OwnedFd, display: &str) -> Result<PathBuf, Provis
     Ok(real)
 }
 
-fn open_error(display: &str, e: Errno) -> ProvisionError {
+fn open_error(display: &str, e: Errno) -> AgentOpError {
     match e {
-        Errno::NOENT => ProvisionError::NotFound(format!("{display} does not exist.")),
+        Errno::NOENT => AgentOpError::NotFound(format!("{display} does not exist.")),
         Errno::LOOP => invalid(format!(
             "{display} is a symbolic link that changed while it was being opened; try again."
         )),
         Errno::NOTDIR => invalid(format!("{display} is not a directory.")),
         Errno::ISDIR => invalid(format!("{display} is a directory.")),
         Errno::ACCESS | Errno::PERM => invalid(format!("{display}: permission denied.")),
-        other => ProvisionError::internal(&format!("cannot open {display}"), other),
+        other => AgentOpError::internal(&format!("cannot open {display}"), other),
     }
 }
 
-pub fn list_dir(home: &Path, raw: &str) -> Result<DirListing, ProvisionError> {
+pub fn list_dir(home: &Path, raw: &str) -> Result<DirListing, AgentOpError> {
     let home = canonical_home(home)?;
     let rel = relative_to_home(raw).or_else(|e| {
         if raw.trim().is_empty() {
@@ -207,7 +188,7 @@ pub fn list_dir(home: &Path, raw: &str) -> Result<DirListing, ProvisionError> {
     let via_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     let mut contents = Vec::new();
     let entries = std::fs::read_dir(&via_fd)
-        .map_err(|e| ProvisionError::internal(&format!("cannot list {display}"), e))?;
+        .map_err(|e| AgentOpError::internal(&format!("cannot list {display}"), e))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Ok(meta) = std::fs::symlink_metadata(via_fd.join(&name)) else {
@@ -229,7 +210,7 @@ pub fn list_dir(home: &Path, raw: &str) -> Result<DirListing, ProvisionError> {
 }
 
 /// Opens an existing regular file for reading, inside the home.
-fn open_for_read(home: &Path, raw: &str) -> Result<(File, String), ProvisionError> {
+fn open_for_read(home: &Path, raw: &str) -> Result<(File, String), AgentOpError> {
     let rel = relative_to_home(raw)?;
     let real = resolve_existing(home, &rel)?;
     let display = shown(home, &real);
@@ -244,7 +225,7 @@ fn open_for_read(home: &Path, raw: &str) -> Result<(File, String), ProvisionErro
     let file = File::from(fd);
     let meta = file
         .metadata()
-        .map_err(|e| ProvisionError::internal(&format!("cannot stat {display}"), e))?;
+        .map_err(|e| AgentOpError::internal(&format!("cannot stat {display}"), e))?;
     if meta.is_dir() {
         return Err(invalid(format!(
             "{display} is a directory; list it instead."
@@ -261,13 +242,13 @@ pub fn read_file(
     raw: &str,
     offset: u64,
     limit: u64,
-) -> Result<FileContent, ProvisionError> {
+) -> Result<FileContent, AgentOpError> {
     let home = canonical_home(home)?;
     let (mut file, display) = open_for_read(&home, raw)?;
     let size = file
         .metadata()
         .map(|m| m.len())
-        .map_err(|e| ProvisionError::internal("cannot stat the file", e))?;
+        .map_err(|e| AgentOpError::internal("cannot stat the file", e))?;
     if offset > size {
         return Err(invalid(format!(
             "offset {offset} is past the end of {display} ({size} bytes)."
@@ -279,11 +260,11 @@ pub fn read_file(
         limit.min(MAX_READ)
     };
     file.seek(SeekFrom::Start(offset))
-        .map_err(|e| ProvisionError::internal("cannot seek", e))?;
+        .map_err(|e| AgentOpError::internal("cannot seek", e))?;
     let mut bytes = Vec::new();
     file.take(limit)
         .read_to_end(&mut bytes)
-        .map_err(|e| ProvisionError::internal(&format!("cannot read {display}"), e))?;
+        .map_err(|e| AgentOpError::internal(&format!("cannot read {display}"), e))?;
     if bytes.contains(&0) {
         return Err(invalid(format!(
             "{display} is a binary file ({size} bytes); inspect it with a command such as `xxd` or `base64`."
@@ -303,7 +284,7 @@ pub fn read_file(
 
 /// Creates the directories of `rel` under the home, never following a link out of it; returns
 /// the real path of the deepest one.
-fn ensure_dir(home: &Path, rel: &Path) -> Result<PathBuf, ProvisionError> {
+fn ensure_dir(home: &Path, rel: &Path) -> Result<PathBuf, AgentOpError> {
     let mut current = home.to_path_buf();
     for c in rel.components() {
         let next = current.join(c);
@@ -331,7 +312,7 @@ fn ensure_dir(home: &Path, rel: &Path) -> Result<PathBuf, ProvisionError> {
                 current = next;
             }
             Err(e) => {
-                return Err(ProvisionError::internal(
+                return Err(AgentOpError::internal(
                     &format!("cannot inspect {}", shown(home, &next)),
                     e,
                 ));
@@ -343,12 +324,7 @@ fn ensure_dir(home: &Path, rel: &Path) -> Result<PathBuf, ProvisionError> {
 
 /// Writes `content` to the file at `rel`; a final symlink is followed only when it points
 /// inside the home.
-fn write_at(
-    home: &Path,
-    rel: &Path,
-    content: &[u8],
-    follow: bool,
-) -> Result<String, ProvisionError> {
+fn write_at(home: &Path, rel: &Path, content: &[u8], follow: bool) -> Result<String, AgentOpError> {
     let Some(name) = rel.file_name() else {
         return Err(invalid(format!(
             "{WORKSPACE_HOME} is a directory; name a file inside it."
@@ -398,18 +374,18 @@ fn write_at(
         return Err(invalid(format!("{display} is not a regular file.")));
     }
     file.write_all(content)
-        .map_err(|e| ProvisionError::internal(&format!("cannot write {display}"), e))?;
+        .map_err(|e| AgentOpError::internal(&format!("cannot write {display}"), e))?;
     Ok(display)
 }
 
-pub fn write_file(home: &Path, raw: &str, content: &[u8]) -> Result<String, ProvisionError> {
+pub fn write_file(home: &Path, raw: &str, content: &[u8]) -> Result<String, AgentOpError> {
     let home = canonical_home(home)?;
     let rel = relative_to_home(raw)?;
     write_at(&home, &rel, content, true)
 }
 
 /// Applies every edit in memory first; files are written only when all edits apply.
-pub fn edit_files(home: &Path, files: &[FileEdits]) -> Result<Vec<EditResult>, ProvisionError> {
+pub fn edit_files(home: &Path, files: &[FileEdits]) -> Result<Vec<EditResult>, AgentOpError> {
     let home = canonical_home(home)?;
     if files.is_empty() {
         return Err(invalid("Give at least one file to edit."));
@@ -426,7 +402,7 @@ pub fn edit_files(home: &Path, files: &[FileEdits]) -> Result<Vec<EditResult>, P
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
-            .map_err(|e| ProvisionError::internal(&format!("cannot read {display}"), e))?;
+            .map_err(|e| AgentOpError::internal(&format!("cannot read {display}"), e))?;
         let mut text = String::from_utf8(bytes)
             .map_err(|_| invalid(format!("{display} is not UTF-8 text.")))?;
         if f.edits.is_empty() {
@@ -493,6 +469,7 @@ fn mime_type(path: &str) -> &'static str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::domain::agent::FileEdit;
 
     #[test]
     fn paths_are_normalized_and_escapes_refused() {

@@ -9,16 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::{AgentEvent, Provisioning, StartSpec, WorkspaceContext, read_template_source};
+use super::agent_api::new_agent_token;
 use crate::clock::SharedClock;
 use crate::domain::manifest::{MANIFEST_FILE, Manifest};
 use crate::domain::{
     AGENT_NAME, AgentId, AgentLifecycle, AppId, JobStatus, JobType, LogLevel, NewJobLog,
-    ProvisionerJob, Transition, WorkspaceAgent, WorkspaceApp,
+    ProvisionerJob, Transition, Workspace, WorkspaceAgent, WorkspaceApp,
 };
+use crate::provisioner::{Provisioning, StartSpec, read_template_source};
 use crate::store::{OrphanScope, SharedStore};
 
 /// How often the queue is polled when no in-process wake-up came.
@@ -31,8 +32,10 @@ const REAP_INTERVAL: Duration = Duration::from_secs(5);
 const STALE_AFTER_SECS: i64 = 30;
 /// Jobs one server runs at once.
 const MAX_CONCURRENT_JOBS: usize = 8;
-/// The most agent log kept per agent, as in Coder.
-const AGENT_LOG_LIMIT: i64 = 1024 * 1024;
+/// How long a start build waits for the workspace's agent to dial in.
+const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a start build looks for the agent's progress (it may report to any replica).
+const AGENT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 pub const RESTART_MESSAGE: &str =
     "The server restarted while this job was running, so it was stopped. Start the build again.";
@@ -218,6 +221,10 @@ impl JobRunner {
             }
             let _ = self
                 .store
+                .delete_workspace_agent_tokens(build.workspace_id)
+                .await;
+            let _ = self
+                .store
                 .stop_workspace_agents(build.workspace_id, self.clock.now())
                 .await;
         }
@@ -355,6 +362,10 @@ impl JobRunner {
         .await;
         match build.transition {
             Transition::Stop => {
+                // The token goes first: an agent that outlives the stop can no longer act.
+                self.store
+                    .delete_workspace_agent_tokens(workspace.id)
+                    .await?;
                 provisioner.stop(workspace.id).await?;
                 self.store
                     .stop_workspace_agents(workspace.id, self.clock.now())
@@ -369,6 +380,9 @@ impl JobRunner {
                 Ok(())
             }
             Transition::Delete => {
+                self.store
+                    .delete_workspace_agent_tokens(workspace.id)
+                    .await?;
                 provisioner.delete(workspace.id).await?;
                 self.store
                     .stop_workspace_agents(workspace.id, self.clock.now())
@@ -386,192 +400,172 @@ impl JobRunner {
                 Ok(())
             }
             Transition::Start => {
-                if let Some(why) = provisioner.unavailable() {
-                    return Err(JobFailure(why));
-                }
-                let file =
-                    self.store.get_file(version.file_id).await?.ok_or_else(|| {
-                        JobFailure("The template's files no longer exist.".into())
-                    })?;
-                let now = self.clock.now();
-                let agent = WorkspaceAgent {
-                    id: AgentId::new(),
-                    workspace_id: workspace.id,
-                    build_id: build.id,
-                    name: AGENT_NAME.to_owned(),
-                    lifecycle: AgentLifecycle::Created,
-                    directory: manifest.agent.dir.clone(),
-                    logs_length: 0,
-                    logs_overflowed: false,
-                    started_at: None,
-                    ready_at: None,
-                    created_at: now,
-                    updated_at: now,
-                };
-                let apps = manifest
-                    .apps
-                    .iter()
-                    .map(|a| WorkspaceApp {
-                        id: AppId::new(),
-                        agent_id: agent.id,
-                        slug: a.slug.clone(),
-                        display_name: a.display_name.clone(),
-                        url: a.url.clone(),
-                        icon: a.icon.clone(),
-                        created_at: now,
-                    })
-                    .collect();
-                let agent_id = agent.id;
-                self.store.stop_workspace_agents(workspace.id, now).await?;
-                self.store.insert_agent(agent, apps).await?;
-                let context = WorkspaceContext::new(
-                    workspace.id,
-                    &workspace.name,
-                    &owner,
-                    &manifest,
-                    &build.parameters,
-                );
-                self.log(
-                    job,
-                    LogLevel::Info,
-                    "Starting workspace",
-                    "Preparing the home and starting the agent.",
-                )
-                .await;
-                let started = provisioner
-                    .start(StartSpec {
-                        context,
-                        archive: Arc::new(file.data),
-                        startup_script: manifest.agent.startup_script.clone(),
-                    })
-                    .await;
-                let process = match started {
-                    Ok(p) => p,
-                    Err(err) => {
-                        self.store
-                            .update_agent_lifecycle(
-                                agent_id,
-                                AgentLifecycle::StartError,
-                                self.clock.now(),
-                            )
-                            .await?;
-                        return Err(err.into());
-                    }
-                };
-                self.store
-                    .update_agent_lifecycle(agent_id, AgentLifecycle::Starting, self.clock.now())
-                    .await?;
-                let (exit_tx, exit_rx) = oneshot::channel();
-                tokio::spawn(pump_agent_logs(
-                    self.store.clone(),
-                    self.clock.clone(),
-                    agent_id,
-                    process.events,
-                    exit_tx,
-                ));
-                let timeout = manifest.agent.startup_timeout_secs;
-                let stage = "Running startup script";
-                self.log(
-                    job,
-                    LogLevel::Info,
-                    stage,
-                    "Waiting for the startup script (its output is in the agent logs).",
-                )
-                .await;
-                let (state, level, message) = match tokio::time::timeout(
-                    Duration::from_secs(timeout),
-                    exit_rx,
-                )
-                .await
-                {
-                    Ok(Ok(0)) => (
-                        AgentLifecycle::Ready,
-                        LogLevel::Info,
-                        "The startup script finished; the agent is ready.".to_owned(),
-                    ),
-                    Ok(Ok(code)) => (
-                        AgentLifecycle::StartError,
-                        LogLevel::Warn,
-                        format!(
-                            "The startup script exited with code {code}; see the agent logs. The workspace runs but may not be fully set up."
-                        ),
-                    ),
-                    Ok(Err(_)) => (
-                        AgentLifecycle::StartError,
-                        LogLevel::Warn,
-                        "The agent's processes ended before the startup script finished."
-                            .to_owned(),
-                    ),
-                    Err(_) => (
-                        AgentLifecycle::StartTimeout,
-                        LogLevel::Warn,
-                        format!(
-                            "The startup script is still running after {timeout} s (the template's startup_timeout); it keeps running."
-                        ),
-                    ),
-                };
-                self.store
-                    .update_agent_lifecycle(agent_id, state, self.clock.now())
-                    .await?;
-                self.log(job, level, stage, &message).await;
-                Ok(())
+                self.start(job, &workspace, &owner, &build, &version, &manifest)
+                    .await
             }
         }
     }
-}
 
-/// Stores the agent's output as agent logs until its processes end, and reports the startup
-/// script's exit once every line before it is stored.
-async fn pump_agent_logs(
-    store: SharedStore,
-    clock: SharedClock,
-    agent: AgentId,
-    mut events: mpsc::Receiver<AgentEvent>,
-    exit: oneshot::Sender<i32>,
-) {
-    let mut exit = Some(exit);
-    let mut keep = true;
-    while let Some(first) = events.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 500 {
-            match events.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
-            }
+    /// A start build: a new agent with a new token, the provisioner starts it, and the build
+    /// ends once the agent has connected and run its startup script.
+    async fn start(
+        &self,
+        job: &ProvisionerJob,
+        workspace: &Workspace,
+        owner: &str,
+        build: &crate::domain::WorkspaceBuild,
+        version: &crate::domain::TemplateVersion,
+        manifest: &Manifest,
+    ) -> Result<(), JobFailure> {
+        let provisioner = &self.provisioning.provisioner;
+        if let Some(why) = provisioner.unavailable() {
+            return Err(JobFailure(why));
         }
-        let mut lines = Vec::new();
-        for event in batch {
-            match event {
-                AgentEvent::Line(line) => lines.push((clock.now(), LogLevel::Info, line)),
-                AgentEvent::ScriptExited(code) => {
-                    keep = flush(&store, agent, &mut lines, keep).await;
-                    if let Some(tx) = exit.take() {
-                        let _ = tx.send(code);
-                    }
-                }
+        let file = self
+            .store
+            .get_file(version.file_id)
+            .await?
+            .ok_or_else(|| JobFailure("The template's files no longer exist.".into()))?;
+        let now = self.clock.now();
+        let agent = WorkspaceAgent {
+            id: AgentId::new(),
+            workspace_id: workspace.id,
+            build_id: build.id,
+            name: AGENT_NAME.to_owned(),
+            lifecycle: AgentLifecycle::Created,
+            directory: manifest.agent.dir.clone(),
+            logs_length: 0,
+            logs_overflowed: false,
+            started_at: None,
+            ready_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let apps = manifest
+            .apps
+            .iter()
+            .map(|a| WorkspaceApp {
+                id: AppId::new(),
+                agent_id: agent.id,
+                slug: a.slug.clone(),
+                display_name: a.display_name.clone(),
+                url: a.url.clone(),
+                icon: a.icon.clone(),
+                created_at: now,
+            })
+            .collect();
+        let agent_id = agent.id;
+        // The previous agent's token dies with it; the new agent gets its own.
+        self.store
+            .delete_workspace_agent_tokens(workspace.id)
+            .await?;
+        self.store.stop_workspace_agents(workspace.id, now).await?;
+        self.store.insert_agent(agent, apps).await?;
+        let (token, hash) = new_agent_token();
+        self.store.insert_agent_token(agent_id, &hash, now).await?;
+        self.log(
+            job,
+            LogLevel::Info,
+            "Starting workspace",
+            "Preparing the home and starting the agent.",
+        )
+        .await;
+        let started = provisioner
+            .start(StartSpec {
+                workspace_id: workspace.id,
+                workspace_name: workspace.name.clone(),
+                owner_name: owner.to_owned(),
+                archive: Arc::new(file.data),
+                agent_token: token,
+            })
+            .await;
+        let notes = match started {
+            Ok(notes) => notes,
+            Err(err) => {
+                self.store
+                    .update_agent_lifecycle(agent_id, AgentLifecycle::StartError, self.clock.now())
+                    .await?;
+                return Err(err.into());
             }
+        };
+        for note in notes {
+            self.log(job, LogLevel::Info, "Starting workspace", &note)
+                .await;
         }
-        keep = flush(&store, agent, &mut lines, keep).await;
+        if !self.wait_for_connection(agent_id).await? {
+            let _ = provisioner.stop(workspace.id).await;
+            self.store
+                .update_agent_lifecycle(agent_id, AgentLifecycle::StartError, self.clock.now())
+                .await?;
+            return Err(JobFailure(format!(
+                "The workspace's agent did not connect within {} s; its own log is in the workspace directory on the provisioner's host (agent.log). Start the workspace again; if it keeps failing, tell an owner.",
+                AGENT_CONNECT_TIMEOUT.as_secs()
+            )));
+        }
+        let stage = "Running startup script";
+        self.log(
+            job,
+            LogLevel::Info,
+            stage,
+            "The agent connected. Waiting for the startup script (its output is in the agent logs).",
+        )
+        .await;
+        let timeout = manifest.agent.startup_timeout_secs;
+        let (level, message) = match self
+            .wait_for_startup(agent_id, Duration::from_secs(timeout) + Duration::from_secs(10))
+            .await?
+        {
+            Some(AgentLifecycle::Ready) => (
+                LogLevel::Info,
+                "The startup script finished; the agent is ready.".to_owned(),
+            ),
+            Some(AgentLifecycle::StartError) => (
+                LogLevel::Warn,
+                "The startup script failed; see the agent logs. The workspace runs but may not be fully set up.".to_owned(),
+            ),
+            Some(_) | None => (
+                LogLevel::Warn,
+                format!(
+                    "The startup script is still running after {timeout} s (the template's startup_timeout); it keeps running."
+                ),
+            ),
+        };
+        self.log(job, level, stage, &message).await;
+        Ok(())
     }
-}
 
-async fn flush(
-    store: &SharedStore,
-    agent: AgentId,
-    lines: &mut Vec<(chrono::DateTime<chrono::Utc>, LogLevel, String)>,
-    keep: bool,
-) -> bool {
-    if lines.is_empty() || !keep {
-        lines.clear();
-        return keep;
-    }
-    let result = store.insert_agent_logs(agent, lines, AGENT_LOG_LIMIT).await;
-    lines.clear();
-    match result {
-        Ok(more) => more,
-        Err(err) => {
-            tracing::warn!(%agent, error = %err, "could not store agent logs");
-            true
+    /// Whether the agent dialed in within `AGENT_CONNECT_TIMEOUT`.
+    async fn wait_for_connection(&self, agent: AgentId) -> Result<bool, JobFailure> {
+        let deadline = tokio::time::Instant::now() + AGENT_CONNECT_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            if self.store.get_agent_connection(agent).await?.is_some() {
+                return Ok(true);
+            }
+            tokio::time::sleep(AGENT_POLL_INTERVAL).await;
         }
+        Ok(false)
+    }
+
+    /// The lifecycle state the agent ended its startup in, or None when it did not within
+    /// `limit` (the agent reports `start_timeout` itself; this is the backstop).
+    async fn wait_for_startup(
+        &self,
+        agent: AgentId,
+        limit: Duration,
+    ) -> Result<Option<AgentLifecycle>, JobFailure> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            let state = self.store.get_agent(agent).await?.map(|a| a.lifecycle);
+            match state {
+                Some(
+                    s @ (AgentLifecycle::Ready
+                    | AgentLifecycle::StartError
+                    | AgentLifecycle::StartTimeout
+                    | AgentLifecycle::Off),
+                ) => return Ok(Some(s)),
+                _ => tokio::time::sleep(AGENT_POLL_INTERVAL).await,
+            }
+        }
+        Ok(None)
     }
 }
