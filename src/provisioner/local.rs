@@ -20,6 +20,9 @@ use crate::domain::WorkspaceId;
 
 /// The uid a workspace's user has inside an unprivileged user namespace.
 const NAMESPACE_UID: u32 = 1000;
+/// Where the uids given to workspaces are claimed, host-wide: one file per uid, holding the
+/// directory of the workspace that has it.
+const UID_REGISTRY: &str = "/var/lib/coderd/workspace-uids";
 /// How long `start` waits for bwrap to report the sandbox it made.
 const SANDBOX_REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -131,39 +134,47 @@ impl LocalProvisioner {
     }
 
     /// The workspace's host uid: kept in its directory from the first start, otherwise the
-    /// lowest one of the range no other workspace here has.
+    /// lowest free one of the range. Uids are claimed host-wide (`UID_REGISTRY`), not per data
+    /// directory, so that two servers on one host never give two workspaces the same user.
     fn uid_for(&self, layout: &WorkspaceLayout) -> Result<u32, ProvisionError> {
         if !matches!(self.mode, SandboxMode::Isolated { .. }) {
             return Ok(NAMESPACE_UID);
         }
         let _guard = self.allocating.lock().unwrap_or_else(|p| p.into_inner());
+        let registry = Path::new(UID_REGISTRY);
+        std::fs::create_dir_all(registry)
+            .map_err(|e| ProvisionError::internal(&format!("cannot create {UID_REGISTRY}"), e))?;
+        let owner = layout.root.to_string_lossy().into_owned();
         let file = layout.root.join("uid");
         if let Some(uid) = read_uid(&file) {
-            return Ok(uid);
+            match claim(registry, uid, &owner) {
+                Ok(true) => return Ok(uid),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(ProvisionError::internal(
+                        "cannot claim the workspace's uid",
+                        e,
+                    ));
+                }
+            }
         }
-        let taken: std::collections::HashSet<u32> = std::fs::read_dir(&self.workspaces_dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| read_uid(&e.path().join("uid")))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let uid = self
-            .options
-            .uid_range
-            .clone()
-            .find(|u| !taken.contains(u))
-            .ok_or_else(|| {
-                ProvisionError::Unavailable(format!(
-                    "Every workspace uid in --workspace-uid-range ({}-{}) is taken; widen the range or delete workspaces.",
-                    self.options.uid_range.start(),
-                    self.options.uid_range.end()
-                ))
-            })?;
-        std::fs::write(&file, uid.to_string())
-            .map_err(|e| ProvisionError::internal("cannot record the workspace's uid", e))?;
-        Ok(uid)
+        for uid in self.options.uid_range.clone() {
+            match claim(registry, uid, &owner) {
+                Ok(true) => {
+                    std::fs::write(&file, uid.to_string()).map_err(|e| {
+                        ProvisionError::internal("cannot record the workspace's uid", e)
+                    })?;
+                    return Ok(uid);
+                }
+                Ok(false) => {}
+                Err(e) => return Err(ProvisionError::internal("cannot claim a workspace uid", e)),
+            }
+        }
+        Err(ProvisionError::Unavailable(format!(
+            "Every workspace uid in --workspace-uid-range ({}-{}) is taken on this host; widen the range or delete workspaces.",
+            self.options.uid_range.start(),
+            self.options.uid_range.end()
+        )))
     }
 
     /// Stops the recorded sandbox, if it still runs, and removes its cgroups.
@@ -284,6 +295,48 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     file.write_all(data)
 }
 
+/// Claims `uid` for the workspace at `owner`: true when it is now (or already was) its own. A
+/// claim whose workspace directory no longer exists is taken over.
+fn claim(registry: &Path, uid: u32, owner: &str) -> std::io::Result<bool> {
+    let path = registry.join(uid.to_string());
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                use std::io::Write;
+                file.write_all(owner.as_bytes())?;
+                return Ok(true);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                if holder == owner {
+                    return Ok(true);
+                }
+                if !holder.is_empty() && Path::new(&holder).exists() {
+                    return Ok(false);
+                }
+                // Its workspace is gone: the uid is free again.
+                std::fs::remove_file(&path)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// Gives the workspace's uid back.
+fn release_uid(root: &Path) {
+    if let Some(uid) = read_uid(&root.join("uid")) {
+        let path = Path::new(UID_REGISTRY).join(uid.to_string());
+        if std::fs::read_to_string(&path).is_ok_and(|holder| Path::new(&holder) == root) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 fn read_uid(file: &Path) -> Option<u32> {
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
@@ -355,6 +408,7 @@ pub fn kill_all_sandboxes(data_dir: &Path) {
         if let Some(record) = read_record(&entry.path().join("sandbox.json")) {
             record.kill();
         }
+        release_uid(&entry.path());
         if let Some(name) = entry.file_name().to_str() {
             Cgroups::detect().destroy(name);
         }
@@ -501,6 +555,7 @@ impl Provisioner for LocalProvisioner {
         self.kill_sandbox(workspace).await?;
         let root = self.layout(workspace).root;
         blocking(move || {
+            release_uid(&root);
             remove_tree(&root)
                 .map_err(|e| ProvisionError::internal("cannot remove the workspace directory", e))
         })

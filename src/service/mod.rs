@@ -85,6 +85,11 @@ impl Services {
             .ok_or_else(|| DomainError::internal("workspaces are not enabled in this process"))
     }
 
+    /// This replica's id, when it serves workspace agents.
+    pub fn replica_id(&self) -> Option<crate::domain::ReplicaId> {
+        self.agent_links.as_ref().map(|l| l.replica())
+    }
+
     pub fn store(&self) -> &SharedStore {
         &self.store
     }

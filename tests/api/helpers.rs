@@ -171,11 +171,14 @@ impl TestApp {
         let db = TestDatabase::shared(self.db.target.clone());
         // Replicas behind one load balancer share the public URL, hence the OAuth issuer.
         let access_url = coderd::config::parse_access_url(&self.url).expect("access URL");
-        Self::spawn_on(self.backend.clone(), db, move |c| {
+        let mut replica = Self::spawn_on(self.backend.clone(), db, move |c| {
             c.experiments = Experiments::of(&Experiment::ALL);
             c.access_url = Some(access_url);
         })
-        .await
+        .await;
+        // Its requests go to this replica itself, as a load balancer sends some of them.
+        replica.url = format!("http://{}", replica.addr);
+        replica
     }
 
     /// Simulates a crash and a restart: the server task is aborted without a graceful shutdown,
@@ -203,8 +206,22 @@ impl TestApp {
         self.start_again().await
     }
 
+    /// Stops the server gracefully and keeps its database and data directory, for
+    /// `start_again`: what a workspace agent sees while its server is down.
+    pub async fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.server.take() {
+            handle
+                .await
+                .expect("server task")
+                .expect("graceful shutdown");
+        }
+    }
+
     /// A new server on this (stopped) app's database and data directory.
-    async fn start_again(mut self) -> TestApp {
+    pub async fn start_again(mut self) -> TestApp {
         let placeholder = TestDatabase::shared(self.db.target.clone());
         let db = std::mem::replace(&mut self.db, placeholder);
         let backend = self.backend.clone();

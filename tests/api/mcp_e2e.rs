@@ -24,7 +24,7 @@ both_backends!(
 const MANIFEST: &str = "agent:\n  startup_script: echo started\n";
 
 /// One JSON-RPC request to the MCP endpoint.
-async fn rpc(app: &TestApp, token: &str, method: &str, params: Value) -> (StatusCode, Value) {
+pub async fn rpc(app: &TestApp, token: &str, method: &str, params: Value) -> (StatusCode, Value) {
     let res = app
         .client
         .post(app.url(MCP_PATH))
@@ -44,7 +44,7 @@ async fn rpc(app: &TestApp, token: &str, method: &str, params: Value) -> (Status
 }
 
 /// `tools/call`, returning the structured result; panics on protocol errors.
-async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> Value {
+pub async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> Value {
     let (status, body) = rpc(
         app,
         token,

@@ -234,3 +234,150 @@ async fn commands_time_out_outputs_are_capped_and_stop_ends_background_processes
     assert_eq!(read(), after_stop, "a process survived the stop");
     app.stop().await.unwrap();
 }
+
+/// An app whose workspaces have small limits, so that bombs hit them quickly.
+async fn limited_app() -> (TestApp, String, Value) {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.workspaces.max_processes = Some(128);
+        c.workspaces.memory_bytes = Some(256 << 20);
+        // Half a core: a bomb must not starve the tests running beside this one either.
+        c.workspaces.cpu_cores = Some(0.5);
+    })
+    .await;
+    let owner = app.create_owner().await;
+    let template = create_template(&app, &owner, "basic", "", &[]).await;
+    (app, owner, template)
+}
+
+/// The workspace's uid on the host: its own, never the server's (these tests run as root, as
+/// CI does; a server that is not root cannot give workspaces users of their own).
+async fn assert_own_user(app: &TestApp, owner: &str, agent: &str) -> u32 {
+    let out = exec(app, owner, agent, "id -u").await;
+    let uid: u32 = out["output"].as_str().unwrap().trim().parse().unwrap();
+    assert!(
+        rustix::process::getuid().is_root(),
+        "the sandbox isolation tests need a root server (as CI runs them)"
+    );
+    assert!(uid >= 1_000_000_000, "workspace uid {uid}");
+    uid
+}
+
+#[tokio::test]
+async fn workspaces_are_walled_off_from_the_server_and_each_other() {
+    let (app, owner, template) = limited_app().await;
+    let a = create_workspace(&app, &owner, "a", &template["id"], json!([])).await;
+    let b = create_workspace(&app, &owner, "b", &template["id"], json!([])).await;
+    let (agent_a, agent_b) = (agent_id(&a), agent_id(&b));
+    let uid_a = assert_own_user(&app, &owner, &agent_a).await;
+    let uid_b = assert_own_user(&app, &owner, &agent_b).await;
+    assert_ne!(uid_a, uid_b, "each workspace has its own user");
+
+    let data = app.db.dir.path().display().to_string();
+    let server_pid = std::process::id();
+    let probe = format!(
+        "(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && echo reached-postgres-tcp; \
+         for d in /run/postgresql /var/run/postgresql /tmp; do \
+           ls -A $d 2>/dev/null | grep -q PGSQL && echo saw-postgres-socket-in-$d; done; \
+         test -e /run/postgresql && echo saw-run-postgresql; \
+         ls {data} >/dev/null 2>&1 && echo listed-data-dir; \
+         cat {data}/coder.db >/dev/null 2>&1 && echo read-database; \
+         cat /proc/{server_pid}/environ 2>/dev/null | grep -qa . && echo read-server-environ; \
+         cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -q '^CODER_TEST_POSTGRES_URL=' && echo saw-server-env; \
+         test -S /run/docker.sock && echo saw-docker; \
+         ls /run 2>/dev/null | grep -q . && echo saw-run; \
+         echo probed"
+    );
+    let out = exec(&app, &owner, &agent_a, &probe).await;
+    assert_eq!(
+        out["output"], "probed\n",
+        "a workspace reached the server: {out}"
+    );
+
+    // A port bound in workspace A is reachable inside A only.
+    let listen = "python3 -c \"import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 8123)); s.listen(); open('/tmp/listening','w').close(); [c.sendall(b'hi from a') or c.close() for c,_ in iter(s.accept, None)]\"";
+    let res = app
+        .post_json(
+            &format!("/api/v2/workspaceagents/{agent_a}/execute"),
+            Some(&owner),
+            &json!({"command": listen, "background": true}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let connect = "for i in $(seq 50); do test -e /tmp/listening && break; sleep 0.1; done; \
+                   (exec 3<>/dev/tcp/127.0.0.1/8123 && cat <&3) 2>/dev/null || echo refused";
+    let inside = exec(&app, &owner, &agent_a, connect).await;
+    assert_eq!(inside["output"], "hi from a", "{inside}");
+    let other = exec(&app, &owner, &agent_b, connect).await;
+    assert_eq!(other["output"], "refused\n", "{other}");
+    assert!(
+        tokio::net::TcpStream::connect("127.0.0.1:8123")
+            .await
+            .is_err(),
+        "the host reached a workspace's port"
+    );
+    // Nor can B touch A's files or processes.
+    let out = exec(
+        &app,
+        &owner,
+        &agent_b,
+        &format!("ls /proc | grep -c '^[0-9]'; kill -0 -1 2>/dev/null; find / -user {uid_a} 2>/dev/null | head -1; echo done"),
+    )
+    .await;
+    assert!(out["output"].as_str().unwrap().ends_with("done\n"), "{out}");
+    assert!(!out["output"].as_str().unwrap().contains("/home"), "{out}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn fork_and_memory_bombs_end_inside_their_workspace() {
+    let (app, owner, template) = limited_app().await;
+    let bomb = create_workspace(&app, &owner, "bomb", &template["id"], json!([])).await;
+    let calm = create_workspace(&app, &owner, "calm", &template["id"], json!([])).await;
+    let (bomb, calm) = (agent_id(&bomb), agent_id(&calm));
+    assert_own_user(&app, &owner, &bomb).await;
+
+    // The fork bomb runs into the workspace's process limit; meanwhile the server and the
+    // other workspace answer as usual.
+    let execute = format!("/api/v2/workspaceagents/{bomb}/execute");
+    let fork_body =
+        json!({"command": "bomb() { bomb | bomb & }; bomb; sleep 5", "timeout_ms": 8000});
+    let fork = app.post_json(&execute, Some(&owner), &fork_body);
+    let during = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let started = std::time::Instant::now();
+        let health = app.get("/healthz", None).await;
+        assert_eq!(health.status(), StatusCode::OK);
+        let out = exec(&app, &owner, &calm, "echo still here").await;
+        assert_eq!(out["output"], "still here\n");
+        started.elapsed()
+    };
+    let (forked, took) = tokio::join!(fork, during);
+    assert_eq!(forked.status(), StatusCode::OK);
+    assert!(
+        took < Duration::from_secs(5),
+        "the server slowed to {took:?}"
+    );
+    let pids = exec(&app, &owner, &calm, "cat /proc/loadavg >/dev/null; echo ok").await;
+    assert_eq!(pids["output"], "ok\n");
+
+    // The memory bomb is killed inside its workspace (the kernel's OOM killer, 128 + 9).
+    let out = exec(
+        &app,
+        &owner,
+        &bomb,
+        "python3 -c 'x = bytearray(1 << 30); print(len(x))'; echo exit=$?",
+    )
+    .await;
+    assert!(
+        out["output"].as_str().unwrap().contains("exit=137"),
+        "{out}"
+    );
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    // The workspace itself lives on.
+    assert_eq!(
+        exec(&app, &owner, &bomb, "echo alive").await["output"],
+        "alive\n"
+    );
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,474 @@
+//! Workspace agents as their own processes: they outlive a server restart with their
+//! processes and files, any replica reaches any agent (relaying to the one holding its
+//! connection), an agent that is away gets a clear retryable error, background processes can
+//! be followed and signalled, and agent tokens die with their workspace.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, json_body};
+use crate::mcp_e2e::{call, rpc};
+use crate::workspace_support::{
+    agent_id, agent_of, app_workspace, build, create_template, create_workspace, exec,
+};
+
+both_backends!(
+    agents_survive_a_server_restart_with_their_processes_and_files,
+    background_processes_are_listed_read_and_signalled,
+    agent_tokens_die_with_their_workspace,
+    commands_a_shell_cannot_take_are_refused_before_they_run,
+);
+
+/// A running workspace named `name` of a template whose startup script writes a marker.
+async fn running_workspace(app: &TestApp, owner: &str, name: &str) -> Value {
+    let template = create_template(
+        app,
+        owner,
+        &format!("t-{name}"),
+        "agent:\n  startup_script: echo started > ~/started\n",
+        &[],
+    )
+    .await;
+    let ws = create_workspace(app, owner, name, &template["id"], json!([])).await;
+    assert_eq!(ws["latest_build"]["status"], "running", "{ws}");
+    assert_eq!(agent_of(&ws)["status"], "connected", "{ws}");
+    ws
+}
+
+/// Runs `command` until it succeeds (the agent may still be reconnecting), for at most 30 s.
+async fn exec_when_connected(app: &TestApp, token: &str, agent: &str, command: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = app
+            .post_json(
+                &format!("/api/v2/workspaceagents/{agent}/execute"),
+                Some(token),
+                &json!({"command": command}),
+            )
+            .await;
+        let status = res.status();
+        let body = json_body(res).await;
+        if status == StatusCode::OK {
+            return body;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent did not reconnect within 30 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn agents_survive_a_server_restart_with_their_processes_and_files(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let ws = running_workspace(&app, &owner, "keep").await;
+    let agent = agent_id(&ws);
+    exec(&app, &owner, &agent, "echo precious > ~/file.txt").await;
+    let res = app
+        .post_json(
+            &format!("/api/v2/workspaceagents/{agent}/execute"),
+            Some(&owner),
+            &json!({"command": "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done", "background": true}),
+        )
+        .await;
+    let started = json_body(res).await;
+    let process = started["process_id"]
+        .as_str()
+        .expect("process id")
+        .to_owned();
+
+    let app = app.restart().await;
+    let after = exec_when_connected(&app, &owner, &agent, "cat ~/file.txt ~/started").await;
+    assert_eq!(after["output"], "precious\nstarted\n", "{after}");
+    // The process started before the restart still runs, and its output is all there.
+    let listed = json_body(
+        app.get(
+            &format!("/api/v2/workspaceagents/{agent}/processes"),
+            Some(&owner),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(listed[0]["id"], process.as_str(), "{listed}");
+    assert_eq!(listed[0]["running"], true, "{listed}");
+    let out = json_body(
+        app.get(
+            &format!("/api/v2/workspaceagents/{agent}/processes/{process}/output"),
+            Some(&owner),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        out["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("tick 1\ntick 2\n"),
+        "{out}"
+    );
+    let ws = app_workspace(&app, &owner, &ws["id"]).await;
+    assert_eq!(agent_of(&ws)["status"], "connected", "{ws}");
+    // The startup script ran once, not again on reconnecting.
+    let logs = json_body(
+        app.get(
+            &format!("/api/v2/workspaceagents/{agent}/logs"),
+            Some(&owner),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(logs.as_array().unwrap().len(), 0, "{logs}");
+    app.stop().await.unwrap();
+}
+
+async fn background_processes_are_listed_read_and_signalled(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    running_workspace(&app, &owner, "bg").await;
+    let started = call(
+        &app,
+        &owner,
+        "coder_workspace_bash",
+        json!({"workspace": "bg", "command": "trap 'echo bye; exit 3' TERM; echo hello; while true; do sleep 0.05; done", "background": true}),
+    )
+    .await;
+    let id = started["process_id"]
+        .as_str()
+        .expect("process id")
+        .to_owned();
+    assert!(
+        started["output"].as_str().unwrap().contains(&id),
+        "{started}"
+    );
+
+    // The output arrives while it runs; reading from an offset pages through it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = call(
+            &app,
+            &owner,
+            "coder_workspace_process_output",
+            json!({"workspace": "bg", "process_id": id}),
+        )
+        .await;
+        if out["output"] == "hello\n" {
+            break out;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(out["process"]["running"], true);
+    let tail = call(
+        &app,
+        &owner,
+        "coder_workspace_process_output",
+        json!({"workspace": "bg", "process_id": id, "offset": 3}),
+    )
+    .await;
+    assert_eq!(tail["output"], "lo\n");
+    assert_eq!(tail["offset"], 3);
+
+    let signalled = call(
+        &app,
+        &owner,
+        "coder_workspace_process_signal",
+        json!({"workspace": "bg", "process_id": id, "signal": "SIGTERM"}),
+    )
+    .await;
+    assert_eq!(signalled["process"]["id"], id.as_str());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let listed = call(
+            &app,
+            &owner,
+            "coder_workspace_process_list",
+            json!({"workspace": "bg"}),
+        )
+        .await;
+        if listed["processes"][0]["running"] == false {
+            break listed;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed["processes"][0]["exit_code"], 3, "{listed}");
+    let out = call(
+        &app,
+        &owner,
+        "coder_workspace_process_output",
+        json!({"workspace": "bg", "process_id": id}),
+    )
+    .await;
+    // (bash may also report the `sleep` the TERM interrupted.)
+    let text = out["output"].as_str().unwrap();
+    assert!(
+        text.starts_with("hello\n") && text.ends_with("bye\n"),
+        "{out}"
+    );
+
+    // Mistakes are tool errors that say what to do.
+    for (args, says) in [
+        (
+            json!({"workspace": "bg", "process_id": "p99"}),
+            "coder_workspace_process_list",
+        ),
+        (
+            json!({"workspace": "bg", "process_id": id, "signal": "SIGKILL"}),
+            "already ended",
+        ),
+    ] {
+        let tool = if args.get("signal").is_some() {
+            "coder_workspace_process_signal"
+        } else {
+            "coder_workspace_process_output"
+        };
+        let (_, body) = rpc(
+            &app,
+            &owner,
+            "tools/call",
+            json!({"name": tool, "arguments": args}),
+        )
+        .await;
+        assert_eq!(body["result"]["isError"], true, "{body}");
+        let text = body["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains(says), "{text}");
+    }
+    app.stop().await.unwrap();
+}
+
+/// The token the provisioner handed to the workspace's agent.
+fn agent_token(app: &TestApp, ws: &Value) -> String {
+    let path = app
+        .db
+        .dir
+        .path()
+        .join("workspaces")
+        .join(ws["id"].as_str().unwrap())
+        .join("agent-token");
+    std::fs::read_to_string(path).expect("agent token file")
+}
+
+async fn agent_tokens_die_with_their_workspace(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let ws = running_workspace(&app, &owner, "tok").await;
+    let token = agent_token(&app, &ws);
+    let manifest = |token: String, version: &'static str| {
+        app.client
+            .get(app.url("/api/v2/workspaceagents/me/manifest"))
+            .header("Coder-Session-Token", token)
+            .header("Coder-Agent-Api-Version", version)
+            .send()
+    };
+    let res = manifest(token.clone(), "1.0").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json_body(res).await;
+    assert_eq!(body["workspace_name"], "tok");
+    assert_eq!(body["environment_variables"]["CODER_WORKSPACE_NAME"], "tok");
+    assert_eq!(body["startup_script"], "echo started > ~/started");
+
+    let res = manifest(token.clone(), "0.1").await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        json_body(res).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("1.0")
+    );
+    // A user's session token is not an agent token.
+    let res = manifest(owner.clone(), "1.0").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    let stopped = build(&app, &owner, &ws, "stop").await;
+    assert_eq!(stopped["status"], "stopped");
+    let res = manifest(token.clone(), "1.0").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // A new start gives the new agent a new token; the old one stays dead.
+    let started = build(&app, &owner, &ws, "start").await;
+    assert_eq!(started["status"], "running");
+    assert_ne!(agent_token(&app, &ws), token);
+    let res = manifest(token, "1.0").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await.unwrap();
+}
+
+async fn commands_a_shell_cannot_take_are_refused_before_they_run(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let ws = running_workspace(&app, &owner, "sh").await;
+    let agent = agent_id(&ws);
+    let too_long = format!("echo {}", "x".repeat(200 * 1024));
+    for (command, says) in [
+        ("echo a\u{0}b".to_owned(), "NUL"),
+        (too_long.clone(), "131071"),
+    ] {
+        let res = app
+            .post_json(
+                &format!("/api/v2/workspaceagents/{agent}/execute"),
+                Some(&owner),
+                &json!({"command": command}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let message = json_body(res).await["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(says), "{message}");
+        let (_, body) = rpc(
+            &app,
+            &owner,
+            "tools/call",
+            json!({"name": "coder_workspace_bash", "arguments": {"workspace": "sh", "command": command}}),
+        )
+        .await;
+        assert_eq!(body["result"]["isError"], true, "{body}");
+        assert!(
+            body["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains(says),
+            "{body}"
+        );
+    }
+    // The limit's own suggestion works: a long script written to a file runs.
+    let res = app
+        .post_json(
+            &format!("/api/v2/workspaceagents/{agent}/write-file"),
+            Some(&owner),
+            &json!({"path": "long.sh", "content": format!("{too_long} | wc -c\n")}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let out = exec(&app, &owner, &agent, "bash long.sh").await;
+    assert_eq!(out["output"], "204801\n");
+    app.stop().await.unwrap();
+}
+
+/// With two replicas on one PostgreSQL, a workspace's agent holds one connection, to one of
+/// them; the other serves its commands, files and processes by relaying. When the holder
+/// stops, the other answers a clear retryable 503 until the agent is back.
+#[tokio::test]
+async fn any_replica_serves_any_workspace() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let first = TestApp::spawn(backend).await;
+    let second = first.spawn_replica().await;
+    let owner = first.create_owner().await;
+    let ws = running_workspace(&first, &owner, "shared").await;
+    let agent = agent_id(&ws);
+    let store = first.state.services.store().clone();
+    let agent_uuid = coderd::domain::AgentId(agent.parse().unwrap());
+    let holder = store
+        .get_agent_connection(agent_uuid)
+        .await
+        .unwrap()
+        .and_then(|c| c.replica_id)
+        .expect("the agent is connected");
+    let (mut holding, other) = if first.state.services.replica_id() == Some(holder) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_ne!(other.state.services.replica_id(), Some(holder));
+
+    // Through the replica that does not hold the connection: REST and MCP alike.
+    let out = exec(&other, &owner, &agent, "echo hi").await;
+    assert_eq!(out["output"], "hi\n");
+    let res = other
+        .post_json(
+            &format!("/api/v2/workspaceagents/{agent}/write-file"),
+            Some(&owner),
+            &json!({"path": "relayed.txt", "content": "through the other replica"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let read = call(
+        &other,
+        &owner,
+        "coder_workspace_read_file",
+        json!({"workspace": "shared", "path": "relayed.txt"}),
+    )
+    .await;
+    assert_eq!(read["content"], "through the other replica");
+    let listing = call(
+        &other,
+        &owner,
+        "coder_workspace_ls",
+        json!({"workspace": "shared", "path": "."}),
+    )
+    .await;
+    assert!(listing.to_string().contains("relayed.txt"), "{listing}");
+    let bash = call(
+        &other,
+        &owner,
+        "coder_workspace_bash",
+        json!({"workspace": "shared", "command": "sleep 60", "background": true}),
+    )
+    .await;
+    let listed = call(
+        &other,
+        &owner,
+        "coder_workspace_process_list",
+        json!({"workspace": "shared"}),
+    )
+    .await;
+    assert_eq!(listed["processes"][0]["id"], bash["process_id"], "{listed}");
+    assert_eq!(listed["processes"][0]["running"], true);
+
+    // A replica that stopped heartbeating is taken for dead: the agent shows disconnected
+    // and requests get a retryable error naming the workspace.
+    other.clock.advance(chrono::Duration::seconds(31));
+    let ws_seen = app_workspace(&other, &owner, &ws["id"]).await;
+    assert_eq!(
+        agent_of(&ws_seen)["status"],
+        "disconnected",
+        "{}",
+        agent_of(&ws_seen)
+    );
+    let res = other
+        .post_json(
+            &format!("/api/v2/workspaceagents/{agent}/execute"),
+            Some(&owner),
+            &json!({"command": "true"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "5");
+    let message = json_body(res).await["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("shared") && message.contains("retry"),
+        "{message}"
+    );
+    other.clock.advance(chrono::Duration::seconds(-31));
+    assert_eq!(
+        exec(&other, &owner, &agent, "echo back").await["output"],
+        "back\n"
+    );
+
+    // The holder stops: its agents are disconnected at once, and come back when it runs again.
+    holding.shut_down().await;
+    let ws_seen = app_workspace(&other, &owner, &ws["id"]).await;
+    assert_eq!(
+        agent_of(&ws_seen)["status"],
+        "disconnected",
+        "{}",
+        agent_of(&ws_seen)
+    );
+    let res = other
+        .post_json(
+            &format!("/api/v2/workspaceagents/{agent}/execute"),
+            Some(&owner),
+            &json!({"command": "true"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let holding = holding.start_again().await;
+    let out = exec_when_connected(&other, &owner, &agent, "cat relayed.txt").await;
+    assert_eq!(out["output"], "through the other replica");
+    holding.stop().await.unwrap();
+    other.stop().await.unwrap();
+}
