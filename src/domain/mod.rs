@@ -6,6 +6,7 @@ pub mod experiment;
 pub mod manifest;
 pub mod oauth;
 pub mod template;
+pub mod text;
 pub mod user;
 pub mod workspace;
 

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::scopes::ScopeSet;
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, redirect_uri};
 use crate::audit::AuditEvent;
+use crate::domain::text::{StoredText, limits};
 use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, TokenAuthMethod};
 use crate::secret::{self, Secret};
 
@@ -124,11 +125,18 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
     if response_types.iter().any(|r| r != "code") {
         return Err(bad_metadata("response_types may only contain code"));
     }
+    // RFC 7591 §2: every text field is stored and shown on the consent page; each passes the
+    // stored-text rule (no NUL or control characters, bounded length), as on every other door.
+    let text = |field: &str, value: &str, rule: StoredText| -> OAuthResult<()> {
+        rule.check(value)
+            .map_err(|problem| bad_metadata(format!("{field} {problem}")))
+    };
     let web_uri = |field: &str, value: Option<String>| -> OAuthResult<String> {
         let value = value.unwrap_or_default();
         if value.is_empty() {
             return Ok(value);
         }
+        text(field, &value, limits::URI)?;
         match url::Url::parse(&value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(value),
             _ => Err(bad_metadata(format!(
@@ -140,31 +148,22 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
     let logo_uri = web_uri("logo_uri", meta.logo_uri)?;
     let tos_uri = web_uri("tos_uri", meta.tos_uri)?;
     let policy_uri = web_uri("policy_uri", meta.policy_uri)?;
-    // Text fields are echoed and stored; control characters (NUL cannot even be stored in
-    // Postgres) have no business in them.
-    let plain = |field: &str, value: Option<String>| -> OAuthResult<String> {
-        let value = value.unwrap_or_default();
-        if value.chars().any(char::is_control) || value.len() > 256 {
-            return Err(bad_metadata(format!(
-                "{field} must be at most 256 characters without control characters"
-            )));
-        }
-        Ok(value)
-    };
-    let software_id = plain("software_id", meta.software_id)?;
-    let software_version = plain("software_version", meta.software_version)?;
+    let software_id = meta.software_id.unwrap_or_default();
+    text("software_id", &software_id, limits::LABEL)?;
+    let software_version = meta.software_version.unwrap_or_default();
+    text("software_version", &software_version, limits::LABEL)?;
     let contacts = meta.contacts.unwrap_or_default();
-    if contacts.iter().any(|c| c.chars().any(char::is_control)) {
-        return Err(bad_metadata("contacts must not contain control characters"));
+    for contact in &contacts {
+        text("contacts", contact, limits::LABEL)?;
     }
-    if contacts.len() > MAX_CONTACTS
-        || contacts
-            .iter()
-            .any(|c| c.len() > 254 || c.trim().is_empty())
-    {
+    if contacts.len() > MAX_CONTACTS || contacts.iter().any(|c| c.trim().is_empty()) {
         return Err(bad_metadata(format!(
             "contacts must be at most {MAX_CONTACTS} non-empty addresses"
         )));
+    }
+    // A long name is cut to 64 characters (see `client_name`); it must still be text.
+    if let Some(name) = &meta.client_name {
+        text("client_name", name, StoredText::line(usize::MAX))?;
     }
     let name = client_name(meta.client_name.as_deref(), &client_uri, &redirect_uris);
     // Names outside the catalog (claude.ai registers "claudeai") are dropped: the client then
@@ -192,7 +191,7 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
 fn client_name(given: Option<&str>, client_uri: &str, redirect_uris: &[String]) -> String {
     let given = given.map(str::trim).filter(|n| !n.is_empty());
     let name = match given {
-        Some(n) => n.chars().filter(|c| !c.is_control()).collect::<String>(),
+        Some(n) => n.to_owned(),
         None => std::iter::once(client_uri)
             .chain(redirect_uris.iter().map(String::as_str))
             .filter_map(|u| url::Url::parse(u).ok())
