@@ -159,7 +159,7 @@ impl ServerOptions {
         let parsed = if path.extension().is_some_and(|e| e == "toml") {
             toml::from_str(&text).map_err(anyhow::Error::from)
         } else {
-            serde_yaml::from_str(&text).map_err(anyhow::Error::from)
+            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!(e.to_string()))
         };
         parsed.with_context(|| format!("invalid config file {}", path.display()))
     }
