@@ -5,9 +5,16 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use crate::domain::manifest::MANIFEST_FILE;
+use crate::domain::text::limits;
 
 /// The largest manifest or README read from an archive.
 const MAX_TEXT_FILE: u64 = 1024 * 1024;
+/// Mode bits never extracted: set-user-id, set-group-id and sticky (`S_ISUID | S_ISGID |
+/// S_ISVTX`). A server running as root would otherwise create set-uid-root programs that a
+/// workspace could run.
+const FILE_MODE_MASK: u32 = 0o7000;
+/// On directories the sticky bit only restricts deletion (as on `/tmp`) and is kept.
+const DIR_MODE_MASK: u32 = 0o6000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -93,6 +100,10 @@ pub fn read_template_source(data: &[u8]) -> Result<TemplateSource, ArchiveError>
         if is_manifest {
             source.manifest = Some(text);
         } else {
+            // The README is stored with the version and shown on pages: the stored-text rule.
+            limits::README
+                .check(&text)
+                .map_err(|problem| ArchiveError(format!("README.md {problem}.")))?;
             source.readme = text;
         }
     }
@@ -131,6 +142,11 @@ pub fn extract_into(data: &[u8], dest: &Path) -> Result<Vec<String>, ArchiveErro
             ));
             continue;
         }
+        entry.set_mask(if kind.is_dir() {
+            DIR_MODE_MASK
+        } else {
+            FILE_MODE_MASK
+        });
         // unpack_in re-checks the path and refuses to write through links; none exist, since
         // links are never extracted.
         entry
@@ -204,5 +220,53 @@ mod tests {
         );
         assert!(!dir.path().join("coder.yaml").exists());
         assert!(!dir.path().join("escape").exists());
+    }
+
+    #[test]
+    fn extraction_drops_setuid_setgid_and_sticky_bits() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, mode) in [
+            ("suid", 0o4755),
+            ("sgid", 0o2755),
+            ("sticky", 0o1644),
+            ("all", 0o7777),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(1);
+            header.set_mode(mode);
+            header.set_cksum();
+            builder.append_data(&mut header, path, &b"x"[..]).unwrap();
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(0o3777);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "shared", std::io::empty())
+            .unwrap();
+        let data = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        extract_into(&data, dir.path()).unwrap();
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("suid"), 0o755);
+        assert_eq!(mode("sgid"), 0o755);
+        assert_eq!(mode("sticky"), 0o644);
+        assert_eq!(mode("all"), 0o777);
+        assert_eq!(mode("shared"), 0o1777, "a directory keeps its sticky bit");
+    }
+
+    #[test]
+    fn a_readme_with_nul_is_refused() {
+        let data = tar_of(&[("coder.yaml", b""), ("README.md", b"a\0b")]);
+        let err = read_template_source(&data).unwrap_err();
+        assert!(err.0.contains("README.md must not contain a NUL"), "{err}");
     }
 }
