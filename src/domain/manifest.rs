@@ -245,12 +245,21 @@ impl std::error::Error for ManifestError {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     parameters: Vec<RawParameter>,
     #[serde(default)]
     agent: Option<RawAgent>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     apps: Vec<RawApp>,
+}
+
+/// A key written without a value (`parameters:`) means the same as an empty list or map.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -269,7 +278,7 @@ struct RawParameter {
     mutable: bool,
     #[serde(default)]
     icon: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     options: Vec<RawOption>,
     #[serde(default)]
     validation: Option<RawValidation>,
@@ -301,7 +310,7 @@ struct RawValidation {
 struct RawAgent {
     #[serde(default)]
     startup_script: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     env: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     dir: Option<String>,
@@ -1106,5 +1115,103 @@ apps:
             .unwrap_err();
         assert!(unknown[0].detail.contains("no such parameter"));
         assert_eq!(parameter_env_name("my-param.x"), "CODER_PARAM_MY_PARAM_X");
+    }
+}
+
+/// Property tests: any text, YAML-shaped noise and generated valid manifests. Whatever comes
+/// in, the parser answers in bounded time with a manifest that survives its JSON round trip,
+/// or with a message naming the file.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    /// Pieces of YAML (keys, nesting, anchors, aliases, tags, hostile scalars) joined into
+    /// documents that get past the tokenizer and into the deserializer.
+    fn yaml_noise() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("parameters:".to_owned()),
+            Just("  - name: a".to_owned()),
+            Just("    default: [x, {y: z}]".to_owned()),
+            Just("    options:".to_owned()),
+            Just("      - {name: n, value: v}".to_owned()),
+            Just("agent:".to_owned()),
+            Just("  env:".to_owned()),
+            Just("    A: &x [1, 2, *x]".to_owned()),
+            Just("    B: *x".to_owned()),
+            Just("  startup_script: |".to_owned()),
+            Just("apps:".to_owned()),
+            Just("  - slug: web\n    port: 8080".to_owned()),
+            Just("<<: *x".to_owned()),
+            Just("--- !!binary".to_owned()),
+            Just("? [complex, key]\n: value".to_owned()),
+            (1usize..300).prop_map(|n| format!("x: {}{}", "[".repeat(n), "]".repeat(n))),
+            (1usize..300).prop_map(|n| "- ".repeat(n)),
+            hostile_text().prop_map(|t| format!("    description: {t:?}")),
+            hostile_text(),
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.join("\n"))
+    }
+
+    /// Valid manifests: parameters with defaults that pass their own rules.
+    fn valid_manifest() -> impl Strategy<Value = String> {
+        let parameter = (
+            "[a-z][a-z0-9_-]{0,12}",
+            prop_oneof![
+                "[a-zA-Z0-9 ]{0,20}"
+                    .prop_map(|d| format!("    type: string\n    default: \"{d}\"")),
+                (0i64..100).prop_map(|n| format!("    type: number\n    default: {n}")),
+                any::<bool>().prop_map(|b| format!("    type: bool\n    default: {b}")),
+            ],
+            "[a-zA-Z0-9 .,]{0,60}",
+        )
+            .prop_map(|(name, body, description)| {
+                format!("  - name: {name}\n    description: \"{description}\"\n{body}\n")
+            });
+        (
+            prop::collection::vec(parameter, 0..6),
+            "[ -~]{0,80}",
+            1u64..3600,
+        )
+            .prop_map(|(parameters, script, timeout)| {
+                format!(
+                    "parameters:\n{}agent:\n  startup_script: {script:?}\n  startup_timeout: {timeout}\n",
+                    parameters.concat()
+                )
+            })
+    }
+
+    fn check(source: &str) -> Result<(), TestCaseError> {
+        match timed("Manifest::parse", || Manifest::parse(source))? {
+            Ok(manifest) => {
+                prop_assert_eq!(Manifest::from_json(&manifest.to_json()).unwrap(), manifest)
+            }
+            Err(e) => prop_assert!(e.0.starts_with(MANIFEST_FILE), "{}", e.0),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config(64))]
+
+        #[test]
+        fn any_text_is_refused_or_parsed_in_bounded_time(source in any::<String>()) {
+            check(&source)?;
+        }
+
+        #[test]
+        fn yaml_noise_is_refused_or_parsed_in_bounded_time(source in yaml_noise()) {
+            check(&source)?;
+        }
+
+        #[test]
+        fn valid_manifests_parse_and_round_trip(source in valid_manifest()) {
+            let manifest = Manifest::parse(&source);
+            prop_assert!(manifest.is_ok(), "{:?}\n{}", manifest, source);
+            check(&source)?;
+        }
     }
 }

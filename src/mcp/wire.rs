@@ -380,3 +380,122 @@ mod tests {
         assert_eq!(parse(b"{").err().map(|r| r.code), Some(-32700));
     }
 }
+
+/// Property tests: any body and any JSON message. `parse` agrees with serde_json wherever keys
+/// are unique, and every refusal is a JSON-RPC error with a code the spec names.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            hostile_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "jsonrpc",
+                        "id",
+                        "method",
+                        "params",
+                        "name",
+                        "arguments",
+                        "_meta",
+                        "protocolVersion",
+                        "result",
+                        "error",
+                    ]),
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    /// Messages shaped like JSON-RPC: known methods, odd ids and params.
+    fn message() -> impl Strategy<Value = Value> {
+        (
+            prop::sample::select(vec![
+                "initialize", "ping", "server/discover", "tools/list", "tools/call",
+                "notifications/initialized", "no/such",
+            ]),
+            json(),
+            json(),
+        )
+            .prop_map(|(method, id, params)| {
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+            })
+    }
+
+    fn headers() -> impl Strategy<Value = HeaderMap> {
+        prop::option::of(prop::sample::select(vec![
+            "2024-11-05",
+            "2025-06-18",
+            "2026-07-28",
+            "banana",
+            "",
+        ]))
+        .prop_map(|version| {
+            let mut map = HeaderMap::new();
+            if let Some(v) = version {
+                map.insert(
+                    "mcp-protocol-version",
+                    axum::http::HeaderValue::from_static(v),
+                );
+            }
+            map
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn any_body_is_json_or_a_json_rpc_error(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            match timed("parse", || parse(&body))? {
+                Ok(value) => prop_assert_eq!(serde_json::from_slice::<Value>(&body).ok(), Some(value)),
+                Err(r) => {
+                    prop_assert_eq!(r.status, StatusCode::BAD_REQUEST);
+                    prop_assert!(r.code == -32700 || r.code == -32600);
+                    prop_assert_eq!(r.id, Value::Null);
+                }
+            }
+        }
+
+        #[test]
+        fn json_round_trips_through_parse(value in json()) {
+            let text = value.to_string();
+            prop_assert_eq!(parse(text.as_bytes()).ok(), Some(value));
+        }
+
+        #[test]
+        fn deep_nesting_is_a_parse_error(depth in 129usize..20_000) {
+            let body = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let r = timed("parse", || parse(body.as_bytes()))?;
+            prop_assert_eq!(r.err().map(|r| r.code), Some(-32700));
+        }
+
+        #[test]
+        fn messages_pass_or_get_a_spec_error(message in message(), headers in headers()) {
+            if let Some(r) = timed("check_message", || check_message(&message, &headers))? {
+                prop_assert!(r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST);
+                prop_assert!([-32000, -32600, -32602].contains(&r.code), "{:?}", r);
+                let body = r.body();
+                prop_assert_eq!(&body["jsonrpc"], "2.0");
+                prop_assert!(body["error"]["message"].is_string());
+            }
+        }
+    }
+}
