@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, json_body};
-use crate::oauth_client::MCP_PATH;
+use crate::oauth_client::{AuthRequest, MCP_PATH};
 use crate::workspace_support::{create_template, import_version, poll, upload};
 
 both_backends!(
@@ -24,6 +24,7 @@ both_backends!(
     requests_need_exactly_one_host,
     emails_with_markup_are_refused,
     archives_cannot_plant_setuid_programs,
+    a_redirect_uri_cut_inside_a_character_is_refused,
 );
 
 /// A NUL in the middle of a value, as a JSON string carries it.
@@ -487,5 +488,28 @@ async fn archives_cannot_plant_setuid_programs(backend: Backend) {
     };
     assert_eq!(mode("bin/tool"), 0o755, "set-uid bit dropped");
     assert_eq!(mode("bin/group"), 0o755, "set-gid bit dropped");
+    app.stop().await.unwrap();
+}
+
+/// Found by the redirect URI property test: the loopback comparison cut the requested URI at
+/// byte 7, inside a multi-byte character, and panicked (a 500 from the authorization endpoint).
+async fn a_redirect_uri_cut_inside_a_character_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_claude().await;
+    for redirect in ["ਫ਼ì𑂛/cb", "http:/\u{e9}/cb", "http://127.0.0.1\u{1107f}/cb"] {
+        let mut req = AuthRequest::for_client(&client);
+        req.redirect_uri = Some(redirect.to_owned());
+        let mut url = reqwest::Url::parse(&app.url("/oauth2/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs(req.query());
+        let res = app
+            .client
+            .get(url)
+            .header("Coder-Session-Token", &owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{redirect}");
+    }
     app.stop().await.unwrap();
 }
