@@ -169,3 +169,28 @@ mod tests {
         );
     }
 }
+
+/// Property test of the rule itself: it accepts exactly the strings of at most `max_chars`
+/// characters without control characters (tab, LF and CR allowed on multi-line fields).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text};
+
+    proptest! {
+        #![proptest_config(config(512))]
+
+        #[test]
+        fn the_rule_is_what_it_says(value in hostile_text(), max in 0usize..64, multiline in any::<bool>()) {
+            let rule = StoredText { max_chars: max, multiline };
+            let allowed = |c: char| !c.is_control() || (multiline && matches!(c, '\t' | '\n' | '\r'));
+            let expected = value.chars().count() <= max && value.chars().all(allowed);
+            prop_assert_eq!(rule.check(&value).is_ok(), expected);
+            if !value.contains('\0') || !expected {
+                prop_assert_eq!(is_lookup_key(&value), StoredText::line(limits::LOOKUP_KEY_CHARS).check(&value).is_ok());
+            }
+        }
+    }
+}

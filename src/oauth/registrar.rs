@@ -505,3 +505,108 @@ mod tests {
         );
     }
 }
+
+/// Property tests: any body, and metadata objects with hostile values in every field. The
+/// registrar answers `invalid_client_metadata`-class errors or metadata whose every stored
+/// string passes the stored-text rule.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            hostile_text().prop_map(Value::String),
+            Just(json!("https://example.com/a")),
+            Just(json!("http://127.0.0.1:3000/cb")),
+            prop::collection::vec(
+                prop_oneof![
+                    hostile_text().prop_map(Value::String),
+                    Just(json!("http://127.0.0.1:3000/cb")),
+                    Just(json!("authorization_code")),
+                    Just(json!("code")),
+                ],
+                0..4
+            )
+            .prop_map(Value::Array),
+        ]
+    }
+
+    fn metadata() -> impl Strategy<Value = Value> {
+        prop::collection::btree_map(
+            prop::sample::select(vec![
+                "redirect_uris",
+                "client_name",
+                "client_uri",
+                "logo_uri",
+                "tos_uri",
+                "policy_uri",
+                "grant_types",
+                "response_types",
+                "token_endpoint_auth_method",
+                "scope",
+                "contacts",
+                "software_id",
+                "software_version",
+                "jwks",
+            ]),
+            value(),
+            0..10,
+        )
+        .prop_map(|m| {
+            let mut object: serde_json::Map<String, Value> =
+                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            object
+                .entry("redirect_uris")
+                .or_insert(json!(["http://127.0.0.1:3000/cb"]));
+            Value::Object(object)
+        })
+    }
+
+    fn registered(body: &[u8]) -> Result<Option<ValidMetadata>, TestCaseError> {
+        let outcome = timed("register", || {
+            ClientMetadata::parse(body).and_then(validate)
+        })?;
+        match outcome {
+            Ok(meta) => Ok(Some(meta)),
+            Err(e) => {
+                prop_assert!(matches!(
+                    e.code,
+                    ErrorCode::InvalidClientMetadata | ErrorCode::InvalidRedirectUri
+                ));
+                prop_assert_eq!(e.status, 400);
+                Ok(None)
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn any_body_is_refused_as_client_metadata(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            registered(&body)?;
+        }
+
+        #[test]
+        fn accepted_metadata_is_storable_text(meta in metadata()) {
+            if let Some(m) = registered(meta.to_string().as_bytes())? {
+                let one_line = crate::domain::text::StoredText::line(2048);
+                for s in [&m.name, &m.client_uri, &m.logo_uri, &m.tos_uri, &m.policy_uri,
+                          &m.software_id, &m.software_version, &m.scope]
+                    .into_iter()
+                    .chain(&m.redirect_uris)
+                    .chain(&m.contacts)
+                {
+                    prop_assert!(one_line.check(s).is_ok(), "{:?}", s);
+                }
+                prop_assert!(m.name.chars().count() <= MAX_NAME_CHARS);
+            }
+        }
+    }
+}

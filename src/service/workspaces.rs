@@ -611,3 +611,67 @@ mod tests {
         );
     }
 }
+
+/// Property tests of the `q` search syntax: any query parses or is refused with validations on
+/// `q`; what parses carries only values a stored name could have.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::text::is_lookup_key;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    fn query() -> impl Strategy<Value = String> {
+        let term = prop_oneof![
+            hostile_text(),
+            (
+                prop::sample::select(vec![
+                    "owner:",
+                    "name:",
+                    "template:",
+                    "status:",
+                    "OWNER:",
+                    "bogus:",
+                    ""
+                ]),
+                prop_oneof![
+                    hostile_text(),
+                    "[a-z0-9-]{0,10}",
+                    Just("\"a b\"".to_owned()),
+                    Just("running".to_owned())
+                ],
+            )
+                .prop_map(|(k, v)| format!("{k}{v}")),
+        ];
+        prop::collection::vec(term, 0..5).prop_map(|terms| terms.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn queries_parse_or_name_q(q in query()) {
+            match timed("WorkspaceQuery::parse", || WorkspaceQuery::parse(&q))? {
+                Ok(parsed) => {
+                    for value in [&parsed.owner, &parsed.name, &parsed.template].into_iter().flatten() {
+                        prop_assert!(is_lookup_key(value), "{:?}", value);
+                    }
+                }
+                Err(DomainError::Invalid { fields, .. }) => {
+                    prop_assert!(!fields.is_empty());
+                    prop_assert!(fields.iter().all(|f| f.field == "q"));
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        #[test]
+        fn workspace_refs_parse_or_explain(raw in hostile_text()) {
+            if let Ok(WorkspaceRef::Name { name, .. }) = timed("WorkspaceRef::parse", || WorkspaceRef::parse(&raw))? {
+                prop_assert!(!name.is_empty());
+            }
+        }
+    }
+}
