@@ -207,7 +207,7 @@ impl ServerOptions {
         let parsed = if path.extension().is_some_and(|e| e == "toml") {
             toml::from_str(&text).map_err(anyhow::Error::from)
         } else {
-            serde_yaml::from_str(&text).map_err(anyhow::Error::from)
+            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!(e.to_string()))
         };
         parsed.with_context(|| format!("invalid config file {}", path.display()))
     }
@@ -746,5 +746,34 @@ mod tests {
         let host = IpNetwork::parse("192.168.1.1").ok();
         assert!(host.is_some_and(|n| !n.contains(IpAddr::from([192, 168, 1, 2]))));
         assert!(IpNetwork::parse("10.0.0.0/33").is_err());
+    }
+}
+
+/// Property tests of Go durations: any text is refused or read without panicking, and a
+/// duration written out in Go's units reads back as itself.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn any_text_is_refused_or_read(raw in prop_oneof![hostile_text(), "[0-9.]{0,30}(ns|us|µs|ms|s|m|h|d|x){0,3}"]) {
+            timed("parse_duration", || parse_duration(&raw))?.ok();
+        }
+
+        #[test]
+        fn go_durations_round_trip(h in 0u64..100_000, m in 0u64..60, s in 0u64..60, ms in 0u64..1000) {
+            let text = format!("{h}h{m}m{s}s{ms}ms");
+            let expected = Duration::from_millis(((h * 60 + m) * 60 + s) * 1000 + ms);
+            let parsed = parse_duration(&text).unwrap();
+            // Fractions go through f64; stay within a microsecond.
+            prop_assert!(parsed.abs_diff(expected) < Duration::from_micros(1), "{text}: {parsed:?}");
+        }
     }
 }

@@ -11,6 +11,8 @@ pub mod domain;
 pub mod http;
 pub mod mcp;
 pub mod oauth;
+#[cfg(test)]
+mod proptest_support;
 pub mod provisioner;
 pub mod ratelimit;
 pub mod secret;

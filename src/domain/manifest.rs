@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::FieldError;
+use super::text::{StoredText, limits};
 use super::workspace::{ParameterValue, WORKSPACE_HOME};
 
 /// The file name the manifest has at the root of a template archive.
@@ -16,6 +17,18 @@ pub const DEFAULT_STARTUP_TIMEOUT_SECS: u64 = 300;
 pub const MAX_STARTUP_TIMEOUT_SECS: u64 = 3600;
 const MAX_PARAMETERS: usize = 64;
 const MAX_APPS: usize = 32;
+/// The largest manifest parsed (the archive reader caps the file at the same size).
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+/// How deeply collections may nest. A valid manifest needs 6 levels (a list default inside an
+/// option inside a parameter); the limit leaves room and stops nesting bombs before they cost
+/// time: serde_yaml spent ~35 s of CPU on 100,000 levels.
+pub const MAX_MANIFEST_DEPTH: usize = 32;
+/// How many YAML nodes (scalars, lists, maps) a manifest may have.
+pub const MAX_MANIFEST_NODES: usize = 100_000;
+/// How many aliases (`*name`) a manifest may use, and how many events they may replay: bounds
+/// "billion laughs" expansion.
+pub const MAX_MANIFEST_ALIASES: usize = 1_000;
+const MAX_ALIAS_REPLAYED_EVENTS: usize = 100_000;
 
 /// A validated manifest, stored as JSON with its template version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -232,12 +245,21 @@ impl std::error::Error for ManifestError {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     parameters: Vec<RawParameter>,
     #[serde(default)]
     agent: Option<RawAgent>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     apps: Vec<RawApp>,
+}
+
+/// A key written without a value (`parameters:`) means the same as an empty list or map.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -251,12 +273,12 @@ struct RawParameter {
     #[serde(rename = "type", default)]
     kind: Option<String>,
     #[serde(default)]
-    default: Option<serde_yaml::Value>,
+    default: Option<serde_json::Value>,
     #[serde(default)]
     mutable: bool,
     #[serde(default)]
     icon: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     options: Vec<RawOption>,
     #[serde(default)]
     validation: Option<RawValidation>,
@@ -266,7 +288,7 @@ struct RawParameter {
 #[serde(deny_unknown_fields)]
 struct RawOption {
     name: String,
-    value: serde_yaml::Value,
+    value: serde_json::Value,
     #[serde(default)]
     description: String,
     #[serde(default)]
@@ -288,8 +310,8 @@ struct RawValidation {
 struct RawAgent {
     #[serde(default)]
     startup_script: String,
-    #[serde(default)]
-    env: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    env: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     dir: Option<String>,
     #[serde(default)]
@@ -313,6 +335,12 @@ struct RawApp {
 impl Manifest {
     /// Parses and validates `coder.yaml`.
     pub fn parse(source: &str) -> Result<Manifest, ManifestError> {
+        if source.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError(format!(
+                "{MANIFEST_FILE} is larger than {} KiB; shorten it.",
+                MAX_MANIFEST_BYTES / 1024
+            )));
+        }
         let raw: RawManifest = if source.trim().is_empty() {
             RawManifest {
                 parameters: Vec::new(),
@@ -320,16 +348,7 @@ impl Manifest {
                 apps: Vec::new(),
             }
         } else {
-            serde_yaml::from_str(source).map_err(|e| {
-                let at = e
-                    .location()
-                    .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
-                    .unwrap_or_default();
-                // serde_yaml repeats the location at the end of its message; keep it once.
-                let text = e.to_string();
-                let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
-                ManifestError(format!("{MANIFEST_FILE}{at}: {text}"))
-            })?
+            parse_yaml(source)?
         };
         let locate = |name: &str| line_of(source, "name", name);
         let locate_slug = |slug: &str| line_of(source, "slug", slug);
@@ -424,7 +443,7 @@ impl Manifest {
                 }
             };
             let default = match &p.default {
-                None | Some(serde_yaml::Value::Null) => None,
+                None | Some(serde_json::Value::Null) => None,
                 Some(v) => {
                     Some(scalar_to_string(v, kind).map_err(|e| at(format!("default: {e}")))?)
                 }
@@ -554,11 +573,95 @@ impl Manifest {
                 icon: a.icon,
             });
         }
-        Ok(Manifest {
+        let manifest = Manifest {
             parameters,
             agent,
             apps,
-        })
+        };
+        manifest.check_texts(source)?;
+        Ok(manifest)
+    }
+
+    /// The stored-text rule on every string of the manifest: it is stored with the version, and
+    /// its values reach pages, logs and the workspace's environment.
+    fn check_texts(&self, source: &str) -> Result<(), ManifestError> {
+        const PATH: StoredText = StoredText::line(1024);
+        let check = |what: String, line: Option<usize>, value: &str, rule: StoredText| {
+            rule.check(value).map_err(|problem| {
+                let line = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                ManifestError(format!("{MANIFEST_FILE}: {what}{line} {problem}."))
+            })
+        };
+        for (i, p) in self.parameters.iter().enumerate() {
+            let line = line_of(source, "name", &p.name);
+            let field = |f: &str| format!("parameters[{i}] {:?}: {f}", p.name);
+            check(
+                field("display_name"),
+                line,
+                &p.display_name,
+                limits::DISPLAY_NAME,
+            )?;
+            check(
+                field("description"),
+                line,
+                &p.description,
+                limits::DESCRIPTION,
+            )?;
+            check(field("icon"), line, &p.icon, limits::ICON)?;
+            if let Some(default) = &p.default {
+                check(field("default"), line, default, limits::PARAMETER_VALUE)?;
+            }
+            if let Some(regex) = &p.validation.regex {
+                check(field("validation.regex"), line, regex, PATH)?;
+            }
+            check(
+                field("validation.error"),
+                line,
+                &p.validation.error,
+                limits::DESCRIPTION,
+            )?;
+            for (j, o) in p.options.iter().enumerate() {
+                let field = |f: &str| field(&format!("options[{j}].{f}"));
+                check(field("name"), line, &o.name, limits::DISPLAY_NAME)?;
+                check(field("value"), line, &o.value, limits::PARAMETER_VALUE)?;
+                check(
+                    field("description"),
+                    line,
+                    &o.description,
+                    limits::DESCRIPTION,
+                )?;
+                check(field("icon"), line, &o.icon, limits::ICON)?;
+            }
+        }
+        let a = &self.agent;
+        check(
+            "agent.startup_script".into(),
+            line_of_key(source, "startup_script"),
+            &a.startup_script,
+            limits::SCRIPT,
+        )?;
+        check("agent.dir".into(), line_of_key(source, "dir"), &a.dir, PATH)?;
+        for (key, value) in &a.env {
+            check(
+                format!("agent.env.{key}"),
+                line_of_key(source, key),
+                value,
+                limits::PARAMETER_VALUE,
+            )?;
+        }
+        for (i, app) in self.apps.iter().enumerate() {
+            let line = line_of(source, "slug", &app.slug);
+            let field = |f: &str| format!("apps[{i}] {:?}: {f}", app.slug);
+            check(
+                field("display_name"),
+                line,
+                &app.display_name,
+                limits::DISPLAY_NAME,
+            )?;
+            check(field("url"), line, &app.url, limits::URI)?;
+            check(field("icon"), line, &app.icon, limits::ICON)?;
+        }
+        Ok(())
     }
 
     /// The manifest stored with a version, back from JSON.
@@ -571,6 +674,92 @@ impl Manifest {
     }
 }
 
+/// Deserializes the YAML within the manifest budgets. The error names the line and column.
+fn parse_yaml(source: &str) -> Result<RawManifest, ManifestError> {
+    let budget = serde_saphyr::budget! {
+        max_depth: MAX_MANIFEST_DEPTH,
+        flow_nesting_limit: MAX_MANIFEST_DEPTH,
+        max_nodes: MAX_MANIFEST_NODES,
+        max_aliases: MAX_MANIFEST_ALIASES,
+        max_anchors: MAX_MANIFEST_ALIASES,
+        max_documents: 1,
+        max_total_scalar_bytes: MAX_MANIFEST_BYTES,
+    };
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = MAX_ALIAS_REPLAYED_EVENTS;
+    let options = serde_saphyr::options! {
+        budget: budget,
+        alias_limits: alias_limits,
+        // YAML 1.2: `yes`, `no`, `on` and `off` are strings, as they were with serde_yaml.
+        strict_booleans: true,
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options(source, options).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        ManifestError(format!("{MANIFEST_FILE}{at}: {}", yaml_message(&e)))
+    })
+}
+
+/// What a YAML error means for the template author, without its location (said in front).
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::budget::BudgetBreach;
+    const TOO_COMPLEX: &str = "the manifest is too large or complex";
+    // The cause, under the wrappers that add where an alias was used.
+    let mut cause = e;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = cause
+    {
+        cause = error;
+    }
+    if let serde_saphyr::Error::Budget { breach, .. } = cause {
+        return match breach {
+            BudgetBreach::Depth { .. } => format!(
+                "{TOO_COMPLEX}: it nests deeper than {MAX_MANIFEST_DEPTH} levels; flatten it."
+            ),
+            BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => {
+                format!("{TOO_COMPLEX}: it has more than {MAX_MANIFEST_NODES} values; shorten it.")
+            }
+            BudgetBreach::Aliases { .. }
+            | BudgetBreach::Anchors { .. }
+            | BudgetBreach::AliasAnchorRatio { .. } => format!(
+                "{TOO_COMPLEX}: it uses more than {MAX_MANIFEST_ALIASES} anchors or aliases; write the values out."
+            ),
+            BudgetBreach::Documents { .. } => {
+                "it holds more than one YAML document; remove the `---` separators.".to_owned()
+            }
+            _ => format!("{TOO_COMPLEX}; simplify it."),
+        };
+    }
+    if matches!(
+        cause,
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+            | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
+            | serde_saphyr::Error::AliasReplayCounterOverflow { .. }
+    ) {
+        return format!(
+            "{TOO_COMPLEX}: its aliases expand to more than {MAX_ALIAS_REPLAYED_EVENTS} values; write the values out."
+        );
+    }
+    let text = e.render_with_options(serde_saphyr::render_options! {
+        formatter: &serde_saphyr::UserMessageFormatter,
+        snippets: serde_saphyr::SnippetMode::Off,
+    });
+    // The plain rendering ends with the location, which is already in front; keep it once.
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    // The parser's own nesting guard (flow collections such as `[[[`) says "recursion limit".
+    if text.contains("recursion limit exceeded") {
+        return format!(
+            "{TOO_COMPLEX}: it nests deeper than {MAX_MANIFEST_DEPTH} levels; flatten it."
+        );
+    }
+    // A hint meant for the programmer, not the template author.
+    text.trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable")
+        .to_owned()
+}
+
 /// Resolves a build's parameter values: those supplied, else the previous build's, else the
 /// defaults. Every problem is reported at once, named by parameter.
 pub fn resolve_parameters(
@@ -581,6 +770,14 @@ pub fn resolve_parameters(
     let mut problems = Vec::new();
     let mut given: HashMap<&str, &str> = HashMap::new();
     for v in supplied {
+        // Values are stored with the build and passed into the workspace's environment.
+        if let Err(problem) = limits::PARAMETER_VALUE.check(&v.value) {
+            problems.push(FieldError::new(
+                v.name.clone(),
+                format!("The value {problem}."),
+            ));
+            continue;
+        }
         if given.insert(v.name.as_str(), v.value.as_str()).is_some() {
             problems.push(FieldError::new(
                 v.name.clone(),
@@ -723,10 +920,10 @@ fn normalize_workspace_dir(dir: &str) -> Option<String> {
 }
 
 /// Renders a YAML value as a parameter value of `kind`.
-fn scalar_to_string(value: &serde_yaml::Value, kind: ParameterType) -> Result<String, String> {
-    use serde_yaml::Value;
+fn scalar_to_string(value: &serde_json::Value, kind: ParameterType) -> Result<String, String> {
+    use serde_json::Value;
     match (value, kind) {
-        (Value::Sequence(items), ParameterType::ListString) => {
+        (Value::Array(items), ParameterType::ListString) => {
             let strings: Option<Vec<String>> = items
                 .iter()
                 .map(|v| match v {
@@ -918,5 +1115,103 @@ apps:
             .unwrap_err();
         assert!(unknown[0].detail.contains("no such parameter"));
         assert_eq!(parameter_env_name("my-param.x"), "CODER_PARAM_MY_PARAM_X");
+    }
+}
+
+/// Property tests: any text, YAML-shaped noise and generated valid manifests. Whatever comes
+/// in, the parser answers in bounded time with a manifest that survives its JSON round trip,
+/// or with a message naming the file.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    /// Pieces of YAML (keys, nesting, anchors, aliases, tags, hostile scalars) joined into
+    /// documents that get past the tokenizer and into the deserializer.
+    fn yaml_noise() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("parameters:".to_owned()),
+            Just("  - name: a".to_owned()),
+            Just("    default: [x, {y: z}]".to_owned()),
+            Just("    options:".to_owned()),
+            Just("      - {name: n, value: v}".to_owned()),
+            Just("agent:".to_owned()),
+            Just("  env:".to_owned()),
+            Just("    A: &x [1, 2, *x]".to_owned()),
+            Just("    B: *x".to_owned()),
+            Just("  startup_script: |".to_owned()),
+            Just("apps:".to_owned()),
+            Just("  - slug: web\n    port: 8080".to_owned()),
+            Just("<<: *x".to_owned()),
+            Just("--- !!binary".to_owned()),
+            Just("? [complex, key]\n: value".to_owned()),
+            (1usize..300).prop_map(|n| format!("x: {}{}", "[".repeat(n), "]".repeat(n))),
+            (1usize..300).prop_map(|n| "- ".repeat(n)),
+            hostile_text().prop_map(|t| format!("    description: {t:?}")),
+            hostile_text(),
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.join("\n"))
+    }
+
+    /// Valid manifests: parameters with defaults that pass their own rules.
+    fn valid_manifest() -> impl Strategy<Value = String> {
+        let parameter = (
+            "[a-z][a-z0-9_-]{0,12}",
+            prop_oneof![
+                "[a-zA-Z0-9 ]{0,20}"
+                    .prop_map(|d| format!("    type: string\n    default: \"{d}\"")),
+                (0i64..100).prop_map(|n| format!("    type: number\n    default: {n}")),
+                any::<bool>().prop_map(|b| format!("    type: bool\n    default: {b}")),
+            ],
+            "[a-zA-Z0-9 .,]{0,60}",
+        )
+            .prop_map(|(name, body, description)| {
+                format!("  - name: {name}\n    description: \"{description}\"\n{body}\n")
+            });
+        (
+            prop::collection::vec(parameter, 0..6),
+            "[ -~]{0,80}",
+            1u64..3600,
+        )
+            .prop_map(|(parameters, script, timeout)| {
+                format!(
+                    "parameters:\n{}agent:\n  startup_script: {script:?}\n  startup_timeout: {timeout}\n",
+                    parameters.concat()
+                )
+            })
+    }
+
+    fn check(source: &str) -> Result<(), TestCaseError> {
+        match timed("Manifest::parse", || Manifest::parse(source))? {
+            Ok(manifest) => {
+                prop_assert_eq!(Manifest::from_json(&manifest.to_json()).unwrap(), manifest)
+            }
+            Err(e) => prop_assert!(e.0.starts_with(MANIFEST_FILE), "{}", e.0),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config(64))]
+
+        #[test]
+        fn any_text_is_refused_or_parsed_in_bounded_time(source in any::<String>()) {
+            check(&source)?;
+        }
+
+        #[test]
+        fn yaml_noise_is_refused_or_parsed_in_bounded_time(source in yaml_noise()) {
+            check(&source)?;
+        }
+
+        #[test]
+        fn valid_manifests_parse_and_round_trip(source in valid_manifest()) {
+            let manifest = Manifest::parse(&source);
+            prop_assert!(manifest.is_ok(), "{:?}\n{}", manifest, source);
+            check(&source)?;
+        }
     }
 }

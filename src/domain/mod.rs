@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod oauth;
 pub mod replica;
 pub mod template;
+pub mod text;
 pub mod user;
 pub mod workspace;
 

@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(middleware::from_fn(close_after_unread_body))
+        .layer(middleware::from_fn(require_one_host))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http()
@@ -123,6 +124,39 @@ async fn method_not_allowed() -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         "Method not allowed on this route.",
     )
+}
+
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+/// request message that lacks a Host header field and to any request message that contains more
+/// than one Host header field line or a Host header field with an invalid field value." HTTP/2
+/// and HTTP/3 carry the authority in `:authority` instead (RFC 9113 §8.3.1), so only a repeated
+/// Host is refused there. hyper checks none of this.
+async fn require_one_host(request: Request, next: Next) -> Response {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let problem = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Some("The request has more than one Host header; send exactly one."),
+        (None, _) if request.version() == axum::http::Version::HTTP_11 => {
+            Some("An HTTP/1.1 request needs a Host header naming this server.")
+        }
+        (Some(host), None) if !valid_host(host) => {
+            Some("The Host header is not a valid host[:port].")
+        }
+        _ => None,
+    };
+    match problem {
+        Some(message) => ApiError::bad_request(message).into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// RFC 9110 §7.2: `uri-host [ ":" port ]`, or empty when the target has no authority.
+fn valid_host(value: &HeaderValue) -> bool {
+    value.is_empty()
+        || value
+            .to_str()
+            .ok()
+            .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+            .is_some_and(|a| !a.as_str().contains('@'))
 }
 
 /// An error answered to a request that carries a body (a 401 before authentication, a 413, a

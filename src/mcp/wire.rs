@@ -110,16 +110,97 @@ fn has_zero_quality(entry: &str) -> bool {
 }
 
 /// The body as JSON, or the JSON-RPC parse error: HTTP 400, -32700, `id: null` (JSON-RPC 2.0
-/// §5.1, mcp-requirements §7.2).
+/// §5.1, mcp-requirements §7.2). A key repeated within one object is an Invalid Request
+/// (-32600): RFC 8259 §4 leaves such a body's meaning to each reader, and the checks here and
+/// rmcp would read it differently (rmcp answered it with a plain-text 415).
 pub fn parse(body: &[u8]) -> Result<Value, Rejection> {
-    serde_json::from_slice(body).map_err(|e| {
-        Rejection::new(
+    match serde_json::from_slice::<UniqueKeys>(body) {
+        Ok(UniqueKeys(value)) => Ok(value),
+        Err(e) if e.is_data() => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            format!("Invalid Request: {e}; send each key of an object once."),
+        )),
+        Err(e) => Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             Value::Null,
             -32700,
             format!("Parse error: the body is not valid JSON ({e})."),
-        )
-    })
+        )),
+    }
+}
+
+/// A JSON value whose objects repeat no key; read in one pass, within serde_json's nesting
+/// limit (128).
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key {key:?} appears twice in one object"
+                )));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Checks one message of a POST body (or of a 2025-03-26 batch) before rmcp serves it.
@@ -272,5 +353,149 @@ mod tests {
             None,
             "unknown methods are rmcp's -32601"
         );
+    }
+
+    #[test]
+    fn a_repeated_key_is_an_invalid_request_at_any_depth() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            r#"[{"a":1,"a":1}]"#,
+        ] {
+            let rejection = parse(body.as_bytes()).err();
+            assert_eq!(
+                rejection.as_ref().map(|r| (r.status, r.code)),
+                Some((StatusCode::BAD_REQUEST, -32600)),
+                "{body}"
+            );
+            assert!(
+                rejection.is_some_and(|r| r.message.contains("appears twice")),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            parse(br#"{"a":{"b":1},"b":{"a":[1,{"a":2}]}}"#).ok(),
+            Some(json!({"a":{"b":1},"b":{"a":[1,{"a":2}]}}))
+        );
+        assert_eq!(parse(b"{").err().map(|r| r.code), Some(-32700));
+    }
+}
+
+/// Property tests: any body and any JSON message. `parse` agrees with serde_json wherever keys
+/// are unique, and every refusal is a JSON-RPC error with a code the spec names.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            hostile_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "jsonrpc",
+                        "id",
+                        "method",
+                        "params",
+                        "name",
+                        "arguments",
+                        "_meta",
+                        "protocolVersion",
+                        "result",
+                        "error",
+                    ]),
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    /// Messages shaped like JSON-RPC: known methods, odd ids and params.
+    fn message() -> impl Strategy<Value = Value> {
+        (
+            prop::sample::select(vec![
+                "initialize", "ping", "server/discover", "tools/list", "tools/call",
+                "notifications/initialized", "no/such",
+            ]),
+            json(),
+            json(),
+        )
+            .prop_map(|(method, id, params)| {
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+            })
+    }
+
+    fn headers() -> impl Strategy<Value = HeaderMap> {
+        prop::option::of(prop::sample::select(vec![
+            "2024-11-05",
+            "2025-06-18",
+            "2026-07-28",
+            "banana",
+            "",
+        ]))
+        .prop_map(|version| {
+            let mut map = HeaderMap::new();
+            if let Some(v) = version {
+                map.insert(
+                    "mcp-protocol-version",
+                    axum::http::HeaderValue::from_static(v),
+                );
+            }
+            map
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn any_body_is_json_or_a_json_rpc_error(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            match timed("parse", || parse(&body))? {
+                Ok(value) => prop_assert_eq!(serde_json::from_slice::<Value>(&body).ok(), Some(value)),
+                Err(r) => {
+                    prop_assert_eq!(r.status, StatusCode::BAD_REQUEST);
+                    prop_assert!(r.code == -32700 || r.code == -32600);
+                    prop_assert_eq!(r.id, Value::Null);
+                }
+            }
+        }
+
+        #[test]
+        fn json_round_trips_through_parse(value in json()) {
+            let text = value.to_string();
+            prop_assert_eq!(parse(text.as_bytes()).ok(), Some(value));
+        }
+
+        #[test]
+        fn deep_nesting_is_a_parse_error(depth in 129usize..20_000) {
+            let body = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let r = timed("parse", || parse(body.as_bytes()))?;
+            prop_assert_eq!(r.err().map(|r| r.code), Some(-32700));
+        }
+
+        #[test]
+        fn messages_pass_or_get_a_spec_error(message in message(), headers in headers()) {
+            if let Some(r) = timed("check_message", || check_message(&message, &headers))? {
+                prop_assert!(r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST);
+                prop_assert!([-32000, -32600, -32602].contains(&r.code), "{:?}", r);
+                let body = r.body();
+                prop_assert_eq!(&body["jsonrpc"], "2.0");
+                prop_assert!(body["error"]["message"].is_string());
+            }
+        }
     }
 }

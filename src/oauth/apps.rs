@@ -9,6 +9,7 @@ use super::scopes::{Scope, ScopeSet};
 use super::{DCR_SETTING, OAuthError, OAuthServer, redirect_uri};
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
+use crate::domain::text::{StoredText, limits};
 use crate::domain::{
     AppSecret, ClientId, ClientType, DomainError, FieldError, OAuthApp, TokenAuthMethod, UserId,
 };
@@ -83,12 +84,13 @@ struct ValidInput {
 fn validate(input: AppInput) -> Result<ValidInput, DomainError> {
     let mut problems = Vec::new();
     let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_APP_NAME || name.chars().any(char::is_control)
-    {
+    if name.is_empty() {
         problems.push(FieldError::new(
             "name",
             format!("Required: 1-{MAX_APP_NAME} characters."),
         ));
+    } else if let Err(problem) = StoredText::line(MAX_APP_NAME).check_field("name", &name) {
+        problems.push(problem);
     }
     let redirect_uris = match (input.redirect_uris, input.callback_url) {
         (Some(uris), _) if !uris.is_empty() => uris,
@@ -107,11 +109,8 @@ fn validate(input: AppInput) -> Result<ValidInput, DomainError> {
         }
     }
     let icon = input.icon.trim().to_owned();
-    if icon.len() > 2048 || icon.chars().any(char::is_control) {
-        problems.push(FieldError::new(
-            "icon",
-            "Must be a URL of at most 2048 characters.",
-        ));
+    if let Err(problem) = limits::ICON.check_field("icon", &icon) {
+        problems.push(problem);
     }
     let scope = match input.scope {
         None => None,

@@ -340,3 +340,75 @@ mod tests {
         assert_eq!(params.to_pairs().len(), 2);
     }
 }
+
+/// Property tests of the authorization and token request parameters: any pairs are read
+/// without panicking, repeats are noticed (RFC 6749 §3.1), and a request without repeats is
+/// carried through the login redirect and the consent form unchanged.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oauth::token::TokenRequest;
+    use crate::proptest_support::{config, hostile_text};
+
+    const NAMES: [&str; 12] = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "resource",
+        "grant_type",
+        "code",
+        "client_secret",
+        "other",
+    ];
+
+    fn pairs() -> impl Strategy<Value = Vec<(&'static str, String)>> {
+        prop::collection::vec(
+            (prop::sample::select(NAMES.to_vec()), hostile_text()),
+            0..10,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn authorize_params_round_trip(pairs in pairs()) {
+            let params = AuthorizeParams::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            let again = AuthorizeParams::from_pairs(
+                params.to_pairs().iter().map(|(k, v)| (*k, v.as_str())),
+            );
+            prop_assert!(again.repeated.is_empty());
+            prop_assert_eq!(again.to_pairs(), params.to_pairs());
+            let mut seen = std::collections::HashSet::new();
+            let repeats = pairs
+                .iter()
+                .filter(|(k, _)| NAMES[..8].contains(k) && !seen.insert(*k))
+                .count();
+            prop_assert_eq!(params.repeated.len(), repeats);
+        }
+
+        #[test]
+        fn token_requests_note_repeats(pairs in pairs()) {
+            let req = TokenRequest::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            let read = ["grant_type", "code", "redirect_uri", "scope", "resource", "client_id", "client_secret"];
+            for name in read {
+                let values: Vec<&String> = pairs.iter().filter(|(k, _)| *k == name).map(|(_, v)| v).collect();
+                // RFC 6749 §3.1: a parameter without a value is treated as omitted, so only
+                // repeats with values are certain to be refused.
+                if values.len() >= 2 && values.iter().all(|v| !v.is_empty()) {
+                    prop_assert!(req.repeated.iter().any(|r| r == name), "{name}");
+                }
+                if values.len() <= 1 {
+                    prop_assert!(!req.repeated.iter().any(|r| r == name), "{name}");
+                }
+            }
+        }
+    }
+}

@@ -97,3 +97,36 @@ mod tests {
         }
     }
 }
+
+/// Property tests of the opaque credential format: generated credentials parse and match only
+/// their own hash; any other text is refused before the database.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text};
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        #[test]
+        fn generated_credentials_round_trip(_seed in any::<u8>()) {
+            let cred = generate();
+            let presented = parse(cred.full.expose()).unwrap();
+            prop_assert_eq!(presented.prefix, cred.prefix.as_str());
+            prop_assert!(presented.matches(&cred.hashed_secret));
+            prop_assert!(!presented.matches(&generate().hashed_secret));
+        }
+
+        #[test]
+        fn other_text_is_refused_or_well_formed(raw in prop_oneof![hostile_text(), "coder_[a-zA-Z0-9_]{0,60}"]) {
+            if let Some(p) = parse(&raw) {
+                prop_assert_eq!(p.prefix.len(), PREFIX_LEN);
+                prop_assert!(p.prefix.bytes().all(|b| b.is_ascii_alphanumeric()));
+                prop_assert_eq!(raw.len(), "coder__".len() + PREFIX_LEN + SECRET_LEN);
+            }
+        }
+    }
+}

@@ -314,10 +314,13 @@ fn loopback_equivalent(registered: &str, requested: &str) -> bool {
 
 /// For `http://<loopback>[:port]<path-and-query>`, the host and the path-and-query.
 fn split_loopback(uri: &str) -> Option<(&str, &str)> {
-    if uri.contains('#') || uri.len() < "http://".len() {
+    if uri.contains('#') {
         return None;
     }
-    let (scheme, rest) = uri.split_at("http://".len());
+    // `get`, not `split_at`: a requested URI is untrusted text, and byte 7 may fall inside a
+    // multi-byte character (split_at panicked there).
+    let scheme = uri.get(.."http://".len())?;
+    let rest = uri.get("http://".len()..)?;
     if !scheme.eq_ignore_ascii_case("http://") {
         return None;
     }
@@ -804,5 +807,85 @@ mod tests {
             append_query("https://e.com/cb?code=x", &[]),
             "https://e.com/cb"
         );
+    }
+}
+
+/// Property tests: any string offered as a redirect URI, and generated loopback and https URIs.
+/// Registration never panics; a registered URI matches itself; the redirect back carries the
+/// response parameters exactly.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    fn uri() -> impl Strategy<Value = String> {
+        prop_oneof![
+            hostile_text(),
+            (
+                prop::sample::select(vec![
+                    "https://",
+                    "http://",
+                    "HTTP://",
+                    "cursor://",
+                    "com.example.app:/",
+                    "javascript:"
+                ]),
+                prop::sample::select(vec![
+                    "127.0.0.1",
+                    "localhost",
+                    "[::1]",
+                    "example.com",
+                    "a.localhost",
+                    "user@example.com",
+                    ""
+                ]),
+                prop::option::of(0u16..65535),
+                "(/[a-zA-Z0-9._~%-]{0,8}){0,3}",
+                prop::option::of("[a-z]{1,5}=[a-z0-9%]{0,5}(&[a-z]{1,5}=[a-z0-9]{0,5}){0,2}"),
+            )
+                .prop_map(|(scheme, host, port, path, query)| {
+                    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+                    format!("{scheme}{host}{port}{path}{query}")
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn registration_accepts_or_explains(uri in uri(), public in any::<bool>()) {
+            if timed("validate_for_registration", || validate_for_registration(&uri, public))?.is_ok() {
+                prop_assert!(uri.len() <= MAX_LEN);
+                prop_assert!(uri.bytes().all(|b| b.is_ascii_graphic()));
+                prop_assert!(matches(std::slice::from_ref(&uri), &uri));
+            }
+        }
+
+        #[test]
+        fn matching_never_panics(registered in prop::collection::vec(uri(), 0..4), requested in uri()) {
+            let m = timed("matches", || matches(&registered, &requested))?;
+            if registered.contains(&requested) {
+                prop_assert!(m);
+            }
+        }
+
+        #[test]
+        fn the_redirect_back_carries_the_response_exactly(
+            uri in uri(),
+            code in hostile_text(),
+            state in hostile_text(),
+        ) {
+            let back = timed("append_query", || append_query(&uri, &[("code", &code), ("state", &state)]))?;
+            let query = back.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            let get = |k: &str| pairs.iter().filter(|(key, _)| key == k).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+            prop_assert_eq!(get("code"), vec![code]);
+            prop_assert_eq!(get("state"), vec![state]);
+        }
     }
 }

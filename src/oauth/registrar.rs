@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::scopes::ScopeSet;
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, redirect_uri};
 use crate::audit::AuditEvent;
+use crate::domain::text::{StoredText, limits};
 use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, TokenAuthMethod};
 use crate::secret::{self, Secret};
 
@@ -124,11 +125,18 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
     if response_types.iter().any(|r| r != "code") {
         return Err(bad_metadata("response_types may only contain code"));
     }
+    // RFC 7591 §2: every text field is stored and shown on the consent page; each passes the
+    // stored-text rule (no NUL or control characters, bounded length), as on every other door.
+    let text = |field: &str, value: &str, rule: StoredText| -> OAuthResult<()> {
+        rule.check(value)
+            .map_err(|problem| bad_metadata(format!("{field} {problem}")))
+    };
     let web_uri = |field: &str, value: Option<String>| -> OAuthResult<String> {
         let value = value.unwrap_or_default();
         if value.is_empty() {
             return Ok(value);
         }
+        text(field, &value, limits::URI)?;
         match url::Url::parse(&value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(value),
             _ => Err(bad_metadata(format!(
@@ -140,31 +148,22 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
     let logo_uri = web_uri("logo_uri", meta.logo_uri)?;
     let tos_uri = web_uri("tos_uri", meta.tos_uri)?;
     let policy_uri = web_uri("policy_uri", meta.policy_uri)?;
-    // Text fields are echoed and stored; control characters (NUL cannot even be stored in
-    // Postgres) have no business in them.
-    let plain = |field: &str, value: Option<String>| -> OAuthResult<String> {
-        let value = value.unwrap_or_default();
-        if value.chars().any(char::is_control) || value.len() > 256 {
-            return Err(bad_metadata(format!(
-                "{field} must be at most 256 characters without control characters"
-            )));
-        }
-        Ok(value)
-    };
-    let software_id = plain("software_id", meta.software_id)?;
-    let software_version = plain("software_version", meta.software_version)?;
+    let software_id = meta.software_id.unwrap_or_default();
+    text("software_id", &software_id, limits::LABEL)?;
+    let software_version = meta.software_version.unwrap_or_default();
+    text("software_version", &software_version, limits::LABEL)?;
     let contacts = meta.contacts.unwrap_or_default();
-    if contacts.iter().any(|c| c.chars().any(char::is_control)) {
-        return Err(bad_metadata("contacts must not contain control characters"));
+    for contact in &contacts {
+        text("contacts", contact, limits::LABEL)?;
     }
-    if contacts.len() > MAX_CONTACTS
-        || contacts
-            .iter()
-            .any(|c| c.len() > 254 || c.trim().is_empty())
-    {
+    if contacts.len() > MAX_CONTACTS || contacts.iter().any(|c| c.trim().is_empty()) {
         return Err(bad_metadata(format!(
             "contacts must be at most {MAX_CONTACTS} non-empty addresses"
         )));
+    }
+    // A long name is cut to 64 characters (see `client_name`); it must still be text.
+    if let Some(name) = &meta.client_name {
+        text("client_name", name, StoredText::line(usize::MAX))?;
     }
     let name = client_name(meta.client_name.as_deref(), &client_uri, &redirect_uris);
     // Names outside the catalog (claude.ai registers "claudeai") are dropped: the client then
@@ -192,7 +191,7 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
 fn client_name(given: Option<&str>, client_uri: &str, redirect_uris: &[String]) -> String {
     let given = given.map(str::trim).filter(|n| !n.is_empty());
     let name = match given {
-        Some(n) => n.chars().filter(|c| !c.is_control()).collect::<String>(),
+        Some(n) => n.to_owned(),
         None => std::iter::once(client_uri)
             .chain(redirect_uris.iter().map(String::as_str))
             .filter_map(|u| url::Url::parse(u).ok())
@@ -504,5 +503,110 @@ mod tests {
             code(br#"{"redirect_uris":["https://x.io/cb"],"token_endpoint_auth_method":"private_key_jwt"}"#),
             Some(ErrorCode::InvalidClientMetadata)
         );
+    }
+}
+
+/// Property tests: any body, and metadata objects with hostile values in every field. The
+/// registrar answers `invalid_client_metadata`-class errors or metadata whose every stored
+/// string passes the stored-text rule.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            hostile_text().prop_map(Value::String),
+            Just(json!("https://example.com/a")),
+            Just(json!("http://127.0.0.1:3000/cb")),
+            prop::collection::vec(
+                prop_oneof![
+                    hostile_text().prop_map(Value::String),
+                    Just(json!("http://127.0.0.1:3000/cb")),
+                    Just(json!("authorization_code")),
+                    Just(json!("code")),
+                ],
+                0..4
+            )
+            .prop_map(Value::Array),
+        ]
+    }
+
+    fn metadata() -> impl Strategy<Value = Value> {
+        prop::collection::btree_map(
+            prop::sample::select(vec![
+                "redirect_uris",
+                "client_name",
+                "client_uri",
+                "logo_uri",
+                "tos_uri",
+                "policy_uri",
+                "grant_types",
+                "response_types",
+                "token_endpoint_auth_method",
+                "scope",
+                "contacts",
+                "software_id",
+                "software_version",
+                "jwks",
+            ]),
+            value(),
+            0..10,
+        )
+        .prop_map(|m| {
+            let mut object: serde_json::Map<String, Value> =
+                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            object
+                .entry("redirect_uris")
+                .or_insert(json!(["http://127.0.0.1:3000/cb"]));
+            Value::Object(object)
+        })
+    }
+
+    fn registered(body: &[u8]) -> Result<Option<ValidMetadata>, TestCaseError> {
+        let outcome = timed("register", || {
+            ClientMetadata::parse(body).and_then(validate)
+        })?;
+        match outcome {
+            Ok(meta) => Ok(Some(meta)),
+            Err(e) => {
+                prop_assert!(matches!(
+                    e.code,
+                    ErrorCode::InvalidClientMetadata | ErrorCode::InvalidRedirectUri
+                ));
+                prop_assert_eq!(e.status, 400);
+                Ok(None)
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn any_body_is_refused_as_client_metadata(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            registered(&body)?;
+        }
+
+        #[test]
+        fn accepted_metadata_is_storable_text(meta in metadata()) {
+            if let Some(m) = registered(meta.to_string().as_bytes())? {
+                let one_line = crate::domain::text::StoredText::line(2048);
+                for s in [&m.name, &m.client_uri, &m.logo_uri, &m.tos_uri, &m.policy_uri,
+                          &m.software_id, &m.software_version, &m.scope]
+                    .into_iter()
+                    .chain(&m.redirect_uris)
+                    .chain(&m.contacts)
+                {
+                    prop_assert!(one_line.check(s).is_ok(), "{:?}", s);
+                }
+                prop_assert!(m.name.chars().count() <= MAX_NAME_CHARS);
+            }
+        }
     }
 }

@@ -248,3 +248,31 @@ mod tests {
         assert_eq!(parse_key("abcdefgh!j-abcdefghijklmnopqrstuv"), None);
     }
 }
+
+/// Property tests of the `<id>-<secret>` session and API token format.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::proptest_support::{config, hostile_text};
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        #[test]
+        fn keys_round_trip(id in "[a-zA-Z0-9]{10}", secret in "[a-zA-Z0-9]{22}") {
+            let raw = format!("{id}-{secret}");
+            prop_assert_eq!(parse_key(&raw), Some((id.as_str(), secret.as_str())));
+        }
+
+        #[test]
+        fn other_text_is_refused_or_well_formed(raw in prop_oneof![hostile_text(), "[a-zA-Z0-9-]{0,40}"]) {
+            if let Some((id, secret)) = parse_key(&raw) {
+                prop_assert_eq!(id.len(), ID_LEN);
+                prop_assert_eq!(secret.len(), SECRET_LEN);
+                prop_assert!(id.bytes().chain(secret.bytes()).all(|b| b.is_ascii_alphanumeric()));
+            }
+        }
+    }
+}

@@ -279,7 +279,7 @@ impl JobRunner {
                 "The archive has no {MANIFEST_FILE} at its root. Add one (see docs/templates.md) and upload the archive again."
             )));
         };
-        let manifest = Manifest::parse(&text)?;
+        let manifest = tokio::task::spawn_blocking(move || Manifest::parse(&text)).await??;
         let names: Vec<&str> = manifest
             .parameters
             .iter()

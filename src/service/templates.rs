@@ -12,6 +12,7 @@ use super::views::{
 use super::{Services, validate};
 use crate::auth::Principal;
 use crate::domain::manifest::Manifest;
+use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{
     DEFAULT_ORGANIZATION_NAME, DomainError, FieldError, FileId, JobStatus, JobType, Organization,
     OrganizationId, ProvisionerJob, StoredFile, Template, TemplateId, TemplateVersion,
@@ -130,7 +131,8 @@ impl Services {
     ) -> Result<Organization, DomainError> {
         let found = match Uuid::parse_str(org) {
             Ok(id) => self.store.get_organization(OrganizationId(id)).await?,
-            Err(_) => self.store.get_organization_by_name(org).await?,
+            Err(_) if is_lookup_key(org) => self.store.get_organization_by_name(org).await?,
+            Err(_) => None,
         };
         found.ok_or_else(|| {
             DomainError::NotFound(format!(
@@ -452,16 +454,12 @@ impl Services {
         let mut problems: Vec<FieldError> = [
             validate::username("name", &name),
             validate::display_name("display_name", &req.display_name),
+            validate::text("description", &req.description, limits::DESCRIPTION),
+            validate::text("icon", &req.icon, limits::ICON),
         ]
         .into_iter()
         .filter_map(Result::err)
         .collect();
-        if req.description.chars().count() > 512 {
-            problems.push(FieldError::new(
-                "description",
-                "Must be at most 512 characters.",
-            ));
-        }
         if req.template_version_id.is_none() {
             problems.push(FieldError::new(
                 "template_version_id",
@@ -608,6 +606,9 @@ impl Services {
     ) -> Result<TemplateView, DomainError> {
         require_scope(actor, Scope::TemplatesRead)?;
         let org = self.get_organization(actor, org).await?;
+        if !is_lookup_key(name) {
+            return Err(template_not_found());
+        }
         let template = self
             .store
             .get_template_by_name(org.id, name)

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use super::{Services, conflict_field, password, validate};
 use crate::auth::Principal;
+use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{DomainError, FieldError, NewUser, Role, User, UserId, UserStatus};
 use crate::secret::Secret;
 use crate::store::{Page, StoreError};
@@ -138,10 +139,14 @@ impl Services {
                 retry_after_secs: retry.0,
             });
         }
-        let found = self
-            .store
-            .get_user_credentials_by_email(email.trim())
-            .await?;
+        // No account can have an email that breaks the stored-text rule (NUL, which PostgreSQL
+        // cannot even compare); such an attempt fails like any wrong email.
+        let email = email.trim();
+        let found = if validate::text("email", email, limits::EMAIL).is_ok() {
+            self.store.get_user_credentials_by_email(email).await?
+        } else {
+            None
+        };
         let stored_hash = found.as_ref().map(|c| c.hashed_password.clone());
         let verified = password::verify(password_attempt, stored_hash).await?;
         let user = match found {
@@ -176,7 +181,10 @@ impl Services {
             UserSelector::Me => return Ok(actor.user.clone()),
             UserSelector::Id(id) if *id == actor.user.id => return Ok(actor.user.clone()),
             UserSelector::Id(id) => self.store.get_user_by_id(*id).await?,
-            UserSelector::Username(name) => self.store.get_user_by_username(name).await?,
+            UserSelector::Username(name) if is_lookup_key(name) => {
+                self.store.get_user_by_username(name).await?
+            }
+            UserSelector::Username(_) => None,
         };
         match found {
             Some(user) if user.id == actor.user.id || actor.is_owner() => Ok(user),

@@ -11,6 +11,7 @@ use super::views::{BuildParts, WorkspaceBuildView, WorkspaceView, WorkspacesView
 use super::{Services, UserSelector, validate};
 use crate::auth::Principal;
 use crate::domain::manifest::resolve_parameters;
+use crate::domain::text::{StoredText, is_lookup_key};
 use crate::domain::{
     BuildId, DomainError, FieldError, JobType, ParameterValue, ProvisionerJob, TemplateId,
     TemplateVersionId, Transition, User, UserId, Workspace, WorkspaceBuild, WorkspaceId,
@@ -68,6 +69,9 @@ pub(super) fn can_access(actor: &Principal, workspace: &Workspace) -> bool {
     actor.is_owner() || workspace.owner_id == actor.user.id
 }
 
+/// A search query is one line of at most this many characters.
+pub const SEARCH_QUERY: StoredText = StoredText::line(1024);
+
 /// Coder's workspace search: `owner:`, `name:`, `template:`, `status:` and bare words (names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkspaceQuery {
@@ -81,6 +85,14 @@ impl WorkspaceQuery {
     pub fn parse(q: &str) -> Result<Self, DomainError> {
         let mut query = WorkspaceQuery::default();
         let mut problems = Vec::new();
+        // Every value ends up in a database lookup: the stored-text rule keeps out what no
+        // stored name can hold (a NUL would be a PostgreSQL error).
+        if let Err(problem) = validate::text("q", q, SEARCH_QUERY) {
+            return Err(DomainError::invalid_fields(
+                "Invalid workspace search query.",
+                vec![problem],
+            ));
+        }
         for term in split_terms(q) {
             let (key, value) = match term.split_once(':') {
                 Some((k, v)) => (k.to_ascii_lowercase(), v.to_owned()),
@@ -184,17 +196,18 @@ impl Services {
                 let owner_id = match &owner {
                     UserSelector::Me => Some(actor.user.id),
                     UserSelector::Id(id) => Some(*id),
-                    UserSelector::Username(u) => {
+                    UserSelector::Username(u) if is_lookup_key(u) => {
                         self.store.get_user_by_username(u).await?.map(|u| u.id)
                     }
+                    UserSelector::Username(_) => None,
                 };
                 match owner_id {
-                    Some(id) => {
+                    Some(id) if is_lookup_key(&name) => {
                         self.store
                             .get_workspace_by_owner_and_name(id, &name)
                             .await?
                     }
-                    None => None,
+                    _ => None,
                 }
             }
         };
@@ -355,11 +368,16 @@ impl Services {
         let owner_id = match owner {
             UserSelector::Me => Some(actor.user.id),
             UserSelector::Id(id) => Some(*id),
-            UserSelector::Username(u) => self.store.get_user_by_username(u).await?.map(|u| u.id),
+            UserSelector::Username(u) if is_lookup_key(u) => {
+                self.store.get_user_by_username(u).await?.map(|u| u.id)
+            }
+            UserSelector::Username(_) => None,
         };
         let found = match owner_id {
-            Some(id) => self.store.get_workspace_by_owner_and_name(id, name).await?,
-            None => None,
+            Some(id) if is_lookup_key(name) => {
+                self.store.get_workspace_by_owner_and_name(id, name).await?
+            }
+            _ => None,
         };
         match found {
             Some(ws) if can_access(actor, &ws) => self.workspace_view(&ws).await,
@@ -597,5 +615,69 @@ mod tests {
             WorkspaceQuery::parse("").unwrap(),
             WorkspaceQuery::default()
         );
+    }
+}
+
+/// Property tests of the `q` search syntax: any query parses or is refused with validations on
+/// `q`; what parses carries only values a stored name could have.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::text::is_lookup_key;
+    use crate::proptest_support::{config, hostile_text, timed};
+
+    fn query() -> impl Strategy<Value = String> {
+        let term = prop_oneof![
+            hostile_text(),
+            (
+                prop::sample::select(vec![
+                    "owner:",
+                    "name:",
+                    "template:",
+                    "status:",
+                    "OWNER:",
+                    "bogus:",
+                    ""
+                ]),
+                prop_oneof![
+                    hostile_text(),
+                    "[a-z0-9-]{0,10}",
+                    Just("\"a b\"".to_owned()),
+                    Just("running".to_owned())
+                ],
+            )
+                .prop_map(|(k, v)| format!("{k}{v}")),
+        ];
+        prop::collection::vec(term, 0..5).prop_map(|terms| terms.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn queries_parse_or_name_q(q in query()) {
+            match timed("WorkspaceQuery::parse", || WorkspaceQuery::parse(&q))? {
+                Ok(parsed) => {
+                    for value in [&parsed.owner, &parsed.name, &parsed.template].into_iter().flatten() {
+                        prop_assert!(is_lookup_key(value), "{:?}", value);
+                    }
+                }
+                Err(DomainError::Invalid { fields, .. }) => {
+                    prop_assert!(!fields.is_empty());
+                    prop_assert!(fields.iter().all(|f| f.field == "q"));
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        #[test]
+        fn workspace_refs_parse_or_explain(raw in hostile_text()) {
+            if let Ok(WorkspaceRef::Name { name, .. }) = timed("WorkspaceRef::parse", || WorkspaceRef::parse(&raw))? {
+                prop_assert!(!name.is_empty());
+            }
+        }
     }
 }
