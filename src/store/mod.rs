@@ -20,7 +20,7 @@ mod workspaces;
 
 use std::sync::Arc;
 
-pub use error::{StoreError, StoreResult};
+pub use error::{Constraint, StoreError, StoreResult};
 pub use jobs::OrphanScope;
 pub use templates::DeleteTemplateOutcome;
 pub use users::UserCredentials;

@@ -43,7 +43,7 @@ impl Store {
             .map(drop)
         });
         match guard.map_err(StoreError::from) {
-            Err(StoreError::Conflict { .. }) => return Err(StoreError::FirstUserExists),
+            Err(StoreError::Conflict(_)) => return Err(StoreError::FirstUserExists),
             other => other?,
         }
         // Users created some other way (an owner's `create_user`) never took the guard.

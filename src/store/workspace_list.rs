@@ -286,7 +286,10 @@ fn summary(t: SummaryTexts, ids: &[u8]) -> StoreResult<WorkspaceSummary> {
 
 /// A page of summaries that does not read as `summaries_from_page` expects.
 fn unreadable(detail: &dyn std::fmt::Display) -> StoreError {
-    StoreError::Database(format!("workspace summaries: {detail}"))
+    StoreError::Corrupt {
+        column: "workspace summaries",
+        detail: detail.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use coderd::domain::{ApiKey, ApiKeyId, LoginType, NewUser, Role, User, UserId, UserStatus};
-use coderd::store::{Page, SharedStore, StoreError};
+use coderd::store::{Constraint, Page, SharedStore, StoreError};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestDatabase};
@@ -70,15 +70,10 @@ fn api_key(
     }
 }
 
-fn assert_conflict_on(err: StoreError, what: &str) {
+fn assert_conflict_on(err: StoreError, expected: Constraint) {
     match err {
-        StoreError::Conflict { constraint } => {
-            assert!(
-                constraint.contains(what),
-                "conflict names {constraint:?}, expected {what}"
-            )
-        }
-        other => panic!("expected a conflict on {what}, got {other:?}"),
+        StoreError::Conflict(constraint) => assert_eq!(constraint, expected),
+        other => panic!("expected a conflict on {expected}, got {other:?}"),
     }
 }
 
@@ -183,18 +178,24 @@ async fn create_user_conflicts_case_insensitively(backend: Backend) {
 
     let mut same_name = new_user("ALICE", Role::Member);
     same_name.email = "other@example.com".into();
-    assert_conflict_on(store.create_user(same_name).await.unwrap_err(), "username");
+    assert_conflict_on(
+        store.create_user(same_name).await.unwrap_err(),
+        Constraint::UserUsername,
+    );
 
     let mut same_email = new_user("alice2", Role::Member);
     same_email.email = "Alice@Example.COM".into();
-    assert_conflict_on(store.create_user(same_email).await.unwrap_err(), "email");
+    assert_conflict_on(
+        store.create_user(same_email).await.unwrap_err(),
+        Constraint::UserEmail,
+    );
 
     // A reused id is a conflict too, never an overwrite.
     let mut same_id = new_user("carol", Role::Member);
     same_id.id = alice.id;
     assert!(matches!(
         store.create_user(same_id).await.unwrap_err(),
-        StoreError::Conflict { .. }
+        StoreError::Conflict(Constraint::Other)
     ));
 
     assert_eq!(store.count_users().await.unwrap(), 1);
@@ -541,12 +542,12 @@ async fn api_key_uniqueness(backend: Backend) {
     let dup_name = api_key("token00002", user.id, LoginType::Token, "deploy", t0());
     assert_conflict_on(
         store.insert_api_key(dup_name).await.unwrap_err(),
-        "token_name",
+        Constraint::ApiKeyTokenName,
     );
     let dup_id = api_key("token00001", other.id, LoginType::Token, "fresh", t0());
     assert!(matches!(
         store.insert_api_key(dup_id).await.unwrap_err(),
-        StoreError::Conflict { .. }
+        StoreError::Conflict(Constraint::Other)
     ));
     // Another user may reuse the name, and browser sessions (no name) never collide.
     store
