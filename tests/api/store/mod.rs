@@ -2,10 +2,12 @@
 //! SQLite and PostgreSQL. One module per aggregate, as in `src/store/`; this one holds the
 //! fixtures they share.
 
+mod audit;
+mod oauth;
 mod site_config;
 mod users;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use coderd::domain::{NewUser, Role, UserId};
 use coderd::store::{Constraint, SharedStore, StoreError};
 
@@ -22,6 +24,11 @@ pub async fn open(backend: &Backend) -> (SharedStore, TestDatabase) {
 
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 0).single().unwrap()
+}
+
+/// `minutes` after `t0`, for events that happen in order.
+pub fn at(minutes: i64) -> DateTime<Utc> {
+    t0() + Duration::minutes(minutes)
 }
 
 pub fn new_user(username: &str, role: Role) -> NewUser {
