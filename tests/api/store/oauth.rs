@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{assert_conflict_on, at, new_user, open, t0};
 use crate::both_backends;
-use crate::helpers::Backend;
+use crate::helpers::{Backend, TestDatabase};
 
 both_backends!(
     apps_round_trip_and_update_only_their_mutable_fields,
@@ -137,6 +137,16 @@ async fn authorize(
     (grant, token)
 }
 
+/// A store with the member `alice` and two clients: `(store, alice, a, b, db)`.
+async fn clients(backend: &Backend) -> (SharedStore, UserId, OAuthApp, OAuthApp, TestDatabase) {
+    let (store, db) = open(backend).await;
+    let alice = user(&store, "alice").await;
+    let (a, b) = (app("a", t0(), false), app("b", t0(), false));
+    store.insert_oauth_app(a.clone()).await.unwrap();
+    store.insert_oauth_app(b.clone()).await.unwrap();
+    (store, alice, a, b, db)
+}
+
 async fn user(store: &SharedStore, name: &str) -> UserId {
     store
         .create_user(new_user(name, Role::Member))
@@ -237,12 +247,7 @@ async fn apps_round_trip_and_update_only_their_mutable_fields(backend: Backend) 
 }
 
 async fn deleting_an_app_revokes_its_live_grants_and_removes_what_it_issued(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    let alice = user(&store, "alice").await;
-    let doomed = app("doomed", t0(), false);
-    let kept = app("kept", t0(), false);
-    store.insert_oauth_app(doomed.clone()).await.unwrap();
-    store.insert_oauth_app(kept.clone()).await.unwrap();
+    let (store, alice, doomed, kept, _db) = clients(&backend).await;
     let s = secret(doomed.id, "sec00001", t0());
     store.insert_app_secret(s.clone()).await.unwrap();
     let (live, live_token) = authorize(&store, doomed.id, alice, Some(s.id), at(1)).await;
@@ -320,11 +325,7 @@ async fn abandoned_dynamic_apps_go_after_the_cutoff(backend: Backend) {
 }
 
 async fn app_secrets_are_found_by_prefix_listed_and_touched(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    let a = app("a", t0(), false);
-    let b = app("b", t0(), false);
-    store.insert_oauth_app(a.clone()).await.unwrap();
-    store.insert_oauth_app(b.clone()).await.unwrap();
+    let (store, _, a, b, _db) = clients(&backend).await;
     let newer = secret(a.id, "prefix02", at(1));
     let older = secret(a.id, "prefix01", at(0));
     let other = secret(b.id, "prefix03", at(0));
@@ -375,12 +376,7 @@ async fn app_secrets_are_found_by_prefix_listed_and_touched(backend: Backend) {
 }
 
 async fn deleting_a_secret_revokes_the_grants_issued_through_it(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    let alice = user(&store, "alice").await;
-    let a = app("a", t0(), false);
-    let b = app("b", t0(), false);
-    store.insert_oauth_app(a.clone()).await.unwrap();
-    store.insert_oauth_app(b.clone()).await.unwrap();
+    let (store, alice, a, b, _db) = clients(&backend).await;
     let leaked = secret(a.id, "leaked01", t0());
     let kept = secret(a.id, "kept0001", t0());
     store.insert_app_secret(leaked.clone()).await.unwrap();
@@ -427,10 +423,7 @@ async fn deleting_a_secret_revokes_the_grants_issued_through_it(backend: Backend
 }
 
 async fn an_authorization_code_is_redeemed_once(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    let alice = user(&store, "alice").await;
-    let a = app("a", t0(), false);
-    store.insert_oauth_app(a.clone()).await.unwrap();
+    let (store, alice, a, _, _db) = clients(&backend).await;
     let issued = code(a.id, alice, "code0001", at(10));
     store.insert_auth_code(issued.clone()).await.unwrap();
     assert_eq!(
@@ -489,10 +482,7 @@ async fn an_authorization_code_is_redeemed_once(backend: Backend) {
 }
 
 async fn expired_codes_and_refresh_tokens_are_deleted(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    let alice = user(&store, "alice").await;
-    let a = app("a", t0(), false);
-    store.insert_oauth_app(a.clone()).await.unwrap();
+    let (store, alice, a, _, _db) = clients(&backend).await;
     let now = at(60);
     let tick = Duration::microseconds(1);
     let (grant, first_token) = authorize(&store, a.id, alice, None, t0()).await;
@@ -551,13 +541,8 @@ async fn expired_codes_and_refresh_tokens_are_deleted(backend: Backend) {
 }
 
 async fn grants_are_listed_newest_first_and_revoked_once(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    let alice = user(&store, "alice").await;
+    let (store, alice, a, b, _db) = clients(&backend).await;
     let bob = user(&store, "bob").await;
-    let a = app("a", t0(), false);
-    let b = app("b", t0(), false);
-    store.insert_oauth_app(a.clone()).await.unwrap();
-    store.insert_oauth_app(b.clone()).await.unwrap();
     let (a1, _) = authorize(&store, a.id, alice, None, at(1)).await;
     let (a2, _) = authorize(&store, a.id, alice, None, at(2)).await;
     let (b3, _) = authorize(&store, b.id, alice, None, at(3)).await;
@@ -619,10 +604,7 @@ async fn grants_are_listed_newest_first_and_revoked_once(backend: Backend) {
 }
 
 async fn a_refresh_token_rotates_once(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    let alice = user(&store, "alice").await;
-    let a = app("a", t0(), false);
-    store.insert_oauth_app(a.clone()).await.unwrap();
+    let (store, alice, a, _, _db) = clients(&backend).await;
     let (grant, first) = authorize(&store, a.id, alice, None, at(1)).await;
     assert_eq!(
         store
@@ -688,10 +670,7 @@ async fn a_refresh_token_rotates_once(backend: Backend) {
 }
 
 async fn revocations_are_listed_since_and_forgotten_before(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    let alice = user(&store, "alice").await;
-    let a = app("a", t0(), false);
-    store.insert_oauth_app(a.clone()).await.unwrap();
+    let (store, alice, a, _, _db) = clients(&backend).await;
     let mut grants = Vec::new();
     for minute in 1..=3 {
         let (grant, _) = authorize(&store, a.id, alice, None, t0()).await;
