@@ -397,6 +397,11 @@ async fn cleanup_loop(state: AppState) {
                 tracing::warn!(error = %err, "could not delete expired sessions and tokens")
             }
         }
+        // Replicas silent for a day are long gone; their rows only tell where agents were.
+        let cutoff = state.services.clock().now() - chrono::Duration::days(1);
+        if let Err(err) = state.services.store().delete_replicas_before(cutoff).await {
+            tracing::warn!(error = %err, "could not forget departed replicas");
+        }
         match state.oauth.cleanup().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

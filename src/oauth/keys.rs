@@ -108,8 +108,9 @@ fn to_stored(key: &SigningKey, now: DateTime<Utc>) -> StoredSigningKey {
 }
 
 fn build(stored: &[StoredSigningKey]) -> Result<Keys, StoreError> {
-    let bad = |e: jwt::JwtError| {
-        StoreError::Database(format!("unusable signing key in the database: {e}"))
+    let bad = |e: jwt::JwtError| StoreError::Corrupt {
+        column: "oauth2_signing_keys",
+        detail: format!("unusable signing key: {e}"),
     };
     let mut verifying = HashMap::new();
     let mut published = Vec::new();
@@ -123,7 +124,10 @@ fn build(stored: &[StoredSigningKey]) -> Result<Keys, StoreError> {
         .iter()
         .rev()
         .find(|k| k.retired_at.is_none() && k.algorithm == ALGORITHM)
-        .ok_or_else(|| StoreError::Database("no active access-token signing key".into()))?;
+        .ok_or_else(|| StoreError::Corrupt {
+            column: "oauth2_signing_keys",
+            detail: "no active access-token signing key".into(),
+        })?;
     let current = SigningKey::from_parts(current.kid.clone(), &current.private_key).map_err(bad)?;
     Ok(Keys {
         current: Arc::new(current),

@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::domain::DomainError;
 use crate::provisioner::Provisioning;
 use crate::ratelimit::RateLimiter;
-use crate::store::{SharedStore, StoreError};
+use crate::store::{Constraint, SharedStore, StoreError};
 
 pub use agents::{AgentTarget, ExecuteRequest};
 pub use api_keys::{CreateTokenRequest, IssuedKey};
@@ -105,23 +105,23 @@ impl From<StoreError> for DomainError {
             StoreError::FirstUserExists => {
                 DomainError::conflict("The initial user has already been created.", None)
             }
-            StoreError::Conflict { constraint } => DomainError::conflict(
+            StoreError::Conflict(constraint) => DomainError::conflict(
                 format!("Conflicts with an existing record ({constraint})."),
                 None,
             ),
-            StoreError::Database(cause) => DomainError::Internal(cause),
+            other @ (StoreError::Database(_) | StoreError::Corrupt { .. }) => {
+                DomainError::internal(other)
+            }
         }
     }
 }
 
-/// Names the field a uniqueness conflict is about, from the constraint's name.
+/// Names the field a uniqueness conflict is about.
 fn conflict_field(err: &StoreError) -> Option<&'static str> {
     match err {
-        StoreError::Conflict { constraint } if constraint.contains("username") => Some("username"),
-        StoreError::Conflict { constraint } if constraint.contains("email") => Some("email"),
-        StoreError::Conflict { constraint } if constraint.contains("token_name") => {
-            Some("token_name")
-        }
+        StoreError::Conflict(Constraint::UserUsername) => Some("username"),
+        StoreError::Conflict(Constraint::UserEmail) => Some("email"),
+        StoreError::Conflict(Constraint::ApiKeyTokenName) => Some("token_name"),
         _ => None,
     }
 }

@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::oauth::scopes::Scope;
 use crate::provisioner::validate_archive;
-use crate::store::{DeleteTemplateOutcome, StoreError};
+use crate::store::{Constraint, DeleteTemplateOutcome, StoreError};
 
 /// The largest template archive accepted.
 pub const MAX_FILE_SIZE: usize = 10 * 1024 * 1024;
@@ -289,7 +289,7 @@ impl Services {
             .insert_template_version(version.clone(), job.clone())
             .await
             .map_err(|e| match e {
-                StoreError::Conflict { .. } => DomainError::conflict(
+                StoreError::Conflict(Constraint::TemplateVersionName) => DomainError::conflict(
                     "The template already has a version with this name.",
                     Some("name"),
                 ),
@@ -523,7 +523,7 @@ impl Services {
             .insert_template(template.clone())
             .await
             .map_err(|e| match e {
-                StoreError::Conflict { .. } => {
+                StoreError::Conflict(Constraint::TemplateName) => {
                     DomainError::conflict("A template with this name already exists.", Some("name"))
                 }
                 other => other.into(),

@@ -18,7 +18,7 @@ use crate::domain::{
     WorkspaceStatus, WorkspaceSummary,
 };
 use crate::oauth::scopes::Scope;
-use crate::store::{Page, StoreError, WorkspaceFilter};
+use crate::store::{Constraint, Page, StoreError, WorkspaceFilter};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateWorkspaceRequest {
@@ -334,7 +334,7 @@ impl Services {
             .insert_workspace(workspace.clone(), build, job)
             .await
             .map_err(|e| match e {
-                StoreError::Conflict { .. } => DomainError::conflict(
+                StoreError::Conflict(Constraint::WorkspaceName) => DomainError::conflict(
                     format!("{} already has a workspace with this name.", owner.username),
                     Some("name"),
                 ),

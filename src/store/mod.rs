@@ -1,65 +1,71 @@
-//! Persistence: the `Store` contract and its SQLite and PostgreSQL implementations. Only this module holds SQL.
+//! Persistence: `Store`, over SQLite or PostgreSQL, is the only type that holds SQL.
+//!
+//! Its methods live in one file per aggregate (users, site config, OAuth, audit, templates, jobs,
+//! workspaces and builds, agents). Each query is one SQL text that runs on either backend
+//! (`pool.rs` says how); the few fragments that differ are named in `dialect.rs`.
 
-mod agent;
-mod agent_queries;
+mod agents;
+mod audit;
+mod dialect;
+mod error;
+mod jobs;
 mod oauth;
-mod oauth_queries;
-mod oauth_rows;
-mod queries;
-mod rows;
+mod pool;
+mod replicas;
+mod site_config;
+mod templates;
 mod time;
-mod workspace;
-mod workspace_queries;
-mod workspace_rows;
-
-pub mod postgres;
-pub mod sqlite;
+mod users;
+mod workspace_list;
+mod workspaces;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+pub use error::{Constraint, StoreError, StoreResult};
+pub use jobs::OrphanScope;
+pub use templates::DeleteTemplateOutcome;
+pub use users::UserCredentials;
+pub use workspace_list::WorkspaceFilter;
+pub use workspaces::InsertBuildOutcome;
 
-use crate::domain::{ApiKey, ApiKeyId, LoginType, NewUser, User, UserId};
+use dialect::Dialect;
+use pool::{Backend, Pool, on};
 
-pub use agent::AgentStore;
-pub use oauth::OAuthStore;
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
-pub use workspace::{
-    DeleteTemplateOutcome, InsertBuildOutcome, OrphanScope, WorkspaceFilter, WorkspaceStore,
-};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule was broken; `constraint` names the rule (for example `users_email_unique`).
-    #[error("conflicts with an existing row ({constraint})")]
-    Conflict { constraint: String },
-    /// The first user already exists.
-    #[error("the first user already exists")]
-    FirstUserExists,
-    /// The database failed or could not be reached.
-    #[error("database error: {0}")]
-    Database(String),
+/// Everything the services persist, on one pool of either backend. Both backends pass the same
+/// contract tests (`tests/api/store/`).
+#[derive(Debug)]
+pub struct Store {
+    pool: Pool,
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &err
-            && db.is_unique_violation()
-        {
-            // Postgres names the constraint; SQLite puts the index or columns in the message.
-            let constraint = db
-                .constraint()
-                .map(str::to_owned)
-                .unwrap_or_else(|| db.message().to_owned());
-            return StoreError::Conflict { constraint };
+pub type SharedStore = Arc<Store>;
+
+impl Store {
+    /// Which backend this is, for logs: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.dialect().name
+    }
+
+    /// Closes every connection; in-flight queries finish first.
+    pub async fn close(&self) {
+        on!(&self.pool, |pool| pool.close().await);
+    }
+
+    /// Cheap liveness check.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    fn dialect(&self) -> &'static Dialect {
+        match self.pool {
+            Backend::Sqlite(_) => &dialect::SQLITE,
+            Backend::Postgres(_) => &dialect::POSTGRES,
         }
-        StoreError::Database(err.to_string())
     }
 }
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Page through a list.
 #[derive(Debug, Clone, Copy)]
@@ -67,61 +73,6 @@ pub struct Page {
     pub limit: i64,
     pub offset: i64,
 }
-
-/// A user together with the password hash, for sign-in only.
-#[derive(Debug, Clone)]
-pub struct UserCredentials {
-    pub user: User,
-    pub hashed_password: String,
-}
-
-/// Everything the services persist. Both backends pass the same contract tests.
-#[async_trait]
-pub trait Store: OAuthStore + WorkspaceStore + AgentStore + Send + Sync + std::fmt::Debug {
-    /// Which backend this is, for logs: `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
-
-    /// Closes every connection; in-flight queries finish first.
-    async fn close(&self);
-
-    /// Cheap liveness check.
-    async fn ping(&self) -> StoreResult<()>;
-
-    // Users.
-    async fn count_users(&self) -> StoreResult<i64>;
-    /// Inserts the first user, atomically refusing when any user already exists.
-    async fn create_first_user(&self, user: NewUser) -> StoreResult<User>;
-    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
-    async fn get_user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
-    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
-    async fn get_user_credentials_by_email(
-        &self,
-        email: &str,
-    ) -> StoreResult<Option<UserCredentials>>;
-    async fn list_users(&self, page: Page) -> StoreResult<(Vec<User>, i64)>;
-    /// Marks the user deleted and removes every API key it holds, in one transaction.
-    async fn delete_user(&self, id: UserId, now: DateTime<Utc>) -> StoreResult<bool>;
-    async fn touch_user_last_seen(&self, id: UserId, now: DateTime<Utc>) -> StoreResult<()>;
-
-    // API keys.
-    async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()>;
-    async fn get_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKey>>;
-    async fn list_api_keys(&self, user: UserId, login_type: LoginType) -> StoreResult<Vec<ApiKey>>;
-    async fn delete_api_key(&self, user: UserId, id: &ApiKeyId) -> StoreResult<bool>;
-    async fn touch_api_key(&self, id: &ApiKeyId, now: DateTime<Utc>) -> StoreResult<()>;
-    async fn delete_expired_api_keys(&self, now: DateTime<Utc>) -> StoreResult<u64>;
-
-    // Deployment-wide settings.
-    async fn get_site_config(&self, key: &str) -> StoreResult<Option<String>>;
-    async fn upsert_site_config(
-        &self,
-        key: &str,
-        value: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-}
-
-pub type SharedStore = Arc<dyn Store>;
 
 /// Where the data lives.
 #[derive(Clone)]
@@ -175,15 +126,25 @@ pub fn redact_url(raw: &str) -> String {
 
 /// Opens the database, applies pending migrations and returns the store.
 pub async fn open(target: &DatabaseTarget) -> anyhow::Result<SharedStore> {
-    Ok(match target {
-        DatabaseTarget::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
-        DatabaseTarget::Postgres(url) => Arc::new(PostgresStore::connect(url).await?),
-    })
+    let pool = match target {
+        DatabaseTarget::Sqlite(path) => pool::open_sqlite(path).await?,
+        DatabaseTarget::Postgres(url) => pool::connect_postgres(url).await?,
+    };
+    Ok(Arc::new(Store { pool }))
 }
 
-/// Ties a store implementation to its sqlx database type, for the shared query macro.
-pub(crate) trait Backend {
-    type Db: sqlx::Database;
+/// PostgreSQL text cannot hold a NUL character, so no stored key contains one. Lookups by such a
+/// key find nothing on both backends, instead of failing the query (which would surface as a 500).
+fn unstorable(key: &str) -> bool {
+    key.contains('\0')
+}
+
+/// Converts every row, failing on the first that does not map.
+fn convert_all<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
 }
 
 #[cfg(test)]

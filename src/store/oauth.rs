@@ -1,107 +1,871 @@
-//! The OAuth2 part of the store contract.
+//! The OAuth2 authorization server's data: client applications and their secrets,
+//! authorization codes, grants with their refresh tokens, the revocation feed, and the
+//! access-token signing keys.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::StoreResult;
+use super::error::{corrupt, corrupt_json};
+use super::pool::{Tx, on};
+use super::time::DbTime;
+use super::{Store, StoreError, StoreResult, convert_all};
 use crate::domain::{
-    AppSecret, AuditEntry, AuthorizationCode, ClientId, Grant, GrantId, OAuthApp, RefreshToken,
-    StoredSigningKey, UserId,
+    AppSecret, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp, RefreshToken,
+    StoredSigningKey, TokenAuthMethod, UserId,
 };
 
-#[async_trait]
-pub trait OAuthStore: Send + Sync {
-    // Client applications.
-    async fn insert_oauth_app(&self, app: OAuthApp) -> StoreResult<()>;
-    async fn get_oauth_app(&self, id: ClientId) -> StoreResult<Option<OAuthApp>>;
-    async fn list_oauth_apps(&self) -> StoreResult<Vec<OAuthApp>>;
+/// Client applications.
+impl Store {
+    pub async fn insert_oauth_app(&self, app: OAuthApp) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO oauth2_provider_apps (id, name, icon, redirect_uris, client_type, \
+                 token_endpoint_auth_method, grant_types, response_types, scope, \
+                 dynamically_registered, client_uri, logo_uri, tos_uri, policy_uri, contacts, \
+                 software_id, software_version, registration_access_token, client_id_issued_at, \
+                 last_used_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+            )
+            .bind(app.id.0)
+            .bind(&app.name)
+            .bind(&app.icon)
+            .bind(to_json_list(&app.redirect_uris))
+            .bind(app.client_type.as_str())
+            .bind(app.token_endpoint_auth_method.as_str())
+            .bind(to_json_list(&app.grant_types))
+            .bind(to_json_list(&app.response_types))
+            .bind(&app.scope)
+            .bind(app.dynamically_registered)
+            .bind(&app.client_uri)
+            .bind(&app.logo_uri)
+            .bind(&app.tos_uri)
+            .bind(&app.policy_uri)
+            .bind(to_json_list(&app.contacts))
+            .bind(&app.software_id)
+            .bind(&app.software_version)
+            .bind(&app.registration_access_token_hash)
+            .bind(DbTime(app.client_id_issued_at))
+            .bind(app.last_used_at.map(DbTime))
+            .bind(DbTime(app.created_at))
+            .bind(DbTime(app.updated_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_oauth_app(&self, id: ClientId) -> StoreResult<Option<OAuthApp>> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM oauth2_provider_apps WHERE id = $1");
+        let row: Option<AppRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql).bind(id.0).fetch_optional(pool).await?
+        });
+        row.map(OAuthApp::try_from).transpose()
+    }
+
+    pub async fn list_oauth_apps(&self) -> StoreResult<Vec<OAuthApp>> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM oauth2_provider_apps ORDER BY created_at, id");
+        let rows: Vec<AppRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql).fetch_all(pool).await?
+        });
+        convert_all(rows)
+    }
+
     /// Replaces every mutable field; false when the app does not exist.
-    async fn update_oauth_app(&self, app: OAuthApp) -> StoreResult<bool>;
+    pub async fn update_oauth_app(&self, app: OAuthApp) -> StoreResult<bool> {
+        let updated = on!(&self.pool, |pool| {
+            sqlx::query(
+                "UPDATE oauth2_provider_apps SET name = $2, icon = $3, redirect_uris = $4, \
+                 token_endpoint_auth_method = $5, grant_types = $6, response_types = $7, \
+                 scope = $8, client_uri = $9, logo_uri = $10, tos_uri = $11, policy_uri = $12, \
+                 contacts = $13, software_id = $14, software_version = $15, updated_at = $16 \
+                 WHERE id = $1",
+            )
+            .bind(app.id.0)
+            .bind(&app.name)
+            .bind(&app.icon)
+            .bind(to_json_list(&app.redirect_uris))
+            .bind(app.token_endpoint_auth_method.as_str())
+            .bind(to_json_list(&app.grant_types))
+            .bind(to_json_list(&app.response_types))
+            .bind(&app.scope)
+            .bind(&app.client_uri)
+            .bind(&app.logo_uri)
+            .bind(&app.tos_uri)
+            .bind(&app.policy_uri)
+            .bind(to_json_list(&app.contacts))
+            .bind(&app.software_id)
+            .bind(&app.software_version)
+            .bind(DbTime(app.updated_at))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+
     /// Deletes the app with its secrets, codes and grants, first writing every live grant to
     /// the revocation feed. `None` when the app does not exist.
-    async fn delete_oauth_app(
+    pub async fn delete_oauth_app(
         &self,
         id: ClientId,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Vec<GrantId>>>;
-    async fn touch_oauth_app(&self, id: ClientId, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Deletes dynamically registered clients never used for a token and created before `cutoff`.
-    async fn delete_abandoned_dynamic_apps(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+    ) -> StoreResult<Option<Vec<GrantId>>> {
+        let mut tx = self.pool.begin().await?;
+        let revoked: Vec<(Uuid,)> = on!(tx.conn(), |c| {
+            sqlx::query_as(
+                "UPDATE oauth2_grants SET revoked_at = $1, updated_at = $1 \
+                 WHERE app_id = $2 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(DbTime(now))
+            .bind(id.0)
+            .fetch_all(c)
+            .await?
+        });
+        record_revocations(&mut tx, &revoked, now).await?;
+        let deleted = on!(tx.conn(), |c| {
+            sqlx::query("DELETE FROM oauth2_provider_apps WHERE id = $1")
+                .bind(id.0)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(grant_ids(revoked)))
+    }
 
-    // Client secrets.
-    async fn insert_app_secret(&self, secret: AppSecret) -> StoreResult<()>;
-    async fn get_app_secret_by_prefix(&self, prefix: &str) -> StoreResult<Option<AppSecret>>;
-    async fn list_app_secrets(&self, app: ClientId) -> StoreResult<Vec<AppSecret>>;
+    pub async fn touch_oauth_app(&self, id: ClientId, now: DateTime<Utc>) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query("UPDATE oauth2_provider_apps SET last_used_at = $2 WHERE id = $1")
+                .bind(id.0)
+                .bind(DbTime(now))
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes dynamically registered clients never used for a token and created before `cutoff`.
+    pub async fn delete_abandoned_dynamic_apps(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query(
+                "DELETE FROM oauth2_provider_apps WHERE dynamically_registered \
+                 AND last_used_at IS NULL AND created_at < $1",
+            )
+            .bind(DbTime(cutoff))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+}
+
+/// Client secrets.
+impl Store {
+    pub async fn insert_app_secret(&self, secret: AppSecret) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO oauth2_provider_app_secrets (id, app_id, secret_prefix, \
+                 hashed_secret, display_secret, last_used_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(secret.id)
+            .bind(secret.app_id.0)
+            .bind(&secret.secret_prefix)
+            .bind(&secret.hashed_secret)
+            .bind(&secret.display_secret)
+            .bind(secret.last_used_at.map(DbTime))
+            .bind(DbTime(secret.created_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_app_secret_by_prefix(&self, prefix: &str) -> StoreResult<Option<AppSecret>> {
+        let sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM oauth2_provider_app_secrets WHERE secret_prefix = $1"
+        );
+        let row: Option<SecretRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql)
+                .bind(prefix)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(AppSecret::try_from).transpose()
+    }
+
+    pub async fn list_app_secrets(&self, app: ClientId) -> StoreResult<Vec<AppSecret>> {
+        let sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM oauth2_provider_app_secrets WHERE app_id = $1 ORDER BY created_at, id"
+        );
+        let rows: Vec<SecretRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql).bind(app.0).fetch_all(pool).await?
+        });
+        convert_all(rows)
+    }
+
     /// Deletes the secret and revokes the grants issued through it. `None` when it does not
     /// exist for that app.
-    async fn delete_app_secret(
+    pub async fn delete_app_secret(
         &self,
         app: ClientId,
         id: Uuid,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Vec<GrantId>>>;
-    async fn touch_app_secret(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    ) -> StoreResult<Option<Vec<GrantId>>> {
+        let mut tx = self.pool.begin().await?;
+        let revoked: Vec<(Uuid,)> = on!(tx.conn(), |c| {
+            sqlx::query_as(
+                "UPDATE oauth2_grants SET revoked_at = $1, updated_at = $1 \
+                 WHERE app_secret_id = $2 AND app_id = $3 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(DbTime(now))
+            .bind(id)
+            .bind(app.0)
+            .fetch_all(c)
+            .await?
+        });
+        record_revocations(&mut tx, &revoked, now).await?;
+        let deleted = on!(tx.conn(), |c| {
+            sqlx::query("DELETE FROM oauth2_provider_app_secrets WHERE id = $1 AND app_id = $2")
+                .bind(id)
+                .bind(app.0)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(grant_ids(revoked)))
+    }
 
-    // Authorization codes.
-    async fn insert_auth_code(&self, code: AuthorizationCode) -> StoreResult<()>;
-    async fn get_auth_code_by_prefix(&self, prefix: &str)
-    -> StoreResult<Option<AuthorizationCode>>;
+    pub async fn touch_app_secret(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query("UPDATE oauth2_provider_app_secrets SET last_used_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(DbTime(now))
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+/// Authorization codes.
+impl Store {
+    pub async fn insert_auth_code(&self, code: AuthorizationCode) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO oauth2_provider_app_codes (id, secret_prefix, hashed_secret, app_id, \
+                 user_id, grant_id, redirect_uri, redirect_uri_sent, code_challenge, audience, \
+                 scope, expires_at, used_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, \
+                 $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+            )
+            .bind(code.id)
+            .bind(&code.secret_prefix)
+            .bind(&code.hashed_secret)
+            .bind(code.app_id.0)
+            .bind(code.user_id.0)
+            .bind(code.grant_id.0)
+            .bind(&code.redirect_uri)
+            .bind(code.redirect_uri_sent)
+            .bind(&code.code_challenge)
+            .bind(&code.audience)
+            .bind(&code.scope)
+            .bind(DbTime(code.expires_at))
+            .bind(code.used_at.map(DbTime))
+            .bind(DbTime(code.created_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_auth_code_by_prefix(
+        &self,
+        prefix: &str,
+    ) -> StoreResult<Option<AuthorizationCode>> {
+        let sql = format!(
+            "SELECT {CODE_COLUMNS} FROM oauth2_provider_app_codes WHERE secret_prefix = $1"
+        );
+        let row: Option<CodeRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql)
+                .bind(prefix)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(AuthorizationCode::try_from).transpose()
+    }
+
     /// Atomically marks the code used and creates its grant and first refresh token; false (and
     /// nothing written) when the code was already used.
-    async fn redeem_auth_code(
+    pub async fn redeem_auth_code(
         &self,
         code_id: Uuid,
         now: DateTime<Utc>,
         grant: Grant,
         refresh: RefreshToken,
-    ) -> StoreResult<bool>;
-    async fn delete_expired_auth_codes(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The conditional update is the single point where a code is consumed: of two
+        // concurrent exchanges, only one sees a row change (RFC 6749 §4.1.2 single use).
+        let consumed = on!(tx.conn(), |c| {
+            sqlx::query(
+                "UPDATE oauth2_provider_app_codes SET used_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND used_at IS NULL",
+            )
+            .bind(code_id)
+            .bind(DbTime(now))
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        if consumed != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        on!(tx.conn(), |c| {
+            sqlx::query(
+                "INSERT INTO oauth2_grants (id, app_id, user_id, app_secret_id, scope, audience, \
+                 last_used_at, revoked_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)",
+            )
+            .bind(grant.id.0)
+            .bind(grant.app_id.0)
+            .bind(grant.user_id.0)
+            .bind(grant.app_secret_id)
+            .bind(&grant.scope)
+            .bind(&grant.audience)
+            .bind(DbTime(grant.last_used_at))
+            .bind(DbTime(grant.created_at))
+            .execute(c)
+            .await?;
+        });
+        insert_refresh_token(&mut tx, &refresh).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 
-    // Grants.
-    async fn get_grant(&self, id: GrantId) -> StoreResult<Option<Grant>>;
+    pub async fn delete_expired_auth_codes(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query("DELETE FROM oauth2_provider_app_codes WHERE expires_at <= $1")
+                .bind(DbTime(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+}
+
+/// Grants and their refresh tokens.
+impl Store {
+    pub async fn get_grant(&self, id: GrantId) -> StoreResult<Option<Grant>> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM oauth2_grants WHERE id = $1");
+        let row: Option<GrantRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql).bind(id.0).fetch_optional(pool).await?
+        });
+        row.map(Grant::try_from).transpose()
+    }
+
     /// Revokes one grant (and records it in the revocation feed); false if already revoked or absent.
-    async fn revoke_grant(&self, id: GrantId, now: DateTime<Utc>) -> StoreResult<bool>;
+    pub async fn revoke_grant(&self, id: GrantId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let changed = on!(tx.conn(), |c| {
+            sqlx::query(
+                "UPDATE oauth2_grants SET revoked_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(id.0)
+            .bind(DbTime(now))
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        if changed == 1 {
+            record_revocations(&mut tx, &[(id.0,)], now).await?;
+        }
+        tx.commit().await?;
+        Ok(changed == 1)
+    }
+
     /// Revokes a user's live grants, for one client or for all; returns the ids revoked.
-    async fn revoke_user_grants(
+    pub async fn revoke_user_grants(
         &self,
         user: UserId,
         app: Option<ClientId>,
         now: DateTime<Utc>,
-    ) -> StoreResult<Vec<GrantId>>;
-    /// A user's live (unrevoked) grants, newest first.
-    async fn list_user_grants(&self, user: UserId) -> StoreResult<Vec<Grant>>;
-    async fn touch_grant(&self, id: GrantId, now: DateTime<Utc>) -> StoreResult<()>;
+    ) -> StoreResult<Vec<GrantId>> {
+        let mut tx = self.pool.begin().await?;
+        let revoked: Vec<(Uuid,)> = on!(tx.conn(), |c| {
+            sqlx::query_as(
+                "UPDATE oauth2_grants SET revoked_at = $1, updated_at = $1 \
+                 WHERE user_id = $2 AND ($3 IS NULL OR app_id = $3) AND revoked_at IS NULL \
+                 RETURNING id",
+            )
+            .bind(DbTime(now))
+            .bind(user.0)
+            .bind(app.map(|a| a.0))
+            .fetch_all(c)
+            .await?
+        });
+        record_revocations(&mut tx, &revoked, now).await?;
+        tx.commit().await?;
+        Ok(grant_ids(revoked))
+    }
 
-    // Refresh tokens.
-    async fn get_refresh_token_by_prefix(&self, prefix: &str) -> StoreResult<Option<RefreshToken>>;
+    /// A user's live (unrevoked) grants, newest first.
+    pub async fn list_user_grants(&self, user: UserId) -> StoreResult<Vec<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth2_grants WHERE user_id = $1 AND revoked_at IS NULL \
+             ORDER BY created_at DESC, id"
+        );
+        let rows: Vec<GrantRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql).bind(user.0).fetch_all(pool).await?
+        });
+        convert_all(rows)
+    }
+
+    pub async fn get_refresh_token_by_prefix(
+        &self,
+        prefix: &str,
+    ) -> StoreResult<Option<RefreshToken>> {
+        let sql =
+            format!("SELECT {REFRESH_COLUMNS} FROM oauth2_refresh_tokens WHERE secret_prefix = $1");
+        let row: Option<RefreshRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql)
+                .bind(prefix)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(RefreshToken::try_from).transpose()
+    }
+
     /// Atomically marks `old` rotated and stores `new`; false (nothing written) when `old` was
     /// already rotated.
-    async fn rotate_refresh_token(
+    pub async fn rotate_refresh_token(
         &self,
         old: Uuid,
         now: DateTime<Utc>,
         new: RefreshToken,
-    ) -> StoreResult<bool>;
-    async fn delete_expired_refresh_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let rotated = on!(tx.conn(), |c| {
+            sqlx::query(
+                "UPDATE oauth2_refresh_tokens SET rotated_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND rotated_at IS NULL",
+            )
+            .bind(old)
+            .bind(DbTime(now))
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        if rotated != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_refresh_token(&mut tx, &new).await?;
+        on!(tx.conn(), |c| {
+            sqlx::query("UPDATE oauth2_grants SET last_used_at = $2 WHERE id = $1")
+                .bind(new.grant_id.0)
+                .bind(DbTime(now))
+                .execute(c)
+                .await?;
+        });
+        tx.commit().await?;
+        Ok(true)
+    }
 
-    // The revocation feed that every replica's token verifier follows.
-    async fn list_revocations_since(
+    pub async fn delete_expired_refresh_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query("DELETE FROM oauth2_refresh_tokens WHERE expires_at <= $1")
+                .bind(DbTime(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+}
+
+/// The revocation feed that every replica's token verifier follows.
+impl Store {
+    pub async fn list_revocations_since(
         &self,
         since: DateTime<Utc>,
-    ) -> StoreResult<Vec<(GrantId, DateTime<Utc>)>>;
-    async fn delete_revocations_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    ) -> StoreResult<Vec<(GrantId, DateTime<Utc>)>> {
+        let rows: Vec<(Uuid, DbTime)> = on!(&self.pool, |pool| {
+            sqlx::query_as(
+                "SELECT grant_id, revoked_at FROM oauth2_revocations WHERE revoked_at >= $1",
+            )
+            .bind(DbTime(since))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(g, t)| (GrantId(g), t.0)).collect())
+    }
 
-    // Access-token signing keys.
-    async fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
-    async fn insert_signing_key(&self, key: StoredSigningKey) -> StoreResult<()>;
+    pub async fn delete_revocations_before(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query("DELETE FROM oauth2_revocations WHERE revoked_at < $1")
+                .bind(DbTime(before))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+}
+
+/// Access-token signing keys.
+impl Store {
+    pub async fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM oauth2_signing_keys ORDER BY created_at, id");
+        let rows: Vec<KeyRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql).fetch_all(pool).await?
+        });
+        convert_all(rows)
+    }
+
+    pub async fn insert_signing_key(&self, key: StoredSigningKey) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO oauth2_signing_keys (id, algorithm, private_key, public_key, \
+                 retired_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&key.kid)
+            .bind(&key.algorithm)
+            .bind(&key.private_key)
+            .bind(&key.public_key)
+            .bind(key.retired_at.map(DbTime))
+            .bind(DbTime(key.created_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Marks every key but `kid` retired (retired keys still verify until their tokens expire).
-    async fn retire_signing_keys_except(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    async fn delete_signing_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    pub async fn retire_signing_keys_except(
+        &self,
+        kid: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query(
+                "UPDATE oauth2_signing_keys SET retired_at = $2, updated_at = $2 \
+                 WHERE id <> $1 AND retired_at IS NULL",
+            )
+            .bind(kid)
+            .bind(DbTime(now))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
 
-    // Audit log.
-    /// Writes the entries in one statement: all of them or none.
-    async fn insert_audit_logs(&self, entries: &[AuditEntry]) -> StoreResult<()>;
-    /// The newest entries first.
-    async fn list_audit_logs(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    pub async fn delete_signing_keys_retired_before(
+        &self,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query("DELETE FROM oauth2_signing_keys WHERE retired_at < $1")
+                .bind(DbTime(before))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+}
+
+/// Writes revoked grants to the feed every replica's token verifier follows.
+async fn record_revocations(
+    tx: &mut Tx,
+    grants: &[(Uuid,)],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    for (grant,) in grants {
+        on!(tx.conn(), |c| {
+            sqlx::query(
+                "INSERT INTO oauth2_revocations (grant_id, revoked_at, created_at, updated_at) \
+                 VALUES ($1, $2, $2, $2) ON CONFLICT (grant_id) DO NOTHING",
+            )
+            .bind(grant)
+            .bind(DbTime(now))
+            .execute(c)
+            .await?;
+        });
+    }
+    Ok(())
+}
+
+async fn insert_refresh_token(tx: &mut Tx, token: &RefreshToken) -> StoreResult<()> {
+    on!(tx.conn(), |c| {
+        sqlx::query(
+            "INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, \
+             expires_at, rotated_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(token.id)
+        .bind(token.grant_id.0)
+        .bind(&token.secret_prefix)
+        .bind(&token.hashed_secret)
+        .bind(DbTime(token.expires_at))
+        .bind(token.rotated_at.map(DbTime))
+        .bind(DbTime(token.created_at))
+        .execute(c)
+        .await?;
+    });
+    Ok(())
+}
+
+fn grant_ids(rows: Vec<(Uuid,)>) -> Vec<GrantId> {
+    rows.into_iter().map(|(g,)| GrantId(g)).collect()
+}
+
+const APP_COLUMNS: &str = "id, name, icon, redirect_uris, client_type, \
+     token_endpoint_auth_method, grant_types, response_types, scope, dynamically_registered, \
+     client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id, software_version, \
+     registration_access_token, client_id_issued_at, last_used_at, created_at, updated_at";
+
+const SECRET_COLUMNS: &str =
+    "id, app_id, secret_prefix, hashed_secret, display_secret, last_used_at, created_at";
+
+const CODE_COLUMNS: &str = "id, secret_prefix, hashed_secret, app_id, user_id, grant_id, \
+     redirect_uri, redirect_uri_sent, code_challenge, audience, scope, expires_at, used_at, created_at";
+
+const GRANT_COLUMNS: &str =
+    "id, app_id, user_id, app_secret_id, scope, audience, last_used_at, revoked_at, created_at";
+
+const REFRESH_COLUMNS: &str =
+    "id, grant_id, secret_prefix, hashed_secret, expires_at, rotated_at, created_at";
+
+const KEY_COLUMNS: &str = "id, algorithm, private_key, public_key, retired_at, created_at";
+
+#[derive(FromRow)]
+struct AppRow {
+    id: Uuid,
+    name: String,
+    icon: String,
+    redirect_uris: String,
+    client_type: String,
+    token_endpoint_auth_method: String,
+    grant_types: String,
+    response_types: String,
+    scope: String,
+    dynamically_registered: bool,
+    client_uri: String,
+    logo_uri: String,
+    tos_uri: String,
+    policy_uri: String,
+    contacts: String,
+    software_id: String,
+    software_version: String,
+    registration_access_token: Option<Vec<u8>>,
+    client_id_issued_at: DbTime,
+    last_used_at: Option<DbTime>,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+/// Lists of strings are stored as JSON arrays in text columns.
+fn to_json_list(values: &[String]) -> String {
+    serde_json::Value::from(values.to_vec()).to_string()
+}
+
+fn json_list(column: &'static str, raw: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(raw).map_err(|e| corrupt_json(column, e))
+}
+
+impl TryFrom<AppRow> for OAuthApp {
+    type Error = StoreError;
+
+    fn try_from(row: AppRow) -> Result<Self, Self::Error> {
+        Ok(OAuthApp {
+            id: ClientId(row.id),
+            redirect_uris: json_list("oauth2_provider_apps.redirect_uris", &row.redirect_uris)?,
+            client_type: ClientType::parse(&row.client_type)
+                .ok_or_else(|| corrupt("oauth2_provider_apps.client_type", &row.client_type))?,
+            token_endpoint_auth_method: TokenAuthMethod::parse(&row.token_endpoint_auth_method)
+                .ok_or_else(|| {
+                    corrupt(
+                        "oauth2_provider_apps.token_endpoint_auth_method",
+                        &row.token_endpoint_auth_method,
+                    )
+                })?,
+            grant_types: json_list("oauth2_provider_apps.grant_types", &row.grant_types)?,
+            response_types: json_list("oauth2_provider_apps.response_types", &row.response_types)?,
+            contacts: json_list("oauth2_provider_apps.contacts", &row.contacts)?,
+            name: row.name,
+            icon: row.icon,
+            scope: row.scope,
+            dynamically_registered: row.dynamically_registered,
+            client_uri: row.client_uri,
+            logo_uri: row.logo_uri,
+            tos_uri: row.tos_uri,
+            policy_uri: row.policy_uri,
+            software_id: row.software_id,
+            software_version: row.software_version,
+            registration_access_token_hash: row.registration_access_token,
+            client_id_issued_at: row.client_id_issued_at.0,
+            last_used_at: row.last_used_at.map(|t| t.0),
+            created_at: row.created_at.0,
+            updated_at: row.updated_at.0,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct SecretRow {
+    id: Uuid,
+    app_id: Uuid,
+    secret_prefix: String,
+    hashed_secret: Vec<u8>,
+    display_secret: String,
+    last_used_at: Option<DbTime>,
+    created_at: DbTime,
+}
+
+impl TryFrom<SecretRow> for AppSecret {
+    type Error = StoreError;
+
+    fn try_from(row: SecretRow) -> Result<Self, Self::Error> {
+        Ok(AppSecret {
+            id: row.id,
+            app_id: ClientId(row.app_id),
+            secret_prefix: row.secret_prefix,
+            hashed_secret: row.hashed_secret,
+            display_secret: row.display_secret,
+            last_used_at: row.last_used_at.map(|t| t.0),
+            created_at: row.created_at.0,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct CodeRow {
+    id: Uuid,
+    secret_prefix: String,
+    hashed_secret: Vec<u8>,
+    app_id: Uuid,
+    user_id: Uuid,
+    grant_id: Uuid,
+    redirect_uri: String,
+    redirect_uri_sent: bool,
+    code_challenge: String,
+    audience: String,
+    scope: String,
+    expires_at: DbTime,
+    used_at: Option<DbTime>,
+    created_at: DbTime,
+}
+
+impl TryFrom<CodeRow> for AuthorizationCode {
+    type Error = StoreError;
+
+    fn try_from(row: CodeRow) -> Result<Self, Self::Error> {
+        Ok(AuthorizationCode {
+            id: row.id,
+            secret_prefix: row.secret_prefix,
+            hashed_secret: row.hashed_secret,
+            app_id: ClientId(row.app_id),
+            user_id: UserId(row.user_id),
+            grant_id: GrantId(row.grant_id),
+            redirect_uri: row.redirect_uri,
+            redirect_uri_sent: row.redirect_uri_sent,
+            code_challenge: row.code_challenge,
+            audience: row.audience,
+            scope: row.scope,
+            expires_at: row.expires_at.0,
+            used_at: row.used_at.map(|t| t.0),
+            created_at: row.created_at.0,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct GrantRow {
+    id: Uuid,
+    app_id: Uuid,
+    user_id: Uuid,
+    app_secret_id: Option<Uuid>,
+    scope: String,
+    audience: String,
+    last_used_at: DbTime,
+    revoked_at: Option<DbTime>,
+    created_at: DbTime,
+}
+
+impl TryFrom<GrantRow> for Grant {
+    type Error = StoreError;
+
+    fn try_from(row: GrantRow) -> Result<Self, Self::Error> {
+        Ok(Grant {
+            id: GrantId(row.id),
+            app_id: ClientId(row.app_id),
+            user_id: UserId(row.user_id),
+            app_secret_id: row.app_secret_id,
+            scope: row.scope,
+            audience: row.audience,
+            last_used_at: row.last_used_at.0,
+            revoked_at: row.revoked_at.map(|t| t.0),
+            created_at: row.created_at.0,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct RefreshRow {
+    id: Uuid,
+    grant_id: Uuid,
+    secret_prefix: String,
+    hashed_secret: Vec<u8>,
+    expires_at: DbTime,
+    rotated_at: Option<DbTime>,
+    created_at: DbTime,
+}
+
+impl TryFrom<RefreshRow> for RefreshToken {
+    type Error = StoreError;
+
+    fn try_from(row: RefreshRow) -> Result<Self, Self::Error> {
+        Ok(RefreshToken {
+            id: row.id,
+            grant_id: GrantId(row.grant_id),
+            secret_prefix: row.secret_prefix,
+            hashed_secret: row.hashed_secret,
+            expires_at: row.expires_at.0,
+            rotated_at: row.rotated_at.map(|t| t.0),
+            created_at: row.created_at.0,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct KeyRow {
+    id: String,
+    algorithm: String,
+    private_key: String,
+    public_key: String,
+    retired_at: Option<DbTime>,
+    created_at: DbTime,
+}
+
+impl TryFrom<KeyRow> for StoredSigningKey {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<Self, Self::Error> {
+        Ok(StoredSigningKey {
+            kid: row.id,
+            algorithm: row.algorithm,
+            private_key: row.private_key,
+            public_key: row.public_key,
+            retired_at: row.retired_at.map(|t| t.0),
+            created_at: row.created_at.0,
+        })
+    }
 }

@@ -1,15 +1,14 @@
-//! The store contract: every `Store` method, called directly, with the same expectations on
-//! SQLite and PostgreSQL.
+//! Users and their API keys.
 
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
-use coderd::domain::{ApiKey, ApiKeyId, LoginType, NewUser, Role, User, UserId, UserStatus};
-use coderd::store::{Page, SharedStore, StoreError};
+use coderd::domain::{ApiKey, ApiKeyId, LoginType, Role, User, UserId, UserStatus};
+use coderd::store::{Constraint, Page, StoreError};
 
+use super::{assert_conflict_on, new_user, open, t0};
 use crate::both_backends;
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::Backend;
 
 both_backends!(
-    reports_backend_pings_and_closes,
     first_user_is_created_once,
     first_user_is_refused_when_any_user_exists,
     concurrent_first_users_create_exactly_one,
@@ -22,32 +21,9 @@ both_backends!(
     api_key_uniqueness,
     delete_and_touch_api_keys,
     delete_expired_api_keys_removes_only_expired,
-    site_config_get_and_upsert,
     timestamps_round_trip_at_microsecond_precision,
     lookups_by_keys_with_nul_find_nothing,
 );
-
-async fn open(backend: &Backend) -> (SharedStore, TestDatabase) {
-    let db = TestDatabase::new(backend).await;
-    let store = coderd::store::open(&db.target).await.expect("store opens");
-    (store, db)
-}
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 0).single().unwrap()
-}
-
-fn new_user(username: &str, role: Role) -> NewUser {
-    NewUser {
-        id: UserId::new(),
-        username: username.to_owned(),
-        email: format!("{username}@example.com"),
-        name: format!("{username} name"),
-        hashed_password: format!("$argon2id$hash-of-{username}"),
-        role,
-        created_at: t0(),
-    }
-}
 
 fn api_key(
     id: &str,
@@ -68,36 +44,6 @@ fn api_key(
         created_at,
         updated_at: created_at,
     }
-}
-
-fn assert_conflict_on(err: StoreError, what: &str) {
-    match err {
-        StoreError::Conflict { constraint } => {
-            assert!(
-                constraint.contains(what),
-                "conflict names {constraint:?}, expected {what}"
-            )
-        }
-        other => panic!("expected a conflict on {what}, got {other:?}"),
-    }
-}
-
-async fn reports_backend_pings_and_closes(backend: Backend) {
-    let (store, db) = open(&backend).await;
-    let expected = match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres(_) => "postgres",
-    };
-    assert_eq!(store.backend(), expected);
-    store.ping().await.unwrap();
-    assert_eq!(store.count_users().await.unwrap(), 0);
-    store.close().await;
-    assert!(store.ping().await.is_err(), "a closed store cannot be used");
-
-    // Opening the same database again finds the migrated schema in place.
-    let again = coderd::store::open(&db.target).await.expect("reopen");
-    again.ping().await.unwrap();
-    again.close().await;
 }
 
 async fn first_user_is_created_once(backend: Backend) {
@@ -183,18 +129,24 @@ async fn create_user_conflicts_case_insensitively(backend: Backend) {
 
     let mut same_name = new_user("ALICE", Role::Member);
     same_name.email = "other@example.com".into();
-    assert_conflict_on(store.create_user(same_name).await.unwrap_err(), "username");
+    assert_conflict_on(
+        store.create_user(same_name).await.unwrap_err(),
+        Constraint::UserUsername,
+    );
 
     let mut same_email = new_user("alice2", Role::Member);
     same_email.email = "Alice@Example.COM".into();
-    assert_conflict_on(store.create_user(same_email).await.unwrap_err(), "email");
+    assert_conflict_on(
+        store.create_user(same_email).await.unwrap_err(),
+        Constraint::UserEmail,
+    );
 
     // A reused id is a conflict too, never an overwrite.
     let mut same_id = new_user("carol", Role::Member);
     same_id.id = alice.id;
     assert!(matches!(
         store.create_user(same_id).await.unwrap_err(),
-        StoreError::Conflict { .. }
+        StoreError::Conflict(Constraint::Other)
     ));
 
     assert_eq!(store.count_users().await.unwrap(), 1);
@@ -541,12 +493,12 @@ async fn api_key_uniqueness(backend: Backend) {
     let dup_name = api_key("token00002", user.id, LoginType::Token, "deploy", t0());
     assert_conflict_on(
         store.insert_api_key(dup_name).await.unwrap_err(),
-        "token_name",
+        Constraint::ApiKeyTokenName,
     );
     let dup_id = api_key("token00001", other.id, LoginType::Token, "fresh", t0());
     assert!(matches!(
         store.insert_api_key(dup_id).await.unwrap_err(),
-        StoreError::Conflict { .. }
+        StoreError::Conflict(Constraint::Other)
     ));
     // Another user may reuse the name, and browser sessions (no name) never collide.
     store
@@ -715,38 +667,6 @@ async fn delete_expired_api_keys_removes_only_expired(backend: Backend) {
             "{id}"
         );
     }
-}
-
-async fn site_config_get_and_upsert(backend: Backend) {
-    let (store, _db) = open(&backend).await;
-    assert_eq!(store.get_site_config("theme").await.unwrap(), None);
-    store
-        .upsert_site_config("theme", "dark", t0())
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get_site_config("theme").await.unwrap().as_deref(),
-        Some("dark")
-    );
-    store
-        .upsert_site_config("theme", "light ✓ 'quoted'", t0() + Duration::seconds(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get_site_config("theme").await.unwrap().as_deref(),
-        Some("light ✓ 'quoted'")
-    );
-    store.upsert_site_config("empty", "", t0()).await.unwrap();
-    assert_eq!(
-        store.get_site_config("empty").await.unwrap().as_deref(),
-        Some("")
-    );
-    // Keys are exact.
-    assert_eq!(store.get_site_config("THEME").await.unwrap(), None);
-    assert_eq!(
-        store.get_site_config("theme").await.unwrap().as_deref(),
-        Some("light ✓ 'quoted'")
-    );
 }
 
 async fn timestamps_round_trip_at_microsecond_precision(backend: Backend) {

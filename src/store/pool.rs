@@ -1,0 +1,162 @@
+//! The two backends behind `Store`: their pools, how each is opened, and `on!`, which runs a
+//! statement on whichever one the store holds.
+//!
+//! sqlx's query API is generic over the database only through deep trait bounds, so a query is
+//! not a generic function. Instead `on!` writes a statement's execution once and expands it into
+//! both arms of a `match`: one SQL text and one list of binds, compiled for each backend, with
+//! compile errors pointing at the line at fault. A `match` costs nothing next to a query, and no
+//! future is boxed.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection,
+    SqlitePool, Transaction,
+};
+
+use super::{StoreResult, redact_url};
+
+/// One value for each backend, of which a store holds one: a pool, a transaction, a connection.
+#[derive(Debug)]
+pub(super) enum Backend<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+pub(super) type Pool = Backend<SqlitePool, PgPool>;
+
+pub(super) type Tx = Backend<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>;
+
+/// `on!(backend, |c| body)` runs `body` with `c` bound to the value `backend` holds (a pool, a
+/// connection): `body` is compiled once per backend, so one text serves both. Both expansions
+/// must give the same type, so a body ends in what the caller keeps (a row, `rows_affected()`),
+/// not in a backend's own result type.
+macro_rules! on {
+    ($backend:expr, |$c:ident| $body:expr) => {
+        match $backend {
+            $crate::store::pool::Backend::Sqlite($c) => $body,
+            $crate::store::pool::Backend::Postgres($c) => $body,
+        }
+    };
+}
+pub(super) use on;
+
+impl<S, P> Backend<S, P> {
+    /// The held value, borrowed: a pool to run a statement on without taking it.
+    pub(super) fn by_ref(&self) -> Backend<&S, &P> {
+        match self {
+            Backend::Sqlite(s) => Backend::Sqlite(s),
+            Backend::Postgres(p) => Backend::Postgres(p),
+        }
+    }
+}
+
+impl Pool {
+    pub(super) async fn begin(&self) -> StoreResult<Tx> {
+        Ok(match self {
+            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin().await?),
+            Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+impl Tx {
+    /// The transaction's connection, to run the next statement on.
+    pub(super) fn conn(&mut self) -> Backend<&mut SqliteConnection, &mut PgConnection> {
+        match self {
+            Backend::Sqlite(tx) => Backend::Sqlite(&mut **tx),
+            Backend::Postgres(tx) => Backend::Postgres(&mut **tx),
+        }
+    }
+
+    pub(super) async fn commit(self) -> StoreResult<()> {
+        on!(self, |tx| tx.commit().await?);
+        Ok(())
+    }
+
+    pub(super) async fn rollback(self) -> StoreResult<()> {
+        on!(self, |tx| tx.rollback().await?);
+        Ok(())
+    }
+}
+
+/// How long a SQLite writer waits for the lock before giving up, so concurrent requests queue
+/// instead of failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The embedded default: opens (creating if needed) one SQLite file in WAL mode and migrates it.
+pub(super) async fn open_sqlite(path: &Path) -> anyhow::Result<Pool> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let options = SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        // sqlx pings every connection it hands out by default: a round trip to the
+        // connection's worker thread per query. A database file cannot hang up, so the
+        // ping only costs (a third of a one-query request's CPU).
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+    sqlx::migrate!("migrations/sqlite")
+        .run(&pool)
+        .await
+        .with_context(|| format!("cannot migrate the SQLite database {}", path.display()))?;
+    Ok(Backend::Sqlite(pool))
+}
+
+/// A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// For production and for several replicas sharing one database: connects and migrates. The URL
+/// may carry `options=-c search_path=...` to use a schema.
+pub(super) async fn connect_postgres(url: &str) -> anyhow::Result<Pool> {
+    let shown = redact_url(url);
+    let options = PgConnectOptions::from_str(url)
+        .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+    // One direct connection first: the pool would retry until its timeout and report only
+    // "pool timed out", hiding the real cause (refused, bad password, unknown database).
+    let probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+    let _ = probe.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection it hands out by default: a network round trip per
+        // query. Ping only connections that sat idle, where a restart or a dropped link can
+        // have gone unnoticed; one in steady use proves itself with every query (HikariCP's
+        // `aliveBypassWindowMs` makes the same trade).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+    sqlx::migrate!("migrations/postgres")
+        .run(&pool)
+        .await
+        .with_context(|| format!("cannot migrate the PostgreSQL database at {shown}"))?;
+    Ok(Backend::Postgres(pool))
+}

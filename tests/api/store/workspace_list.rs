@@ -1,0 +1,251 @@
+//! Lists of workspaces and of their summaries.
+
+use coderd::domain::{
+    JobStatus, Role, Transition, UserId, Workspace, WorkspaceStatus, WorkspaceSummary,
+};
+use coderd::store::{Page, WorkspaceFilter};
+
+use super::{Deployment, at, new_user, template_of};
+use crate::both_backends;
+use crate::helpers::Backend;
+
+both_backends!(
+    workspace_lists_filter_by_every_field,
+    workspace_lists_page_in_name_order_and_count_the_matches,
+);
+
+const ALL: Page = Page {
+    limit: 100,
+    offset: 0,
+};
+
+/// The names `filter` lists, checking that both list calls agree on them and on the count.
+async fn listed(d: &Deployment, filter: &WorkspaceFilter, page: Page) -> (Vec<String>, i64) {
+    let (workspaces, count) = d.store.list_workspaces(filter, page).await.unwrap();
+    let (summaries, summary_count) = d
+        .store
+        .list_workspace_summaries(filter, page)
+        .await
+        .unwrap();
+    assert_eq!(count, summary_count, "{filter:?}");
+    assert_eq!(
+        workspaces.iter().map(|w| w.id).collect::<Vec<_>>(),
+        summaries.iter().map(|s| s.id).collect::<Vec<_>>(),
+        "{filter:?}"
+    );
+    (workspaces.into_iter().map(|w| w.name).collect(), count)
+}
+
+/// Stores a workspace and moves its first build's job to `status`.
+async fn workspace_in(d: &Deployment, owner: UserId, name: &str, status: JobStatus) -> Workspace {
+    let (workspace, build) = d.create_workspace(owner, name).await;
+    if status != JobStatus::Pending {
+        d.finish(build.job_id, status).await;
+    }
+    workspace
+}
+
+async fn workspace_lists_filter_by_every_field(backend: Backend) {
+    let d = Deployment::new(&backend).await;
+    let alice = d
+        .store
+        .create_user(new_user("alice", Role::Member))
+        .await
+        .unwrap()
+        .id;
+    let (version, job) = d.version("py-1", at(1));
+    d.store
+        .insert_template_version(version.clone(), job.clone())
+        .await
+        .unwrap();
+    d.finish(job.id, JobStatus::Succeeded).await;
+    let python = template_of(&version, "Python");
+    assert!(d.store.insert_template(python.clone()).await.unwrap());
+
+    let running = workspace_in(&d, d.owner.id, "alpha", JobStatus::Succeeded).await;
+    // A stopped workspace: its start, then a stop, both succeeded.
+    let stopped = workspace_in(&d, alice, "gamma", JobStatus::Succeeded).await;
+    let (stop, stop_job) = d.build(&stopped, Transition::Stop, 2, at(2));
+    d.store
+        .insert_workspace_build(stop, stop_job.clone())
+        .await
+        .unwrap();
+    d.finish(stop_job.id, JobStatus::Succeeded).await;
+    // Alice's workspace on the Python template failed.
+    let (mut failed, build, job) = d.workspace(alice, "Alpha-py", at(3));
+    failed.template_id = python.id;
+    d.store
+        .insert_workspace(failed, build, job.clone())
+        .await
+        .unwrap();
+    d.finish(job.id, JobStatus::Failed).await;
+    // Deleted workspaces are not listed.
+    let gone = workspace_in(&d, alice, "gone", JobStatus::Succeeded).await;
+    d.store
+        .mark_workspace_deleted(gone.id, at(4))
+        .await
+        .unwrap();
+    // Last, as `finish` takes the oldest pending job.
+    workspace_in(&d, d.owner.id, "Beta-2", JobStatus::Pending).await;
+
+    let cases: [(WorkspaceFilter, &[&str]); 11] = [
+        (
+            WorkspaceFilter::default(),
+            &["alpha", "Alpha-py", "Beta-2", "gamma"],
+        ),
+        (
+            WorkspaceFilter {
+                owner_id: Some(alice),
+                ..Default::default()
+            },
+            &["Alpha-py", "gamma"],
+        ),
+        (
+            WorkspaceFilter {
+                name: Some("LPH".into()),
+                ..Default::default()
+            },
+            &["alpha", "Alpha-py"],
+        ),
+        (
+            WorkspaceFilter {
+                name: Some("a-2".into()),
+                ..Default::default()
+            },
+            &["Beta-2"],
+        ),
+        (
+            WorkspaceFilter {
+                template_name: Some("PYTHON".into()),
+                ..Default::default()
+            },
+            &["Alpha-py"],
+        ),
+        (
+            WorkspaceFilter {
+                template_name: Some("pyth".into()),
+                ..Default::default()
+            },
+            &[],
+        ),
+        (
+            WorkspaceFilter {
+                template_id: Some(d.template.id),
+                ..Default::default()
+            },
+            &["alpha", "Beta-2", "gamma"],
+        ),
+        (
+            WorkspaceFilter {
+                status: Some(WorkspaceStatus::Running),
+                ..Default::default()
+            },
+            &["alpha"],
+        ),
+        (
+            WorkspaceFilter {
+                status: Some(WorkspaceStatus::Pending),
+                ..Default::default()
+            },
+            &["Beta-2"],
+        ),
+        (
+            WorkspaceFilter {
+                status: Some(WorkspaceStatus::Stopped),
+                ..Default::default()
+            },
+            &["gamma"],
+        ),
+        (
+            WorkspaceFilter {
+                owner_id: Some(alice),
+                name: Some("a".into()),
+                template_id: Some(python.id),
+                status: Some(WorkspaceStatus::Failed),
+                ..Default::default()
+            },
+            &["Alpha-py"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let (names, count) = listed(&d, &filter, ALL).await;
+        assert_eq!(names, expected, "{filter:?}");
+        assert_eq!(count, expected.len() as i64, "{filter:?}");
+    }
+
+    // A summary carries what a list view shows, read from the latest build.
+    let filter = WorkspaceFilter {
+        owner_id: Some(d.owner.id),
+        status: Some(WorkspaceStatus::Running),
+        ..Default::default()
+    };
+    let (summaries, _) = d
+        .store
+        .list_workspace_summaries(&filter, ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        summaries,
+        vec![WorkspaceSummary {
+            id: running.id,
+            name: "alpha".into(),
+            owner_name: "owner".into(),
+            template_id: d.template.id,
+            template_name: "docker".into(),
+            template_display_name: "docker display".into(),
+            template_icon: "/icon/docker.svg".into(),
+            template_active_version_id: d.version.id,
+            build_template_version_id: d.version.id,
+            transition: Transition::Start,
+            job_status: JobStatus::Succeeded,
+        }]
+    );
+    // A new active version makes the workspace outdated.
+    let (v2, job) = d.version("v2", at(5));
+    d.store
+        .insert_template_version(v2.clone(), job)
+        .await
+        .unwrap();
+    assert!(
+        d.store
+            .set_template_active_version(d.template.id, v2.id, at(5))
+            .await
+            .unwrap()
+    );
+    let (summaries, _) = d
+        .store
+        .list_workspace_summaries(&filter, ALL)
+        .await
+        .unwrap();
+    assert!(summaries[0].outdated());
+    assert_eq!(summaries[0].status(), WorkspaceStatus::Running);
+}
+
+async fn workspace_lists_page_in_name_order_and_count_the_matches(backend: Backend) {
+    let d = Deployment::new(&backend).await;
+    let empty = listed(&d, &WorkspaceFilter::default(), ALL).await;
+    assert_eq!(empty, (vec![], 0));
+    for name in ["b-two", "B", "a_c", "ab", "A-z"] {
+        d.create_workspace(d.owner.id, name).await;
+    }
+    // Lower-cased, byte by byte on both backends: `-` sorts before `_` and letters.
+    let order = ["A-z", "a_c", "ab", "B", "b-two"];
+    let filter = WorkspaceFilter::default();
+    let page = |limit, offset| Page { limit, offset };
+    assert_eq!(
+        listed(&d, &filter, ALL).await,
+        (order.map(String::from).to_vec(), 5)
+    );
+    // A full page cannot tell the total, nor can an empty one past the end; a short page can.
+    for (limit, offset, expected) in [
+        (2, 0, &order[0..2]),
+        (2, 2, &order[2..4]),
+        (2, 4, &order[4..]),
+        (5, 0, &order[..]),
+        (2, 10, &[][..]),
+    ] {
+        let (names, count) = listed(&d, &filter, page(limit, offset)).await;
+        assert_eq!(names, expected, "limit {limit} offset {offset}");
+        assert_eq!(count, 5, "limit {limit} offset {offset}");
+    }
+}
