@@ -733,3 +733,229 @@ fn example_configs_name_every_key() {
             .unwrap_or_else(|e| panic!("{name} with every key set: {e:#}"));
     }
 }
+
+/// A client for a spawned server, signed in as its owner.
+struct Owner {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Owner {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("Coder-Session-Token", &self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        (status, json_body(res).await)
+    }
+
+    /// Polls `path` until `done` holds, for at most a minute.
+    async fn poll(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let (_, body) = self.send(reqwest::Method::GET, path, None).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting on {path}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The owner of a fresh server, with a running workspace `w`; returns the owner and the agent id.
+async fn owner_with_a_workspace(url: &str) -> (Owner, Value) {
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{url}/api/v2/users/first"))
+        .json(&json!({"email": "owner@example.com", "username": "owner", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let owner = Owner {
+        url: url.to_owned(),
+        token: session(url, "owner@example.com", PASSWORD).await,
+        http,
+    };
+    let tar = crate::workspace_support::tar_of(&[(
+        "coder.yaml",
+        "agent:\n  startup_script: echo ready\n",
+    )]);
+    let uploaded = owner
+        .http
+        .post(format!("{url}/api/v2/files"))
+        .header("Coder-Session-Token", &owner.token)
+        .header("Content-Type", "application/x-tar")
+        .body(tar)
+        .send()
+        .await
+        .unwrap();
+    let file = json_body(uploaded).await["hash"].clone();
+    let (_, version) = owner
+        .send(
+            reqwest::Method::POST,
+            "/api/v2/organizations/coder/templateversions",
+            Some(json!({"file_id": file})),
+        )
+        .await;
+    let version_path = format!(
+        "/api/v2/templateversions/{}",
+        version["id"].as_str().unwrap()
+    );
+    owner
+        .poll(&version_path, |v| v["job"]["status"] == "succeeded")
+        .await;
+    let (_, template) = owner
+        .send(
+            reqwest::Method::POST,
+            "/api/v2/organizations/coder/templates",
+            Some(json!({"name": "t", "template_version_id": version["id"]})),
+        )
+        .await;
+    let (status, ws) = owner
+        .send(
+            reqwest::Method::POST,
+            "/api/v2/users/me/workspaces",
+            Some(json!({"name": "w", "template_id": template["id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let path = format!("/api/v2/workspaces/{}", ws["id"].as_str().unwrap());
+    let ws = owner
+        .poll(&path, |w| w["latest_build"]["status"] == "running")
+        .await;
+    (owner, ws)
+}
+
+/// kill -9 of the server leaves its workspaces running: a background process goes on writing
+/// while no server runs, and after a new server starts on the same data its agent reconnects,
+/// the process is still running with all its output, and the files are intact.
+async fn workspaces_outlive_a_killed_server(backend: Backend) {
+    let db = TestDatabase::new(&backend).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "server".to_owned(),
+        "--http-address".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--data-dir".to_owned(),
+        path_str(data.path()).to_owned(),
+    ];
+    if let coderd::store::DatabaseTarget::Postgres(url) = &db.target {
+        args.extend(["--postgres-url".to_owned(), url.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = Server::start(coder(&args)).await;
+    let (owner, ws) = owner_with_a_workspace(&server.url).await;
+    let agent = ws["latest_build"]["resources"][0]["agents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("/api/v2/workspaceagents/{agent}");
+    let (status, _) = owner
+        .send(
+            reqwest::Method::POST,
+            &format!("{base}/write-file"),
+            Some(json!({"path": "notes.txt", "content": "kept"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, started) = owner
+        .send(
+            reqwest::Method::POST,
+            &format!("{base}/execute"),
+            Some(json!({"command": "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.1; done", "background": true})),
+        )
+        .await;
+    let process = started["process_id"]
+        .as_str()
+        .expect("process id")
+        .to_owned();
+
+    server.child.kill().await.expect("kill -9");
+    // With no server at all, the workspace goes on: its process keeps writing output.
+    let tmp = data
+        .path()
+        .join("workspaces")
+        .join(ws["id"].as_str().unwrap())
+        .join("tmp");
+    let output_size = || {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("coder-process-")
+            })
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum::<u64>()
+    };
+    let before = output_size();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        output_size() > before,
+        "the workspace's process stopped with the server"
+    );
+
+    let restarted = Server::start(coder(&args)).await;
+    let owner = Owner {
+        url: restarted.url.clone(),
+        ..owner
+    };
+    let reconnecting = Instant::now();
+    let out = owner
+        .poll(&format!("{base}/read-file?path=notes.txt"), |f| {
+            f["content"] == "kept"
+        })
+        .await;
+    assert_eq!(out["content"], "kept");
+    assert!(
+        reconnecting.elapsed() < Duration::from_secs(15),
+        "the agent took {:?} to reconnect",
+        reconnecting.elapsed()
+    );
+    let (_, listed) = owner
+        .send(reqwest::Method::GET, &format!("{base}/processes"), None)
+        .await;
+    assert_eq!(listed[0]["id"], process.as_str(), "{listed}");
+    assert_eq!(listed[0]["running"], true, "{listed}");
+    let (_, out) = owner
+        .send(
+            reqwest::Method::GET,
+            &format!("{base}/processes/{process}/output?limit=1048576"),
+            None,
+        )
+        .await;
+    let text = out["output"].as_str().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 10, "{text}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(*line, format!("line {}", i + 1), "output lost or reordered");
+    }
+    let ws = owner
+        .poll(
+            &format!("/api/v2/workspaces/{}", ws["id"].as_str().unwrap()),
+            |w| w["latest_build"]["resources"][0]["agents"][0]["status"] == "connected",
+        )
+        .await;
+    assert_eq!(ws["latest_build"]["status"], "running");
+    restarted.stop().await;
+    coderd::provisioner::local::kill_all_sandboxes(data.path());
+}
+
+crate::both_backends!(workspaces_outlive_a_killed_server);
