@@ -293,6 +293,7 @@ fn local_provisioner_options(
             memory_bytes: w.memory_bytes,
             cpu_cores: w.cpu_cores,
             max_file_bytes: w.max_file_bytes,
+            disk_bytes: w.disk_bytes,
         },
         host_network: w.host_network,
     })

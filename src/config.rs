@@ -132,6 +132,11 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_WORKSPACE_MAX_FILE_SIZE")]
     pub workspace_max_file_size: Option<String>,
 
+    /// The disk each workspace's home and /tmp live on, e.g. 10GiB (a sparse image, so it takes
+    /// only what is used; needs a root server); 0 leaves them on the server's disk [default: 0].
+    #[arg(long, env = "CODER_WORKSPACE_DISK_SIZE")]
+    pub workspace_disk_size: Option<String>,
+
     /// Workspace networking: none (loopback only) or host (shares this host's network,
     /// including its loopback services; trusted setups only) [default: none].
     #[arg(long, env = "CODER_WORKSPACE_NETWORK")]
@@ -195,6 +200,7 @@ impl ServerOptions {
             workspace_max_file_size: self
                 .workspace_max_file_size
                 .or(lower.workspace_max_file_size),
+            workspace_disk_size: self.workspace_disk_size.or(lower.workspace_disk_size),
             workspace_network: self.workspace_network.or(lower.workspace_network),
             agent_binary: self.agent_binary.or(lower.agent_binary),
         }
@@ -305,6 +311,7 @@ pub struct WorkspaceSandboxConfig {
     pub memory_bytes: Option<u64>,
     pub cpu_cores: Option<f64>,
     pub max_file_bytes: Option<u64>,
+    pub disk_bytes: Option<u64>,
     pub host_network: bool,
     /// The `coder` binary agents run from; `None` is the running binary.
     pub agent_binary: Option<PathBuf>,
@@ -318,6 +325,7 @@ impl Default for WorkspaceSandboxConfig {
             memory_bytes: Some(4 << 30),
             cpu_cores: None,
             max_file_bytes: Some(16 << 30),
+            disk_bytes: None,
             host_network: false,
             agent_binary: None,
         }
@@ -373,6 +381,14 @@ impl WorkspaceSandboxConfig {
                 defaults.max_file_bytes,
                 "workspace-max-file-size",
             )?,
+            disk_bytes: match bytes(&opts.workspace_disk_size, None, "workspace-disk-size")? {
+                Some(n) if n < 64 << 20 => {
+                    bail!(
+                        "--workspace-disk-size must be at least 64MiB (or 0 for no disk of its own)"
+                    )
+                }
+                other => other,
+            },
             host_network,
             agent_binary: opts.agent_binary.clone(),
         })

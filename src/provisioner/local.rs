@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
 use super::cgroups::{Cgroups, Limits};
+use super::disk;
 use super::sandbox::{self, AgentLaunch, SandboxMode, SandboxRecord, WorkspaceLayout};
 use super::{ProvisionError, Provisioner, StartSpec, archive};
 use crate::domain::WorkspaceId;
@@ -23,6 +24,8 @@ const NAMESPACE_UID: u32 = 1000;
 /// Where the uids given to workspaces are claimed, host-wide: one file per uid, holding the
 /// directory of the workspace that has it.
 const UID_REGISTRY: &str = "/var/lib/coderd/workspace-uids";
+/// The disk size of a workspace that has a disk but whose server no longer sets one.
+const DEFAULT_DISK_BYTES: u64 = 10 << 30;
 /// How long `start` waits for bwrap to report the sandbox it made.
 const SANDBOX_REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -34,6 +37,9 @@ pub struct WorkspaceLimits {
     pub cpu_cores: Option<f64>,
     /// The largest file a workspace process may write (RLIMIT_FSIZE).
     pub max_file_bytes: Option<u64>,
+    /// The size of the filesystem holding the home and `/tmp`; `None` leaves them on the
+    /// server's disk.
+    pub disk_bytes: Option<u64>,
 }
 
 impl Default for WorkspaceLimits {
@@ -43,6 +49,7 @@ impl Default for WorkspaceLimits {
             memory_bytes: Some(4 << 30),
             cpu_cores: None,
             max_file_bytes: Some(16 << 30),
+            disk_bytes: None,
         }
     }
 }
@@ -129,8 +136,18 @@ impl LocalProvisioner {
         &self.mode
     }
 
+    /// Where the workspace lives: on a capped disk of its own when it has one, or when one is
+    /// configured and the workspace has no home yet (a home made before the cap stays where it
+    /// is, rather than being hidden under an empty disk).
     fn layout(&self, workspace: WorkspaceId) -> WorkspaceLayout {
-        WorkspaceLayout::new(&self.workspaces_dir, &workspace.to_string())
+        let layout = WorkspaceLayout::new(&self.workspaces_dir, &workspace.to_string());
+        let capped = matches!(self.mode, SandboxMode::Isolated { .. })
+            && self.options.limits.disk_bytes.is_some();
+        if disk::image(&layout.root).exists() || (capped && !layout.home.exists()) {
+            layout.on_disk()
+        } else {
+            layout
+        }
     }
 
     /// The workspace's host uid: kept in its directory from the first start, otherwise the
@@ -199,6 +216,7 @@ impl LocalProvisioner {
             }
             cgroups.destroy(&workspace.to_string());
             let _ = std::fs::remove_file(&layout.record);
+            disk::unmount(&layout.root);
             Ok(())
         })
         .await
@@ -216,14 +234,27 @@ impl LocalProvisioner {
         let archive = spec.archive.clone();
         let token = spec.agent_token.clone();
         let chown = matches!(self.mode, SandboxMode::Isolated { .. });
+        let disk_bytes = self.options.limits.disk_bytes;
         blocking(move || {
             let io = |what: &str, e: std::io::Error| ProvisionError::internal(what, e);
             std::fs::create_dir_all(&layout.root)
                 .map_err(|e| io("cannot create the workspace directory", e))?;
             let mut notes = Vec::new();
+            let on_disk = layout.home.starts_with(disk::mount_point(&layout.root));
+            if on_disk {
+                let size = disk_bytes.unwrap_or(DEFAULT_DISK_BYTES);
+                if disk::ensure(&layout.root, size, uid)
+                    .map_err(|e| io("cannot prepare the workspace's disk", e))?
+                {
+                    notes.push(format!(
+                        "Made the workspace's disk ({} MiB for its home and /tmp).",
+                        size >> 20
+                    ));
+                }
+            }
             if !layout.home.exists() {
                 // Extract next to the home and rename, so a failed copy never leaves a half home.
-                let staging = layout.root.join("home.new");
+                let staging = layout.home.with_file_name("home.new");
                 if staging.exists() {
                     remove_tree(&staging)
                         .map_err(|e| io("cannot clear a previous staging directory", e))?;
@@ -408,6 +439,7 @@ pub fn kill_all_sandboxes(data_dir: &Path) {
         if let Some(record) = read_record(&entry.path().join("sandbox.json")) {
             record.kill();
         }
+        disk::unmount(&entry.path());
         release_uid(&entry.path());
         if let Some(name) = entry.file_name().to_str() {
             Cgroups::detect().destroy(name);

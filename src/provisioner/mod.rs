@@ -9,6 +9,7 @@
 
 mod archive;
 mod cgroups;
+mod disk;
 pub mod local;
 pub mod sandbox;
 

@@ -102,6 +102,14 @@ pub struct WorkspaceLayout {
 }
 
 impl WorkspaceLayout {
+    /// The same workspace with its home and `/tmp` on its own capped disk (`disk.rs`).
+    pub fn on_disk(mut self) -> Self {
+        let disk = super::disk::mount_point(&self.root);
+        self.home = disk.join("home");
+        self.tmp = disk.join("tmp");
+        self
+    }
+
     pub fn new(workspaces_dir: &Path, id: &str) -> Self {
         let root = workspaces_dir.join(id);
         WorkspaceLayout {

@@ -576,7 +576,7 @@ async fn flags_beat_env_beat_config_file() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 29] = [
+const KEYS: [&str; 30] = [
     "http_address",
     "access_url",
     "experiments",
@@ -604,6 +604,7 @@ const KEYS: [&str; 29] = [
     "workspace_memory_limit",
     "workspace_cpu_limit",
     "workspace_max_file_size",
+    "workspace_disk_size",
     "workspace_network",
     "agent_binary",
 ];
@@ -637,6 +638,7 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         workspace_memory_limit,
         workspace_cpu_limit,
         workspace_max_file_size,
+        workspace_disk_size,
         workspace_network,
         agent_binary,
     } = options;
@@ -667,6 +669,7 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         && workspace_memory_limit.is_some()
         && workspace_cpu_limit.is_some()
         && workspace_max_file_size.is_some()
+        && workspace_disk_size.is_some()
         && workspace_network.is_some()
         && agent_binary.is_some()
 }

@@ -381,3 +381,64 @@ async fn fork_and_memory_bombs_end_inside_their_workspace() {
     );
     app.stop().await.unwrap();
 }
+
+fn mounted(path: &std::path::Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(&*path.to_string_lossy()))
+}
+
+#[tokio::test]
+async fn a_workspace_fills_only_its_own_disk() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.workspaces.disk_bytes = Some(64 << 20);
+    })
+    .await;
+    let owner = app.create_owner().await;
+    let template = create_template(&app, &owner, "basic", "", &[("README.md", "hi")]).await;
+    let ws = create_workspace(&app, &owner, "full", &template["id"], json!([])).await;
+    let agent = agent_id(&ws);
+    assert_own_user(&app, &owner, &agent).await;
+    let root = app
+        .db
+        .dir
+        .path()
+        .join("workspaces")
+        .join(ws["id"].as_str().unwrap());
+    assert!(
+        mounted(&root.join("disk")),
+        "the workspace's disk is mounted"
+    );
+
+    let out = exec(
+        &app,
+        &owner,
+        &agent,
+        "cat README.md; echo; echo kept > notes; \
+         dd if=/dev/zero of=~/big bs=1M count=100 2>&1 | grep -o 'No space left' | head -1; \
+         dd if=/dev/zero of=/tmp/big bs=1M count=100 2>&1 | grep -o 'No space left' | head -1; \
+         rm -f ~/big /tmp/big; df -m ~ | awk 'NR==2 { print ($2 < 70) ? \"capped\" : \"uncapped\" }'",
+    )
+    .await;
+    assert_eq!(
+        out["output"], "hi\nNo space left\nNo space left\ncapped\n",
+        "{out}"
+    );
+    // The disk (and so the home) survives a stop and a start; a stopped workspace's disk is
+    // not mounted.
+    let stopped = build(&app, &owner, &ws, "stop").await;
+    assert_eq!(stopped["status"], "stopped");
+    assert!(!mounted(&root.join("disk")));
+    let started = build(&app, &owner, &ws, "start").await;
+    assert_eq!(started["status"], "running");
+    let ws = crate::workspace_support::app_workspace(&app, &owner, &ws["id"]).await;
+    let out = exec(&app, &owner, &agent_id(&ws), "cat notes").await;
+    assert_eq!(out["output"], "kept\n");
+    let deleted = build(&app, &owner, &ws, "delete").await;
+    assert_eq!(deleted["status"], "deleted");
+    assert!(!mounted(&root.join("disk")));
+    assert!(!root.exists(), "delete removes the disk too");
+    app.stop().await.unwrap();
+}
