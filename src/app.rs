@@ -22,6 +22,7 @@ use crate::provisioner::{
 };
 use crate::ratelimit::RateLimiter;
 use crate::service::agent_links::AgentLinks;
+use crate::service::daemons::DaemonLinks;
 use crate::service::runner::JobRunner;
 use crate::service::{ServicePolicy, Services};
 use crate::state::{AppState, HttpSettings};
@@ -47,6 +48,7 @@ pub struct App {
     agent_listener: tokio::net::UnixListener,
     replica: ReplicaId,
     links: Arc<AgentLinks>,
+    daemons: Arc<DaemonLinks>,
     state: AppState,
     store: SharedStore,
     revocations: Arc<RevocationList>,
@@ -136,20 +138,26 @@ impl App {
             Arc::new(
                 LocalProvisioner::new(local_provisioner_options(&config, agent_socket)?).await,
             ),
+            crate::provisioner::provisioner_id(&config.data_dir)
+                .context("cannot read or create this server's provisioner id")?,
             CommandLimits {
                 default_timeout: CommandLimits::default()
                     .default_timeout
                     .min(config.max_command_timeout),
                 max_timeout: config.max_command_timeout,
             },
+            workspace_limits(&config),
         );
+        let daemons = Arc::new(DaemonLinks::default());
         let runner = Arc::new(JobRunner::new(
             store.clone(),
             clock.clone(),
             provisioning.clone(),
+            daemons.clone(),
         ));
         let services = services
             .with_provisioning(provisioning)
+            .with_daemon_links(daemons.clone())
             .with_agent_links(links.clone());
         services.ensure_default_organization().await?;
         let state = AppState {
@@ -171,6 +179,7 @@ impl App {
             agent_listener,
             replica,
             links,
+            daemons,
             state,
             store,
             revocations,
@@ -244,6 +253,7 @@ impl App {
         // Agents reconnect on their own once a server runs again; their workspaces go on.
         let _ = stop_agents.send(true);
         self.links.close_all();
+        self.daemons.close_all();
         let _ = agent_socket.await;
         if let Err(err) = self
             .store
@@ -288,15 +298,21 @@ fn local_provisioner_options(
         agent_binary,
         agent_socket,
         uid_range: w.uid_range.clone(),
-        limits: WorkspaceLimits {
-            max_processes: w.max_processes,
-            memory_bytes: w.memory_bytes,
-            cpu_cores: w.cpu_cores,
-            max_file_bytes: w.max_file_bytes,
-            disk_bytes: w.disk_bytes,
-        },
-        host_network: w.host_network,
+        agent_url: None,
     })
+}
+
+/// How the server confines every workspace, whichever provisioner starts it.
+fn workspace_limits(config: &ServerConfig) -> WorkspaceLimits {
+    let w = &config.workspaces;
+    WorkspaceLimits {
+        max_processes: w.max_processes,
+        memory_bytes: w.memory_bytes,
+        cpu_cores: w.cpu_cores,
+        max_file_bytes: w.max_file_bytes,
+        disk_bytes: w.disk_bytes,
+        host_network: w.host_network,
+    }
 }
 
 /// Binds the agent socket, replacing one a previous run left behind. The socket is open to

@@ -14,6 +14,7 @@ pub mod oauth;
 #[cfg(test)]
 mod proptest_support;
 pub mod provisioner;
+pub mod provisionerd;
 pub mod ratelimit;
 pub mod secret;
 pub mod service;

@@ -15,59 +15,65 @@ use crate::domain::agent::{
     TOKEN_HEADER, VERSION_HEADER,
 };
 
-/// Where the server is.
+/// Where the server is: its URL, reached directly or through a Unix socket (the sandboxes'
+/// only way out). Over a socket the agent still speaks to the URL: plain HTTP to
+/// `http://localhost` when the socket is the server's own, or TLS to the server's `https` URL
+/// when the socket only forwards bytes to it (a provisioner daemon's).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentUrl {
-    Http(url::Url),
-    /// A Unix socket (the sandboxes' only way out); requests carry `Host: localhost`.
-    Unix(PathBuf),
+pub struct AgentUrl {
+    pub url: url::Url,
+    pub socket: Option<PathBuf>,
 }
 
 impl AgentUrl {
-    /// Reads `http://…`, `https://…`, `unix:///path`, `unix:/path` or a bare absolute path.
-    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+    /// Reads `CODER_AGENT_URL`: `http://…`, `https://…`, `unix:///path`, `unix:/path` or a bare
+    /// absolute path; `socket` is `CODER_AGENT_SOCKET`, a socket to reach an `http(s)` URL by.
+    pub fn parse(raw: &str, socket: Option<&str>) -> anyhow::Result<Self> {
         let raw = raw.trim();
-        if let Some(path) = raw
+        let unix = raw
             .strip_prefix("unix://")
             .or_else(|| raw.strip_prefix("unix:"))
-        {
-            return Self::unix(path, raw);
-        }
-        if raw.starts_with('/') {
-            return Self::unix(raw, raw);
+            .or_else(|| raw.starts_with('/').then_some(raw));
+        if let Some(path) = unix {
+            if !path.starts_with('/') {
+                anyhow::bail!("CODER_AGENT_URL {raw:?}: a Unix socket needs an absolute path");
+            }
+            let url = url::Url::parse("http://localhost")?;
+            return Ok(AgentUrl {
+                url,
+                socket: Some(PathBuf::from(path)),
+            });
         }
         let url = url::Url::parse(raw).map_err(|e| {
             anyhow::anyhow!("CODER_AGENT_URL {raw:?} is not a URL ({e}); use http(s)://host[:port] or unix:///path/to/socket")
         })?;
-        match url.scheme() {
-            "http" | "https" => Ok(AgentUrl::Http(url)),
-            other => anyhow::bail!(
-                "CODER_AGENT_URL {raw:?} has the scheme {other:?}; use http, https or unix"
-            ),
+        if !matches!(url.scheme(), "http" | "https") {
+            anyhow::bail!(
+                "CODER_AGENT_URL {raw:?} has the scheme {:?}; use http, https or unix",
+                url.scheme()
+            );
         }
-    }
-
-    fn unix(path: &str, raw: &str) -> anyhow::Result<Self> {
-        if !path.starts_with('/') {
-            anyhow::bail!("CODER_AGENT_URL {raw:?}: a Unix socket needs an absolute path");
-        }
-        Ok(AgentUrl::Unix(PathBuf::from(path)))
+        let socket = match socket.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(path) if !path.starts_with('/') => {
+                anyhow::bail!("CODER_AGENT_SOCKET {path:?} must be an absolute path")
+            }
+            other => other.map(PathBuf::from),
+        };
+        Ok(AgentUrl { url, socket })
     }
 
     fn base(&self) -> String {
-        match self {
-            AgentUrl::Http(url) => url.as_str().trim_end_matches('/').to_owned(),
-            AgentUrl::Unix(_) => "http://localhost".to_owned(),
-        }
+        self.url.as_str().trim_end_matches('/').to_owned()
     }
 }
 
 impl fmt::Display for AgentUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AgentUrl::Http(url) => f.write_str(url.as_str()),
-            AgentUrl::Unix(path) => write!(f, "unix://{}", path.display()),
+        f.write_str(self.url.as_str())?;
+        if let Some(socket) = &self.socket {
+            write!(f, " through {}", socket.display())?;
         }
+        Ok(())
     }
 }
 
@@ -102,7 +108,7 @@ impl ServerClient {
             .http1_only()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("coder-agent/", env!("CARGO_PKG_VERSION")));
-        if let AgentUrl::Unix(path) = url {
+        if let Some(path) = &url.socket {
             builder = builder.unix_socket(path.clone());
         }
         Ok(ServerClient {
@@ -151,38 +157,45 @@ impl ServerClient {
         checked(response).await.map(|_| ())
     }
 
-    /// Opens the agent's WebSocket (RFC 6455 §4.1 client handshake over the same connection
-    /// settings as every other request).
+    /// Opens the agent's WebSocket.
     pub async fn dial_rpc(&self) -> Result<WebSocketStream<reqwest::Upgraded>, SessionError> {
-        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
-        let response = self
-            .request(reqwest::Method::GET, RPC_PATH)
-            .header("Connection", "Upgrade")
-            .header("Upgrade", "websocket")
-            .header("Sec-WebSocket-Version", "13")
-            .header("Sec-WebSocket-Key", &key)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await?;
-        if response.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
-            return Err(refusal(response).await);
-        }
-        let accept = response
-            .headers()
-            .get("sec-websocket-accept")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if accept != derive_accept_key(key.as_bytes()) {
-            return Err(SessionError::Refused(
-                "the server's WebSocket handshake did not match (is a proxy rewriting it?)".into(),
-            ));
-        }
-        let upgraded = response.upgrade().await?;
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
-        Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(config)).await)
+        dial_websocket(self.request(reqwest::Method::GET, RPC_PATH), MAX_MESSAGE).await
     }
+}
+
+/// Opens a WebSocket with `request` (RFC 6455 §4.1 client handshake, on a client that speaks
+/// HTTP/1.1): the agent's and a provisioner daemon's connection to the server.
+pub async fn dial_websocket(
+    request: reqwest::RequestBuilder,
+    max_message: usize,
+) -> Result<WebSocketStream<reqwest::Upgraded>, SessionError> {
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let response = request
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", &key)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await?;
+    if response.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(refusal(response).await);
+    }
+    let accept = response
+        .headers()
+        .get("sec-websocket-accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if accept != derive_accept_key(key.as_bytes()) {
+        return Err(SessionError::Refused(
+            "the server's WebSocket handshake did not match (is a proxy rewriting it?)".into(),
+        ));
+    }
+    let upgraded = response.upgrade().await?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(config)).await)
 }
 
 async fn checked(response: reqwest::Response) -> Result<reqwest::Response, SessionError> {
@@ -217,25 +230,32 @@ mod tests {
 
     #[test]
     fn agent_urls_are_http_or_unix_sockets() {
-        let unix = |p: &str| AgentUrl::Unix(PathBuf::from(p));
+        let unix = |p: &str| AgentUrl {
+            url: url::Url::parse("http://localhost").unwrap_or_else(|_| unreachable!()),
+            socket: Some(PathBuf::from(p)),
+        };
         assert_eq!(
-            AgentUrl::parse("unix:///run/a.sock").ok(),
+            AgentUrl::parse("unix:///run/a.sock", None).ok(),
             Some(unix("/run/a.sock"))
         );
         assert_eq!(
-            AgentUrl::parse("unix:/run/a.sock").ok(),
+            AgentUrl::parse("unix:/run/a.sock", None).ok(),
             Some(unix("/run/a.sock"))
         );
         assert_eq!(
-            AgentUrl::parse("/run/a.sock").ok(),
+            AgentUrl::parse("/run/a.sock", None).ok(),
             Some(unix("/run/a.sock"))
         );
-        assert!(matches!(
-            AgentUrl::parse("https://coder.example.com/"),
-            Ok(AgentUrl::Http(_))
-        ));
+        let direct = AgentUrl::parse("https://coder.example.com/", None).ok();
+        assert_eq!(direct.and_then(|u| u.socket), None);
+        let through = AgentUrl::parse("https://coder.example.com", Some("/run/a.sock")).ok();
+        assert_eq!(
+            through.and_then(|u| u.socket),
+            Some(PathBuf::from("/run/a.sock"))
+        );
         for bad in ["unix:relative.sock", "ftp://x", "not a url"] {
-            assert!(AgentUrl::parse(bad).is_err(), "{bad}");
+            assert!(AgentUrl::parse(bad, None).is_err(), "{bad}");
         }
+        assert!(AgentUrl::parse("https://x", Some("relative")).is_err());
     }
 }

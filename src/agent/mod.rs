@@ -6,7 +6,7 @@
 //! its background processes and their output, live on meanwhile, because they belong to this
 //! process and not to the server.
 
-mod client;
+pub mod client;
 mod exec;
 pub mod files;
 mod processes;

@@ -12,6 +12,9 @@ pub struct AgentCommand {
     /// The workspace's agent token.
     #[arg(long = "token", env = "CODER_AGENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A Unix socket to reach --url through (it forwards to the server; TLS stays end to end).
+    #[arg(long = "socket", env = "CODER_AGENT_SOCKET")]
+    socket: Option<String>,
     /// A file holding the agent token, instead of --token.
     #[arg(long = "token-file", env = "CODER_AGENT_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
@@ -32,7 +35,7 @@ impl AgentCommand {
                 "no agent token: set CODER_AGENT_TOKEN (or CODER_AGENT_TOKEN_FILE); the provisioner that started this workspace normally does"
             ),
         };
-        let url = AgentUrl::parse(&self.url)?;
+        let url = AgentUrl::parse(&self.url, self.socket.as_deref())?;
         crate::agent::run(AgentConfig { url, token }).await
     }
 }

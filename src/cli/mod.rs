@@ -9,6 +9,7 @@ mod login;
 mod mcp;
 mod output;
 mod password;
+mod provisioner;
 mod server;
 mod tokens;
 mod users;
@@ -44,6 +45,8 @@ enum Command {
     Exp(exp::ExpCommand),
     /// Run the workspace agent (started inside a workspace by its provisioner).
     Agent(agent::AgentCommand),
+    /// Provisioner daemons and their keys.
+    Provisioner(provisioner::ProvisionerCommand),
 }
 
 /// Runs the parsed command; the exit code follows from the result.
@@ -57,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens(cmd) => cmd.run().await,
         Command::Exp(cmd) => cmd.run().await,
         Command::Agent(cmd) => cmd.run().await,
+        Command::Provisioner(cmd) => cmd.run().await,
     }
 }
 

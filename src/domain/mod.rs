@@ -6,6 +6,7 @@ pub mod error;
 pub mod experiment;
 pub mod manifest;
 pub mod oauth;
+pub mod provisioner;
 pub mod replica;
 pub mod template;
 pub mod text;

@@ -102,6 +102,8 @@ pub struct TemplateVersion {
     pub manifest: Option<String>,
     pub created_by: UserId,
     pub archived: bool,
+    /// The tags its workspaces' builds need.
+    pub provisioner_tags: super::provisioner::ProvisionerTags,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -189,6 +191,8 @@ pub struct ProvisionerJob {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub canceled_at: Option<DateTime<Utc>>,
+    /// Which provisioners may take it (`domain::provisioner`).
+    pub tags: super::provisioner::ProvisionerTags,
 }
 
 impl ProvisionerJob {
@@ -214,7 +218,13 @@ impl ProvisionerJob {
             started_at: None,
             completed_at: None,
             canceled_at: None,
+            tags: super::provisioner::ProvisionerTags::default(),
         }
+    }
+
+    /// The same job, for provisioners with `tags`.
+    pub fn with_tags(self, tags: super::provisioner::ProvisionerTags) -> Self {
+        ProvisionerJob { tags, ..self }
     }
 }
 

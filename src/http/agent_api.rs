@@ -22,7 +22,8 @@ use crate::domain::agent::{
     TOKEN_HEADER, VERSION_HEADER,
 };
 use crate::service::agent_api::AgentIdentity;
-use crate::service::agent_links::{AgentSession, RELAY_SECRET_HEADER};
+use crate::service::agent_links::RELAY_SECRET_HEADER;
+use crate::service::rpc_link::LinkSession;
 use crate::state::AppState;
 
 /// How often the server pings an agent, and how long it waits to hear anything back.
@@ -103,18 +104,19 @@ async fn rpc(
     Ok(upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| pump(socket, session)))
+        .on_upgrade(move |socket| pump(socket, session, "workspace agent")))
 }
 
-/// Moves requests to the agent and its answers back until either side goes away.
-async fn pump(socket: WebSocket, mut session: AgentSession) {
+/// Moves requests to the peer (an agent, a provisioner daemon) and its answers back until
+/// either side goes away.
+pub(super) async fn pump(socket: WebSocket, mut session: LinkSession, peer: &'static str) {
     let (mut sink, mut stream) = socket.split();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     let mut heard = tokio::time::Instant::now();
     let reason = loop {
         tokio::select! {
             outgoing = session.next_outgoing() => {
-                let Some(text) = outgoing else { break "replaced by a newer connection" };
+                let Some(text) = outgoing else { break "replaced by a newer connection, or the server stops" };
                 if sink.send(Message::Text(text.into())).await.is_err() {
                     break "the connection failed while sending";
                 }
@@ -124,13 +126,13 @@ async fn pump(socket: WebSocket, mut session: AgentSession) {
                     heard = tokio::time::Instant::now();
                     session.incoming(text.as_str());
                 }
-                Some(Ok(Message::Close(_))) | None => break "the agent closed the connection",
+                Some(Ok(Message::Close(_))) | None => break "the peer closed the connection",
                 Some(Err(_)) => break "the connection failed",
                 Some(Ok(_)) => heard = tokio::time::Instant::now(),
             },
             _ = ping.tick() => {
                 if heard.elapsed() > SILENCE_LIMIT {
-                    break "the agent stopped answering pings";
+                    break "the peer stopped answering pings";
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     break "the connection failed while pinging";
@@ -138,7 +140,7 @@ async fn pump(socket: WebSocket, mut session: AgentSession) {
             }
         }
     };
-    tracing::info!(agent = %session.agent(), reason, "workspace agent disconnected");
+    tracing::info!(peer, reason, "disconnected");
     let _ = sink.close().await;
 }
 

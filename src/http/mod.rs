@@ -10,6 +10,7 @@ pub mod meta;
 pub mod oauth2;
 pub mod oauth2_provider;
 pub mod pages;
+pub mod provisioner_daemons;
 pub mod templates;
 pub mod users;
 pub mod workspace_agents;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workspaces::routes())
         .merge(workspace_agents::routes())
         .merge(agent_api::routes())
+        .merge(provisioner_daemons::routes())
         .merge(crate::mcp::routes(&state))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

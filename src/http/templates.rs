@@ -80,6 +80,9 @@ struct CreateVersionBody {
     message: String,
     #[serde(default)]
     template_id: Option<Uuid>,
+    /// Which provisioners build its workspaces.
+    #[serde(default)]
+    tags: std::collections::BTreeMap<String, String>,
 }
 
 async fn create_version(
@@ -98,6 +101,7 @@ async fn create_version(
                 name: body.name,
                 message: body.message,
                 template_id: body.template_id.map(TemplateId),
+                provisioner_tags: body.tags,
             },
         )
         .await?;

@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use super::cgroups::{Cgroups, Limits};
 use super::disk;
 use super::sandbox::{self, AgentLaunch, SandboxMode, SandboxRecord, WorkspaceLayout};
-use super::{ProvisionError, Provisioner, StartSpec, archive};
+use super::{ProvisionError, Provisioner, StartSpec, WorkspaceLimits, archive};
 use crate::domain::WorkspaceId;
 
 /// The uid a workspace's user has inside an unprivileged user namespace.
@@ -29,31 +29,6 @@ const DEFAULT_DISK_BYTES: u64 = 10 << 30;
 /// How long `start` waits for bwrap to report the sandbox it made.
 const SANDBOX_REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Resource limits of each workspace.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkspaceLimits {
-    pub max_processes: Option<u64>,
-    pub memory_bytes: Option<u64>,
-    pub cpu_cores: Option<f64>,
-    /// The largest file a workspace process may write (RLIMIT_FSIZE).
-    pub max_file_bytes: Option<u64>,
-    /// The size of the filesystem holding the home and `/tmp`; `None` leaves them on the
-    /// server's disk.
-    pub disk_bytes: Option<u64>,
-}
-
-impl Default for WorkspaceLimits {
-    fn default() -> Self {
-        WorkspaceLimits {
-            max_processes: Some(4096),
-            memory_bytes: Some(4 << 30),
-            cpu_cores: None,
-            max_file_bytes: Some(16 << 30),
-            disk_bytes: None,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct LocalProvisionerOptions {
     pub data_dir: PathBuf,
@@ -65,9 +40,9 @@ pub struct LocalProvisionerOptions {
     pub agent_socket: PathBuf,
     /// The host uids workspaces run as when the server is root, one per workspace.
     pub uid_range: std::ops::RangeInclusive<u32>,
-    pub limits: WorkspaceLimits,
-    /// Workspaces share the host's network (outbound access, but no network isolation).
-    pub host_network: bool,
+    /// The server's URL, when agents reach it through `agent_socket` with TLS of their own (a
+    /// provisioner daemon forwards the socket to the server); `None`: the socket is the server.
+    pub agent_url: Option<url::Url>,
 }
 
 #[derive(Debug)]
@@ -125,11 +100,6 @@ impl LocalProvisioner {
                 tracing::warn!(reason = %why, "workspace builds will fail until this is fixed")
             }
         }
-        if self.options.host_network && !matches!(self.mode, SandboxMode::Missing(_)) {
-            tracing::warn!(
-                "--workspace-network=host: workspaces share this host's network and can reach its loopback services (including a local database)"
-            );
-        }
     }
 
     pub fn mode(&self) -> &SandboxMode {
@@ -139,10 +109,10 @@ impl LocalProvisioner {
     /// Where the workspace lives: on a capped disk of its own when it has one, or when one is
     /// configured and the workspace has no home yet (a home made before the cap stays where it
     /// is, rather than being hidden under an empty disk).
-    fn layout(&self, workspace: WorkspaceId) -> WorkspaceLayout {
+    fn layout(&self, workspace: WorkspaceId, limits: Option<&WorkspaceLimits>) -> WorkspaceLayout {
         let layout = WorkspaceLayout::new(&self.workspaces_dir, &workspace.to_string());
         let capped = matches!(self.mode, SandboxMode::Isolated { .. })
-            && self.options.limits.disk_bytes.is_some();
+            && limits.is_some_and(|l| l.disk_bytes.is_some());
         if disk::image(&layout.root).exists() || (capped && !layout.home.exists()) {
             layout.on_disk()
         } else {
@@ -196,7 +166,7 @@ impl LocalProvisioner {
 
     /// Stops the recorded sandbox, if it still runs, and removes its cgroups.
     async fn kill_sandbox(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
-        let layout = self.layout(workspace);
+        let layout = self.layout(workspace, None);
         let cgroups = self.cgroups.clone();
         blocking(move || {
             if let Some(record) = read_record(&layout.record) {
@@ -234,7 +204,7 @@ impl LocalProvisioner {
         let archive = spec.archive.clone();
         let token = spec.agent_token.clone();
         let chown = matches!(self.mode, SandboxMode::Isolated { .. });
-        let disk_bytes = self.options.limits.disk_bytes;
+        let disk_bytes = spec.limits.disk_bytes;
         blocking(move || {
             let io = |what: &str, e: std::io::Error| ProvisionError::internal(what, e);
             std::fs::create_dir_all(&layout.root)
@@ -300,8 +270,7 @@ impl LocalProvisioner {
         .await
     }
 
-    fn rlimits(&self) -> Vec<String> {
-        let l = &self.options.limits;
+    fn rlimits(l: &WorkspaceLimits) -> Vec<String> {
         let mut out = vec!["--core=0".to_owned()];
         if let Some(n) = l.max_processes {
             out.push(format!("--nproc={n}"));
@@ -466,7 +435,7 @@ impl Provisioner for LocalProvisioner {
         }
         let workspace = spec.workspace_id;
         self.kill_sandbox(workspace).await?;
-        let layout = self.layout(workspace);
+        let layout = self.layout(workspace, Some(&spec.limits));
         std::fs::create_dir_all(&layout.root)
             .map_err(|e| ProvisionError::internal("cannot create the workspace directory", e))?;
         let uid = self.uid_for(&layout)?;
@@ -483,7 +452,7 @@ impl Provisioner for LocalProvisioner {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let rlimits = self.rlimits();
+        let rlimits = Self::rlimits(&spec.limits);
         let launch = AgentLaunch {
             layout: &layout,
             hostname: &spec.workspace_name,
@@ -491,7 +460,8 @@ impl Provisioner for LocalProvisioner {
             agent_binary: &self.options.agent_binary,
             socket_dir: &socket_dir,
             socket_name: &socket_name,
-            host_network: self.options.host_network,
+            host_network: spec.limits.host_network,
+            agent_url: self.options.agent_url.as_ref(),
             rlimits: &rlimits,
         };
         let mut cmd = sandbox::agent_command(&self.mode, &launch);
@@ -508,9 +478,9 @@ impl Provisioner for LocalProvisioner {
         let isolated = matches!(self.mode, SandboxMode::Isolated { .. });
         if isolated {
             let limits = Limits {
-                max_processes: self.options.limits.max_processes,
-                memory_bytes: self.options.limits.memory_bytes,
-                cpu_cores: self.options.limits.cpu_cores,
+                max_processes: spec.limits.max_processes,
+                memory_bytes: spec.limits.memory_bytes,
+                cpu_cores: spec.limits.cpu_cores,
             };
             let name = workspace.to_string();
             let attached = self
@@ -585,7 +555,7 @@ impl Provisioner for LocalProvisioner {
 
     async fn delete(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
         self.kill_sandbox(workspace).await?;
-        let root = self.layout(workspace).root;
+        let root = self.layout(workspace, None).root;
         blocking(move || {
             release_uid(&root);
             remove_tree(&root)

@@ -22,8 +22,9 @@ use tokio::sync::Notify;
 
 use crate::domain::{JobId, WorkspaceId};
 
+pub use crate::domain::provisioner::WorkspaceLimits;
 pub use archive::{ArchiveError, TemplateSource, read_template_source, validate_archive};
-pub use local::{LocalProvisioner, LocalProvisionerOptions, WorkspaceLimits};
+pub use local::{LocalProvisioner, LocalProvisionerOptions};
 
 /// What `start` needs to know about the workspace it starts.
 #[derive(Debug, Clone)]
@@ -35,6 +36,7 @@ pub struct StartSpec {
     pub archive: Arc<Vec<u8>>,
     /// The new agent's token, handed to it as `CODER_AGENT_TOKEN`.
     pub agent_token: String,
+    pub limits: WorkspaceLimits,
 }
 
 /// Why a provisioner operation failed; each says what to do next.
@@ -145,17 +147,44 @@ impl Default for CommandLimits {
 /// The provisioner with its signals and limits, as the services and the runner share them.
 #[derive(Debug, Clone)]
 pub struct Provisioning {
+    /// The built-in provisioner of this server.
     pub provisioner: Arc<dyn Provisioner>,
+    /// Its id: the `provisioner_id` tag of the workspaces it holds.
+    pub provisioner_id: String,
     pub signals: Arc<JobSignals>,
     pub limits: CommandLimits,
+    /// How every workspace is confined, whichever provisioner starts it.
+    pub workspace_limits: WorkspaceLimits,
 }
 
 impl Provisioning {
-    pub fn new(provisioner: Arc<dyn Provisioner>, limits: CommandLimits) -> Self {
+    pub fn new(
+        provisioner: Arc<dyn Provisioner>,
+        provisioner_id: String,
+        limits: CommandLimits,
+        workspace_limits: WorkspaceLimits,
+    ) -> Self {
         Provisioning {
             provisioner,
+            provisioner_id,
             signals: Arc::new(JobSignals::default()),
             limits,
+            workspace_limits,
+        }
+    }
+}
+
+/// A provisioner's id, kept in its data directory from the first start: the `provisioner_id`
+/// tag of the workspaces whose files it holds.
+pub fn provisioner_id(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let file = data_dir.join("provisioner-id");
+    match std::fs::read_to_string(&file) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            std::fs::create_dir_all(data_dir)?;
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&file, &id)?;
+            Ok(id)
         }
     }
 }

@@ -138,6 +138,8 @@ pub struct AgentLaunch<'a> {
     pub socket_name: &'a str,
     /// Share the host's network namespace (outbound access; loses network isolation).
     pub host_network: bool,
+    /// The server's URL when the socket only forwards to it (the agent speaks TLS itself).
+    pub agent_url: Option<&'a url::Url>,
     /// `prlimit` options for the agent and everything it starts.
     pub rlimits: &'a [String],
 }
@@ -187,7 +189,7 @@ pub async fn detect(allow_unsandboxed: bool) -> SandboxMode {
 /// report goes to `layout.info`.
 pub fn agent_command(mode: &SandboxMode, launch: &AgentLaunch<'_>) -> Command {
     let layout = launch.layout;
-    let socket_inside = format!("unix://{SOCKET_DIR_INSIDE}/{}", launch.socket_name);
+    let socket_inside = format!("{SOCKET_DIR_INSIDE}/{}", launch.socket_name);
     let (program, args): (PathBuf, Vec<String>) = match mode {
         SandboxMode::Isolated { bwrap } | SandboxMode::SameUser { bwrap } => {
             let isolated = matches!(mode, SandboxMode::Isolated { .. });
@@ -266,7 +268,12 @@ pub fn agent_command(mode: &SandboxMode, launch: &AgentLaunch<'_>) -> Command {
                     "ALL",
                 ]);
             }
-            for (k, v) in agent_env(WORKSPACE_HOME, &socket_inside, TOKEN_FILE_INSIDE) {
+            for (k, v) in agent_env(
+                WORKSPACE_HOME,
+                launch.agent_url,
+                &socket_inside,
+                TOKEN_FILE_INSIDE,
+            ) {
                 push(&["--setenv", &k, &v]);
             }
             push(&["--"]);
@@ -318,7 +325,7 @@ pub fn agent_command(mode: &SandboxMode, launch: &AgentLaunch<'_>) -> Command {
         let home = layout.home.to_string_lossy();
         let socket = launch.socket_dir.join(launch.socket_name);
         let token = layout.token.to_string_lossy();
-        for (k, v) in agent_env(&home, &format!("unix://{}", socket.display()), &token) {
+        for (k, v) in agent_env(&home, launch.agent_url, &socket.to_string_lossy(), &token) {
             cmd.env(k, v);
         }
         cmd.env("TMPDIR", &layout.tmp).current_dir(&layout.home);
@@ -349,8 +356,19 @@ fn system_args() -> Vec<String> {
     args
 }
 
-fn agent_env(home: &str, url: &str, token_file: &str) -> Vec<(String, String)> {
-    [
+/// The agent's variables: where the server is (the socket itself, or a URL reached through
+/// the socket) and where its token is.
+fn agent_env(
+    home: &str,
+    agent_url: Option<&url::Url>,
+    socket: &str,
+    token_file: &str,
+) -> Vec<(String, String)> {
+    let (url, via) = match agent_url {
+        Some(url) => (url.as_str().trim_end_matches('/').to_owned(), Some(socket)),
+        None => (format!("unix://{socket}"), None),
+    };
+    let mut env: Vec<(String, String)> = [
         ("HOME", home),
         ("PATH", PATH),
         ("USER", "coder"),
@@ -358,12 +376,16 @@ fn agent_env(home: &str, url: &str, token_file: &str) -> Vec<(String, String)> {
         ("SHELL", "/bin/bash"),
         ("LANG", "C.UTF-8"),
         ("TERM", "dumb"),
-        ("CODER_AGENT_URL", url),
+        ("CODER_AGENT_URL", &url),
         ("CODER_AGENT_TOKEN_FILE", token_file),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    .collect();
+    if let Some(socket) = via {
+        env.push(("CODER_AGENT_SOCKET".to_owned(), socket.to_owned()));
+    }
+    env
 }
 
 /// The `/etc/passwd` and `/etc/group` of a workspace whose user is `uid`.

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Services;
-use super::agent_links::{AgentLinks, AgentSession, RelayAnswer};
+use super::agent_links::{AgentLinks, RelayAnswer};
+use super::rpc_link::LinkSession;
 use crate::domain::agent::{
     AGENT_API_VERSION, AgentManifest, AgentRequest, PatchAgentLogs, ReportLifecycle,
 };
@@ -191,10 +192,7 @@ impl Services {
     }
 
     /// Opens the link the server's requests reach this agent on.
-    pub async fn open_agent_session(
-        &self,
-        me: &AgentIdentity,
-    ) -> Result<AgentSession, DomainError> {
+    pub async fn open_agent_session(&self, me: &AgentIdentity) -> Result<LinkSession, DomainError> {
         Ok(self.agent_links()?.open(me.agent.id).await?)
     }
 

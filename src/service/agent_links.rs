@@ -11,60 +11,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
-
+use super::rpc_link::{Link, LinkSession};
 use crate::clock::SharedClock;
-use crate::domain::agent::{AgentCall, AgentOutcome, AgentReply, AgentRequest};
+use crate::domain::agent::{AgentOutcome, AgentRequest};
 use crate::domain::{AgentId, ReplicaId};
 use crate::secret;
 use crate::store::SharedStore;
+
+pub use super::rpc_link::LinkError;
 
 /// The header a relayed request carries the deployment's relay secret in.
 pub const RELAY_SECRET_HEADER: &str = "Coder-Relay-Secret";
 /// The site-config key of the relay secret every replica shares.
 const RELAY_SECRET_KEY: &str = "replica_relay_secret";
-/// Requests waiting to be written to one agent's socket.
-const OUTBOX: usize = 256;
-
-/// Why a request could not reach an agent, or its answer could not come back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
-    /// No replica holds a connection to the agent.
-    #[error("the agent is not connected")]
-    NotConnected,
-    /// The connection ended before the agent answered.
-    #[error("the agent's connection ended before it answered")]
-    Lost,
-    #[error("the agent did not answer within {0} s")]
-    TimedOut(u64),
-    /// The replica holding the connection could not be reached or failed.
-    #[error("the replica holding the agent's connection failed: {0}")]
-    Relay(String),
-}
-
-#[derive(Debug)]
-struct Link {
-    session: u64,
-    outbox: mpsc::Sender<String>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<AgentOutcome>>>,
-    next_call: AtomicU64,
-    /// Set when the link must end: a newer connection replaced it, or the server stops.
-    closed: watch::Sender<bool>,
-}
-
-impl Link {
-    fn close(&self) {
-        let _ = self.closed.send(true);
-        self.fail_pending();
-    }
-
-    fn fail_pending(&self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-}
 
 /// The relay side: how this replica reaches the others, and proves it is one of them.
 #[derive(Debug)]
@@ -83,84 +42,6 @@ pub struct AgentLinks {
     next_session: AtomicU64,
     /// None where there is only one replica (SQLite).
     relay: Option<Relay>,
-}
-
-/// One agent's live connection, as the WebSocket handler drives it: what to send to the agent
-/// (`next_outgoing`), and what it answered (`incoming`). Dropping it ends the link.
-#[derive(Debug)]
-pub struct AgentSession {
-    agent: AgentId,
-    link: Arc<Link>,
-    outbox: mpsc::Receiver<String>,
-    closed: watch::Receiver<bool>,
-    links: Arc<AgentLinks>,
-}
-
-impl AgentSession {
-    pub fn agent(&self) -> AgentId {
-        self.agent
-    }
-
-    /// The next request to write to the agent's socket; `None` once the link must end.
-    pub async fn next_outgoing(&mut self) -> Option<String> {
-        if *self.closed.borrow() {
-            return None;
-        }
-        tokio::select! {
-            next = self.outbox.recv() => next,
-            _ = self.closed.wait_for(|closed| *closed) => None,
-        }
-    }
-
-    /// An answer read from the agent's socket.
-    pub fn incoming(&self, text: &str) {
-        let reply: AgentReply = match serde_json::from_str(text) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(agent = %self.agent, error = %e, "ignoring an unreadable agent message");
-                return;
-            }
-        };
-        let waiter = self
-            .link
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&reply.id);
-        if let Some(tx) = waiter {
-            let _ = tx.send(reply.outcome);
-        }
-    }
-}
-
-impl Drop for AgentSession {
-    fn drop(&mut self) {
-        self.link.fail_pending();
-        let links = self.links.clone();
-        let agent = self.agent;
-        let session = self.link.session;
-        let removed = {
-            let mut map = links.links.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&agent) {
-                Some(current) if current.session == session => map.remove(&agent).is_some(),
-                _ => false,
-            }
-        };
-        if removed {
-            // Only the session that still held the link records the disconnection: a newer
-            // connection of the same agent has already replaced it.
-            tokio::spawn(async move {
-                let now = links.clock.now();
-                if let Err(err) = links
-                    .store
-                    .mark_agent_disconnected(agent, links.replica, now)
-                    .await
-                {
-                    tracing::warn!(%agent, error = %err, "could not record an agent's disconnection");
-                }
-            });
-        }
-    }
 }
 
 impl AgentLinks {
@@ -202,20 +83,13 @@ impl AgentLinks {
     }
 
     /// Takes over the agent's link (a reconnecting agent replaces its old connection) and
-    /// records in the database that this replica holds it.
+    /// records in the database that this replica holds it. Ending the session records the
+    /// disconnection, unless a newer connection of the same agent has replaced it.
     pub async fn open(
         self: &Arc<Self>,
         agent: AgentId,
-    ) -> Result<AgentSession, crate::store::StoreError> {
-        let (tx, rx) = mpsc::channel(OUTBOX);
-        let (closed_tx, closed_rx) = watch::channel(false);
-        let link = Arc::new(Link {
-            session: self.next_session.fetch_add(1, Ordering::Relaxed),
-            outbox: tx,
-            pending: Mutex::new(HashMap::new()),
-            next_call: AtomicU64::new(1),
-            closed: closed_tx,
-        });
+    ) -> Result<LinkSession, crate::store::StoreError> {
+        let (link, session) = Link::open(self.next_session.fetch_add(1, Ordering::Relaxed));
         let previous = self
             .links
             .lock()
@@ -227,13 +101,31 @@ impl AgentLinks {
         self.store
             .mark_agent_connected(agent, self.replica, self.clock.now())
             .await?;
-        Ok(AgentSession {
-            agent,
-            link,
-            outbox: rx,
-            closed: closed_rx,
-            links: self.clone(),
-        })
+        let links = self.clone();
+        let number = link.session();
+        Ok(session.on_end(move || links.ended(agent, number)))
+    }
+
+    fn ended(self: Arc<Self>, agent: AgentId, session: u64) {
+        let removed = {
+            let mut map = self.links.lock().unwrap_or_else(|p| p.into_inner());
+            match map.get(&agent) {
+                Some(current) if current.session() == session => map.remove(&agent).is_some(),
+                _ => false,
+            }
+        };
+        if removed {
+            tokio::spawn(async move {
+                let now = self.clock.now();
+                if let Err(err) = self
+                    .store
+                    .mark_agent_disconnected(agent, self.replica, now)
+                    .await
+                {
+                    tracing::warn!(%agent, error = %err, "could not record an agent's disconnection");
+                }
+            });
+        }
     }
 
     /// Sends the request to the agent wherever it is connected and waits for its answer.
@@ -243,7 +135,8 @@ impl AgentLinks {
         request: AgentRequest,
     ) -> Result<AgentOutcome, LinkError> {
         if let Some(link) = self.local(agent) {
-            return call_link(&link, request).await;
+            let timeout = request.reply_timeout();
+            return link.call(&request, timeout).await;
         }
         let Some(relay) = &self.relay else {
             return Err(LinkError::NotConnected);
@@ -285,7 +178,7 @@ impl AgentLinks {
             }
         }
         Ok(match self.local(agent) {
-            Some(link) => call_link(&link, request).await,
+            Some(link) => link.call(&request, request.reply_timeout()).await,
             None => Err(LinkError::NotConnected),
         })
     }
@@ -328,32 +221,6 @@ impl AgentLinks {
 /// A relayed request without the deployment's relay secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayRefused;
-
-async fn call_link(link: &Link, request: AgentRequest) -> Result<AgentOutcome, LinkError> {
-    let timeout = request.reply_timeout();
-    let id = link.next_call.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = oneshot::channel();
-    link.pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, tx);
-    let text = serde_json::to_string(&AgentCall { id, request })
-        .map_err(|e| LinkError::Relay(e.to_string()))?;
-    if link.outbox.send(text).await.is_err() {
-        return Err(LinkError::Lost);
-    }
-    match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(_)) => Err(LinkError::Lost),
-        Err(_) => {
-            link.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            Err(LinkError::TimedOut(timeout.as_secs()))
-        }
-    }
-}
 
 impl Relay {
     fn accepts(&self, presented: &str) -> bool {

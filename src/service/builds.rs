@@ -92,13 +92,20 @@ impl Services {
             previous.parameters.clone()
         };
         let now = self.clock.now();
+        // A workspace whose files live on one provisioner's host is built there again.
+        let placed_on = self.store.get_workspace_provisioner(workspace.id).await?;
+        let tags = match placed_on.as_deref() {
+            Some(id) => version.provisioner_tags.placed_on(id),
+            None => version.provisioner_tags.clone(),
+        };
         let job = ProvisionerJob::pending(
             workspace.organization_id,
             JobType::WorkspaceBuild,
             version.file_id,
             actor.user.id,
             now,
-        );
+        )
+        .with_tags(tags);
         let mut build = WorkspaceBuild {
             id: BuildId::new(),
             workspace_id: workspace.id,

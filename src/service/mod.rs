@@ -5,7 +5,10 @@ pub mod agent_links;
 pub mod agents;
 pub mod api_keys;
 pub mod builds;
+pub mod daemons;
 pub mod password;
+pub mod provisioner_keys;
+pub mod rpc_link;
 pub mod runner;
 pub mod templates;
 pub mod users;
@@ -48,6 +51,8 @@ pub struct Services {
     provisioning: Option<Provisioning>,
     /// The agents connected to this replica, and the way to the others'.
     agent_links: Option<Arc<agent_links::AgentLinks>>,
+    /// The provisioner daemons connected to this replica.
+    daemon_links: Option<Arc<daemons::DaemonLinks>>,
 }
 
 impl Services {
@@ -64,7 +69,14 @@ impl Services {
             login_limiter: Arc::new(login_limiter),
             provisioning: None,
             agent_links: None,
+            daemon_links: None,
         }
+    }
+
+    /// Lets provisioner daemons connect to this replica through `links`.
+    pub fn with_daemon_links(mut self, links: Arc<daemons::DaemonLinks>) -> Self {
+        self.daemon_links = Some(links);
+        self
     }
 
     /// Serves workspace agents through `links`.

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::agent_api::new_agent_token;
+use super::daemons::{DaemonLinks, ProvisionerSlot};
 use crate::clock::SharedClock;
 use crate::domain::manifest::{MANIFEST_FILE, Manifest};
 use crate::domain::{
@@ -61,17 +62,36 @@ pub struct JobRunner {
     store: SharedStore,
     clock: SharedClock,
     provisioning: Provisioning,
+    /// Daemons connected to this replica; each takes the jobs its tags allow.
+    daemons: Arc<DaemonLinks>,
     worker_id: String,
 }
 
 impl JobRunner {
-    pub fn new(store: SharedStore, clock: SharedClock, provisioning: Provisioning) -> Self {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        provisioning: Provisioning,
+        daemons: Arc<DaemonLinks>,
+    ) -> Self {
         JobRunner {
             store,
             clock,
             provisioning,
+            daemons,
             worker_id: uuid::Uuid::new_v4().to_string(),
         }
+    }
+
+    /// The provisioners jobs can go to: this server's own, then each connected daemon.
+    fn slots(&self) -> Vec<ProvisionerSlot> {
+        let mut slots = vec![ProvisionerSlot {
+            id: self.provisioning.provisioner_id.clone(),
+            tags: Default::default(),
+            provisioner: self.provisioning.provisioner.clone(),
+        }];
+        slots.extend(self.daemons.slots());
+        slots
     }
 
     /// Fails the jobs a previous run of the server left `running`. A SQLite database belongs to
@@ -97,19 +117,22 @@ impl JobRunner {
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut reap = tokio::time::interval(REAP_INTERVAL);
         loop {
-            while tasks.len() < MAX_CONCURRENT_JOBS {
-                match self
-                    .store
-                    .claim_job(&self.worker_id, self.clock.now())
-                    .await
-                {
-                    Ok(Some(job)) => {
-                        tasks.spawn(self.clone().process(job));
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "could not read the provisioner job queue");
-                        break;
+            'claiming: for slot in self.slots() {
+                let tag_sets = slot.tag_sets();
+                while tasks.len() < MAX_CONCURRENT_JOBS {
+                    match self
+                        .store
+                        .claim_job(&self.worker_id, &tag_sets, self.clock.now())
+                        .await
+                    {
+                        Ok(Some(job)) => {
+                            tasks.spawn(self.clone().process(job, slot.clone()));
+                        }
+                        Ok(None) => break,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "could not read the provisioner job queue");
+                            break 'claiming;
+                        }
                     }
                 }
             }
@@ -157,11 +180,11 @@ impl JobRunner {
         }
     }
 
-    async fn process(self: Arc<Self>, job: ProvisionerJob) {
+    async fn process(self: Arc<Self>, job: ProvisionerJob, slot: ProvisionerSlot) {
         let cancel = self.provisioning.signals.watch_cancel(job.id);
         tracing::info!(job = %job.id, kind = job.job_type.as_str(), "running provisioner job");
         let result = tokio::select! {
-            r = self.execute(&job) => Some(r),
+            r = self.execute(&job, &slot) => Some(r),
             _ = self.cancel_requested(&job, &cancel) => None,
         };
         self.provisioning.signals.unwatch_cancel(job.id);
@@ -173,7 +196,7 @@ impl JobRunner {
                 (JobStatus::Failed, message)
             }
             None => {
-                self.after_cancel(&job).await;
+                self.after_cancel(&job, &slot).await;
                 self.log(&job, LogLevel::Warn, "Canceled", "The job was canceled.")
                     .await;
                 (JobStatus::Canceled, "Canceled by a user.".to_owned())
@@ -208,7 +231,7 @@ impl JobRunner {
         }
     }
 
-    async fn after_cancel(&self, job: &ProvisionerJob) {
+    async fn after_cancel(&self, job: &ProvisionerJob, slot: &ProvisionerSlot) {
         if job.job_type != JobType::WorkspaceBuild {
             return;
         }
@@ -216,7 +239,7 @@ impl JobRunner {
             return;
         };
         if build.transition == Transition::Start {
-            if let Err(err) = self.provisioning.provisioner.stop(build.workspace_id).await {
+            if let Err(err) = slot.provisioner.stop(build.workspace_id).await {
                 tracing::warn!(error = %err, "could not stop a canceled workspace's processes");
             }
             let _ = self
@@ -243,10 +266,14 @@ impl JobRunner {
         }
     }
 
-    async fn execute(&self, job: &ProvisionerJob) -> Result<(), JobFailure> {
+    async fn execute(
+        &self,
+        job: &ProvisionerJob,
+        slot: &ProvisionerSlot,
+    ) -> Result<(), JobFailure> {
         match job.job_type {
             JobType::TemplateVersionImport => self.import(job).await,
-            JobType::WorkspaceBuild => self.build(job).await,
+            JobType::WorkspaceBuild => self.build(job, slot).await,
         }
     }
 
@@ -315,7 +342,7 @@ impl JobRunner {
         Ok(())
     }
 
-    async fn build(&self, job: &ProvisionerJob) -> Result<(), JobFailure> {
+    async fn build(&self, job: &ProvisionerJob, slot: &ProvisionerSlot) -> Result<(), JobFailure> {
         let build = self
             .store
             .get_workspace_build_by_job(job.id)
@@ -345,7 +372,7 @@ impl JobRunner {
             .await?
             .map(|u| u.username)
             .unwrap_or_else(|| "unknown".into());
-        let provisioner = &self.provisioning.provisioner;
+        let provisioner = &slot.provisioner;
         self.log(
             job,
             LogLevel::Info,
@@ -400,7 +427,7 @@ impl JobRunner {
                 Ok(())
             }
             Transition::Start => {
-                self.start(job, &workspace, &owner, &build, &version, &manifest)
+                self.start(job, slot, &workspace, &owner, &build, &version, &manifest)
                     .await
             }
         }
@@ -408,16 +435,18 @@ impl JobRunner {
 
     /// A start build: a new agent with a new token, the provisioner starts it, and the build
     /// ends once the agent has connected and run its startup script.
+    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         job: &ProvisionerJob,
+        slot: &ProvisionerSlot,
         workspace: &Workspace,
         owner: &str,
         build: &crate::domain::WorkspaceBuild,
         version: &crate::domain::TemplateVersion,
         manifest: &Manifest,
     ) -> Result<(), JobFailure> {
-        let provisioner = &self.provisioning.provisioner;
+        let provisioner = &slot.provisioner;
         if let Some(why) = provisioner.unavailable() {
             return Err(JobFailure(why));
         }
@@ -477,6 +506,7 @@ impl JobRunner {
                 owner_name: owner.to_owned(),
                 archive: Arc::new(file.data),
                 agent_token: token,
+                limits: self.provisioning.workspace_limits.clone(),
             })
             .await;
         let notes = match started {
@@ -492,6 +522,10 @@ impl JobRunner {
             self.log(job, LogLevel::Info, "Starting workspace", &note)
                 .await;
         }
+        // Its files now live on this provisioner's host: its next builds go there.
+        self.store
+            .set_workspace_provisioner(workspace.id, &slot.id, self.clock.now())
+            .await?;
         if !self.wait_for_connection(agent_id).await? {
             let _ = provisioner.stop(workspace.id).await;
             self.store

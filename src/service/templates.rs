@@ -12,6 +12,7 @@ use super::views::{
 use super::{Services, validate};
 use crate::auth::Principal;
 use crate::domain::manifest::Manifest;
+use crate::domain::provisioner::ProvisionerTags;
 use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{
     DEFAULT_ORGANIZATION_NAME, DomainError, FieldError, FileId, JobStatus, JobType, Organization,
@@ -35,6 +36,8 @@ pub struct CreateTemplateVersionRequest {
     pub name: Option<String>,
     pub message: String,
     pub template_id: Option<TemplateId>,
+    /// Coder's `tags`: which provisioners build its workspaces (none: the built-in one).
+    pub provisioner_tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -262,7 +265,9 @@ impl Services {
                 Some("name"),
             ));
         }
+        let provisioner_tags = ProvisionerTags::from_user(req.provisioner_tags, "tags")?;
         let now = self.clock.now();
+        // The import only reads the manifest, on any server; the tags route the builds.
         let job = ProvisionerJob::pending(
             org.id,
             JobType::TemplateVersionImport,
@@ -284,6 +289,7 @@ impl Services {
             archived: false,
             created_at: now,
             updated_at: now,
+            provisioner_tags,
         };
         self.store
             .insert_template_version(version.clone(), job.clone())

@@ -107,6 +107,17 @@ pub struct ProvisionerJobView {
     pub logs_overflowed: bool,
 }
 
+/// Coder's job tags: its own, with Coder's defaults for an organization-wide job.
+fn job_tags(job: &ProvisionerJob) -> Value {
+    let mut tags = serde_json::Map::new();
+    tags.insert("scope".into(), json!("organization"));
+    tags.insert("owner".into(), json!(""));
+    for (k, v) in &job.tags.0 {
+        tags.insert(k.clone(), json!(v));
+    }
+    Value::Object(tags)
+}
+
 impl ProvisionerJobView {
     pub fn new(job: &ProvisionerJob, input: JobInputView, metadata: JobMetadataView) -> Self {
         ProvisionerJobView {
@@ -120,7 +131,7 @@ impl ProvisionerJobView {
             status: job.status.as_str(),
             worker_id: job.worker_id.clone(),
             file_id: job.file_id.0,
-            tags: json!({"scope": "organization", "owner": ""}),
+            tags: job_tags(job),
             queue_position: 0,
             queue_size: 0,
             organization_id: job.organization_id.0,

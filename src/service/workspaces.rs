@@ -315,7 +315,8 @@ impl Services {
             version.file_id,
             actor.user.id,
             now,
-        );
+        )
+        .with_tags(version.provisioner_tags.clone());
         let build = WorkspaceBuild {
             id: BuildId::new(),
             workspace_id: workspace.id,

@@ -10,7 +10,8 @@
 pub(super) struct Dialect {
     /// The backend's name, for logs.
     pub name: &'static str,
-    /// Takes the oldest pending job (binds: worker id, now); `claim_job` adds the `RETURNING`.
+    /// Takes the oldest pending job whose tags are in `{tags}` (binds: worker id, now, then the
+    /// tag sets from $3); `claim_job` fills in `{tags}` and adds the `RETURNING`.
     pub claim_job: &'static str,
     /// Aggregates the rows of `SUMMARY_COLUMNS` (selected from `listed`) into the two columns
     /// `summaries_from_page` reads: the text fields as JSON, the ids as packed bytes, both in
@@ -28,7 +29,7 @@ pub(super) const SQLITE: Dialect = Dialect {
     claim_job: "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \
      started_at = $2, updated_at = $2, heartbeat_at = $2 \
      WHERE status = 'pending' AND id = (SELECT id FROM provisioner_jobs WHERE status = 'pending' \
-     ORDER BY created_at, id LIMIT 1)",
+     AND tags IN ({tags}) ORDER BY created_at, id LIMIT 1)",
     // UUIDs are 16-byte blobs in SQLite; `||` and `group_concat` copy a blob's bytes as they
     // are (as text, in this UTF-8 database), and the cast makes the result a blob again.
     // `hex()` on each id instead was about 40% of the query.
@@ -47,7 +48,7 @@ pub(super) const POSTGRES: Dialect = Dialect {
     claim_job: "UPDATE provisioner_jobs SET status = 'running', worker_id = $1, \
      started_at = $2, updated_at = $2, heartbeat_at = $2 \
      WHERE id = (SELECT id FROM provisioner_jobs WHERE status = 'pending' \
-     ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)",
+     AND tags IN ({tags}) ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)",
     // An empty page aggregates to NULL, hence the `COALESCE`s.
     summary_page: "COALESCE(json_agg(json_build_array(name, owner_name, \
      template_name, template_display_name, template_icon, transition, job_status)), '[]')::text, \

@@ -69,6 +69,8 @@ pub enum Constraint {
     TemplateVersionName,
     /// A live workspace's name for its owner, in any case.
     WorkspaceName,
+    /// A provisioner key's name in its organization, in any case.
+    ProvisionerKeyName,
     /// Any other rule (a reused id, say): no service tells these apart.
     Other,
 }
@@ -77,7 +79,7 @@ pub enum Constraint {
 /// names the index as the violated constraint; SQLite has only a message, "UNIQUE constraint
 /// failed: …", naming an index on expressions (`lower(name)`) by its name and one on plain
 /// columns by its columns.
-const RULES: [(Constraint, &str, &str); 6] = [
+const RULES: [(Constraint, &str, &str); 7] = [
     (
         Constraint::UserUsername,
         "users_username_unique",
@@ -107,6 +109,11 @@ const RULES: [(Constraint, &str, &str); 6] = [
         Constraint::WorkspaceName,
         "workspaces_owner_name_unique",
         "index 'workspaces_owner_name_unique'",
+    ),
+    (
+        Constraint::ProvisionerKeyName,
+        "provisioner_keys_organization_name",
+        "index 'provisioner_keys_organization_name'",
     ),
 ];
 

@@ -9,6 +9,7 @@ use super::error::corrupt;
 use super::pool::{Backend, Tx, on};
 use super::time::DbTime;
 use super::{Store, StoreError, StoreResult, convert_all};
+use crate::domain::provisioner::ProvisionerTags;
 use crate::domain::{
     FileId, JobId, JobLog, JobStatus, JobType, LogLevel, NewJobLog, OrganizationId, ProvisionerJob,
     UserId,
@@ -34,19 +35,31 @@ impl Store {
         row.map(ProvisionerJob::try_from).transpose()
     }
 
-    /// Takes the oldest pending job for `worker`, atomically, so that no two workers get it.
+    /// Takes the oldest pending job whose tags are one of `tag_sets` (canonical texts: the
+    /// subsets of a provisioner's tags) for `worker`, atomically, so that no two workers get it.
     pub async fn claim_job(
         &self,
         worker: &str,
+        tag_sets: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ProvisionerJob>> {
-        let sql = format!("{} RETURNING {JOB_COLUMNS}", self.dialect().claim_job);
+        if tag_sets.is_empty() {
+            return Ok(None);
+        }
+        let placeholders: Vec<String> =
+            (0..tag_sets.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "{} RETURNING {JOB_COLUMNS}",
+            self.dialect()
+                .claim_job
+                .replace("{tags}", &placeholders.join(", "))
+        );
         let row: Option<JobRow> = on!(&self.pool, |pool| {
-            sqlx::query_as(&sql)
-                .bind(worker)
-                .bind(DbTime(now))
-                .fetch_optional(pool)
-                .await?
+            let mut query = sqlx::query_as(&sql).bind(worker).bind(DbTime(now));
+            for tags in tag_sets {
+                query = query.bind(tags);
+            }
+            query.fetch_optional(pool).await?
         });
         row.map(ProvisionerJob::try_from).transpose()
     }
@@ -248,8 +261,8 @@ pub(super) async fn insert_job_row(tx: &mut Tx, job: &ProvisionerJob) -> StoreRe
     on!(tx.conn(), |c| {
         sqlx::query(
             "INSERT INTO provisioner_jobs (id, organization_id, job_type, status, file_id, \
-             initiator_id, worker_id, error, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL, '', $7, $7)",
+             initiator_id, worker_id, error, created_at, updated_at, tags) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, '', $7, $7, $8)",
         )
         .bind(job.id.0)
         .bind(job.organization_id.0)
@@ -258,6 +271,7 @@ pub(super) async fn insert_job_row(tx: &mut Tx, job: &ProvisionerJob) -> StoreRe
         .bind(job.file_id.0)
         .bind(job.initiator_id.0)
         .bind(DbTime(job.created_at))
+        .bind(job.tags.canonical())
         .execute(c)
         .await?;
     });
@@ -287,7 +301,7 @@ async fn insert_job_log<'s, 'p>(
 }
 
 const JOB_COLUMNS: &str = "id, organization_id, job_type, status, file_id, initiator_id, \
-     worker_id, error, created_at, updated_at, started_at, completed_at, canceled_at";
+     worker_id, error, created_at, updated_at, started_at, completed_at, canceled_at, tags";
 
 const JOB_LOG_COLUMNS: &str = "id, job_id, created_at, source, level, stage, output";
 
@@ -306,6 +320,7 @@ struct JobRow {
     started_at: Option<DbTime>,
     completed_at: Option<DbTime>,
     canceled_at: Option<DbTime>,
+    tags: String,
 }
 
 impl TryFrom<JobRow> for ProvisionerJob {
@@ -328,6 +343,7 @@ impl TryFrom<JobRow> for ProvisionerJob {
             started_at: r.started_at.map(|t| t.0),
             completed_at: r.completed_at.map(|t| t.0),
             canceled_at: r.canceled_at.map(|t| t.0),
+            tags: ProvisionerTags::from_stored(&r.tags),
         })
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod jobs;
 mod oauth;
 mod pool;
+mod provisioner_keys;
 mod replicas;
 mod site_config;
 mod templates;

@@ -124,8 +124,9 @@ impl Store {
         on!(tx.conn(), |c| {
             sqlx::query(
                 "INSERT INTO template_versions (id, template_id, organization_id, name, message, \
-                 readme, job_id, file_id, manifest, created_by, archived, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, FALSE, $11, $11)",
+                 readme, job_id, file_id, manifest, created_by, archived, created_at, updated_at, \
+                 provisioner_tags) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, FALSE, $11, $11, $12)",
             )
             .bind(version.id.0)
             .bind(version.template_id.map(|t| t.0))
@@ -138,6 +139,7 @@ impl Store {
             .bind(&version.manifest)
             .bind(version.created_by.0)
             .bind(DbTime(version.created_at))
+            .bind(version.provisioner_tags.canonical())
             .execute(c)
             .await?;
         });
@@ -397,7 +399,7 @@ const TEMPLATE_COLUMNS: &str = "id, organization_id, name, display_name, descrip
      active_version_id, created_by, created_at, updated_at";
 
 const VERSION_COLUMNS: &str = "id, template_id, organization_id, name, message, readme, \
-     job_id, file_id, manifest, created_by, archived, created_at, updated_at";
+     job_id, file_id, manifest, created_by, archived, created_at, updated_at, provisioner_tags";
 
 #[derive(FromRow)]
 struct OrgRow {
@@ -501,6 +503,7 @@ struct VersionRow {
     archived: bool,
     created_at: DbTime,
     updated_at: DbTime,
+    provisioner_tags: String,
 }
 
 impl TryFrom<VersionRow> for TemplateVersion {
@@ -521,6 +524,9 @@ impl TryFrom<VersionRow> for TemplateVersion {
             archived: r.archived,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
+            provisioner_tags: crate::domain::provisioner::ProvisionerTags::from_stored(
+                &r.provisioner_tags,
+            ),
         })
     }
 }

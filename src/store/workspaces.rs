@@ -130,6 +130,35 @@ impl Store {
         });
         Ok(())
     }
+
+    /// The provisioner whose host holds the workspace's files, once it has started somewhere.
+    pub async fn get_workspace_provisioner(&self, id: WorkspaceId) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = on!(&self.pool, |pool| {
+            sqlx::query_as("SELECT provisioner_id FROM workspaces WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(p,)| p).filter(|p| !p.is_empty()))
+    }
+
+    /// Records the provisioner that built the workspace, so its later builds go there too.
+    pub async fn set_workspace_provisioner(
+        &self,
+        id: WorkspaceId,
+        provisioner: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        on!(&self.pool, |pool| {
+            sqlx::query("UPDATE workspaces SET provisioner_id = $2, updated_at = $3 WHERE id = $1")
+                .bind(id.0)
+                .bind(provisioner)
+                .bind(DbTime(now))
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
 }
 
 /// Builds.

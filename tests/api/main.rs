@@ -18,6 +18,7 @@ mod oauth_interop;
 mod oauth_pages;
 mod oauth_registration;
 mod pages;
+mod provisioner_daemons;
 mod request_fuzz;
 mod sandbox;
 mod store;

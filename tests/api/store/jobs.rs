@@ -7,7 +7,7 @@ use coderd::domain::{
 };
 use coderd::store::{OrphanScope, StoreError};
 
-use super::{Deployment, at};
+use super::{Deployment, any, at};
 use crate::both_backends;
 use crate::helpers::Backend;
 
@@ -18,6 +18,7 @@ both_backends!(
     only_a_taken_job_completes,
     orphaned_jobs_fail_by_scope_and_fail_their_agents,
     job_logs_are_appended_and_read_in_pages,
+    a_job_goes_only_to_a_provisioner_whose_tags_cover_its_own,
 );
 
 /// Stores a pending import job created at `minute` and returns it.
@@ -36,7 +37,7 @@ async fn jobs_are_claimed_oldest_first_and_only_once(backend: Backend) {
     let oldest = queue(&d, 1).await;
     let middle = queue(&d, 2).await;
 
-    let claimed = d.store.claim_job("worker-a", at(10)).await.unwrap();
+    let claimed = d.store.claim_job("worker-a", &any(), at(10)).await.unwrap();
     let taken = ProvisionerJob {
         status: JobStatus::Running,
         worker_id: Some("worker-a".to_owned()),
@@ -52,7 +53,7 @@ async fn jobs_are_claimed_oldest_first_and_only_once(backend: Backend) {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..6 {
         let store = d.store.clone();
-        tasks.spawn(async move { store.claim_job(&format!("racer-{i}"), at(11)).await });
+        tasks.spawn(async move { store.claim_job(&format!("racer-{i}"), &any(), at(11)).await });
     }
     let mut won = BTreeSet::new();
     while let Some(result) = tasks.join_next().await {
@@ -61,7 +62,10 @@ async fn jobs_are_claimed_oldest_first_and_only_once(backend: Backend) {
         }
     }
     assert_eq!(won, BTreeSet::from([middle.id, newest.id]));
-    assert_eq!(d.store.claim_job("late", at(12)).await.unwrap(), None);
+    assert_eq!(
+        d.store.claim_job("late", &any(), at(12)).await.unwrap(),
+        None
+    );
 }
 
 async fn a_running_job_sees_its_cancel_request_through_heartbeats(backend: Backend) {
@@ -130,7 +134,10 @@ async fn a_pending_job_is_canceled_at_once(backend: Backend) {
             ..job
         })
     );
-    assert_eq!(d.store.claim_job("worker", at(3)).await.unwrap(), None);
+    assert_eq!(
+        d.store.claim_job("worker", &any(), at(3)).await.unwrap(),
+        None
+    );
 }
 
 async fn only_a_taken_job_completes(backend: Backend) {
@@ -165,7 +172,12 @@ async fn orphaned_jobs_fail_by_scope_and_fail_their_agents(backend: Backend) {
     let d = Deployment::new(&backend).await;
     // A stale worker's build, whose agent was still starting.
     let (workspace, build) = d.create_workspace(d.owner.id, "dev").await;
-    let stale = d.store.claim_job("w1", at(1)).await.unwrap().unwrap();
+    let stale = d
+        .store
+        .claim_job("w1", &any(), at(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stale.id, build.job_id);
     let agent = WorkspaceAgent {
         id: AgentId::new(),
@@ -187,10 +199,10 @@ async fn orphaned_jobs_fail_by_scope_and_fail_their_agents(backend: Backend) {
         .unwrap();
     // The same worker's job that was asked to cancel, another worker's live job, a pending one.
     let canceling = queue(&d, 2).await;
-    d.store.claim_job("w1", at(2)).await.unwrap();
+    d.store.claim_job("w1", &any(), at(2)).await.unwrap();
     d.store.cancel_job(canceling.id, at(2)).await.unwrap();
     let live = queue(&d, 3).await;
-    d.store.claim_job("w2", at(3)).await.unwrap();
+    d.store.claim_job("w2", &any(), at(3)).await.unwrap();
     d.store.heartbeat_job(live.id, at(5)).await.unwrap();
     let pending = queue(&d, 4).await;
 
@@ -258,7 +270,7 @@ async fn orphaned_jobs_fail_by_scope_and_fail_their_agents(backend: Backend) {
             .unwrap(),
         vec![live.id]
     );
-    d.store.claim_job("w3", at(8)).await.unwrap();
+    d.store.claim_job("w3", &any(), at(8)).await.unwrap();
     assert_eq!(
         d.store
             .fail_orphaned_jobs(OrphanScope::All, at(9), "restarted")
@@ -349,4 +361,50 @@ async fn job_logs_are_appended_and_read_in_pages(backend: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn a_job_goes_only_to_a_provisioner_whose_tags_cover_its_own(backend: Backend) {
+    use coderd::domain::provisioner::ProvisionerTags;
+    let d = Deployment::new(&backend).await;
+    let tags = |pairs: &[(&str, &str)]| {
+        ProvisionerTags(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    };
+    let gpu = tags(&[("pool", "gpu")]);
+    let (version, job) = d.version("tagged", at(1));
+    let job = job.with_tags(gpu.placed_on("daemon-1"));
+    d.store
+        .insert_template_version(version, job.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        d.store.get_job(job.id).await.unwrap().map(|j| j.tags),
+        Some(gpu.placed_on("daemon-1"))
+    );
+    // Not the untagged built-in provisioner, not another daemon of the same pool, not one of
+    // another pool: only the daemon holding it.
+    for other in [
+        ProvisionerTags::default().placed_on("server"),
+        gpu.placed_on("daemon-2"),
+        tags(&[("pool", "cpu")]).placed_on("daemon-1"),
+    ] {
+        let claimed = d
+            .store
+            .claim_job("w", &other.subsets(), at(2))
+            .await
+            .unwrap();
+        assert_eq!(claimed, None, "{other:?}");
+    }
+    assert_eq!(d.store.claim_job("w", &[], at(2)).await.unwrap(), None);
+    let wider = tags(&[("pool", "gpu"), ("region", "eu")]).placed_on("daemon-1");
+    let claimed = d
+        .store
+        .claim_job("w", &wider.subsets(), at(3))
+        .await
+        .unwrap();
+    assert_eq!(claimed.map(|j| j.id), Some(job.id));
 }

@@ -6,6 +6,7 @@ mod agents;
 mod audit;
 mod jobs;
 mod oauth;
+mod provisioner_keys;
 mod site_config;
 mod templates;
 mod users;
@@ -30,6 +31,11 @@ pub async fn open(backend: &Backend) -> (SharedStore, TestDatabase) {
     let db = TestDatabase::new(backend).await;
     let store = coderd::store::open(&db.target).await.expect("store opens");
     (store, db)
+}
+
+/// The tag sets of a provisioner with no tags: it takes untagged jobs.
+pub fn any() -> Vec<String> {
+    coderd::domain::provisioner::ProvisionerTags::default().subsets()
 }
 
 pub fn t0() -> DateTime<Utc> {
@@ -253,6 +259,7 @@ pub fn version_imported_by(job: &ProvisionerJob, name: &str) -> TemplateVersion 
         archived: false,
         created_at: job.created_at,
         updated_at: job.created_at,
+        provisioner_tags: Default::default(),
     }
 }
 
@@ -276,7 +283,7 @@ pub fn template_of(version: &TemplateVersion, name: &str) -> Template {
 /// `Running` leaves it taken, `Canceling` requests its cancellation, and any other status
 /// completes it.
 pub async fn finish(store: &SharedStore, job: JobId, status: JobStatus) {
-    let claimed = store.claim_job("worker-1", t0()).await.unwrap();
+    let claimed = store.claim_job("worker-1", &any(), t0()).await.unwrap();
     assert_eq!(claimed.map(|j| j.id), Some(job), "the oldest pending job");
     match status {
         JobStatus::Running => {}

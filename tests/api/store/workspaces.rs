@@ -14,6 +14,7 @@ both_backends!(
     a_workspace_on_a_deleted_template_is_refused,
     builds_are_numbered_and_one_runs_at_a_time,
     a_deleted_workspace_is_hidden_but_keeps_its_builds,
+    a_workspace_remembers_the_provisioner_holding_its_files,
 );
 
 async fn a_workspace_is_stored_with_its_first_build(backend: Backend) {
@@ -266,4 +267,49 @@ async fn a_deleted_workspace_is_hidden_but_keeps_its_builds(backend: Backend) {
     // The name can be used again.
     let (again, build, job) = d.workspace(d.owner.id, "dev", t0());
     assert!(d.store.insert_workspace(again, build, job).await.unwrap());
+}
+
+async fn a_workspace_remembers_the_provisioner_holding_its_files(backend: Backend) {
+    let d = Deployment::new(&backend).await;
+    let (workspace, _) = d.create_workspace(d.owner.id, "placed").await;
+    let (other, _) = d.create_workspace(d.owner.id, "elsewhere").await;
+    assert_eq!(
+        d.store
+            .get_workspace_provisioner(workspace.id)
+            .await
+            .unwrap(),
+        None
+    );
+    d.store
+        .set_workspace_provisioner(workspace.id, "daemon-1", at(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.store
+            .get_workspace_provisioner(workspace.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("daemon-1")
+    );
+    assert_eq!(
+        d.store.get_workspace_provisioner(other.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        d.store
+            .get_workspace(workspace.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .updated_at,
+        at(5)
+    );
+    assert_eq!(
+        d.store
+            .get_workspace_provisioner(coderd::domain::WorkspaceId::new())
+            .await
+            .unwrap(),
+        None
+    );
 }

@@ -1,0 +1,193 @@
+//! Provisioner daemons connected to this replica (`coder provisioner start` on other hosts),
+//! and the provisioners the job runner feeds: this server's own, and one per daemon, which
+//! runs the `Provisioner` operations on its host over the daemon's WebSocket.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+
+use super::rpc_link::{Link, LinkError, LinkSession};
+use crate::domain::WorkspaceId;
+use crate::domain::agent::{AgentOpError, AgentOutcome};
+use crate::domain::provisioner::{DaemonRequest, DaemonStart, ProvisionerTags};
+use crate::provisioner::{ProvisionError, Provisioner, StartSpec};
+
+/// How long a daemon may take to start, stop or delete a workspace (an archive to unpack, a
+/// disk to make): past it, the build fails.
+const DAEMON_OP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A provisioner the job runner feeds: its id (the `provisioner_id` tag of the workspaces
+/// whose files it holds) and its other tags.
+#[derive(Debug, Clone)]
+pub struct ProvisionerSlot {
+    pub id: String,
+    pub tags: ProvisionerTags,
+    pub provisioner: Arc<dyn Provisioner>,
+}
+
+impl ProvisionerSlot {
+    /// The tag sets of the jobs it takes: every subset of its tags and its id.
+    pub fn tag_sets(&self) -> Vec<String> {
+        self.tags.placed_on(&self.id).subsets()
+    }
+}
+
+#[derive(Debug)]
+struct Daemon {
+    name: String,
+    tags: ProvisionerTags,
+    link: Arc<Link>,
+}
+
+#[derive(Debug, Default)]
+pub struct DaemonLinks {
+    daemons: Mutex<HashMap<String, Daemon>>,
+    next_session: AtomicU64,
+}
+
+/// A daemon as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectedDaemon {
+    pub id: String,
+    pub name: String,
+    pub tags: ProvisionerTags,
+}
+
+impl DaemonLinks {
+    /// Takes the daemon `id`'s connection (replacing an older one of the same daemon).
+    pub fn open(self: &Arc<Self>, id: String, name: String, tags: ProvisionerTags) -> LinkSession {
+        let (link, session) = Link::open(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let number = link.session();
+        let previous = self.lock().insert(id.clone(), Daemon { name, tags, link });
+        if let Some(old) = previous {
+            old.link.close();
+        }
+        let links = self.clone();
+        session.on_end(move || {
+            let mut daemons = links.lock();
+            if daemons.get(&id).is_some_and(|d| d.link.session() == number) {
+                daemons.remove(&id);
+            }
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Daemon>> {
+        self.daemons.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One provisioner per connected daemon.
+    pub fn slots(&self) -> Vec<ProvisionerSlot> {
+        self.lock()
+            .iter()
+            .map(|(id, d)| ProvisionerSlot {
+                id: id.clone(),
+                tags: d.tags.clone(),
+                provisioner: Arc::new(RemoteProvisioner {
+                    name: d.name.clone(),
+                    link: d.link.clone(),
+                }),
+            })
+            .collect()
+    }
+
+    pub fn list(&self) -> Vec<ConnectedDaemon> {
+        let mut list: Vec<ConnectedDaemon> = self
+            .lock()
+            .iter()
+            .map(|(id, d)| ConnectedDaemon {
+                id: id.clone(),
+                name: d.name.clone(),
+                tags: d.tags.clone(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        list
+    }
+
+    /// Ends every link (the server is stopping); daemons reconnect to a running replica.
+    pub fn close_all(&self) {
+        for (_, daemon) in self.lock().drain() {
+            daemon.link.close();
+        }
+    }
+}
+
+/// A daemon's provisioner, driven over its link.
+#[derive(Debug)]
+struct RemoteProvisioner {
+    name: String,
+    link: Arc<Link>,
+}
+
+impl RemoteProvisioner {
+    async fn call(&self, request: DaemonRequest) -> Result<serde_json::Value, ProvisionError> {
+        match self.link.call(&request, DAEMON_OP_TIMEOUT).await {
+            Ok(AgentOutcome::Result(value)) => Ok(value),
+            Ok(AgentOutcome::Error(e)) => Err(match e {
+                AgentOpError::Invalid(m) => ProvisionError::Invalid(m),
+                AgentOpError::Busy(m) => ProvisionError::Unavailable(m),
+                AgentOpError::NotFound(m) | AgentOpError::Internal(m) => {
+                    ProvisionError::Internal(format!("provisioner daemon {}: {m}", self.name))
+                }
+            }),
+            Err(e @ (LinkError::Lost | LinkError::NotConnected | LinkError::Relay(_))) => {
+                Err(ProvisionError::Unavailable(format!(
+                    "The provisioner daemon {} went away ({e}); the build can be retried once it reconnects.",
+                    self.name
+                )))
+            }
+            Err(e @ LinkError::TimedOut(_)) => Err(ProvisionError::Internal(format!(
+                "The provisioner daemon {} {e}.",
+                self.name
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl Provisioner for RemoteProvisioner {
+    fn name(&self) -> &'static str {
+        "daemon"
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
+    async fn start(&self, spec: StartSpec) -> Result<Vec<String>, ProvisionError> {
+        let request = DaemonRequest::Start(DaemonStart {
+            workspace_id: spec.workspace_id.0,
+            workspace_name: spec.workspace_name,
+            owner_name: spec.owner_name,
+            archive: base64::engine::general_purpose::STANDARD.encode(spec.archive.as_slice()),
+            agent_token: spec.agent_token,
+            limits: spec.limits,
+        });
+        let mut notes: Vec<String> =
+            serde_json::from_value(self.call(request).await?).map_err(|e| {
+                ProvisionError::internal("the daemon answered in an unexpected shape", e)
+            })?;
+        notes.insert(0, format!("Provisioned by daemon {}.", self.name));
+        Ok(notes)
+    }
+
+    async fn stop(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
+        self.call(DaemonRequest::Stop {
+            workspace_id: workspace.0,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
+        self.call(DaemonRequest::Delete {
+            workspace_id: workspace.0,
+        })
+        .await
+        .map(|_| ())
+    }
+}
