@@ -23,9 +23,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
 # ca-certificates: TLS to PostgreSQL and other servers; curl: the healthcheck;
-# bubblewrap: the sandbox that workspace commands run in.
+# bubblewrap: the sandbox workspace agents run in; util-linux (setpriv, prlimit) and e2fsprogs
+# (mkfs.ext4): per-workspace users, limits and disks when the server runs as root.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl bubblewrap \
+    && apt-get install -y --no-install-recommends ca-certificates curl bubblewrap util-linux e2fsprogs \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 1000 coder \
     && useradd --system --uid 1000 --gid coder --home-dir /home/coder --create-home --shell /usr/sbin/nologin coder \
