@@ -17,9 +17,7 @@ use crate::config::{ServerConfig, parse_access_url};
 use crate::domain::{Replica, ReplicaId};
 use crate::oauth::keys::KeyRing;
 use crate::oauth::{OAuthPolicy, OAuthServer};
-use crate::provisioner::{
-    CommandLimits, LocalProvisioner, LocalProvisionerOptions, Provisioning, WorkspaceLimits,
-};
+use crate::provisioner::{CommandLimits, LocalProvisioner, LocalProvisionerOptions, Provisioning};
 use crate::ratelimit::RateLimiter;
 use crate::service::agent_links::AgentLinks;
 use crate::service::daemons::DaemonLinks;
@@ -123,7 +121,7 @@ impl App {
             ),
         );
         let agent_socket = config.data_dir.join(AGENT_SOCKET);
-        let agent_listener = bind_agent_socket(&agent_socket)?;
+        let agent_listener = crate::provisioner::sandbox::bind_agent_socket(&agent_socket)?;
         let replica = register_replica(&store, &clock, &config, bound).await?;
         let links = Arc::new(
             AgentLinks::new(
@@ -146,7 +144,7 @@ impl App {
                     .min(config.max_command_timeout),
                 max_timeout: config.max_command_timeout,
             },
-            workspace_limits(&config),
+            config.workspaces.limits.clone(),
         );
         let daemons = Arc::new(DaemonLinks::default());
         let runner = Arc::new(JobRunner::new(
@@ -300,37 +298,6 @@ fn local_provisioner_options(
         uid_range: w.uid_range.clone(),
         agent_url: None,
     })
-}
-
-/// How the server confines every workspace, whichever provisioner starts it.
-fn workspace_limits(config: &ServerConfig) -> WorkspaceLimits {
-    let w = &config.workspaces;
-    WorkspaceLimits {
-        max_processes: w.max_processes,
-        memory_bytes: w.memory_bytes,
-        cpu_cores: w.cpu_cores,
-        max_file_bytes: w.max_file_bytes,
-        disk_bytes: w.disk_bytes,
-        host_network: w.host_network,
-    }
-}
-
-/// Binds the agent socket, replacing one a previous run left behind. The socket is open to
-/// every local user (sandboxes run as their own uids); agents still need their token.
-fn bind_agent_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().context("the agent socket has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", path.display())),
-    }
-    let listener = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on the agent socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-    Ok(listener)
 }
 
 /// Records this run of the server in the replicas table, with the URL others relay to.

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::Experiments;
+use crate::domain::provisioner::WorkspaceLimits;
 use crate::store::DatabaseTarget;
 
 /// Every `coder server` option. Each is `Option` so that the layers can be told apart.
@@ -303,16 +304,13 @@ pub struct ServerConfig {
     pub workspaces: WorkspaceSandboxConfig,
 }
 
-/// How the local provisioner isolates and limits workspaces.
+/// How workspaces are isolated and limited.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkspaceSandboxConfig {
+    /// Host uids the local provisioner gives workspaces (a root server).
     pub uid_range: std::ops::RangeInclusive<u32>,
-    pub max_processes: Option<u64>,
-    pub memory_bytes: Option<u64>,
-    pub cpu_cores: Option<f64>,
-    pub max_file_bytes: Option<u64>,
-    pub disk_bytes: Option<u64>,
-    pub host_network: bool,
+    /// The limits every workspace gets, whichever provisioner starts it.
+    pub limits: WorkspaceLimits,
     /// The `coder` binary agents run from; `None` is the running binary.
     pub agent_binary: Option<PathBuf>,
 }
@@ -321,12 +319,7 @@ impl Default for WorkspaceSandboxConfig {
     fn default() -> Self {
         WorkspaceSandboxConfig {
             uid_range: 1_000_000_000..=1_000_065_535,
-            max_processes: Some(4096),
-            memory_bytes: Some(4 << 30),
-            cpu_cores: None,
-            max_file_bytes: Some(16 << 30),
-            disk_bytes: None,
-            host_network: false,
+            limits: WorkspaceLimits::default(),
             agent_binary: None,
         }
     }
@@ -334,9 +327,9 @@ impl Default for WorkspaceSandboxConfig {
 
 impl WorkspaceSandboxConfig {
     fn from_options(opts: &ServerOptions) -> anyhow::Result<Self> {
-        let defaults = WorkspaceSandboxConfig::default();
+        let defaults = WorkspaceLimits::default();
         let uid_range = match opts.workspace_uid_range.as_deref() {
-            None => defaults.uid_range,
+            None => WorkspaceSandboxConfig::default().uid_range,
             Some(raw) => parse_uid_range(raw)
                 .with_context(|| format!("--workspace-uid-range: {raw:?} is not a range such as 1000000000-1000065535 of uids from 1000 up"))?,
         };
@@ -363,8 +356,7 @@ impl WorkspaceSandboxConfig {
             Some("host") => true,
             Some(other) => bail!("--workspace-network must be none or host, not {other:?}"),
         };
-        Ok(WorkspaceSandboxConfig {
-            uid_range,
+        let limits = WorkspaceLimits {
             max_processes: match opts.workspace_max_processes {
                 Some(0) => None,
                 Some(n) => Some(n),
@@ -390,6 +382,10 @@ impl WorkspaceSandboxConfig {
                 other => other,
             },
             host_network,
+        };
+        Ok(WorkspaceSandboxConfig {
+            uid_range,
+            limits,
             agent_binary: opts.agent_binary.clone(),
         })
     }

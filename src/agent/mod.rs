@@ -10,7 +10,7 @@ pub mod client;
 mod exec;
 pub mod files;
 mod processes;
-mod rpc;
+pub mod rpc;
 mod startup;
 
 use std::sync::Arc;

@@ -12,16 +12,40 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::processes::ProcessTable;
 use super::{Workspace, exec, files};
-use crate::domain::agent::{AgentCall, AgentOpError, AgentOutcome, AgentReply, AgentRequest};
+use crate::domain::agent::{AgentOpError, AgentOutcome, AgentReply, AgentRequest};
 
 /// The server pings every 15 s; this much silence means the connection is dead.
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 
-/// Serves until the connection ends; returns why it ended.
-pub async fn serve(
+/// Serves the agent's requests until the connection ends; returns why it ended.
+pub(crate) async fn serve(
     socket: WebSocketStream<reqwest::Upgraded>,
     workspace: Arc<Workspace>,
 ) -> String {
+    serve_calls(socket, move |request: AgentRequest| {
+        let workspace = workspace.clone();
+        async move { handle(&workspace, request).await }
+    })
+    .await
+}
+
+/// A request on the wire, as `service::rpc_link` writes it.
+#[derive(serde::Deserialize)]
+struct Call<R> {
+    id: u64,
+    #[serde(flatten)]
+    request: R,
+}
+
+/// Answers the server's requests on `socket` with `handle` (the peer side of
+/// `service::rpc_link`, for an agent or a provisioner daemon): each request in a task of its
+/// own, answers sent as they finish. Returns why the connection ended.
+pub async fn serve_calls<R, F, Fut>(socket: WebSocketStream<reqwest::Upgraded>, handle: F) -> String
+where
+    R: serde::de::DeserializeOwned + Send + 'static,
+    F: Fn(R) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, AgentOpError>> + Send + 'static,
+{
     let (mut sink, mut stream) = socket.split();
     let (reply_tx, mut reply_rx) = mpsc::channel::<String>(64);
     let writer = tokio::spawn(async move {
@@ -43,23 +67,24 @@ pub async fn serve(
             }
         };
         let text = match next {
-            None => break "the server closed the connection".to_owned(),
+            None | Some(Ok(Message::Close(_))) => {
+                break "the server closed the connection".to_owned();
+            }
             Some(Err(e)) => break e.to_string(),
             Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) => break "the server closed the connection".to_owned(),
             Some(Ok(_)) => continue,
         };
-        let call: AgentCall = match serde_json::from_str(text.as_str()) {
+        let call: Call<R> = match serde_json::from_str(text.as_str()) {
             Ok(call) => call,
             Err(e) => {
-                tracing::warn!(error = %e, "ignoring a request this agent cannot read");
+                tracing::warn!(error = %e, "ignoring a request this process cannot read");
                 continue;
             }
         };
-        let workspace = workspace.clone();
+        let answer = handle(call.request);
         let reply_tx = reply_tx.clone();
         tokio::spawn(async move {
-            let outcome = match handle(&workspace, call.request).await {
+            let outcome = match answer.await {
                 Ok(value) => AgentOutcome::Result(value),
                 Err(e) => AgentOutcome::Error(e),
             };

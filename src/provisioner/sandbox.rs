@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use anyhow::Context;
 use tokio::process::Command;
 
 use crate::domain::WORKSPACE_HOME;
@@ -386,6 +387,25 @@ fn agent_env(
         env.push(("CODER_AGENT_SOCKET".to_owned(), socket.to_owned()));
     }
     env
+}
+
+/// Binds the agent socket that sandboxes' agents dial (its directory is bound into each),
+/// replacing one a previous run left behind. It is open to every local user: sandboxes run as
+/// their own uids, and an agent still needs its token.
+pub fn bind_agent_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().context("the agent socket has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", path.display())),
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on the agent socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(listener)
 }
 
 /// The `/etc/passwd` and `/etc/group` of a workspace whose user is `uid`.

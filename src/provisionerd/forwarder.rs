@@ -9,7 +9,6 @@ use anyhow::Context;
 /// Binds `socket` (replacing one a previous run left) and forwards its connections to the host
 /// and port of `server`, until the process ends.
 pub fn start(socket: &Path, server: &url::Url) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use std::os::unix::fs::PermissionsExt;
     let host = server
         .host_str()
         .context("the server URL has no host")?
@@ -19,21 +18,9 @@ pub fn start(socket: &Path, server: &url::Url) -> anyhow::Result<tokio::task::Jo
     let port = server
         .port_or_known_default()
         .context("the server URL has no port")?;
-    let dir = socket
-        .parent()
-        .context("the agent socket has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    match std::fs::remove_file(socket) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", socket.display())),
-    }
-    let listener = tokio::net::UnixListener::bind(socket)
-        .with_context(|| format!("cannot listen on the agent socket {}", socket.display()))?;
     // Sandboxes run as their own users; what they reach through it is the server's public
     // address, which needs an agent token.
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))?;
+    let listener = crate::provisioner::sandbox::bind_agent_socket(socket)?;
     Ok(tokio::spawn(async move {
         loop {
             let Ok((mut agent, _)) = listener.accept().await else {

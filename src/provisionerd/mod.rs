@@ -10,24 +10,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use base64::Engine;
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
-
 use crate::agent::client::{SessionError, dial_websocket};
+use crate::agent::rpc::serve_calls;
 use crate::domain::WorkspaceId;
-use crate::domain::agent::{AgentOpError, AgentOutcome, AgentReply};
+use crate::domain::agent::AgentOpError;
 use crate::domain::provisioner::{
     DAEMON_KEY_HEADER, DAEMON_MAX_MESSAGE, DaemonRequest, DaemonStart,
 };
 use crate::provisioner::{
     LocalProvisioner, LocalProvisionerOptions, ProvisionError, Provisioner, StartSpec,
 };
+use anyhow::Context;
+use base64::Engine;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// The server pings every 15 s; this much silence means the connection is dead.
-const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -90,7 +86,12 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
             Ok(socket) => {
                 tracing::info!("connected to the server; serving provisioner jobs");
                 backoff = Duration::from_millis(200);
-                let reason = serve(socket, provisioner.clone()).await;
+                let provisioner = provisioner.clone();
+                let reason = serve_calls(socket, move |request: DaemonRequest| {
+                    let provisioner = provisioner.clone();
+                    async move { handle(&provisioner, request).await }
+                })
+                .await;
                 tracing::warn!(reason = %reason, "disconnected from the server; reconnecting");
             }
             Err(SessionError::Refused(why)) => {
@@ -107,67 +108,6 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-}
-
-/// Answers the server's requests until the connection ends; returns why it ended.
-async fn serve(
-    socket: tokio_tungstenite::WebSocketStream<reqwest::Upgraded>,
-    provisioner: Arc<LocalProvisioner>,
-) -> String {
-    let (mut sink, mut stream) = socket.split();
-    let (reply_tx, mut reply_rx) = tokio::sync::mpsc::channel::<String>(16);
-    let writer = tokio::spawn(async move {
-        while let Some(text) = reply_rx.recv().await {
-            if sink.send(Message::text(text)).await.is_err() {
-                break;
-            }
-        }
-    });
-    let reason = loop {
-        let next = match tokio::time::timeout(SILENCE_LIMIT, stream.next()).await {
-            Ok(next) => next,
-            Err(_) => break "no message from the server for 45 s".to_owned(),
-        };
-        let text = match next {
-            None | Some(Ok(Message::Close(_))) => {
-                break "the server closed the connection".to_owned();
-            }
-            Some(Err(e)) => break e.to_string(),
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(_)) => continue,
-        };
-        let call: Call = match serde_json::from_str(text.as_str()) {
-            Ok(call) => call,
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring a request this daemon cannot read");
-                continue;
-            }
-        };
-        let provisioner = provisioner.clone();
-        let reply_tx = reply_tx.clone();
-        tokio::spawn(async move {
-            let outcome = match handle(&provisioner, call.request).await {
-                Ok(value) => AgentOutcome::Result(value),
-                Err(e) => AgentOutcome::Error(e),
-            };
-            if let Ok(text) = serde_json::to_string(&AgentReply {
-                id: call.id,
-                outcome,
-            }) {
-                let _ = reply_tx.send(text).await;
-            }
-        });
-    };
-    drop(reply_tx);
-    writer.abort();
-    reason
-}
-
-#[derive(serde::Deserialize)]
-struct Call {
-    id: u64,
-    #[serde(flatten)]
-    request: DaemonRequest,
 }
 
 fn op_error(e: ProvisionError) -> AgentOpError {

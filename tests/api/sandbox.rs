@@ -239,10 +239,10 @@ async fn commands_time_out_outputs_are_capped_and_stop_ends_background_processes
 async fn limited_app() -> (TestApp, String, Value) {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
-        c.workspaces.max_processes = Some(128);
-        c.workspaces.memory_bytes = Some(256 << 20);
+        c.workspaces.limits.max_processes = Some(128);
+        c.workspaces.limits.memory_bytes = Some(256 << 20);
         // Half a core: a bomb must not starve the tests running beside this one either.
-        c.workspaces.cpu_cores = Some(0.5);
+        c.workspaces.limits.cpu_cores = Some(0.5);
     })
     .await;
     let owner = app.create_owner().await;
@@ -393,7 +393,7 @@ fn mounted(path: &std::path::Path) -> bool {
 async fn a_workspace_fills_only_its_own_disk() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
-        c.workspaces.disk_bytes = Some(64 << 20);
+        c.workspaces.limits.disk_bytes = Some(64 << 20);
     })
     .await;
     let owner = app.create_owner().await;
