@@ -17,7 +17,7 @@ use crate::config::{ServerConfig, parse_access_url};
 use crate::domain::{Replica, ReplicaId};
 use crate::oauth::keys::KeyRing;
 use crate::oauth::{OAuthPolicy, OAuthServer};
-use crate::provisioner::{CommandLimits, LocalProvisioner, LocalProvisionerOptions, Provisioning};
+use crate::provisioner::{CommandLimits, HostProvisioner, LocalProvisionerOptions, Provisioning};
 use crate::ratelimit::RateLimiter;
 use crate::service::agent_links::AgentLinks;
 use crate::service::daemons::DaemonLinks;
@@ -132,12 +132,18 @@ impl App {
             )
             .await?,
         );
+        let provisioner_id = crate::provisioner::provisioner_id(&config.data_dir)
+            .context("cannot read or create this server's provisioner id")?;
         let provisioning = Provisioning::new(
             Arc::new(
-                LocalProvisioner::new(local_provisioner_options(&config, agent_socket)?).await,
+                HostProvisioner::new(
+                    local_provisioner_options(&config, agent_socket)?,
+                    &config.workspaces.docker_host,
+                    &provisioner_id,
+                )
+                .await,
             ),
-            crate::provisioner::provisioner_id(&config.data_dir)
-                .context("cannot read or create this server's provisioner id")?,
+            provisioner_id,
             CommandLimits {
                 default_timeout: CommandLimits::default()
                     .default_timeout

@@ -143,6 +143,11 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_WORKSPACE_NETWORK")]
     pub workspace_network: Option<String>,
 
+    /// The Docker engine container workspaces (`provisioner: docker`) run on, e.g.
+    /// unix:///var/run/docker.sock [default: DOCKER_HOST, else that socket].
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+
     /// The `coder` binary workspace agents run from [default: this binary].
     #[arg(long, env = "CODER_AGENT_BINARY", hide = true)]
     pub agent_binary: Option<PathBuf>,
@@ -203,6 +208,7 @@ impl ServerOptions {
                 .or(lower.workspace_max_file_size),
             workspace_disk_size: self.workspace_disk_size.or(lower.workspace_disk_size),
             workspace_network: self.workspace_network.or(lower.workspace_network),
+            docker_host: self.docker_host.or(lower.docker_host),
             agent_binary: self.agent_binary.or(lower.agent_binary),
         }
     }
@@ -313,6 +319,8 @@ pub struct WorkspaceSandboxConfig {
     pub limits: WorkspaceLimits,
     /// The `coder` binary agents run from; `None` is the running binary.
     pub agent_binary: Option<PathBuf>,
+    /// The Docker engine container workspaces run on.
+    pub docker_host: String,
 }
 
 impl Default for WorkspaceSandboxConfig {
@@ -321,6 +329,7 @@ impl Default for WorkspaceSandboxConfig {
             uid_range: 1_000_000_000..=1_000_065_535,
             limits: WorkspaceLimits::default(),
             agent_binary: None,
+            docker_host: crate::provisioner::DEFAULT_DOCKER_HOST.to_owned(),
         }
     }
 }
@@ -337,6 +346,7 @@ impl WorkspaceSandboxConfig {
             None => Ok(default),
             Some(raw) => parse_bytes(raw)
                 .map(|n| (n > 0).then_some(n))
+                .map_err(anyhow::Error::msg)
                 .with_context(|| {
                     format!("--{flag}: {raw:?} is not a size such as 4GiB, 512MiB or 0")
                 }),
@@ -387,6 +397,11 @@ impl WorkspaceSandboxConfig {
             uid_range,
             limits,
             agent_binary: opts.agent_binary.clone(),
+            docker_host: opts
+                .docker_host
+                .clone()
+                .filter(|h| !h.trim().is_empty())
+                .unwrap_or_else(|| crate::provisioner::DEFAULT_DOCKER_HOST.to_owned()),
         })
     }
 }
@@ -400,23 +415,7 @@ fn parse_uid_range(raw: &str) -> anyhow::Result<std::ops::RangeInclusive<u32>> {
     Ok(a..=b)
 }
 
-/// Reads a size: a number of bytes, or one with a unit (K, M, G, T, with or without `iB`/`B`,
-/// all powers of 1024).
-pub fn parse_bytes(raw: &str) -> anyhow::Result<u64> {
-    let s = raw.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number.parse().context("no number")?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        other => bail!("unknown unit {other:?}"),
-    };
-    n.checked_mul(1u64 << shift).context("too large")
-}
+pub use crate::domain::size::parse_bytes;
 
 /// The authorization server's lifetimes and limits.
 #[derive(Debug, Clone)]

@@ -58,6 +58,10 @@ struct StartDaemon {
     )]
     workspace_uid_range: String,
 
+    /// The Docker engine for container workspaces on this host.
+    #[arg(long, env = "DOCKER_HOST", default_value = crate::provisioner::DEFAULT_DOCKER_HOST)]
+    docker_host: String,
+
     /// Run workspaces without the bubblewrap sandbox where it is unavailable (trusted hosts only).
     #[arg(long, env = "CODER_ALLOW_UNSANDBOXED_WORKSPACES")]
     allow_unsandboxed_workspaces: bool,
@@ -160,6 +164,7 @@ impl StartDaemon {
             allow_unsandboxed: self.allow_unsandboxed_workspaces,
             agent_binary: std::env::current_exe()
                 .context("cannot find this binary to run agents from")?,
+            docker_host: self.docker_host,
         })
         .await
     }

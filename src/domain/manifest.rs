@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::container::{DockerSpec, ProvisionerKind, RawDocker, container_spec};
+
 use super::FieldError;
 use super::text::{StoredText, limits};
 use super::workspace::{ParameterValue, WORKSPACE_HOME};
@@ -36,6 +38,13 @@ pub struct Manifest {
     pub parameters: Vec<Parameter>,
     pub agent: AgentSpec,
     pub apps: Vec<AppSpec>,
+    /// Which provisioner builds its workspaces (`provisioner:`); absent in manifests stored
+    /// before it existed, which are local.
+    #[serde(default)]
+    pub provisioner: ProvisionerKind,
+    /// The container of a `provisioner: docker` template (`docker:`).
+    #[serde(default)]
+    pub docker: Option<DockerSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +260,10 @@ struct RawManifest {
     agent: Option<RawAgent>,
     #[serde(default, deserialize_with = "null_as_default")]
     apps: Vec<RawApp>,
+    #[serde(default)]
+    provisioner: Option<String>,
+    #[serde(default)]
+    docker: Option<RawDocker>,
 }
 
 /// A key written without a value (`parameters:`) means the same as an empty list or map.
@@ -346,6 +359,8 @@ impl Manifest {
                 parameters: Vec::new(),
                 agent: None,
                 apps: Vec::new(),
+                provisioner: None,
+                docker: None,
             }
         } else {
             parse_yaml(source)?
@@ -573,10 +588,20 @@ impl Manifest {
                 icon: a.icon,
             });
         }
+        let (provisioner, docker) = container_spec(raw.provisioner.as_deref(), raw.docker)
+            .map_err(|e| {
+                let line = line_of_key(source, "docker")
+                    .or_else(|| line_of_key(source, "provisioner"))
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                ManifestError(format!("{MANIFEST_FILE}{line}: {e}"))
+            })?;
         let manifest = Manifest {
             parameters,
             agent,
             apps,
+            provisioner,
+            docker,
         };
         manifest.check_texts(source)?;
         Ok(manifest)

@@ -2,12 +2,14 @@
 
 pub mod agent;
 pub mod api_key;
+pub mod container;
 pub mod error;
 pub mod experiment;
 pub mod manifest;
 pub mod oauth;
 pub mod provisioner;
 pub mod replica;
+pub mod size;
 pub mod template;
 pub mod text;
 pub mod user;

@@ -148,7 +148,7 @@ impl Default for WorkspaceLimits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", content = "params", rename_all = "snake_case")]
 pub enum DaemonRequest {
-    Start(DaemonStart),
+    Start(Box<DaemonStart>),
     Stop { workspace_id: uuid::Uuid },
     Delete { workspace_id: uuid::Uuid },
 }
@@ -162,6 +162,10 @@ pub struct DaemonStart {
     pub archive: String,
     pub agent_token: String,
     pub limits: WorkspaceLimits,
+    #[serde(default)]
+    pub kind: super::container::ProvisionerKind,
+    #[serde(default)]
+    pub docker: Option<super::container::DockerSpec>,
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 mod archive;
 mod cgroups;
 mod disk;
+pub mod docker;
+mod host;
 pub mod local;
 pub mod sandbox;
 
@@ -24,6 +26,8 @@ use crate::domain::{JobId, WorkspaceId};
 
 pub use crate::domain::provisioner::WorkspaceLimits;
 pub use archive::{ArchiveError, TemplateSource, read_template_source, validate_archive};
+pub use docker::{DockerOptions, DockerProvisioner};
+pub use host::{DEFAULT_DOCKER_HOST, HostProvisioner};
 pub use local::{LocalProvisioner, LocalProvisionerOptions};
 
 /// What `start` needs to know about the workspace it starts.
@@ -37,6 +41,9 @@ pub struct StartSpec {
     /// The new agent's token, handed to it as `CODER_AGENT_TOKEN`.
     pub agent_token: String,
     pub limits: WorkspaceLimits,
+    /// Which provisioner of the host builds it, and its container for `docker`.
+    pub kind: crate::domain::container::ProvisionerKind,
+    pub docker: Option<crate::domain::container::DockerSpec>,
 }
 
 /// Why a provisioner operation failed; each says what to do next.

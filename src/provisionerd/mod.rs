@@ -18,7 +18,7 @@ use crate::domain::provisioner::{
     DAEMON_KEY_HEADER, DAEMON_MAX_MESSAGE, DaemonRequest, DaemonStart,
 };
 use crate::provisioner::{
-    LocalProvisioner, LocalProvisionerOptions, ProvisionError, Provisioner, StartSpec,
+    HostProvisioner, LocalProvisionerOptions, ProvisionError, Provisioner, StartSpec,
 };
 use anyhow::Context;
 use base64::Engine;
@@ -37,6 +37,8 @@ pub struct DaemonConfig {
     pub allow_unsandboxed: bool,
     /// The `coder` binary agents run from.
     pub agent_binary: PathBuf,
+    /// The Docker engine for container workspaces on this host.
+    pub docker_host: String,
 }
 
 /// Runs until the process is stopped; returns only when it cannot serve at all.
@@ -50,14 +52,18 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let socket = config.data_dir.join("agent").join("agent.sock");
     let forwarding = forwarder::start(&socket, &config.url)?;
     let provisioner = Arc::new(
-        LocalProvisioner::new(LocalProvisionerOptions {
-            data_dir: config.data_dir.clone(),
-            allow_unsandboxed: config.allow_unsandboxed,
-            agent_binary: config.agent_binary.clone(),
-            agent_socket: socket,
-            uid_range: config.uid_range.clone(),
-            agent_url: Some(config.url.clone()),
-        })
+        HostProvisioner::new(
+            LocalProvisionerOptions {
+                data_dir: config.data_dir.clone(),
+                allow_unsandboxed: config.allow_unsandboxed,
+                agent_binary: config.agent_binary.clone(),
+                agent_socket: socket,
+                uid_range: config.uid_range.clone(),
+                agent_url: Some(config.url.clone()),
+            },
+            &config.docker_host,
+            &id,
+        )
         .await,
     );
     if let Some(why) = provisioner.unavailable() {
@@ -119,18 +125,21 @@ fn op_error(e: ProvisionError) -> AgentOpError {
 }
 
 async fn handle(
-    provisioner: &LocalProvisioner,
+    provisioner: &HostProvisioner,
     request: DaemonRequest,
 ) -> Result<serde_json::Value, AgentOpError> {
     match request {
-        DaemonRequest::Start(DaemonStart {
-            workspace_id,
-            workspace_name,
-            owner_name,
-            archive,
-            agent_token,
-            limits,
-        }) => {
+        DaemonRequest::Start(start) => {
+            let DaemonStart {
+                workspace_id,
+                workspace_name,
+                owner_name,
+                archive,
+                agent_token,
+                limits,
+                kind,
+                docker,
+            } = *start;
             let archive = base64::engine::general_purpose::STANDARD
                 .decode(archive)
                 .map_err(|e| {
@@ -145,6 +154,8 @@ async fn handle(
                     archive: Arc::new(archive),
                     agent_token,
                     limits,
+                    kind,
+                    docker,
                 })
                 .await
                 .map_err(op_error)?;

@@ -159,14 +159,16 @@ impl Provisioner for RemoteProvisioner {
     }
 
     async fn start(&self, spec: StartSpec) -> Result<Vec<String>, ProvisionError> {
-        let request = DaemonRequest::Start(DaemonStart {
+        let request = DaemonRequest::Start(Box::new(DaemonStart {
             workspace_id: spec.workspace_id.0,
             workspace_name: spec.workspace_name,
             owner_name: spec.owner_name,
             archive: base64::engine::general_purpose::STANDARD.encode(spec.archive.as_slice()),
             agent_token: spec.agent_token,
             limits: spec.limits,
-        });
+            kind: spec.kind,
+            docker: spec.docker,
+        }));
         let mut notes: Vec<String> =
             serde_json::from_value(self.call(request).await?).map_err(|e| {
                 ProvisionError::internal("the daemon answered in an unexpected shape", e)

@@ -507,6 +507,8 @@ impl JobRunner {
                 archive: Arc::new(file.data),
                 agent_token: token,
                 limits: self.provisioning.workspace_limits.clone(),
+                kind: manifest.provisioner,
+                docker: manifest.docker.clone(),
             })
             .await;
         let notes = match started {

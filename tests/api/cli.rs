@@ -576,7 +576,7 @@ async fn flags_beat_env_beat_config_file() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 30] = [
+const KEYS: [&str; 31] = [
     "http_address",
     "access_url",
     "experiments",
@@ -606,6 +606,7 @@ const KEYS: [&str; 30] = [
     "workspace_max_file_size",
     "workspace_disk_size",
     "workspace_network",
+    "docker_host",
     "agent_binary",
 ];
 
@@ -640,6 +641,7 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         workspace_max_file_size,
         workspace_disk_size,
         workspace_network,
+        docker_host,
         agent_binary,
     } = options;
     http_address.is_some()
@@ -671,6 +673,7 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         && workspace_max_file_size.is_some()
         && workspace_disk_size.is_some()
         && workspace_network.is_some()
+        && docker_host.is_some()
         && agent_binary.is_some()
 }
 

@@ -370,7 +370,7 @@ async fn deleting_a_template_with_workspaces_is_refused(backend: Backend) {
 }
 
 /// A tar of a directory, as `tar -cf x.tar -C dir .` makes it.
-fn tar_dir(dir: &std::path::Path) -> Vec<u8> {
+pub fn tar_dir(dir: &std::path::Path) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.append_dir_all(".", dir).unwrap();
     builder.into_inner().unwrap()
