@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use sha2::Digest;
 
 use super::sandbox::{AGENT_BINARY_INSIDE, SOCKET_DIR_INSIDE};
-use super::{ProvisionError, Provisioner, StartSpec, archive};
+use super::{Held, ProvisionError, Provisioner, StartSpec, archive};
 use crate::domain::container::DockerSpec;
 use crate::domain::{WORKSPACE_HOME, WorkspaceId};
 
@@ -398,8 +398,8 @@ impl DockerProvisioner {
         env
     }
 
-    /// The workspaces whose containers or volumes this provisioner made.
-    pub async fn held(&self) -> Result<Vec<WorkspaceId>, ProvisionError> {
+    /// The workspaces whose home volumes this provisioner made.
+    async fn held(&self) -> Result<Vec<WorkspaceId>, ProvisionError> {
         let docker = self.engine()?;
         let filter = HashMap::from([(
             "label".to_owned(),
@@ -427,7 +427,7 @@ impl DockerProvisioner {
     }
 
     /// Whether the workspace's container runs.
-    pub async fn running(&self, workspace: WorkspaceId) -> Result<bool, ProvisionError> {
+    async fn running(&self, workspace: WorkspaceId) -> Result<bool, ProvisionError> {
         let docker = self.engine()?;
         let containers = docker
             .list_containers(Some(ListContainersOptions {
@@ -658,5 +658,19 @@ impl Provisioner for DockerProvisioner {
                 e,
             )),
         }
+    }
+
+    async fn inventory(&self) -> Result<Vec<Held>, ProvisionError> {
+        if self.docker.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut held = Vec::new();
+        for workspace in self.held().await? {
+            held.push(Held {
+                workspace,
+                running: self.running(workspace).await?,
+            });
+        }
+        Ok(held)
     }
 }

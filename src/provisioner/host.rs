@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::docker::{DockerOptions, DockerProvisioner};
 use super::local::{LocalProvisioner, LocalProvisionerOptions};
-use super::{ProvisionError, Provisioner, StartSpec};
+use super::{Held, ProvisionError, Provisioner, StartSpec};
 use crate::domain::WorkspaceId;
 use crate::domain::container::ProvisionerKind;
 
@@ -75,5 +75,11 @@ impl Provisioner for HostProvisioner {
     async fn delete(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
         self.local.delete(workspace).await?;
         self.docker.delete(workspace).await
+    }
+
+    async fn inventory(&self) -> Result<Vec<Held>, ProvisionError> {
+        let mut held = self.local.inventory().await?;
+        held.extend(self.docker.inventory().await?);
+        Ok(held)
     }
 }

@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use super::cgroups::{Cgroups, Limits};
 use super::disk;
 use super::sandbox::{self, AgentLaunch, SandboxMode, SandboxRecord, WorkspaceLayout};
-use super::{ProvisionError, Provisioner, StartSpec, WorkspaceLimits, archive};
+use super::{Held, ProvisionError, Provisioner, StartSpec, WorkspaceLimits, archive};
 use crate::domain::WorkspaceId;
 
 /// The uid a workspace's user has inside an unprivileged user namespace.
@@ -560,6 +560,30 @@ impl Provisioner for LocalProvisioner {
             release_uid(&root);
             remove_tree(&root)
                 .map_err(|e| ProvisionError::internal("cannot remove the workspace directory", e))
+        })
+        .await
+    }
+
+    async fn inventory(&self) -> Result<Vec<Held>, ProvisionError> {
+        let dir = self.workspaces_dir.clone();
+        blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(ProvisionError::internal("cannot list workspaces", e)),
+            };
+            Ok(entries
+                .flatten()
+                .filter_map(|entry| {
+                    let id = uuid::Uuid::parse_str(entry.file_name().to_str()?).ok()?;
+                    let running =
+                        read_record(&entry.path().join("sandbox.json")).is_some_and(|r| r.alive());
+                    Some(Held {
+                        workspace: WorkspaceId(id),
+                        running,
+                    })
+                })
+                .collect())
         })
         .await
     }

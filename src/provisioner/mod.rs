@@ -85,6 +85,20 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
 
     /// Stops the workspace and removes its files.
     async fn delete(&self, workspace: WorkspaceId) -> Result<(), ProvisionError>;
+
+    /// What this provisioner holds on its host, to reconcile with the database after a crash:
+    /// each workspace it has files or a container for, with whether its processes run. A
+    /// provisioner that cannot tell holds nothing.
+    async fn inventory(&self) -> Result<Vec<Held>, ProvisionError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A workspace a provisioner holds (`Provisioner::inventory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub workspace: WorkspaceId,
+    pub running: bool,
 }
 
 /// In-process signals between the services and this server's job runner. Other replicas learn

@@ -8,6 +8,7 @@ pub mod builds;
 pub mod daemons;
 pub mod password;
 pub mod provisioner_keys;
+pub mod reconcile;
 pub mod rpc_link;
 pub mod runner;
 pub mod templates;

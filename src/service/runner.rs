@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use super::agent_api::new_agent_token;
 use super::daemons::{DaemonLinks, ProvisionerSlot};
+use super::reconcile::Reconciler;
 use crate::clock::SharedClock;
 use crate::domain::manifest::{MANIFEST_FILE, Manifest};
 use crate::domain::{
@@ -29,6 +30,8 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// How often jobs of vanished workers are looked for.
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often what this server's provisioner holds is reconciled with the database.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
 /// A job whose worker has not heartbeated for this long is abandoned.
 const STALE_AFTER_SECS: i64 = 30;
 /// Jobs one server runs at once.
@@ -64,6 +67,7 @@ pub struct JobRunner {
     provisioning: Provisioning,
     /// Daemons connected to this replica; each takes the jobs its tags allow.
     daemons: Arc<DaemonLinks>,
+    reconciler: Reconciler,
     worker_id: String,
 }
 
@@ -74,11 +78,18 @@ impl JobRunner {
         provisioning: Provisioning,
         daemons: Arc<DaemonLinks>,
     ) -> Self {
+        let reconciler = Reconciler {
+            store: store.clone(),
+            clock: clock.clone(),
+            provisioner: provisioning.provisioner.clone(),
+            provisioner_id: provisioning.provisioner_id.clone(),
+        };
         JobRunner {
             store,
             clock,
             provisioning,
             daemons,
+            reconciler,
             worker_id: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -116,6 +127,8 @@ impl JobRunner {
         let mut tasks = JoinSet::new();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut reap = tokio::time::interval(REAP_INTERVAL);
+        // The first tick is at once: what a crash left is cleaned up at start.
+        let mut reconcile = tokio::time::interval(RECONCILE_INTERVAL);
         loop {
             'claiming: for slot in self.slots() {
                 let tag_sets = slot.tag_sets();
@@ -140,6 +153,7 @@ impl JobRunner {
                 _ = self.provisioning.signals.wait_for_job() => {}
                 _ = poll.tick() => {}
                 _ = reap.tick() => self.reap().await,
+                _ = reconcile.tick() => self.reconciler.run_once().await,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }

@@ -144,6 +144,29 @@ impl Store {
         Ok(row.and_then(|(s,)| JobStatus::parse(&s)))
     }
 
+    /// Fails a job that no provisioner has taken, with `error`; false when it had been taken or
+    /// finished meanwhile.
+    pub async fn fail_pending_job(
+        &self,
+        id: JobId,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query(
+                "UPDATE provisioner_jobs SET status = 'failed', error = $2, completed_at = $3, \
+                 updated_at = $3 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id.0)
+            .bind(error)
+            .bind(DbTime(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+                > 0
+        }))
+    }
+
     /// Fails the running jobs in `scope` (canceling ones become canceled), logs `message` on each,
     /// and marks their agents `start_error`. Returns the jobs it finished.
     pub async fn fail_orphaned_jobs(

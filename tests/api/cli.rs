@@ -783,8 +783,8 @@ impl Owner {
     }
 }
 
-/// The owner of a fresh server, with a running workspace `w`; returns the owner and the agent id.
-async fn owner_with_a_workspace(url: &str) -> (Owner, Value) {
+/// The owner of a fresh server, with a running workspace `w` of the template in `tar`.
+async fn owner_with_a_workspace(url: &str, tar: Vec<u8>) -> (Owner, Value) {
     let http = reqwest::Client::new();
     let created = http
         .post(format!("{url}/api/v2/users/first"))
@@ -798,10 +798,6 @@ async fn owner_with_a_workspace(url: &str) -> (Owner, Value) {
         token: session(url, "owner@example.com", PASSWORD).await,
         http,
     };
-    let tar = crate::workspace_support::tar_of(&[(
-        "coder.yaml",
-        "agent:\n  startup_script: echo ready\n",
-    )]);
     let uploaded = owner
         .http
         .post(format!("{url}/api/v2/files"))
@@ -866,7 +862,11 @@ async fn workspaces_outlive_a_killed_server(backend: Backend) {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut server = Server::start(coder(&args)).await;
-    let (owner, ws) = owner_with_a_workspace(&server.url).await;
+    let tar = crate::workspace_support::tar_of(&[(
+        "coder.yaml",
+        "agent:\n  startup_script: echo ready\n",
+    )]);
+    let (owner, ws) = owner_with_a_workspace(&server.url, tar).await;
     let agent = ws["latest_build"]["resources"][0]["agents"][0]["id"]
         .as_str()
         .unwrap()
@@ -965,3 +965,128 @@ async fn workspaces_outlive_a_killed_server(backend: Backend) {
 }
 
 crate::both_backends!(workspaces_outlive_a_killed_server);
+
+/// kill -9 of the server leaves a container workspace running; its agent reconnects to the
+/// next server, and nothing is orphaned or duplicated.
+async fn container_workspaces_outlive_a_killed_server(backend: Backend) {
+    let docker = bollard::Docker::connect_with_local_defaults().expect("a Docker engine");
+    docker
+        .ping()
+        .await
+        .expect("the Docker engine answers (run .ci/test-setup)");
+    let db = TestDatabase::new(&backend).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "server".to_owned(),
+        "--http-address".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--data-dir".to_owned(),
+        path_str(data.path()).to_owned(),
+    ];
+    if let coderd::store::DatabaseTarget::Postgres(url) = &db.target {
+        args.extend(["--postgres-url".to_owned(), url.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = Server::start(coder(&args)).await;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/templates/docker");
+    let (owner, ws) =
+        owner_with_a_workspace(&server.url, crate::templates::tar_dir(&example)).await;
+    let agent = ws["latest_build"]["resources"][0]["agents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("/api/v2/workspaceagents/{agent}");
+    let (_, started) = owner
+        .send(
+            reqwest::Method::POST,
+            &format!("{base}/execute"),
+            Some(json!({"command": "echo started > ~/alive; sleep 600", "background": true})),
+        )
+        .await;
+    let process = started["process_id"]
+        .as_str()
+        .expect("process id")
+        .to_owned();
+    let name = format!("coder-{}", ws["id"].as_str().unwrap());
+    let id_before = match docker.inspect_container(&name, None).await {
+        Ok(c) => c.id,
+        Err(e) => {
+            let (_, logs) = owner
+                .send(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/api/v2/workspacebuilds/{}/logs",
+                        ws["latest_build"]["id"].as_str().unwrap()
+                    ),
+                    None,
+                )
+                .await;
+            panic!("no container {name} ({e}); build logs: {logs}");
+        }
+    };
+
+    server.child.kill().await.expect("kill -9");
+    let running = docker.inspect_container(&name, None).await.unwrap();
+    assert_eq!(
+        running.state.and_then(|s| s.running),
+        Some(true),
+        "the container died with the server"
+    );
+
+    let restarted = Server::start(coder(&args)).await;
+    let owner = Owner {
+        url: restarted.url.clone(),
+        ..owner
+    };
+    let out = owner
+        .poll(&format!("{base}/read-file?path=alive"), |f| {
+            f["content"] == "started\n"
+        })
+        .await;
+    assert_eq!(out["content"], "started\n");
+    let (_, listed) = owner
+        .send(reqwest::Method::GET, &format!("{base}/processes"), None)
+        .await;
+    assert_eq!(listed[0]["id"], process.as_str());
+    assert_eq!(listed[0]["running"], true, "{listed}");
+    // The same container, and only it.
+    assert_eq!(
+        docker.inspect_container(&name, None).await.unwrap().id,
+        id_before
+    );
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![format!("coder.workspace_id={}", ws["id"].as_str().unwrap())],
+    )]);
+    let containers = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+
+    let (status, deleting) = owner
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v2/workspaces/{}/builds", ws["id"].as_str().unwrap()),
+            Some(json!({"transition": "delete"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    owner
+        .poll(
+            &format!(
+                "/api/v2/workspacebuilds/{}",
+                deleting["id"].as_str().unwrap()
+            ),
+            |b| b["status"] == "deleted",
+        )
+        .await;
+    assert!(docker.inspect_container(&name, None).await.is_err());
+    restarted.stop().await;
+}
+
+crate::both_backends!(container_workspaces_outlive_a_killed_server);

@@ -22,6 +22,7 @@ use crate::workspace_support::{
 both_backends!(
     a_container_workspace_works_keeps_its_home_and_is_removed_on_delete,
     a_container_reaches_neither_the_database_nor_the_docker_socket,
+    what_happens_to_containers_behind_coders_back_is_reconciled,
 );
 
 const BASE_IMAGE: &str = "coderd-base:bookworm";
@@ -212,5 +213,74 @@ async fn a_container_reaches_neither_the_database_nor_the_docker_socket(backend:
     );
     build(&app, &owner, &ws, "delete").await;
     assert!(docker.inspect_volume(&volume(&ws)).await.is_err());
+    app.stop().await.unwrap();
+}
+
+/// At start (and every minute) the server reconciles its engine with the database: a
+/// container removed by hand makes its running workspace failed, saying why, and a start
+/// brings it back with its files; what is left of a deleted workspace is removed.
+async fn what_happens_to_containers_behind_coders_back_is_reconciled(backend: Backend) {
+    let docker = engine().await;
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let template = docker_template(&app, &owner).await;
+    let gone = create_workspace(&app, &owner, "gone", &template["id"], json!([])).await;
+    let orphan = create_workspace(&app, &owner, "orphan", &template["id"], json!([])).await;
+    exec(&app, &owner, &agent_id(&gone), "echo mine > keep.txt").await;
+
+    // Behind Coder's back: one container removed, one workspace deleted without its build
+    // (as when a server dies in the middle of one).
+    docker
+        .remove_container(
+            &container(&gone),
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let orphan_id = coderd::domain::WorkspaceId(orphan["id"].as_str().unwrap().parse().unwrap());
+    app.state
+        .services
+        .store()
+        .mark_workspace_deleted(orphan_id, app.state.services.clock().now())
+        .await
+        .unwrap();
+    let app = app.restart().await;
+
+    let failed = poll(
+        &app,
+        &owner,
+        &format!("/api/v2/workspaces/{}", gone["id"].as_str().unwrap()),
+        |w| w["latest_build"]["status"] == "failed",
+    )
+    .await;
+    let error = failed["latest_build"]["job"]["error"].as_str().unwrap();
+    assert!(error.contains("ended outside Coder"), "{error}");
+    assert_eq!(failed["latest_build"]["reason"], "reconcile");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while docker.inspect_volume(&volume(&orphan)).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the orphan's volume was not removed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        docker
+            .inspect_container(&container(&orphan), None)
+            .await
+            .is_err()
+    );
+
+    let started = build(&app, &owner, &gone, "start").await;
+    assert_eq!(started["status"], "running", "{started}");
+    let ws = app_workspace(&app, &owner, &gone["id"]).await;
+    assert_eq!(
+        exec(&app, &owner, &agent_id(&ws), "cat keep.txt").await["output"],
+        "mine\n"
+    );
+    build(&app, &owner, &ws, "delete").await;
     app.stop().await.unwrap();
 }
