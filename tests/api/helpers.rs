@@ -389,7 +389,69 @@ impl Drop for TestApp {
         }
         // Workspaces outlive their server by design; a test's must not outlive the test.
         coderd::provisioner::local::kill_all_sandboxes(self.db.dir.path());
+        remove_containers_of(self.db.dir.path());
     }
+}
+
+/// Removes the containers and volumes the app of `data_dir` made on the local Docker engine
+/// (a failed test may leave them), from a thread of its own: the test's runtime may be the one
+/// being dropped.
+fn remove_containers_of(data_dir: &std::path::Path) {
+    let Ok(id) = std::fs::read_to_string(data_dir.join("provisioner-id")) else {
+        return;
+    };
+    let label = format!("coder.provisioner_id={}", id.trim());
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let Ok(docker) = bollard::Docker::connect_with_local_defaults() else {
+                return;
+            };
+            let filters = std::collections::HashMap::from([("label".to_owned(), vec![label])]);
+            let containers = docker
+                .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+                    all: true,
+                    filters: Some(filters.clone()),
+                    ..Default::default()
+                }))
+                .await
+                .unwrap_or_default();
+            for c in containers {
+                if let Some(id) = c.id {
+                    let _ = docker
+                        .remove_container(
+                            &id,
+                            Some(bollard::query_parameters::RemoveContainerOptions {
+                                force: true,
+                                ..Default::default()
+                            }),
+                        )
+                        .await;
+                }
+            }
+            let volumes = docker
+                .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                    filters: Some(filters),
+                }))
+                .await
+                .map(|v| v.volumes.unwrap_or_default())
+                .unwrap_or_default();
+            for v in volumes {
+                let _ = docker
+                    .remove_volume(
+                        &v.name,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await;
+            }
+        });
+    })
+    .join();
 }
 
 /// Reads a JSON body, failing the test with the raw text when it is not JSON.
