@@ -42,6 +42,10 @@ pub struct DockerSpec {
     /// Memory for the container; never more than the server's workspace limit.
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+    /// Linux capabilities the container gets back (every other one is dropped), e.g.
+    /// `NET_BIND_SERVICE`. Only owners write templates, so only owners grant them.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 /// The `docker:` key as written.
@@ -56,6 +60,8 @@ pub struct RawDocker {
     cpus: Option<f64>,
     #[serde(default)]
     memory: Option<String>,
+    #[serde(default)]
+    capabilities: Vec<String>,
 }
 
 /// The provisioner kind and container spec of a manifest, checked; the error says what to fix.
@@ -125,6 +131,27 @@ pub fn container_spec(
             }
         },
     };
+    let mut capabilities = Vec::new();
+    for cap in &docker.capabilities {
+        let name = cap.trim().to_ascii_uppercase();
+        let name = name.strip_prefix("CAP_").unwrap_or(&name).to_owned();
+        if name == "ALL" || name == "SYS_ADMIN" {
+            return Err(format!(
+                "docker.capabilities: {cap:?} would undo the container's isolation; name the narrow capabilities the workspace needs."
+            ));
+        }
+        if name.is_empty()
+            || name.len() > 32
+            || !name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        {
+            return Err(format!(
+                "docker.capabilities: {cap:?} is not a capability name such as NET_BIND_SERVICE."
+            ));
+        }
+        if !capabilities.contains(&name) {
+            capabilities.push(name);
+        }
+    }
     Ok((
         kind,
         Some(DockerSpec {
@@ -132,6 +159,7 @@ pub fn container_spec(
             build,
             cpus,
             memory_bytes,
+            capabilities,
         }),
     ))
 }
@@ -163,6 +191,7 @@ mod tests {
             build: build.map(str::to_owned),
             cpus: None,
             memory: Some("1GiB".into()),
+            capabilities: vec!["cap_net_bind_service".into()],
         }
     }
 
@@ -171,7 +200,12 @@ mod tests {
         let (kind, spec) = container_spec(Some("docker"), Some(raw(Some("debian:bookworm"), None)))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kind, ProvisionerKind::Docker);
-        assert_eq!(spec.map(|s| s.memory_bytes), Some(Some(1 << 30)));
+        let spec = spec.unwrap_or_default();
+        assert_eq!(spec.memory_bytes, Some(1 << 30));
+        assert_eq!(spec.capabilities, vec!["NET_BIND_SERVICE".to_owned()]);
+        let mut all = raw(Some("x"), None);
+        all.capabilities = vec!["ALL".into()];
+        assert!(container_spec(Some("docker"), Some(all)).is_err());
         assert_eq!(
             container_spec(None, None),
             Ok((ProvisionerKind::Local, None))

@@ -599,6 +599,8 @@ impl Provisioner for DockerProvisioner {
                             .into(),
                         ),
                         cap_drop: Some(vec!["ALL".into()]),
+                        cap_add: Some(docker_spec.capabilities.clone())
+                            .filter(|caps| !caps.is_empty()),
                         security_opt: Some(vec!["no-new-privileges".into()]),
                         privileged: Some(false),
                         init: Some(true),

@@ -23,6 +23,7 @@ both_backends!(
     a_container_workspace_works_keeps_its_home_and_is_removed_on_delete,
     a_container_reaches_neither_the_database_nor_the_docker_socket,
     what_happens_to_containers_behind_coders_back_is_reconciled,
+    a_daemon_runs_the_container_workspaces_tagged_for_it,
 );
 
 const BASE_IMAGE: &str = "coderd-base:bookworm";
@@ -282,5 +283,82 @@ async fn what_happens_to_containers_behind_coders_back_is_reconciled(backend: Ba
         "mine\n"
     );
     build(&app, &owner, &ws, "delete").await;
+    app.stop().await.unwrap();
+}
+
+/// A provisioner daemon runs container workspaces too, on its host's engine, for templates
+/// tagged for it; a template may give the container named capabilities back.
+async fn a_daemon_runs_the_container_workspaces_tagged_for_it(backend: Backend) {
+    let docker = engine().await;
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let res = app
+        .post_json(
+            "/api/v2/organizations/coder/provisionerkeys",
+            Some(&owner),
+            &json!({"name": "containers", "tags": {"pool": "containers"}}),
+        )
+        .await;
+    let key = json_body(res).await["key"].as_str().unwrap().to_owned();
+    let daemon_data = tempfile::tempdir().unwrap();
+    let _daemon = crate::provisioner_daemons::start_daemon(&app, &key, daemon_data.path());
+    let manifest = format!(
+        "provisioner: docker\ndocker:\n  image: {BASE_IMAGE}\n  capabilities: [NET_BIND_SERVICE]\n"
+    );
+    let file_id = upload(
+        &app,
+        &owner,
+        crate::workspace_support::tar_of(&[("coder.yaml", &manifest)]),
+    )
+    .await;
+    let res = app
+        .post_json(
+            "/api/v2/organizations/coder/templateversions",
+            Some(&owner),
+            &json!({"file_id": file_id, "tags": {"pool": "containers"}}),
+        )
+        .await;
+    let version = json_body(res).await;
+    let version = poll(
+        &app,
+        &owner,
+        &format!(
+            "/api/v2/templateversions/{}",
+            version["id"].as_str().unwrap()
+        ),
+        |v| v["job"]["status"] == "succeeded",
+    )
+    .await;
+    let res = app
+        .post_json(
+            "/api/v2/organizations/coder/templates",
+            Some(&owner),
+            &json!({"name": "remote-containers", "template_version_id": version["id"]}),
+        )
+        .await;
+    let template = json_body(res).await;
+    let ws = create_workspace(&app, &owner, "far-box", &template["id"], json!([])).await;
+    assert_eq!(ws["latest_build"]["status"], "running", "{ws}");
+    let out = exec(&app, &owner, &agent_id(&ws), "echo from the daemon engine").await;
+    assert_eq!(out["output"], "from the daemon engine\n");
+
+    let daemon_id = std::fs::read_to_string(daemon_data.path().join("provisioner-id")).unwrap();
+    let inspected = docker
+        .inspect_container(&container(&ws), None)
+        .await
+        .unwrap();
+    let labels = inspected.config.unwrap().labels.unwrap();
+    assert_eq!(
+        labels["coder.provisioner_id"],
+        daemon_id.trim(),
+        "the daemon made it"
+    );
+    let host = inspected.host_config.unwrap();
+    assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+    assert_eq!(host.cap_add, Some(vec!["NET_BIND_SERVICE".to_owned()]));
+
+    let deleted = build(&app, &owner, &ws, "delete").await;
+    assert_eq!(deleted["status"], "deleted", "{deleted}");
+    assert!(docker.inspect_volume(&volume(&ws)).await.is_err());
     app.stop().await.unwrap();
 }

@@ -86,7 +86,7 @@ async fn owners_manage_provisioner_keys(backend: Backend) {
 }
 
 /// `coder provisioner start` against the app, with a data directory of its own.
-fn start_daemon(app: &TestApp, key: &str, data: &std::path::Path) -> Child {
+pub fn start_daemon(app: &TestApp, key: &str, data: &std::path::Path) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_coder"));
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("CODER_") {
