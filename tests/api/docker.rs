@@ -362,3 +362,29 @@ async fn a_daemon_runs_the_container_workspaces_tagged_for_it(backend: Backend) 
     assert!(docker.inspect_volume(&volume(&ws)).await.is_err());
     app.stop().await.unwrap();
 }
+
+/// A server whose Docker engine cannot be reached says so, naming the address, when a
+/// container workspace starts; its local workspaces are not affected.
+#[tokio::test]
+async fn an_unreachable_engine_is_named_in_the_failed_build() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.workspaces.docker_host = "unix:///nonexistent/docker.sock".into();
+    })
+    .await;
+    let owner = app.create_owner().await;
+    let manifest = format!("provisioner: docker\ndocker:\n  image: {BASE_IMAGE}\n");
+    let template =
+        crate::workspace_support::create_template(&app, &owner, "containers", &manifest, &[]).await;
+    let ws = create_workspace(&app, &owner, "nowhere", &template["id"], json!([])).await;
+    assert_eq!(ws["latest_build"]["status"], "failed", "{ws}");
+    let error = ws["latest_build"]["job"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("unix:///nonexistent/docker.sock") && error.contains("--docker-host"),
+        "{error}"
+    );
+    let local = crate::workspace_support::create_template(&app, &owner, "local", "", &[]).await;
+    let near = create_workspace(&app, &owner, "near", &local["id"], json!([])).await;
+    assert_eq!(near["latest_build"]["status"], "running");
+    app.stop().await.unwrap();
+}
