@@ -6,7 +6,9 @@ pub mod error;
 pub mod experiment;
 pub mod manifest;
 pub mod oauth;
+pub mod principal;
 pub mod replica;
+pub mod scope;
 pub mod template;
 pub mod text;
 pub mod user;
@@ -19,7 +21,9 @@ pub use oauth::{
     AppSecret, AuditEntry, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp,
     RefreshToken, StoredSigningKey, TokenAuthMethod,
 };
+pub use principal::{Credential, Principal};
 pub use replica::{AgentConnection, AgentStatus, Replica, ReplicaId};
+pub use scope::{Scope, ScopeSet};
 pub use template::{
     DEFAULT_ORGANIZATION_NAME, FileId, JobId, JobLog, JobStatus, JobType, LogLevel, NewJobLog,
     Organization, OrganizationId, ProvisionerJob, StoredFile, Template, TemplateId,

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::cookies::{SESSION_COOKIE, read_cookie};
 use super::error::ApiError;
-use crate::auth::Principal;
+use crate::domain::Principal;
 use crate::state::{AppState, HttpSettings};
 
 /// The largest JSON body the API accepts.

@@ -11,9 +11,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
-use crate::domain::{AppSecret, DomainError, Experiment, OAuthApp};
+use crate::domain::{AppSecret, DomainError, Experiment, OAuthApp, ScopeSet};
 use crate::oauth::apps::{AppInput, AuthorizedApp};
-use crate::oauth::scopes::ScopeSet;
 use crate::service::UserSelector;
 use crate::state::AppState;
 

@@ -16,9 +16,8 @@ use uuid::Uuid;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, CurrentUser};
 use super::files::parse_uuid;
-use crate::auth::Principal;
 use crate::domain::{
-    BuildId, FieldError, ParameterValue, TemplateId, TemplateVersionId, Transition,
+    BuildId, FieldError, ParameterValue, Principal, TemplateId, TemplateVersionId, Transition,
 };
 use crate::service::views::{WorkspaceBuildView, WorkspaceView, WorkspacesView};
 use crate::service::{CreateBuildRequest, CreateWorkspaceRequest, Services, UserSelector};

@@ -11,10 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::access_token::AccessTokenVerifier;
-use crate::auth::{Credential, Principal};
-use crate::domain::{Experiment, User, UserId, UserStatus};
+use crate::domain::{Credential, Experiment, Principal, ScopeSet, User, UserId, UserStatus};
 use crate::http::extract::bearer_token;
-use crate::oauth::scopes::ScopeSet;
 use crate::state::AppState;
 
 /// How long a user looked up for an OAuth token is reused. Deleting a user revokes their

@@ -23,9 +23,8 @@ use super::rendered::{RenderSlot, Rendered};
 use super::tools;
 use super::toolset::Toolset;
 use super::wire;
-use crate::domain::Experiment;
+use crate::domain::{Experiment, ScopeSet};
 use crate::http::error::ApiError;
-use crate::oauth::scopes::ScopeSet;
 use crate::state::AppState;
 
 /// The largest request body: room for `coder_workspace_write_file` content.

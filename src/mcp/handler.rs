@@ -19,7 +19,7 @@ use super::result;
 use super::tools::{self, ToolContext, ToolDef};
 use super::toolset::Toolset;
 use crate::audit::AuditEvent;
-use crate::auth::Principal;
+use crate::domain::Principal;
 use crate::state::AppState;
 
 const INSTRUCTIONS: &str = "Coder MCP server: list, create, start and stop Coder workspaces, run \

@@ -5,13 +5,12 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::scopes::{Scope, ScopeSet};
 use super::{DCR_SETTING, OAuthError, OAuthServer, redirect_uri};
 use crate::audit::AuditEvent;
-use crate::auth::Principal;
 use crate::domain::text::{StoredText, limits};
 use crate::domain::{
-    AppSecret, ClientId, ClientType, DomainError, FieldError, OAuthApp, TokenAuthMethod, UserId,
+    AppSecret, ClientId, ClientType, DomainError, FieldError, OAuthApp, Principal, Scope, ScopeSet,
+    TokenAuthMethod, UserId,
 };
 use crate::secret::Secret;
 

@@ -4,10 +4,10 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::scopes::{ScopeSet, negotiate};
+use super::scopes::negotiate;
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, pkce, redirect_uri};
 use crate::audit::AuditEvent;
-use crate::domain::{AuthorizationCode, ClientId, GrantId, OAuthApp, User};
+use crate::domain::{AuthorizationCode, ClientId, GrantId, OAuthApp, ScopeSet, User};
 
 /// The authorization request's parameters; unknown ones are ignored (RFC 6749 §3.1).
 #[derive(Debug, Default, Clone)]

@@ -4,11 +4,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::scopes::ScopeSet;
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, redirect_uri};
 use crate::audit::AuditEvent;
 use crate::domain::text::{StoredText, limits};
-use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, TokenAuthMethod};
+use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, ScopeSet, TokenAuthMethod};
 use crate::secret::{self, Secret};
 
 /// At most this many redirect URIs per client.

@@ -7,10 +7,9 @@ use uuid::Uuid;
 
 use super::client_auth::{AuthenticatedClient, ClientCredentials};
 use super::jwt::{self, AccessTokenClaims};
-use super::scopes::ScopeSet;
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, pkce};
 use crate::audit::AuditEvent;
-use crate::domain::{Grant, GrantId, RefreshToken, User, UserId};
+use crate::domain::{Grant, GrantId, RefreshToken, ScopeSet, User, UserId};
 
 /// A token request's form fields; unknown ones are ignored.
 #[derive(Debug, Default, Clone)]

@@ -10,15 +10,13 @@ use super::views::{
     TemplateView,
 };
 use super::{Services, validate};
-use crate::auth::Principal;
 use crate::domain::manifest::Manifest;
 use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{
     DEFAULT_ORGANIZATION_NAME, DomainError, FieldError, FileId, JobStatus, JobType, Organization,
-    OrganizationId, ProvisionerJob, StoredFile, Template, TemplateId, TemplateVersion,
-    TemplateVersionId,
+    OrganizationId, Principal, ProvisionerJob, Scope, StoredFile, Template, TemplateId,
+    TemplateVersion, TemplateVersionId,
 };
-use crate::oauth::scopes::Scope;
 use crate::provisioner::validate_archive;
 use crate::store::{Constraint, DeleteTemplateOutcome, StoreError};
 

@@ -3,9 +3,8 @@
 use uuid::Uuid;
 
 use super::{Services, conflict_field, password, validate};
-use crate::auth::Principal;
 use crate::domain::text::{is_lookup_key, limits};
-use crate::domain::{DomainError, FieldError, NewUser, Role, User, UserId, UserStatus};
+use crate::domain::{DomainError, FieldError, NewUser, Principal, Role, User, UserId, UserStatus};
 use crate::secret::Secret;
 use crate::store::{Page, StoreError};
 

@@ -9,15 +9,13 @@ use uuid::Uuid;
 use super::templates::require_scope;
 use super::views::{BuildParts, WorkspaceBuildView, WorkspaceView, WorkspacesView};
 use super::{Services, UserSelector, validate};
-use crate::auth::Principal;
 use crate::domain::manifest::resolve_parameters;
 use crate::domain::text::{StoredText, is_lookup_key};
 use crate::domain::{
-    BuildId, DomainError, FieldError, JobType, ParameterValue, ProvisionerJob, TemplateId,
-    TemplateVersionId, Transition, User, UserId, Workspace, WorkspaceBuild, WorkspaceId,
-    WorkspaceStatus, WorkspaceSummary,
+    BuildId, DomainError, FieldError, JobType, ParameterValue, Principal, ProvisionerJob, Scope,
+    TemplateId, TemplateVersionId, Transition, User, UserId, Workspace, WorkspaceBuild,
+    WorkspaceId, WorkspaceStatus, WorkspaceSummary,
 };
-use crate::oauth::scopes::Scope;
 use crate::store::{Constraint, Page, StoreError, WorkspaceFilter};
 
 #[derive(Debug, Clone, Default)]

@@ -2,7 +2,7 @@
 //! user's authorized applications (`/settings/oauth2-provider`), driven as a browser would.
 
 use coderd::domain::Experiments;
-use coderd::oauth::scopes::ScopeSet;
+use coderd::domain::ScopeSet;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::RequireOAuth2;
 use super::form::OAuthForm;
-use crate::auth::Principal;
+use crate::domain::Principal;
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::http::pages::layout::{escape, hidden};
 use crate::http::pages::{csrf, respond, see_other};

@@ -8,8 +8,7 @@ use axum::routing::get;
 
 use super::layout::{escape, hidden};
 use super::{csrf, respond, see_other};
-use crate::auth::Principal;
-use crate::domain::Experiment;
+use crate::domain::{Experiment, Principal};
 use crate::http::extract::MaybeBrowserUser;
 use crate::state::AppState;
 

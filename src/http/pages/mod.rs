@@ -14,8 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Router};
 
-use crate::auth::Principal;
-use crate::domain::{DomainError, Experiment};
+use crate::domain::{DomainError, Experiment, Principal};
 use crate::state::AppState;
 
 pub use layout::{escape, page};

@@ -15,8 +15,7 @@ use self::view::{AppForm, Detail, render_detail, render_list};
 use super::{
     csrf_checked, error_page, error_status, form_expired, oauth2_page_user, respond, see_other,
 };
-use crate::auth::Principal;
-use crate::domain::DomainError;
+use crate::domain::{DomainError, Principal};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::state::AppState;
 

@@ -8,10 +8,9 @@ use super::{
     ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolOutput, ToolResult, parse_args,
     to_value,
 };
-use crate::domain::AgentId;
 use crate::domain::agent::{FileEdit, FileEdits};
+use crate::domain::{AgentId, Scope};
 use crate::mcp::result::MAX_RESULT_CHARS;
-use crate::oauth::scopes::Scope;
 use crate::service::{AgentTarget, ExecuteRequest};
 
 /// Commands default to 60 s and never run longer than 300 s from MCP (claude.ai's tool timeout).

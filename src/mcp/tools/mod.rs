@@ -13,9 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::toolset::Toolset;
-use crate::auth::Principal;
-use crate::domain::DomainError;
-use crate::oauth::scopes::{Scope, ScopeSet};
+use crate::domain::{DomainError, Principal, Scope, ScopeSet};
 use crate::state::AppState;
 
 /// MCP tool annotations (2025-03-26 `ToolAnnotations`).

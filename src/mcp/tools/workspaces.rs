@@ -10,9 +10,8 @@ use super::{
     ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolOutput, ToolResult, parse_args,
 };
 use crate::domain::{
-    BuildId, ParameterValue, TemplateId, TemplateVersionId, Transition, WorkspaceSummary,
+    BuildId, ParameterValue, Scope, TemplateId, TemplateVersionId, Transition, WorkspaceSummary,
 };
-use crate::oauth::scopes::Scope;
 use crate::service::UserSelector;
 use crate::service::builds::CreateBuildRequest;
 use crate::service::views::WorkspaceView;

@@ -7,10 +7,8 @@ use axum::response::Response;
 use super::super::layout::{error_box, escape, hidden, notice_box, post_form, time};
 use super::super::{FormFields, csrf, error_page, error_status, respond_wide};
 use super::{APPS, SETTINGS, app_path};
-use crate::auth::Principal;
-use crate::domain::{AppSecret, ClientType, DomainError, OAuthApp};
+use crate::domain::{AppSecret, ClientType, DomainError, OAuthApp, Principal, Scope, ScopeSet};
 use crate::oauth::apps::AppInput;
-use crate::oauth::scopes::{Scope, ScopeSet};
 use crate::state::AppState;
 
 /// The application form's values, kept when a submission is rejected.
