@@ -11,7 +11,6 @@ use url::Url;
 
 use crate::audit::Auditor;
 use crate::auth::access_token::AccessTokenVerifier;
-use crate::auth::revocation::RevocationList;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ServerConfig, parse_access_url};
 use crate::domain::{Replica, ReplicaId};
@@ -21,6 +20,7 @@ use crate::provisioner::{
     CommandLimits, LocalProvisioner, LocalProvisionerOptions, Provisioning, WorkspaceLimits,
 };
 use crate::ratelimit::RateLimiter;
+use crate::revocation::RevocationList;
 use crate::service::agent_links::AgentLinks;
 use crate::service::runner::JobRunner;
 use crate::service::{ServicePolicy, Services};

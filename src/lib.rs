@@ -15,6 +15,7 @@ pub mod oauth;
 mod proptest_support;
 pub mod provisioner;
 pub mod ratelimit;
+pub mod revocation;
 pub mod secret;
 pub mod service;
 pub mod state;

@@ -1,4 +1,3 @@
 //! The resource-server side of authentication: verifying OAuth access tokens.
 
 pub mod access_token;
-pub mod revocation;

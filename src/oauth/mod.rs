@@ -22,10 +22,10 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::audit::Auditor;
-use crate::auth::revocation::RevocationList;
 use crate::clock::SharedClock;
 use crate::domain::GrantId;
 use crate::ratelimit::RateLimiter;
+use crate::revocation::RevocationList;
 use crate::store::SharedStore;
 
 pub use error::{ErrorCode, OAuthError, OAuthResult};
