@@ -150,7 +150,8 @@ impl App {
         ));
         let services = services
             .with_provisioning(provisioning)
-            .with_agent_links(links.clone());
+            .with_agent_links(links.clone())
+            .with_oauth_apps(audit.clone(), revocations.clone());
         services.ensure_default_organization().await?;
         let state = AppState {
             services,

@@ -2,11 +2,13 @@
 
 pub mod agent;
 pub mod api_key;
+pub mod credentials;
 pub mod error;
 pub mod experiment;
 pub mod manifest;
 pub mod oauth;
 pub mod principal;
+pub mod redirect_uri;
 pub mod replica;
 pub mod scope;
 pub mod template;

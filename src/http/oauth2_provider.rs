@@ -12,8 +12,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
 use crate::domain::{AppSecret, DomainError, Experiment, OAuthApp, ScopeSet};
-use crate::oauth::apps::{AppInput, AuthorizedApp};
 use crate::service::UserSelector;
+use crate::service::{AppInput, AuthorizedApp};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -114,12 +114,12 @@ async fn list_apps(
         if user.id != me.user.id && !me.is_owner() {
             return Err(DomainError::NotFound("User not found.".into()).into());
         }
-        let apps = state.oauth.list_authorized_apps(user.id).await?;
+        let apps = state.services.list_authorized_apps(user.id).await?;
         return Ok(Json(
             apps.iter().map(|a| authorized_json(&state, a)).collect(),
         ));
     }
-    let apps = state.oauth.list_apps(&me).await?;
+    let apps = state.services.list_oauth_apps(&me).await?;
     Ok(Json(apps.iter().map(|a| app_json(&state, a)).collect()))
 }
 
@@ -154,8 +154,8 @@ async fn create_app(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     require_oauth2(&state)?;
     let app = state
-        .oauth
-        .create_app(&me, body.into(), &ip.to_string())
+        .services
+        .create_oauth_app(&me, body.into(), &ip.to_string())
         .await?;
     Ok((StatusCode::CREATED, Json(app_json(&state, &app))))
 }
@@ -166,7 +166,7 @@ async fn get_app(
     Path(app): Path<String>,
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
-    let app = state.oauth.get_app(&me, &app).await?;
+    let app = state.services.get_oauth_app(&me, &app).await?;
     Ok(Json(app_json(&state, &app)))
 }
 
@@ -179,8 +179,8 @@ async fn update_app(
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
     let app = state
-        .oauth
-        .update_app(&me, &app, body.into(), &ip.to_string())
+        .services
+        .update_oauth_app(&me, &app, body.into(), &ip.to_string())
         .await?;
     Ok(Json(app_json(&state, &app)))
 }
@@ -192,7 +192,10 @@ async fn delete_app(
     Path(app): Path<String>,
 ) -> ApiResult<StatusCode> {
     require_oauth2(&state)?;
-    state.oauth.delete_app(&me, &app, &ip.to_string()).await?;
+    state
+        .services
+        .delete_oauth_app(&me, &app, &ip.to_string())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,7 +214,7 @@ async fn list_secrets(
     Path(app): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     require_oauth2(&state)?;
-    let secrets = state.oauth.list_app_secrets(&me, &app).await?;
+    let secrets = state.services.list_oauth_app_secrets(&me, &app).await?;
     Ok(Json(secrets.iter().map(secret_json).collect()))
 }
 
@@ -223,8 +226,8 @@ async fn create_secret(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     require_oauth2(&state)?;
     let (secret, full) = state
-        .oauth
-        .create_app_secret(&me, &app, &ip.to_string())
+        .services
+        .create_oauth_app_secret(&me, &app, &ip.to_string())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -240,8 +243,8 @@ async fn delete_secret(
 ) -> ApiResult<StatusCode> {
     require_oauth2(&state)?;
     state
-        .oauth
-        .delete_app_secret(&me, &app, &secret, &ip.to_string())
+        .services
+        .delete_oauth_app_secret(&me, &app, &secret, &ip.to_string())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -256,14 +259,7 @@ async fn get_settings(
     CurrentUser(me): CurrentUser,
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
-    if !me.is_owner() {
-        return Err(DomainError::Forbidden("Only an owner can see OAuth2 settings.".into()).into());
-    }
-    let enabled = state
-        .oauth
-        .dynamic_registration_enabled()
-        .await
-        .map_err(DomainError::from)?;
+    let enabled = state.services.get_dynamic_registration(&me).await?;
     Ok(Json(
         json!({ "dynamic_client_registration_enabled": enabled, "scopes": ScopeSet::all().to_wire() }),
     ))
@@ -277,7 +273,7 @@ async fn put_settings(
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
     state
-        .oauth
+        .services
         .set_dynamic_registration(
             &me,
             body.dynamic_client_registration_enabled,

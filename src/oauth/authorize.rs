@@ -5,9 +5,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::scopes::negotiate;
-use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, pkce, redirect_uri};
+use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, pkce};
 use crate::audit::AuditEvent;
 use crate::domain::{AuthorizationCode, ClientId, GrantId, OAuthApp, ScopeSet, User};
+use crate::domain::{credentials, redirect_uri};
 
 /// The authorization request's parameters; unknown ones are ignored (RFC 6749 §3.1).
 #[derive(Debug, Default, Clone)]

@@ -1,16 +1,13 @@
 //! The OAuth2 authorization server, independent of HTTP: discovery metadata, client registration,
 //! authorization codes, tokens and revocation.
 
-pub mod apps;
 pub mod authorize;
 pub mod client_auth;
-pub mod credentials;
 pub mod error;
 pub mod jwt;
 pub mod keys;
 pub mod metadata;
 pub mod pkce;
-pub mod redirect_uri;
 pub mod registrar;
 pub mod resource;
 pub mod revoke;
@@ -24,6 +21,7 @@ use chrono::Duration;
 use crate::audit::Auditor;
 use crate::clock::SharedClock;
 use crate::domain::GrantId;
+use crate::domain::oauth::{DCR_SETTING, dcr_enabled};
 use crate::ratelimit::RateLimiter;
 use crate::revocation::RevocationList;
 use crate::store::SharedStore;
@@ -44,9 +42,6 @@ pub struct OAuthPolicy {
     /// Requests per minute per client id, for each OAuth endpoint.
     pub rate_limit_per_client: u32,
 }
-
-/// The site setting that turns dynamic client registration on or off (on by default).
-pub const DCR_SETTING: &str = "oauth2_dynamic_client_registration_enabled";
 
 #[derive(Debug, Clone)]
 pub struct OAuthServer {
@@ -133,12 +128,8 @@ impl OAuthServer {
     }
 
     pub async fn dynamic_registration_enabled(&self) -> OAuthResult<bool> {
-        Ok(self
-            .inner
-            .store
-            .get_site_config(DCR_SETTING)
-            .await?
-            .is_none_or(|v| v != "false"))
+        let stored = self.inner.store.get_site_config(DCR_SETTING).await?;
+        Ok(dcr_enabled(stored.as_deref()))
     }
 
     /// Records revoked grants locally so this instance denies their tokens at once.

@@ -4,10 +4,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, redirect_uri};
+use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer};
 use crate::audit::AuditEvent;
 use crate::domain::text::{StoredText, limits};
 use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, ScopeSet, TokenAuthMethod};
+use crate::domain::{credentials, redirect_uri};
 use crate::secret::{self, Secret};
 
 /// At most this many redirect URIs per client.
@@ -268,19 +269,10 @@ impl OAuthServer {
     }
 
     /// Creates a client secret; the full value is returned once and only its hash is kept.
-    pub(crate) async fn issue_secret(&self, app: ClientId) -> OAuthResult<(AppSecret, Secret)> {
-        let cred = credentials::generate();
-        let secret = AppSecret {
-            id: Uuid::new_v4(),
-            app_id: app,
-            secret_prefix: cred.prefix.clone(),
-            hashed_secret: cred.hashed_secret.clone(),
-            display_secret: credentials::display_tail(cred.full.expose()),
-            last_used_at: None,
-            created_at: self.inner.clock.now(),
-        };
+    async fn issue_secret(&self, app: ClientId) -> OAuthResult<(AppSecret, Secret)> {
+        let (secret, full) = AppSecret::generate(app, self.inner.clock.now());
         self.inner.store.insert_app_secret(secret.clone()).await?;
-        Ok((secret, cred.full))
+        Ok((secret, full))
     }
 
     /// RFC 7591 §3.2.1 client information, without secrets (RFC 7592 §3 never returns the

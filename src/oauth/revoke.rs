@@ -1,8 +1,9 @@
 //! Token revocation (RFC 7009): revoking either token of a grant revokes the whole grant.
 
 use super::client_auth::ClientCredentials;
-use super::{OAuthError, OAuthResult, OAuthServer, credentials, jwt};
+use super::{OAuthError, OAuthResult, OAuthServer, jwt};
 use crate::audit::AuditEvent;
+use crate::domain::credentials;
 use crate::domain::{ClientId, GrantId};
 
 impl OAuthServer {

@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use super::client_auth::{AuthenticatedClient, ClientCredentials};
 use super::jwt::{self, AccessTokenClaims};
-use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, pkce};
+use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, pkce};
 use crate::audit::AuditEvent;
+use crate::domain::credentials;
 use crate::domain::{Grant, GrantId, RefreshToken, ScopeSet, User, UserId};
 
 /// A token request's form fields; unknown ones are ignored.

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::users::require_owner;
+use super::require_owner;
 use super::{Services, UserSelector, conflict_field, validate};
 use crate::domain::{
     ApiKey, ApiKeyId, Credential, DomainError, FieldError, LoginType, Principal, User, UserId,

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::users::require_owner;
+use super::require_owner;
 use super::views::{
     OrganizationView, ProvisionerJobLogView, TemplateVersionParameterView, TemplateVersionView,
     TemplateView,

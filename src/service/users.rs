@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::{Services, conflict_field, password, validate};
+use super::{Services, conflict_field, password, require_owner, validate};
 use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{DomainError, FieldError, NewUser, Principal, Role, User, UserId, UserStatus};
 use crate::secret::Secret;
@@ -215,16 +215,6 @@ impl Services {
             return Err(DomainError::NotFound("User not found.".into()));
         }
         Ok(user.id)
-    }
-}
-
-pub(super) fn require_owner(actor: &Principal) -> Result<(), DomainError> {
-    if actor.is_owner() {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden(
-            "Only an owner of this deployment can do this.".into(),
-        ))
     }
 }
 

@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::RequireOAuth2;
 use super::form::OAuthForm;
 use crate::domain::Principal;
+use crate::domain::redirect_uri;
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::http::pages::layout::{escape, hidden};
 use crate::http::pages::{csrf, respond, see_other};
+use crate::oauth::OAuthError;
 use crate::oauth::authorize::{AuthorizeFailure, AuthorizeParams, ValidatedAuthorization};
-use crate::oauth::{OAuthError, redirect_uri};
 use crate::state::AppState;
 
 pub async fn show(
