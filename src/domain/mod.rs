@@ -7,6 +7,7 @@ pub mod error;
 pub mod experiment;
 pub mod manifest;
 pub mod oauth;
+pub mod page;
 pub mod principal;
 pub mod redirect_uri;
 pub mod replica;
@@ -23,6 +24,7 @@ pub use oauth::{
     AppSecret, AuditEntry, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp,
     RefreshToken, StoredSigningKey, TokenAuthMethod,
 };
+pub use page::{Page, ZeroLimit};
 pub use principal::{Credential, Principal};
 pub use replica::{AgentConnection, AgentStatus, Replica, ReplicaId};
 pub use scope::{Scope, ScopeSet};

@@ -7,10 +7,10 @@ use super::views::{ProvisionerJobLogView, WorkspaceBuildView};
 use super::workspaces::can_access;
 use crate::domain::manifest::resolve_parameters;
 use crate::domain::{
-    BuildId, DomainError, JobStatus, JobType, ParameterValue, Principal, ProvisionerJob, Scope,
-    TemplateVersionId, Transition, Workspace, WorkspaceBuild,
+    BuildId, DomainError, JobStatus, JobType, Page, ParameterValue, Principal, ProvisionerJob,
+    Scope, TemplateVersionId, Transition, Workspace, WorkspaceBuild,
 };
-use crate::store::{InsertBuildOutcome, Page, StoreError};
+use crate::store::{InsertBuildOutcome, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct CreateBuildRequest {

@@ -4,9 +4,11 @@ use uuid::Uuid;
 
 use super::{Services, conflict_field, password, require_owner, validate};
 use crate::domain::text::{is_lookup_key, limits};
-use crate::domain::{DomainError, FieldError, NewUser, Principal, Role, User, UserId, UserStatus};
+use crate::domain::{
+    DomainError, FieldError, NewUser, Page, Principal, Role, User, UserId, UserStatus,
+};
 use crate::secret::Secret;
-use crate::store::{Page, StoreError};
+use crate::store::StoreError;
 
 /// Input for the first user and for owner-created users.
 #[derive(Clone, Default)]

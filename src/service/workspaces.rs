@@ -12,11 +12,11 @@ use super::{Services, UserSelector, validate};
 use crate::domain::manifest::resolve_parameters;
 use crate::domain::text::{StoredText, is_lookup_key};
 use crate::domain::{
-    BuildId, DomainError, FieldError, JobType, ParameterValue, Principal, ProvisionerJob, Scope,
-    TemplateId, TemplateVersionId, Transition, User, UserId, Workspace, WorkspaceBuild,
+    BuildId, DomainError, FieldError, JobType, Page, ParameterValue, Principal, ProvisionerJob,
+    Scope, TemplateId, TemplateVersionId, Transition, User, UserId, Workspace, WorkspaceBuild,
     WorkspaceId, WorkspaceStatus, WorkspaceSummary,
 };
-use crate::store::{Constraint, Page, StoreError, WorkspaceFilter};
+use crate::store::{Constraint, StoreError, WorkspaceFilter};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateWorkspaceRequest {
