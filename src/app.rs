@@ -24,8 +24,8 @@ use crate::revocation::RevocationList;
 use crate::service::agent_links::AgentLinks;
 use crate::service::runner::JobRunner;
 use crate::service::{ServicePolicy, Services};
-use crate::state::{AppState, HttpSettings};
 use crate::store::{self, SharedStore};
+use crate::web::{AppState, HttpSettings};
 
 /// How often expired sessions, tokens, codes and abandoned clients are swept.
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
@@ -224,7 +224,10 @@ impl App {
         let agent_socket = tokio::spawn(
             axum::serve(
                 self.agent_listener,
-                crate::http::agent_socket_router(self.state.clone()),
+                crate::web::stack::agent_socket(
+                    crate::http::agent_socket_routes(),
+                    self.state.clone(),
+                ),
             )
             .with_graceful_shutdown(async move {
                 let mut stopped = agents_stopped;
@@ -232,7 +235,9 @@ impl App {
             })
             .into_future(),
         );
-        let router = crate::http::router(self.state);
+        // The two front doors side by side, under the one layer stack.
+        let routes = crate::http::routes(&self.state).merge(crate::mcp::routes(&self.state));
+        let router = crate::web::stack::server(routes, self.state);
         let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -18,5 +18,5 @@ pub mod ratelimit;
 pub mod revocation;
 pub mod secret;
 pub mod service;
-pub mod state;
 pub mod store;
+pub mod web;

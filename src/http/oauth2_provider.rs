@@ -9,12 +9,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
 use crate::domain::{AppSecret, DomainError, Experiment, OAuthApp, ScopeSet};
 use crate::service::UserSelector;
 use crate::service::{AppInput, AuthorizedApp};
-use crate::state::AppState;
+use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

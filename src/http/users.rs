@@ -9,12 +9,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::cookies::{SESSION_COOKIE, set_cookie};
-use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
 use crate::domain::{FieldError, Page, Role, ZeroLimit};
 use crate::service::views::UserResponse;
 use crate::service::{CreateUserRequest, UserSelector};
-use crate::state::AppState;
+use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

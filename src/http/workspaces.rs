@@ -13,7 +13,6 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, CurrentUser};
 use super::files::parse_uuid;
 use crate::domain::{
@@ -21,7 +20,7 @@ use crate::domain::{
 };
 use crate::service::views::{WorkspaceBuildView, WorkspaceView, WorkspacesView};
 use crate::service::{CreateBuildRequest, CreateWorkspaceRequest, Services, UserSelector};
-use crate::state::AppState;
+use crate::web::{ApiError, ApiResult, AppState};
 
 /// How often a followed log is re-read, and how long a follower may stay.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);

@@ -16,7 +16,6 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::MCP_PATH;
 use super::auth::{self, UserCache};
 use super::handler::{Caller, CoderMcp};
 use super::rendered::{RenderSlot, Rendered};
@@ -24,8 +23,8 @@ use super::tools;
 use super::toolset::Toolset;
 use super::wire;
 use crate::domain::{Experiment, ScopeSet};
-use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::oauth::resource::MCP_PATH;
+use crate::web::{ApiError, AppState};
 
 /// The largest request body: room for `coder_workspace_write_file` content.
 const MAX_BODY: usize = 8 * 1024 * 1024;

@@ -20,7 +20,7 @@ use super::tools::{self, ToolContext, ToolDef};
 use super::toolset::Toolset;
 use crate::audit::AuditEvent;
 use crate::domain::Principal;
-use crate::state::AppState;
+use crate::web::AppState;
 
 const INSTRUCTIONS: &str = "Coder MCP server: list, create, start and stop Coder workspaces, run \
 commands and read and edit files inside them, and manage templates. Tools act as the signed-in \

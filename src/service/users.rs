@@ -193,6 +193,12 @@ impl Services {
         }
     }
 
+    /// The user a verified access token was issued to, if they still exist. No access check:
+    /// the token already proved the caller is this user.
+    pub async fn get_token_subject(&self, id: UserId) -> Result<Option<User>, DomainError> {
+        Ok(self.store.get_user_by_id(id).await?)
+    }
+
     pub async fn list_users(
         &self,
         actor: &Principal,

@@ -139,7 +139,7 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub backend: Backend,
     /// The running app's state, for checks that have no HTTP surface yet (token verification).
-    pub state: coderd::state::AppState,
+    pub state: coderd::web::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Declared last: dropped after the server has been told to stop.

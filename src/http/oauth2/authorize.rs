@@ -13,7 +13,7 @@ use crate::http::pages::layout::{escape, hidden};
 use crate::http::pages::{csrf, respond, see_other};
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::{AuthorizeFailure, AuthorizeParams, ValidatedAuthorization};
-use crate::state::AppState;
+use crate::web::AppState;
 
 pub async fn show(
     _: RequireOAuth2,

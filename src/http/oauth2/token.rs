@@ -8,12 +8,11 @@ use axum::response::{IntoResponse, Response};
 use super::RequireOAuth2;
 use super::form::{OAuthForm, basic_credentials, secret_in_query};
 use crate::domain::{ClientId, DomainError};
-use crate::http::error::ApiError;
 use crate::http::extract::{ApiQuery, ClientIp, CurrentUser};
 use crate::oauth::OAuthError;
 use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::token::TokenRequest;
-use crate::state::AppState;
+use crate::web::{ApiError, AppState};
 
 pub async fn token(
     _: RequireOAuth2,

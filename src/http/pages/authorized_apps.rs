@@ -17,7 +17,7 @@ use super::{
 use crate::domain::{ClientId, DomainError};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::service::AuthorizedApp;
-use crate::state::AppState;
+use crate::web::AppState;
 
 const PAGE: &str = "/settings/oauth2-provider";
 const REVOKE: &str = "/settings/oauth2-provider/revoke";

@@ -10,7 +10,7 @@ use super::layout::{escape, hidden};
 use super::{csrf, respond, see_other};
 use crate::domain::{Experiment, Principal};
 use crate::http::extract::MaybeBrowserUser;
-use crate::state::AppState;
+use crate::web::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(home))

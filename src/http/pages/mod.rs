@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Router};
 
 use crate::domain::{DomainError, Experiment, Principal};
-use crate::state::AppState;
+use crate::web::AppState;
 
 pub use layout::{escape, page};
 

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::domain::{DomainError, Principal};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
-use crate::state::AppState;
+use crate::web::AppState;
 
 const APPS: &str = "/deployment/oauth2-provider/apps";
 const SETTINGS: &str = "/deployment/oauth2-provider/settings";

@@ -9,7 +9,7 @@ use super::super::{FormFields, csrf, error_page, error_status, respond_wide};
 use super::{APPS, SETTINGS, app_path};
 use crate::domain::{AppSecret, ClientType, DomainError, OAuthApp, Principal, Scope, ScopeSet};
 use crate::service::AppInput;
-use crate::state::AppState;
+use crate::web::AppState;
 
 /// The application form's values, kept when a submission is rejected.
 #[derive(Default)]
