@@ -77,6 +77,11 @@ pub enum AuthorizeFailure {
     },
     /// Report to the client at its validated redirect URI.
     Redirect(String),
+    /// Over a rate limit: an error page, and when to try again.
+    RateLimited {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
 }
 
 /// A client and redirect URI that passed validation; errors may now be redirected.
@@ -110,7 +115,20 @@ impl OAuthServer {
     pub async fn trust_client(
         &self,
         params: &AuthorizeParams,
+        ip: &str,
     ) -> Result<TrustedClient, AuthorizeFailure> {
+        let limited =
+            self.check_ip_limit("authorize", ip)
+                .and_then(|()| match params.client_id.as_deref() {
+                    Some(id) => self.check_client_limit("authorize", id),
+                    None => Ok(()),
+                });
+        if let Err(err) = limited {
+            return Err(AuthorizeFailure::RateLimited {
+                message: err.description,
+                retry_after_secs: err.retry_after,
+            });
+        }
         if let Some(name) = params
             .repeated
             .iter()

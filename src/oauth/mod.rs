@@ -110,8 +110,12 @@ impl OAuthServer {
         &self.inner.policy
     }
 
+    // Every endpoint's rate limits are checked here and only here: each counts the caller's IP
+    // before it reads the request; authorization also counts the client it names, token and
+    // revocation the client that authenticated.
+
     /// Counts a request to `endpoint` against the per-IP limit.
-    pub fn check_ip_limit(&self, endpoint: &str, ip: &str) -> OAuthResult<()> {
+    fn check_ip_limit(&self, endpoint: &str, ip: &str) -> OAuthResult<()> {
         self.inner
             .ip_limiter
             .check(&format!("{endpoint}:{ip}"))
@@ -120,7 +124,7 @@ impl OAuthServer {
 
     /// Counts a request to `endpoint` against the per-client limit. Per-IP limits alone would
     /// either choke or not protect clients behind shared egress (mcp-requirements D7).
-    pub fn check_client_limit(&self, endpoint: &str, client: &str) -> OAuthResult<()> {
+    fn check_client_limit(&self, endpoint: &str, client: &str) -> OAuthResult<()> {
         self.inner
             .client_limiter
             .check(&format!("{endpoint}:{client}"))

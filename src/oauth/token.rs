@@ -72,7 +72,15 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> OAuthResult<&'a str> {
 }
 
 impl OAuthServer {
-    pub async fn token(&self, req: TokenRequest, ip: &str) -> OAuthResult<TokenResponse> {
+    /// `read` is the request as the endpoint could read it: one that could not be read is
+    /// refused only after the per-IP limit counted it.
+    pub async fn token(
+        &self,
+        read: OAuthResult<TokenRequest>,
+        ip: &str,
+    ) -> OAuthResult<TokenResponse> {
+        self.check_ip_limit("token", ip)?;
+        let req = read?;
         if req.repeated.iter().any(|n| n == "grant_type") {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,

@@ -77,25 +77,7 @@ async fn handle(
     params: AuthorizeParams,
     decision: Option<Decision>,
 ) -> Response {
-    let limited = state.oauth.check_ip_limit("authorize", ip).and_then(|()| {
-        match params.client_id.as_deref() {
-            Some(id) => state.oauth.check_client_limit("authorize", id),
-            None => Ok(()),
-        }
-    });
-    if let Err(err) = limited {
-        let mut page = error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            &err.description,
-        );
-        if let Some(secs) = err.retry_after {
-            page.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        return page;
-    }
-    let client = match state.oauth.trust_client(&params).await {
+    let client = match state.oauth.trust_client(&params, ip).await {
         Ok(client) => client,
         Err(failure) => return failure_response(failure),
     };
@@ -169,6 +151,17 @@ fn failure_response(failure: AuthorizeFailure) -> Response {
             error_page(StatusCode::BAD_REQUEST, title, &message)
         }
         AuthorizeFailure::Redirect(target) => found(&target),
+        AuthorizeFailure::RateLimited {
+            message,
+            retry_after_secs,
+        } => {
+            let mut page = error_page(StatusCode::TOO_MANY_REQUESTS, "Too many requests", &message);
+            if let Some(secs) = retry_after_secs {
+                page.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            page
+        }
     }
 }
 
