@@ -9,7 +9,7 @@ use super::form::OAuthForm;
 use crate::domain::Principal;
 use crate::domain::redirect_uri;
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
-use crate::http::pages::layout::{escape, hidden};
+use crate::http::pages::layout::{content_security_policy, escape, hidden};
 use crate::http::pages::{csrf, respond, see_other};
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::{AuthorizeFailure, AuthorizeParams, ValidatedAuthorization};
@@ -236,11 +236,7 @@ fn consent_page(
     let mut response = respond(status, "Authorize application", &body, cookie.as_slice());
     // The form's POST answers with a redirect to the client, which CSP `form-action` also
     // governs, so that destination is allowed alongside this site.
-    let csp = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; \
-         form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
-        form_action_source(&request.client.redirect_uri)
-    );
+    let csp = content_security_policy(Some(&form_action_source(&request.client.redirect_uri)));
     if let Ok(v) = HeaderValue::from_str(&csp) {
         response
             .headers_mut()
