@@ -450,7 +450,7 @@ impl Services {
         let org = self.get_organization(actor, org).await?;
         let name = req.name.trim().to_owned();
         let mut problems: Vec<FieldError> = [
-            validate::username("name", &name),
+            validate::name("name", &name),
             validate::display_name("display_name", &req.display_name),
             validate::text("description", &req.description, limits::DESCRIPTION),
             validate::text("icon", &req.icon, limits::ICON),

@@ -100,7 +100,7 @@ impl Services {
         let name = req.name.trim().to_owned();
         let mut problems: Vec<FieldError> = [
             validate::email("email", &email),
-            validate::username("username", &username),
+            validate::name("username", &username),
             validate::display_name("name", &name),
         ]
         .into_iter()

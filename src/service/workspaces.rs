@@ -225,7 +225,7 @@ impl Services {
         require_scope(actor, Scope::WorkspacesWrite)?;
         let owner = self.workspace_owner(actor, owner).await?;
         let name = req.name.trim().to_owned();
-        if let Err(problem) = validate::username("name", &name) {
+        if let Err(problem) = validate::name("name", &name) {
             return Err(DomainError::invalid_fields(
                 "Invalid workspace.",
                 vec![problem],
