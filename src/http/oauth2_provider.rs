@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
-use crate::domain::{AppSecret, DomainError, Experiment, OAuthApp, ScopeSet};
+use crate::domain::{AppSecret, Experiment, OAuthApp, ScopeSet};
 use crate::service::UserSelector;
 use crate::service::{AppInput, AuthorizedApp};
 use crate::web::{ApiError, ApiResult, AppState};
@@ -106,14 +106,10 @@ async fn list_apps(
 ) -> ApiResult<Json<Vec<Value>>> {
     require_oauth2(&state)?;
     if let Some(user) = q.user_id.filter(|u| !u.is_empty()) {
-        let user = state
+        let apps = state
             .services
-            .get_user(&me, &UserSelector::parse(&user))
+            .list_authorized_apps(&me, &UserSelector::parse(&user))
             .await?;
-        if user.id != me.user.id && !me.is_owner() {
-            return Err(DomainError::NotFound("User not found.".into()).into());
-        }
-        let apps = state.services.list_authorized_apps(user.id).await?;
         return Ok(Json(
             apps.iter().map(|a| authorized_json(&state, a)).collect(),
         ));

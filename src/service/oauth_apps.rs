@@ -8,14 +8,14 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Services, require_owner_to};
+use super::{Services, UserSelector, require_owner_to};
 use crate::audit::{AuditEvent, Auditor};
 use crate::domain::oauth::{DCR_SETTING, dcr_enabled};
 use crate::domain::redirect_uri;
 use crate::domain::text::{StoredText, limits};
 use crate::domain::{
     AppSecret, ClientId, ClientType, DomainError, FieldError, GrantId, OAuthApp, Principal, Scope,
-    ScopeSet, TokenAuthMethod, UserId,
+    ScopeSet, TokenAuthMethod,
 };
 use crate::revocation::RevocationList;
 use crate::secret::Secret;
@@ -354,12 +354,15 @@ impl Services {
         Ok(())
     }
 
-    /// The applications `user` has authorized and not revoked, most recently used first.
+    /// The applications the user `who` names has authorized and not revoked, most recently used
+    /// first. Members see only their own; `who` is "not found" to them otherwise.
     pub async fn list_authorized_apps(
         &self,
-        user: UserId,
+        actor: &Principal,
+        who: &UserSelector,
     ) -> Result<Vec<AuthorizedApp>, DomainError> {
-        let grants = self.store.list_user_grants(user).await?;
+        let user = self.get_user(actor, who).await?;
+        let grants = self.store.list_user_grants(user.id).await?;
         let mut by_app: Vec<AuthorizedApp> = Vec::new();
         for grant in grants {
             let scopes = ScopeSet::parse_known(&grant.scope);
