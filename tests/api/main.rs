@@ -9,6 +9,7 @@ mod cli;
 mod cli_client;
 mod helpers;
 mod hostile_input;
+mod layers;
 mod mcp_e2e;
 mod mcp_wire;
 mod oauth_admin;
