@@ -110,25 +110,32 @@ fn page(title: &'static str, message: impl Into<String>) -> AuthorizeFailure {
 }
 
 impl OAuthServer {
-    /// Finds the client and checks the redirect URI: exact match with a registered one, or a
-    /// loopback URI on any port (RFC 8252 §7.3). Omitted, it defaults to the only registered URI.
+    /// The authorization endpoint counts the caller's IP and the client it names.
+    fn check_authorize_limits(
+        &self,
+        params: &AuthorizeParams,
+        ip: &str,
+    ) -> Result<(), AuthorizeFailure> {
+        self.check_ip_limit("authorize", ip)
+            .and_then(|()| match params.client_id.as_deref() {
+                Some(id) => self.check_client_limit("authorize", id),
+                None => Ok(()),
+            })
+            .map_err(|err| AuthorizeFailure::RateLimited {
+                message: err.description,
+                retry_after_secs: err.retry_after,
+            })
+    }
+
+    /// Counts the request against the rate limits, finds the client and checks the redirect URI:
+    /// exact match with a registered one, or a loopback URI on any port (RFC 8252 §7.3).
+    /// Omitted, it defaults to the only registered URI.
     pub async fn trust_client(
         &self,
         params: &AuthorizeParams,
         ip: &str,
     ) -> Result<TrustedClient, AuthorizeFailure> {
-        let limited =
-            self.check_ip_limit("authorize", ip)
-                .and_then(|()| match params.client_id.as_deref() {
-                    Some(id) => self.check_client_limit("authorize", id),
-                    None => Ok(()),
-                });
-        if let Err(err) = limited {
-            return Err(AuthorizeFailure::RateLimited {
-                message: err.description,
-                retry_after_secs: err.retry_after,
-            });
-        }
+        self.check_authorize_limits(params, ip)?;
         if let Some(name) = params
             .repeated
             .iter()
