@@ -27,9 +27,9 @@ const SEE_SETTINGS: &str = "Only an owner can see OAuth2 settings.";
 /// What these use cases need besides the store: the audit log, and this replica's list of
 /// revoked grants (deleting an application or a secret denies its tokens here at once).
 #[derive(Debug, Clone)]
-pub struct OAuthAppsDeps {
-    pub audit: Auditor,
-    pub revocations: Arc<RevocationList>,
+pub(super) struct OAuthAppsDeps {
+    pub(super) audit: Auditor,
+    pub(super) revocations: Arc<RevocationList>,
 }
 
 /// What an owner sends to create or change an application.
