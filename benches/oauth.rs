@@ -79,7 +79,11 @@ async fn main() {
             ("code_challenge", challenge.as_str()),
             ("code_challenge_method", "S256"),
         ]);
-        let trusted = state.oauth.trust_client(&params).await.unwrap();
+        let trusted = state
+            .oauth
+            .trust_client(&params, "127.0.0.1")
+            .await
+            .unwrap();
         let validated = state
             .oauth
             .validate_authorization(trusted, &params, &user)

@@ -11,7 +11,6 @@ use url::Url;
 
 use crate::audit::Auditor;
 use crate::auth::access_token::AccessTokenVerifier;
-use crate::auth::revocation::RevocationList;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ServerConfig, parse_access_url};
 use crate::domain::{Replica, ReplicaId};
@@ -19,12 +18,13 @@ use crate::oauth::keys::KeyRing;
 use crate::oauth::{OAuthPolicy, OAuthServer};
 use crate::provisioner::{CommandLimits, HostProvisioner, LocalProvisionerOptions, Provisioning};
 use crate::ratelimit::RateLimiter;
+use crate::revocation::RevocationList;
 use crate::service::agent_links::AgentLinks;
 use crate::service::daemons::DaemonLinks;
 use crate::service::runner::JobRunner;
 use crate::service::{ServicePolicy, Services};
-use crate::state::{AppState, HttpSettings};
 use crate::store::{self, SharedStore};
+use crate::web::{AppState, HttpSettings};
 
 /// How often expired sessions, tokens, codes and abandoned clients are swept.
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
@@ -162,7 +162,8 @@ impl App {
         let services = services
             .with_provisioning(provisioning)
             .with_daemon_links(daemons.clone())
-            .with_agent_links(links.clone());
+            .with_agent_links(links.clone())
+            .with_oauth_apps(audit.clone(), revocations.clone());
         services.ensure_default_organization().await?;
         let state = AppState {
             services,
@@ -236,7 +237,10 @@ impl App {
         let agent_socket = tokio::spawn(
             axum::serve(
                 self.agent_listener,
-                crate::http::agent_socket_router(self.state.clone()),
+                crate::web::stack::agent_socket(
+                    crate::http::agent_socket_routes(),
+                    self.state.clone(),
+                ),
             )
             .with_graceful_shutdown(async move {
                 let mut stopped = agents_stopped;
@@ -244,7 +248,9 @@ impl App {
             })
             .into_future(),
         );
-        let router = crate::http::router(self.state);
+        // The two front doors side by side, under the one layer stack.
+        let routes = crate::http::routes(&self.state).merge(crate::mcp::routes(&self.state));
+        let router = crate::web::stack::server(routes, self.state);
         let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

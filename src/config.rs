@@ -329,7 +329,7 @@ impl Default for WorkspaceSandboxConfig {
             uid_range: 1_000_000_000..=1_000_065_535,
             limits: WorkspaceLimits::default(),
             agent_binary: None,
-            docker_host: crate::provisioner::DEFAULT_DOCKER_HOST.to_owned(),
+            docker_host: crate::domain::container::DEFAULT_DOCKER_HOST.to_owned(),
         }
     }
 }
@@ -401,7 +401,7 @@ impl WorkspaceSandboxConfig {
                 .docker_host
                 .clone()
                 .filter(|h| !h.trim().is_empty())
-                .unwrap_or_else(|| crate::provisioner::DEFAULT_DOCKER_HOST.to_owned()),
+                .unwrap_or_else(|| crate::domain::container::DEFAULT_DOCKER_HOST.to_owned()),
         })
     }
 }

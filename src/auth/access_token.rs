@@ -9,13 +9,12 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
-use super::revocation::RevocationList;
 use crate::clock::SharedClock;
-use crate::domain::{ClientId, GrantId, UserId};
+use crate::domain::{ClientId, GrantId, ScopeSet, UserId};
 use crate::oauth::jwt::{self, JwtError};
 use crate::oauth::keys::KeyRing;
 use crate::oauth::resource::Resources;
-use crate::oauth::scopes::ScopeSet;
+use crate::revocation::RevocationList;
 use crate::secret;
 
 /// Above this many cached tokens, expired ones are swept; if none are, the cache starts over.

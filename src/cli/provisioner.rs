@@ -59,7 +59,7 @@ struct StartDaemon {
     workspace_uid_range: String,
 
     /// The Docker engine for container workspaces on this host.
-    #[arg(long, env = "DOCKER_HOST", default_value = crate::provisioner::DEFAULT_DOCKER_HOST)]
+    #[arg(long, env = "DOCKER_HOST", default_value = crate::domain::container::DEFAULT_DOCKER_HOST)]
     docker_host: String,
 
     /// Run workspaces without the bubblewrap sandbox where it is unavailable (trusted hosts only).

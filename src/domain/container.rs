@@ -5,6 +5,9 @@ use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
 
+/// Where the Docker engine is when neither a flag nor `DOCKER_HOST` says.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
 /// The kind of provisioner that builds a template's workspaces.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -365,229 +365,6 @@ impl Manifest {
         } else {
             parse_yaml(source)?
         };
-        let locate = |name: &str| line_of(source, "name", name);
-        let locate_slug = |slug: &str| line_of(source, "slug", slug);
-        let mut parameters = Vec::new();
-        let mut seen = HashSet::new();
-        if raw.parameters.len() > MAX_PARAMETERS {
-            return Err(ManifestError(format!(
-                "{MANIFEST_FILE}: at most {MAX_PARAMETERS} parameters are allowed."
-            )));
-        }
-        for (i, p) in raw.parameters.into_iter().enumerate() {
-            let pname = p.name.clone();
-            let at = |what: String| {
-                let line = locate(&pname)
-                    .map(|l| format!(" (line {l})"))
-                    .unwrap_or_default();
-                ManifestError(format!(
-                    "{MANIFEST_FILE}: parameters[{i}] {pname:?}{line}: {what}"
-                ))
-            };
-            if !valid_parameter_name(&p.name) {
-                return Err(at(
-                    "the name must be 1-64 letters, digits, underscores or hyphens.".into(),
-                ));
-            }
-            if !seen.insert(parameter_env_name(&p.name)) {
-                return Err(at(format!(
-                    "another parameter has the same name (names are compared as {}).",
-                    parameter_env_name(&p.name)
-                )));
-            }
-            let kind = match p.kind.as_deref() {
-                None => ParameterType::String,
-                Some(k) => ParameterType::parse(k).ok_or_else(|| {
-                    at(format!(
-                        "unknown type {k:?}; use string, number, bool or list(string)."
-                    ))
-                })?,
-            };
-            let mut options = Vec::new();
-            let mut option_values = HashSet::new();
-            for o in p.options {
-                let value = scalar_to_string(&o.value, kind)
-                    .map_err(|e| at(format!("option {:?}: {e}", o.name)))?;
-                if !option_values.insert(value.clone()) {
-                    return Err(at(format!("option value {value:?} appears twice.")));
-                }
-                options.push(ParameterOption {
-                    name: o.name,
-                    value,
-                    description: o.description,
-                    icon: o.icon,
-                });
-            }
-            if kind == ParameterType::Bool && !options.is_empty() {
-                return Err(at("bool parameters cannot have options.".into()));
-            }
-            let validation = match p.validation {
-                None => ParameterValidation::default(),
-                Some(v) => {
-                    if v.regex.is_some() && kind != ParameterType::String {
-                        return Err(at(
-                            "validation.regex applies to string parameters only.".into()
-                        ));
-                    }
-                    if (v.min.is_some() || v.max.is_some()) && kind != ParameterType::Number {
-                        return Err(at(
-                            "validation.min and validation.max apply to number parameters only."
-                                .into(),
-                        ));
-                    }
-                    if let Some(pattern) = &v.regex {
-                        regex_lite::Regex::new(pattern).map_err(|e| {
-                            at(format!(
-                                "validation.regex {pattern:?} is not a valid regex: {e}"
-                            ))
-                        })?;
-                    }
-                    if let (Some(min), Some(max)) = (v.min, v.max)
-                        && min > max
-                    {
-                        return Err(at(format!(
-                            "validation.min ({min}) is greater than validation.max ({max})."
-                        )));
-                    }
-                    ParameterValidation {
-                        regex: v.regex,
-                        min: v.min,
-                        max: v.max,
-                        error: v.error,
-                    }
-                }
-            };
-            let default = match &p.default {
-                None | Some(serde_json::Value::Null) => None,
-                Some(v) => {
-                    Some(scalar_to_string(v, kind).map_err(|e| at(format!("default: {e}")))?)
-                }
-            };
-            let parameter = Parameter {
-                display_name: if p.display_name.is_empty() {
-                    p.name.clone()
-                } else {
-                    p.display_name
-                },
-                name: p.name,
-                description: p.description,
-                kind,
-                default,
-                mutable: p.mutable,
-                icon: p.icon,
-                options,
-                validation,
-            };
-            if let Some(default) = &parameter.default
-                && let Err(why) = parameter.check(default)
-            {
-                return Err(at(format!("the default value is invalid: {why}")));
-            }
-            parameters.push(parameter);
-        }
-
-        let agent = match raw.agent {
-            None => AgentSpec::default(),
-            Some(a) => {
-                let mut env = BTreeMap::new();
-                for (key, value) in a.env {
-                    let line = line_of_key(source, &key)
-                        .map(|l| format!(" (line {l})"))
-                        .unwrap_or_default();
-                    if !valid_env_name(&key) {
-                        return Err(ManifestError(format!(
-                            "{MANIFEST_FILE}: agent.env{line}: {key:?} is not a valid variable name (letters, digits and underscores, not starting with a digit)."
-                        )));
-                    }
-                    if reserved_env_name(&key) {
-                        return Err(ManifestError(format!(
-                            "{MANIFEST_FILE}: agent.env{line}: {key} is set by the server and cannot be overridden."
-                        )));
-                    }
-                    let value = scalar_to_string(&value, ParameterType::String).map_err(|e| {
-                        ManifestError(format!("{MANIFEST_FILE}: agent.env.{key}{line}: {e}"))
-                    })?;
-                    env.insert(key, value);
-                }
-                let dir = match a.dir {
-                    None => WORKSPACE_HOME.to_owned(),
-                    Some(d) => normalize_workspace_dir(&d).ok_or_else(|| {
-                        ManifestError(format!(
-                            "{MANIFEST_FILE}: agent.dir{}: {d:?} must be inside {WORKSPACE_HOME} (relative paths are taken from there).",
-                            line_of_key(source, "dir").map(|l| format!(" (line {l})")).unwrap_or_default()
-                        ))
-                    })?,
-                };
-                let startup_timeout_secs =
-                    a.startup_timeout.unwrap_or(DEFAULT_STARTUP_TIMEOUT_SECS);
-                if startup_timeout_secs == 0 || startup_timeout_secs > MAX_STARTUP_TIMEOUT_SECS {
-                    return Err(ManifestError(format!(
-                        "{MANIFEST_FILE}: agent.startup_timeout{}: must be 1-{MAX_STARTUP_TIMEOUT_SECS} seconds.",
-                        line_of_key(source, "startup_timeout")
-                            .map(|l| format!(" (line {l})"))
-                            .unwrap_or_default()
-                    )));
-                }
-                AgentSpec {
-                    startup_script: a.startup_script,
-                    env,
-                    dir,
-                    startup_timeout_secs,
-                }
-            }
-        };
-
-        if raw.apps.len() > MAX_APPS {
-            return Err(ManifestError(format!(
-                "{MANIFEST_FILE}: at most {MAX_APPS} apps are allowed."
-            )));
-        }
-        let mut apps = Vec::new();
-        let mut slugs = HashSet::new();
-        for (i, a) in raw.apps.into_iter().enumerate() {
-            let at = |what: &str| {
-                let line = locate_slug(&a.slug)
-                    .map(|l| format!(" (line {l})"))
-                    .unwrap_or_default();
-                ManifestError(format!(
-                    "{MANIFEST_FILE}: apps[{i}] {:?}{line}: {what}",
-                    a.slug
-                ))
-            };
-            if !valid_slug(&a.slug) {
-                return Err(at(
-                    "the slug must be 1-32 lowercase letters or digits, optionally joined by single hyphens.",
-                ));
-            }
-            if !slugs.insert(a.slug.clone()) {
-                return Err(at("another app has the same slug."));
-            }
-            let url = match (&a.url, a.port) {
-                (Some(url), None) => {
-                    let parsed = url::Url::parse(url)
-                        .map_err(|_| at("url must be an absolute http or https URL."))?;
-                    if !matches!(parsed.scheme(), "http" | "https") {
-                        return Err(at("url must be an absolute http or https URL."));
-                    }
-                    url.clone()
-                }
-                (None, Some(port)) if (1..=65535).contains(&port) => {
-                    format!("http://localhost:{port}")
-                }
-                (None, Some(_)) => return Err(at("port must be 1-65535.")),
-                _ => return Err(at("give exactly one of url or port.")),
-            };
-            apps.push(AppSpec {
-                display_name: if a.display_name.is_empty() {
-                    a.slug.clone()
-                } else {
-                    a.display_name
-                },
-                slug: a.slug,
-                url,
-                icon: a.icon,
-            });
-        }
         let (provisioner, docker) = container_spec(raw.provisioner.as_deref(), raw.docker)
             .map_err(|e| {
                 let line = line_of_key(source, "docker")
@@ -597,9 +374,12 @@ impl Manifest {
                 ManifestError(format!("{MANIFEST_FILE}{line}: {e}"))
             })?;
         let manifest = Manifest {
-            parameters,
-            agent,
-            apps,
+            parameters: parameters(source, raw.parameters)?,
+            agent: match raw.agent {
+                None => AgentSpec::default(),
+                Some(a) => agent(source, a)?,
+            },
+            apps: apps(source, raw.apps)?,
             provisioner,
             docker,
         };
@@ -699,6 +479,269 @@ impl Manifest {
     }
 }
 
+/// The `parameters` list: at most `MAX_PARAMETERS`, each checked, their names distinct as
+/// environment variables. Errors name the parameter and its line.
+fn parameters(source: &str, raw: Vec<RawParameter>) -> Result<Vec<Parameter>, ManifestError> {
+    if raw.len() > MAX_PARAMETERS {
+        return Err(ManifestError(format!(
+            "{MANIFEST_FILE}: at most {MAX_PARAMETERS} parameters are allowed."
+        )));
+    }
+    let mut parameters = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let pname = p.name.clone();
+        let at = |what: String| {
+            let line = line_of(source, "name", &pname)
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            ManifestError(format!(
+                "{MANIFEST_FILE}: parameters[{i}] {pname:?}{line}: {what}"
+            ))
+        };
+        parameters.push(parameter(p, &mut seen, &at)?);
+    }
+    Ok(parameters)
+}
+
+/// One parameter: its name (not among the `seen` ones), type, options, validation and default,
+/// which must pass them.
+fn parameter(
+    p: RawParameter,
+    seen: &mut HashSet<String>,
+    at: &impl Fn(String) -> ManifestError,
+) -> Result<Parameter, ManifestError> {
+    if !valid_parameter_name(&p.name) {
+        return Err(at(
+            "the name must be 1-64 letters, digits, underscores or hyphens.".into(),
+        ));
+    }
+    if !seen.insert(parameter_env_name(&p.name)) {
+        return Err(at(format!(
+            "another parameter has the same name (names are compared as {}).",
+            parameter_env_name(&p.name)
+        )));
+    }
+    let kind = match p.kind.as_deref() {
+        None => ParameterType::String,
+        Some(k) => ParameterType::parse(k).ok_or_else(|| {
+            at(format!(
+                "unknown type {k:?}; use string, number, bool or list(string)."
+            ))
+        })?,
+    };
+    let options = parameter_options(p.options, kind, at)?;
+    let validation = match p.validation {
+        None => ParameterValidation::default(),
+        Some(v) => parameter_validation(v, kind, at)?,
+    };
+    let default = match &p.default {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(scalar_to_string(v, kind).map_err(|e| at(format!("default: {e}")))?),
+    };
+    let parameter = Parameter {
+        display_name: if p.display_name.is_empty() {
+            p.name.clone()
+        } else {
+            p.display_name
+        },
+        name: p.name,
+        description: p.description,
+        kind,
+        default,
+        mutable: p.mutable,
+        icon: p.icon,
+        options,
+        validation,
+    };
+    if let Some(default) = &parameter.default
+        && let Err(why) = parameter.check(default)
+    {
+        return Err(at(format!("the default value is invalid: {why}")));
+    }
+    Ok(parameter)
+}
+
+/// A parameter's options: values of its type, each once; bool parameters have none.
+fn parameter_options(
+    raw: Vec<RawOption>,
+    kind: ParameterType,
+    at: &impl Fn(String) -> ManifestError,
+) -> Result<Vec<ParameterOption>, ManifestError> {
+    let mut options = Vec::new();
+    let mut option_values = HashSet::new();
+    for o in raw {
+        let value = scalar_to_string(&o.value, kind)
+            .map_err(|e| at(format!("option {:?}: {e}", o.name)))?;
+        if !option_values.insert(value.clone()) {
+            return Err(at(format!("option value {value:?} appears twice.")));
+        }
+        options.push(ParameterOption {
+            name: o.name,
+            value,
+            description: o.description,
+            icon: o.icon,
+        });
+    }
+    if kind == ParameterType::Bool && !options.is_empty() {
+        return Err(at("bool parameters cannot have options.".into()));
+    }
+    Ok(options)
+}
+
+/// A parameter's validation: a regex for strings, a range for numbers.
+fn parameter_validation(
+    v: RawValidation,
+    kind: ParameterType,
+    at: &impl Fn(String) -> ManifestError,
+) -> Result<ParameterValidation, ManifestError> {
+    if v.regex.is_some() && kind != ParameterType::String {
+        return Err(at(
+            "validation.regex applies to string parameters only.".into()
+        ));
+    }
+    if (v.min.is_some() || v.max.is_some()) && kind != ParameterType::Number {
+        return Err(at(
+            "validation.min and validation.max apply to number parameters only.".into(),
+        ));
+    }
+    if let Some(pattern) = &v.regex {
+        regex_lite::Regex::new(pattern).map_err(|e| {
+            at(format!(
+                "validation.regex {pattern:?} is not a valid regex: {e}"
+            ))
+        })?;
+    }
+    if let (Some(min), Some(max)) = (v.min, v.max)
+        && min > max
+    {
+        return Err(at(format!(
+            "validation.min ({min}) is greater than validation.max ({max})."
+        )));
+    }
+    Ok(ParameterValidation {
+        regex: v.regex,
+        min: v.min,
+        max: v.max,
+        error: v.error,
+    })
+}
+
+/// The `agent` section: its environment, working directory and startup timeout.
+fn agent(source: &str, a: RawAgent) -> Result<AgentSpec, ManifestError> {
+    let env = agent_env(source, a.env)?;
+    let dir = match a.dir {
+        None => WORKSPACE_HOME.to_owned(),
+        Some(d) => normalize_workspace_dir(&d).ok_or_else(|| {
+            ManifestError(format!(
+                "{MANIFEST_FILE}: agent.dir{}: {d:?} must be inside {WORKSPACE_HOME} (relative paths are taken from there).",
+                line_of_key(source, "dir").map(|l| format!(" (line {l})")).unwrap_or_default()
+            ))
+        })?,
+    };
+    let startup_timeout_secs = a.startup_timeout.unwrap_or(DEFAULT_STARTUP_TIMEOUT_SECS);
+    if startup_timeout_secs == 0 || startup_timeout_secs > MAX_STARTUP_TIMEOUT_SECS {
+        return Err(ManifestError(format!(
+            "{MANIFEST_FILE}: agent.startup_timeout{}: must be 1-{MAX_STARTUP_TIMEOUT_SECS} seconds.",
+            line_of_key(source, "startup_timeout")
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(AgentSpec {
+        startup_script: a.startup_script,
+        env,
+        dir,
+        startup_timeout_secs,
+    })
+}
+
+/// `agent.env`: valid variable names the server does not set itself, with scalar values.
+fn agent_env(
+    source: &str,
+    raw: BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, String>, ManifestError> {
+    let mut env = BTreeMap::new();
+    for (key, value) in raw {
+        let line = line_of_key(source, &key)
+            .map(|l| format!(" (line {l})"))
+            .unwrap_or_default();
+        if !valid_env_name(&key) {
+            return Err(ManifestError(format!(
+                "{MANIFEST_FILE}: agent.env{line}: {key:?} is not a valid variable name (letters, digits and underscores, not starting with a digit)."
+            )));
+        }
+        if reserved_env_name(&key) {
+            return Err(ManifestError(format!(
+                "{MANIFEST_FILE}: agent.env{line}: {key} is set by the server and cannot be overridden."
+            )));
+        }
+        let value = scalar_to_string(&value, ParameterType::String)
+            .map_err(|e| ManifestError(format!("{MANIFEST_FILE}: agent.env.{key}{line}: {e}")))?;
+        env.insert(key, value);
+    }
+    Ok(env)
+}
+
+/// The `apps` list: at most `MAX_APPS`, slugs unique, each at a URL or a local port.
+fn apps(source: &str, raw: Vec<RawApp>) -> Result<Vec<AppSpec>, ManifestError> {
+    if raw.len() > MAX_APPS {
+        return Err(ManifestError(format!(
+            "{MANIFEST_FILE}: at most {MAX_APPS} apps are allowed."
+        )));
+    }
+    let mut apps = Vec::new();
+    let mut slugs = HashSet::new();
+    for (i, a) in raw.into_iter().enumerate() {
+        let at = |what: &str| {
+            let line = line_of(source, "slug", &a.slug)
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            ManifestError(format!(
+                "{MANIFEST_FILE}: apps[{i}] {:?}{line}: {what}",
+                a.slug
+            ))
+        };
+        if !valid_slug(&a.slug) {
+            return Err(at(
+                "the slug must be 1-32 lowercase letters or digits, optionally joined by single hyphens.",
+            ));
+        }
+        if !slugs.insert(a.slug.clone()) {
+            return Err(at("another app has the same slug."));
+        }
+        let url = app_url(a.url.as_deref(), a.port).map_err(at)?;
+        apps.push(AppSpec {
+            display_name: if a.display_name.is_empty() {
+                a.slug.clone()
+            } else {
+                a.display_name
+            },
+            slug: a.slug,
+            url,
+            icon: a.icon,
+        });
+    }
+    Ok(apps)
+}
+
+/// Where an app is served: an absolute http(s) `url`, or a `port` on the workspace's localhost.
+fn app_url(url: Option<&str>, port: Option<u32>) -> Result<String, &'static str> {
+    match (url, port) {
+        (Some(url), None) => {
+            let parsed =
+                url::Url::parse(url).map_err(|_| "url must be an absolute http or https URL.")?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err("url must be an absolute http or https URL.");
+            }
+            Ok(url.to_owned())
+        }
+        (None, Some(port)) if (1..=65535).contains(&port) => Ok(format!("http://localhost:{port}")),
+        (None, Some(_)) => Err("port must be 1-65535."),
+        _ => Err("give exactly one of url or port."),
+    }
+}
+
 /// Deserializes the YAML within the manifest budgets. The error names the line and column.
 fn parse_yaml(source: &str) -> Result<RawManifest, ManifestError> {
     let budget = serde_saphyr::budget! {
@@ -793,6 +836,37 @@ pub fn resolve_parameters(
     supplied: &[ParameterValue],
 ) -> Result<Vec<ParameterValue>, Vec<FieldError>> {
     let mut problems = Vec::new();
+    let given = supplied_values(parameters, supplied, &mut problems);
+    let before: HashMap<&str, &str> = previous
+        .unwrap_or_default()
+        .iter()
+        .map(|v| (v.name.as_str(), v.value.as_str()))
+        .collect();
+    let mut resolved = Vec::new();
+    for p in parameters {
+        let name = p.name.as_str();
+        match resolve_parameter(p, given.get(name).copied(), before.get(name).copied()) {
+            Ok(value) => resolved.push(ParameterValue {
+                name: p.name.clone(),
+                value,
+            }),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The supplied values by name; a value that breaks the stored-text rule, is given twice or
+/// names no parameter is a problem.
+fn supplied_values<'a>(
+    parameters: &[Parameter],
+    supplied: &'a [ParameterValue],
+    problems: &mut Vec<FieldError>,
+) -> HashMap<&'a str, &'a str> {
     let mut given: HashMap<&str, &str> = HashMap::new();
     for v in supplied {
         // Values are stored with the build and passed into the workspace's environment.
@@ -824,66 +898,52 @@ pub fn resolve_parameters(
             ));
         }
     }
-    let before: HashMap<&str, &str> = previous
-        .unwrap_or_default()
-        .iter()
-        .map(|v| (v.name.as_str(), v.value.as_str()))
-        .collect();
-    let mut resolved = Vec::new();
-    for p in parameters {
-        let old = before.get(p.name.as_str()).copied();
-        let value = match (given.get(p.name.as_str()).copied(), old) {
-            (Some(new), Some(old)) if !p.mutable && new != old => {
-                problems.push(FieldError::new(
-                    p.name.clone(),
-                    format!(
-                        "This parameter is immutable: it was set to {old:?} when the workspace was created and cannot be changed."
-                    ),
-                ));
-                continue;
-            }
-            (Some(new), _) => new.to_owned(),
-            (None, Some(old)) => old.to_owned(),
-            (None, None) => match &p.default {
-                Some(d) => d.clone(),
-                None => {
-                    problems.push(FieldError::new(
-                        p.name.clone(),
-                        format!(
-                            "This parameter is required: give it a value of type {}{}.",
-                            p.kind.as_str(),
-                            if p.options.is_empty() {
-                                String::new()
-                            } else {
-                                format!(
-                                    " (one of: {})",
-                                    p.options
-                                        .iter()
-                                        .map(|o| o.value.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                )
-                            }
-                        ),
-                    ));
-                    continue;
-                }
-            },
-        };
-        if let Err(why) = p.check(&value) {
-            problems.push(FieldError::new(p.name.clone(), why));
-            continue;
+    given
+}
+
+/// One parameter's value: the `new` one supplied (an immutable parameter keeps its `old` one),
+/// else the previous build's, else its default; then checked against the parameter.
+fn resolve_parameter(
+    p: &Parameter,
+    new: Option<&str>,
+    old: Option<&str>,
+) -> Result<String, FieldError> {
+    let value = match (new, old) {
+        (Some(new), Some(old)) if !p.mutable && new != old => {
+            return Err(FieldError::new(
+                p.name.clone(),
+                format!(
+                    "This parameter is immutable: it was set to {old:?} when the workspace was created and cannot be changed."
+                ),
+            ));
         }
-        resolved.push(ParameterValue {
-            name: p.name.clone(),
-            value,
-        });
-    }
-    if problems.is_empty() {
-        Ok(resolved)
-    } else {
-        Err(problems)
-    }
+        (Some(new), _) => new.to_owned(),
+        (None, Some(old)) => old.to_owned(),
+        (None, None) => p.default.clone().ok_or_else(|| {
+            FieldError::new(
+                p.name.clone(),
+                format!(
+                    "This parameter is required: give it a value of type {}{}.",
+                    p.kind.as_str(),
+                    if p.options.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (one of: {})",
+                            p.options
+                                .iter()
+                                .map(|o| o.value.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ),
+            )
+        })?,
+    };
+    p.check(&value)
+        .map_err(|why| FieldError::new(p.name.clone(), why))?;
+    Ok(value)
 }
 
 fn valid_parameter_name(name: &str) -> bool {

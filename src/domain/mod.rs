@@ -3,12 +3,17 @@
 pub mod agent;
 pub mod api_key;
 pub mod container;
+pub mod credentials;
 pub mod error;
 pub mod experiment;
 pub mod manifest;
 pub mod oauth;
+pub mod page;
+pub mod principal;
 pub mod provisioner;
+pub mod redirect_uri;
 pub mod replica;
+pub mod scope;
 pub mod size;
 pub mod template;
 pub mod text;
@@ -22,7 +27,10 @@ pub use oauth::{
     AppSecret, AuditEntry, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp,
     RefreshToken, StoredSigningKey, TokenAuthMethod,
 };
+pub use page::{Page, ZeroLimit};
+pub use principal::{Credential, Principal};
 pub use replica::{AgentConnection, AgentStatus, Replica, ReplicaId};
+pub use scope::{Scope, ScopeSet};
 pub use template::{
     DEFAULT_ORGANIZATION_NAME, FileId, JobId, JobLog, JobStatus, JobType, LogLevel, NewJobLog,
     Organization, OrganizationId, ProvisionerJob, StoredFile, Template, TemplateId,

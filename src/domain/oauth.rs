@@ -4,7 +4,17 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::UserId;
+use super::{UserId, credentials};
+use crate::secret::Secret;
+
+/// The site setting that turns dynamic client registration (RFC 7591) on or off.
+pub const DCR_SETTING: &str = "oauth2_dynamic_client_registration_enabled";
+
+/// Whether dynamic client registration is on, from the stored `DCR_SETTING`: on unless an owner
+/// turned it off.
+pub fn dcr_enabled(stored: Option<&str>) -> bool {
+    stored.is_none_or(|v| v != "false")
+}
 
 /// A client's id, the `client_id` on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,6 +134,25 @@ pub struct AppSecret {
     pub display_secret: String,
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+impl AppSecret {
+    /// A new secret for `app_id`: the record to keep (only a hash) and the full value, which is
+    /// shown once.
+    pub fn generate(app_id: ClientId, now: DateTime<Utc>) -> (Self, Secret) {
+        let cred = credentials::generate();
+        let display_secret = credentials::display_tail(cred.full.expose());
+        let secret = AppSecret {
+            id: Uuid::new_v4(),
+            app_id,
+            secret_prefix: cred.prefix,
+            hashed_secret: cred.hashed_secret,
+            display_secret,
+            last_used_at: None,
+            created_at: now,
+        };
+        (secret, cred.full)
+    }
 }
 
 /// An authorization code (RFC 6749 §4.1.2), bound to everything the token request must repeat.

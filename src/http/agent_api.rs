@@ -13,7 +13,6 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 
-use super::error::{ApiError, ApiResult};
 use super::extract::ApiJson;
 use super::files::parse_uuid;
 use crate::domain::AgentId;
@@ -24,7 +23,7 @@ use crate::domain::agent::{
 use crate::service::agent_api::AgentIdentity;
 use crate::service::agent_links::RELAY_SECRET_HEADER;
 use crate::service::rpc_link::LinkSession;
-use crate::state::AppState;
+use crate::web::{ApiError, ApiResult, AppState};
 
 /// How often the server pings an agent, and how long it waits to hear anything back.
 const PING_INTERVAL: Duration = Duration::from_secs(15);

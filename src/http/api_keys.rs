@@ -9,11 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::error::ApiResult;
 use super::extract::{ApiJson, CurrentUser};
 use crate::domain::ApiKey;
 use crate::service::{CreateTokenRequest, UserSelector};
-use crate::state::AppState;
+use crate::web::{ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -10,12 +10,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::cookies::{SESSION_COOKIE, read_cookie};
-use super::error::ApiError;
-use crate::auth::Principal;
-use crate::state::{AppState, HttpSettings};
-
-/// The largest JSON body the API accepts.
-pub const MAX_JSON_BODY: usize = 1024 * 1024;
+use crate::domain::Principal;
+use crate::web::credentials::{bearer_token, session_token_header};
+use crate::web::stack::MAX_JSON_BODY;
+use crate::web::{ApiError, AppState, HttpSettings};
 
 /// A JSON body; wrong content type, oversized or malformed bodies become Coder-format errors.
 pub struct ApiJson<T>(pub T);
@@ -97,30 +95,12 @@ fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, Stri
     .map_err(|e| e.body_text())
 }
 
-/// Finds the presented session or API token: the `Coder-Session-Token` header, then
+/// The session or API token of an API or page request: the `Coder-Session-Token` header, then
 /// `Authorization: Bearer`, then the session cookie. Never the query string.
-pub fn presented_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers
-        .get("coder-session-token")
-        .and_then(|v| v.to_str().ok())
-    {
-        let v = v.trim();
-        if !v.is_empty() {
-            return Some(v.to_owned());
-        }
-    }
-    if let Some(token) = bearer_token(headers) {
-        return Some(token);
-    }
-    read_cookie(headers, SESSION_COOKIE)
-}
-
-/// The token of an `Authorization: Bearer` header (scheme case-insensitive, RFC 6750 §2.1).
-pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+pub fn api_token(headers: &HeaderMap) -> Option<String> {
+    session_token_header(headers)
+        .or_else(|| bearer_token(headers))
+        .or_else(|| read_cookie(headers, SESSION_COOKIE))
 }
 
 /// The authenticated caller; 401 when no valid token was presented.
@@ -136,7 +116,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(CurrentUser(principal.clone()));
         }
-        let token = presented_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let token = api_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         let principal = state.services.authenticate_api_key(&token).await?;
         parts.extensions.insert(principal.clone());
         Ok(CurrentUser(principal))

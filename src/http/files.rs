@@ -9,11 +9,10 @@ use axum::{Json, Router};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::CurrentUser;
 use crate::domain::FileId;
 use crate::service::templates::MAX_FILE_SIZE;
-use crate::state::AppState;
+use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

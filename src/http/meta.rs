@@ -5,10 +5,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::error::ApiResult;
 use super::extract::CurrentUser;
 use crate::domain::Experiment;
-use crate::state::AppState;
+use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,7 +24,7 @@ async fn healthz(State(state): State<AppState>) -> ApiResult<&'static str> {
         .store()
         .ping()
         .await
-        .map_err(super::error::ApiError::internal)?;
+        .map_err(ApiError::internal)?;
     Ok("OK")
 }
 

@@ -1,9 +1,8 @@
-//! The HTTP surface: one router per area, merged, under one layer stack.
+//! The HTTP surface: the REST API, the OAuth endpoints and the pages, one router per area.
 
 pub mod agent_api;
 pub mod api_keys;
 pub mod cookies;
-pub mod error;
 pub mod extract;
 pub mod files;
 pub mod meta;
@@ -16,23 +15,13 @@ pub mod users;
 pub mod workspace_agents;
 pub mod workspaces;
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 
-use self::error::ApiError;
 use crate::domain::Experiment;
-use crate::state::AppState;
+use crate::web::AppState;
 
-pub fn router(state: AppState) -> Router {
+/// Every REST, OAuth and page route, merged; `app` mounts them beside the MCP endpoint.
+pub fn routes(state: &AppState) -> Router<AppState> {
     // Without the `oauth2` experiment the authorization server is not mounted at all, so every
     // method on its paths (preflights included) gets the same 404 as a path that never existed.
     let oauth2 = if state.experiment_enabled(Experiment::OAuth2) {
@@ -53,131 +42,9 @@ pub fn router(state: AppState) -> Router {
         .merge(workspace_agents::routes())
         .merge(agent_api::routes())
         .merge(provisioner_daemons::routes())
-        .merge(crate::mcp::routes(&state))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        // Layers run outside-in in the reverse order of this list: the trace span opens first,
-        // then panics are caught inside it (so they are logged with the request), then headers
-        // and the body cap apply to every response and extractor.
-        .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(middleware::from_fn(close_after_unread_body))
-        .layer(middleware::from_fn(require_one_host))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_request(())
-                .on_response(log_response)
-                .on_failure(()),
-        )
-        .with_state(state)
 }
 
-/// What the agent socket serves: only the routes agents call, under the same layers.
-pub fn agent_socket_router(state: AppState) -> Router {
-    Router::new()
-        .merge(agent_api::agent_routes())
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_request(())
-                .on_response(log_response)
-                .on_failure(()),
-        )
-        .with_state(state)
-}
-
-/// The request span names the route pattern, never the raw query, which may hold codes.
-fn request_span(req: &Request) -> Span {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .unwrap_or("unmatched");
-    tracing::info_span!("request", method = %req.method(), route)
-}
-
-fn log_response(response: &Response, latency: Duration, _span: &Span) {
-    tracing::debug!(
-        status = response.status().as_u16(),
-        latency_ms = latency.as_millis() as u64,
-        "served"
-    );
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::internal("request handler panicked").into_response()
-}
-
-async fn route_not_found() -> ApiError {
-    ApiError::route_not_found()
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method not allowed on this route.",
-    )
-}
-
-/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
-/// request message that lacks a Host header field and to any request message that contains more
-/// than one Host header field line or a Host header field with an invalid field value." HTTP/2
-/// and HTTP/3 carry the authority in `:authority` instead (RFC 9113 §8.3.1), so only a repeated
-/// Host is refused there. hyper checks none of this.
-async fn require_one_host(request: Request, next: Next) -> Response {
-    let mut hosts = request.headers().get_all(header::HOST).iter();
-    let problem = match (hosts.next(), hosts.next()) {
-        (Some(_), Some(_)) => Some("The request has more than one Host header; send exactly one."),
-        (None, _) if request.version() == axum::http::Version::HTTP_11 => {
-            Some("An HTTP/1.1 request needs a Host header naming this server.")
-        }
-        (Some(host), None) if !valid_host(host) => {
-            Some("The Host header is not a valid host[:port].")
-        }
-        _ => None,
-    };
-    match problem {
-        Some(message) => ApiError::bad_request(message).into_response(),
-        None => next.run(request).await,
-    }
-}
-
-/// RFC 9110 §7.2: `uri-host [ ":" port ]`, or empty when the target has no authority.
-fn valid_host(value: &HeaderValue) -> bool {
-    value.is_empty()
-        || value
-            .to_str()
-            .ok()
-            .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
-            .is_some_and(|a| !a.as_str().contains('@'))
-}
-
-/// An error answered to a request that carries a body (a 401 before authentication, a 413, a
-/// validation 400) may go out before the body was read. hyper then closes the connection
-/// without saying so, and a client that reuses it sees its next request dropped unanswered: the
-/// MCP Python SDK (httpx) failed its discovery after the first 401 exactly this way. Saying
-/// `Connection: close` on those responses makes the client open a fresh connection instead.
-async fn close_after_unread_body(request: Request, next: Next) -> Response {
-    let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
-        || request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim() != "0");
-    let mut response = next.run(request).await;
-    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
+/// What the agent socket serves: only the routes agents call.
+pub fn agent_socket_routes() -> Router<AppState> {
+    agent_api::agent_routes()
 }

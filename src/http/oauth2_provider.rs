@@ -9,13 +9,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
-use crate::domain::{AppSecret, DomainError, Experiment, OAuthApp};
-use crate::oauth::apps::{AppInput, AuthorizedApp};
-use crate::oauth::scopes::ScopeSet;
+use crate::domain::{AppSecret, Experiment, OAuthApp, ScopeSet};
 use crate::service::UserSelector;
-use crate::state::AppState;
+use crate::service::{AppInput, AuthorizedApp};
+use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -108,19 +106,15 @@ async fn list_apps(
 ) -> ApiResult<Json<Vec<Value>>> {
     require_oauth2(&state)?;
     if let Some(user) = q.user_id.filter(|u| !u.is_empty()) {
-        let user = state
+        let apps = state
             .services
-            .get_user(&me, &UserSelector::parse(&user))
+            .list_authorized_apps(&me, &UserSelector::parse(&user))
             .await?;
-        if user.id != me.user.id && !me.is_owner() {
-            return Err(DomainError::NotFound("User not found.".into()).into());
-        }
-        let apps = state.oauth.list_authorized_apps(user.id).await?;
         return Ok(Json(
             apps.iter().map(|a| authorized_json(&state, a)).collect(),
         ));
     }
-    let apps = state.oauth.list_apps(&me).await?;
+    let apps = state.services.list_oauth_apps(&me).await?;
     Ok(Json(apps.iter().map(|a| app_json(&state, a)).collect()))
 }
 
@@ -155,8 +149,8 @@ async fn create_app(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     require_oauth2(&state)?;
     let app = state
-        .oauth
-        .create_app(&me, body.into(), &ip.to_string())
+        .services
+        .create_oauth_app(&me, body.into(), &ip.to_string())
         .await?;
     Ok((StatusCode::CREATED, Json(app_json(&state, &app))))
 }
@@ -167,7 +161,7 @@ async fn get_app(
     Path(app): Path<String>,
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
-    let app = state.oauth.get_app(&me, &app).await?;
+    let app = state.services.get_oauth_app(&me, &app).await?;
     Ok(Json(app_json(&state, &app)))
 }
 
@@ -180,8 +174,8 @@ async fn update_app(
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
     let app = state
-        .oauth
-        .update_app(&me, &app, body.into(), &ip.to_string())
+        .services
+        .update_oauth_app(&me, &app, body.into(), &ip.to_string())
         .await?;
     Ok(Json(app_json(&state, &app)))
 }
@@ -193,7 +187,10 @@ async fn delete_app(
     Path(app): Path<String>,
 ) -> ApiResult<StatusCode> {
     require_oauth2(&state)?;
-    state.oauth.delete_app(&me, &app, &ip.to_string()).await?;
+    state
+        .services
+        .delete_oauth_app(&me, &app, &ip.to_string())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -212,7 +209,7 @@ async fn list_secrets(
     Path(app): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     require_oauth2(&state)?;
-    let secrets = state.oauth.list_app_secrets(&me, &app).await?;
+    let secrets = state.services.list_oauth_app_secrets(&me, &app).await?;
     Ok(Json(secrets.iter().map(secret_json).collect()))
 }
 
@@ -224,8 +221,8 @@ async fn create_secret(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     require_oauth2(&state)?;
     let (secret, full) = state
-        .oauth
-        .create_app_secret(&me, &app, &ip.to_string())
+        .services
+        .create_oauth_app_secret(&me, &app, &ip.to_string())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -241,8 +238,8 @@ async fn delete_secret(
 ) -> ApiResult<StatusCode> {
     require_oauth2(&state)?;
     state
-        .oauth
-        .delete_app_secret(&me, &app, &secret, &ip.to_string())
+        .services
+        .delete_oauth_app_secret(&me, &app, &secret, &ip.to_string())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -257,14 +254,7 @@ async fn get_settings(
     CurrentUser(me): CurrentUser,
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
-    if !me.is_owner() {
-        return Err(DomainError::Forbidden("Only an owner can see OAuth2 settings.".into()).into());
-    }
-    let enabled = state
-        .oauth
-        .dynamic_registration_enabled()
-        .await
-        .map_err(DomainError::from)?;
+    let enabled = state.services.get_dynamic_registration(&me).await?;
     Ok(Json(
         json!({ "dynamic_client_registration_enabled": enabled, "scopes": ScopeSet::all().to_wire() }),
     ))
@@ -278,7 +268,7 @@ async fn put_settings(
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
     state
-        .oauth
+        .services
         .set_dynamic_registration(
             &me,
             body.dynamic_client_registration_enabled,

@@ -12,12 +12,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::agent_api::pump;
-use super::error::ApiResult;
 use super::extract::{ApiJson, CurrentUser};
 use crate::domain::provisioner::{DAEMON_KEY_HEADER, DAEMON_MAX_MESSAGE};
 use crate::service::daemons::ConnectedDaemon;
 use crate::service::provisioner_keys::{CreatedProvisionerKey, ProvisionerKeyView};
-use crate::state::AppState;
+use crate::web::{ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::error::ApiResult;
 use super::extract::{ApiJson, ApiQuery, CurrentUser};
 use super::files::parse_uuid;
 use crate::domain::{FileId, TemplateId, TemplateVersionId};
@@ -18,7 +17,7 @@ use crate::service::views::{
     TemplateView,
 };
 use crate::service::{CreateTemplateRequest, CreateTemplateVersionRequest};
-use crate::state::AppState;
+use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -52,11 +51,11 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn template_id(raw: &str) -> Result<TemplateId, super::error::ApiError> {
+fn template_id(raw: &str) -> Result<TemplateId, ApiError> {
     parse_uuid(raw, "template id").map(TemplateId)
 }
 
-fn version_id(raw: &str) -> Result<TemplateVersionId, super::error::ApiError> {
+fn version_id(raw: &str) -> Result<TemplateVersionId, ApiError> {
     parse_uuid(raw, "template version id").map(TemplateVersionId)
 }
 

@@ -9,13 +9,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::cookies::{SESSION_COOKIE, set_cookie};
-use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
-use crate::domain::{FieldError, Role};
+use crate::domain::{FieldError, Page, Role, ZeroLimit};
 use crate::service::views::UserResponse;
 use crate::service::{CreateUserRequest, UserSelector};
-use crate::state::AppState;
-use crate::store::Page;
+use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -158,36 +156,13 @@ fn default_limit() -> i64 {
     100
 }
 
-const MAX_PAGE: i64 = 1000;
-
 async fn list_users(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let mut problems = Vec::new();
-    if !(1..=MAX_PAGE).contains(&q.limit) {
-        problems.push(FieldError::new(
-            "limit",
-            format!("Must be between 1 and {MAX_PAGE}."),
-        ));
-    }
-    if q.offset < 0 {
-        problems.push(FieldError::new("offset", "Must not be negative."));
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::bad_request("Invalid query parameters.").with_validations(problems));
-    }
-    let (users, count) = state
-        .services
-        .list_users(
-            &me,
-            Page {
-                limit: q.limit,
-                offset: q.offset,
-            },
-        )
-        .await?;
+    let page = Page::requested(q.limit, q.offset, ZeroLimit::Refused)?;
+    let (users, count) = state.services.list_users(&me, page).await?;
     let users: Vec<UserResponse> = users.into_iter().map(UserResponse::from).collect();
     Ok(Json(json!({ "users": users, "count": count })))
 }

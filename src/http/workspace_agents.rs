@@ -7,7 +7,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, CurrentUser};
 use super::files::parse_uuid;
 use crate::domain::AgentId;
@@ -16,7 +15,7 @@ use crate::service::views::{
     ExecResultView, WorkspaceAgentLogView, WorkspaceAgentView, WorkspaceAppView,
 };
 use crate::service::{AgentTarget, ExecuteRequest};
-use crate::state::AppState;
+use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -13,22 +13,18 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, CurrentUser};
 use super::files::parse_uuid;
-use crate::auth::Principal;
 use crate::domain::{
-    BuildId, FieldError, ParameterValue, TemplateId, TemplateVersionId, Transition,
+    BuildId, Page, ParameterValue, Principal, TemplateId, TemplateVersionId, Transition, ZeroLimit,
 };
 use crate::service::views::{WorkspaceBuildView, WorkspaceView, WorkspacesView};
 use crate::service::{CreateBuildRequest, CreateWorkspaceRequest, Services, UserSelector};
-use crate::state::AppState;
-use crate::store::Page;
+use crate::web::{ApiError, ApiResult, AppState};
 
 /// How often a followed log is re-read, and how long a follower may stay.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 const FOLLOW_MAX: Duration = Duration::from_secs(600);
-const MAX_PAGE: i64 = 1000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -110,32 +106,12 @@ struct ListQuery {
     offset: i64,
 }
 
-fn page(limit: i64, offset: i64) -> Result<Page, ApiError> {
-    let mut problems = Vec::new();
-    if !(0..=MAX_PAGE).contains(&limit) {
-        problems.push(FieldError::new(
-            "limit",
-            format!("Must be between 1 and {MAX_PAGE} (0 means {MAX_PAGE})."),
-        ));
-    }
-    if offset < 0 {
-        problems.push(FieldError::new("offset", "Must not be negative."));
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::bad_request("Invalid query parameters.").with_validations(problems));
-    }
-    Ok(Page {
-        limit: if limit == 0 { MAX_PAGE } else { limit },
-        offset,
-    })
-}
-
 async fn list_workspaces(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<WorkspacesView>> {
-    let page = page(q.limit, q.offset)?;
+    let page = Page::requested(q.limit, q.offset, ZeroLimit::MeansMax)?;
     Ok(Json(state.services.list_workspaces(&me, &q.q, page).await?))
 }
 
@@ -197,7 +173,7 @@ async fn list_builds(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<WorkspaceBuildView>>> {
     let id = parse_uuid(&id, "workspace id")?;
-    let page = page(q.limit, q.offset)?;
+    let page = Page::requested(q.limit, q.offset, ZeroLimit::MeansMax)?;
     Ok(Json(
         state
             .services

@@ -11,11 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::access_token::AccessTokenVerifier;
-use crate::auth::{Credential, Principal};
-use crate::domain::{Experiment, User, UserId, UserStatus};
-use crate::http::extract::bearer_token;
-use crate::oauth::scopes::ScopeSet;
-use crate::state::AppState;
+use crate::domain::{Credential, Experiment, Principal, ScopeSet, User, UserId, UserStatus};
+use crate::web::AppState;
+use crate::web::credentials::{bearer_token, session_token_header};
 
 /// How long a user looked up for an OAuth token is reused. Deleting a user revokes their
 /// grants at once, so this only delays a role change, by at most this long.
@@ -34,13 +32,7 @@ impl UserCache {
         {
             return Some(user.clone());
         }
-        let user = state
-            .services
-            .store()
-            .get_user_by_id(id)
-            .await
-            .ok()
-            .flatten()?;
+        let user = state.services.get_token_subject(id).await.ok().flatten()?;
         let mut users = self.lock();
         if users.len() > 10_000 {
             users.retain(|_, (_, at)| at.elapsed() < USER_CACHE_TTL);
@@ -54,17 +46,10 @@ impl UserCache {
     }
 }
 
-/// The token, from `Authorization: Bearer` or Coder's `Coder-Session-Token` header. Never from
-/// the query string or a cookie (mcp-requirements B1).
-fn presented_token(headers: &HeaderMap) -> Option<String> {
-    bearer_token(headers).or_else(|| {
-        headers
-            .get("coder-session-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    })
+/// The token of an MCP request: `Authorization: Bearer`, then Coder's `Coder-Session-Token`
+/// header. Never the query string or a cookie (mcp-requirements B1).
+fn mcp_token(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers).or_else(|| session_token_header(headers))
 }
 
 /// Authenticates the request, or returns the 401 to send.
@@ -75,7 +60,7 @@ pub async fn authenticate(
     challenge_scope: &ScopeSet,
 ) -> Result<Principal, Response> {
     let reject = |description: &str| unauthorized(state, description, challenge_scope);
-    let Some(token) = presented_token(headers) else {
+    let Some(token) = mcp_token(headers) else {
         return Err(reject(
             "No access token was sent. Authorize with OAuth, or send an API token.",
         ));

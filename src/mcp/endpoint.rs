@@ -16,17 +16,15 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::MCP_PATH;
 use super::auth::{self, UserCache};
 use super::handler::{Caller, CoderMcp};
 use super::rendered::{RenderSlot, Rendered};
 use super::tools;
 use super::toolset::Toolset;
 use super::wire;
-use crate::domain::Experiment;
-use crate::http::error::ApiError;
-use crate::oauth::scopes::ScopeSet;
-use crate::state::AppState;
+use crate::domain::{Experiment, ScopeSet};
+use crate::oauth::resource::MCP_PATH;
+use crate::web::{ApiError, AppState};
 
 /// The largest request body: room for `coder_workspace_write_file` content.
 const MAX_BODY: usize = 8 * 1024 * 1024;

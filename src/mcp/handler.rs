@@ -19,8 +19,8 @@ use super::result;
 use super::tools::{self, ToolContext, ToolDef};
 use super::toolset::Toolset;
 use crate::audit::AuditEvent;
-use crate::auth::Principal;
-use crate::state::AppState;
+use crate::domain::Principal;
+use crate::web::AppState;
 
 const INSTRUCTIONS: &str = "Coder MCP server: list, create, start and stop Coder workspaces, run \
 commands and read and edit files inside them, and manage templates. Tools act as the signed-in \

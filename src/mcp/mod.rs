@@ -12,9 +12,6 @@ mod wire;
 
 pub use endpoint::routes;
 
-/// The endpoint's path; the OAuth protected resource is the access URL plus this.
-pub const MCP_PATH: &str = crate::oauth::resource::MCP_PATH;
-
 /// The protocol versions served: the handshake era and the stateless 2026-07-28 era.
 pub const SUPPORTED_VERSIONS: [&str; 5] = [
     "2024-11-05",
@@ -23,3 +20,7 @@ pub const SUPPORTED_VERSIONS: [&str; 5] = [
     "2025-11-25",
     "2026-07-28",
 ];
+
+/// The `_meta` key that carries the protocol version on every request of the stateless era
+/// (MCP 2026-07-28), which relays and servers read alike.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";

@@ -5,10 +5,7 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::json;
 
 use super::rendered::RenderSlot;
-use super::tools::{ToolError, ToolOutput};
-
-/// claude.ai drops tool results longer than this (mcp-requirements §6.1).
-pub const MAX_RESULT_CHARS: usize = 150_000;
+use super::tools::{MAX_RESULT_CHARS, ToolError, ToolOutput};
 
 /// A successful result: the same JSON as structured content and as text (MCP 2025-06-18
 /// "Structured Content" asks for both). With a `slot`, the JSON is left there for the endpoint

@@ -7,11 +7,10 @@ use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::SUPPORTED_VERSIONS;
+use super::{META_PROTOCOL_VERSION, SUPPORTED_VERSIONS};
 
 /// The first version whose requests carry `_meta` and need no handshake.
 const MODERN: &str = "2026-07-28";
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// Methods we serve. rmcp reads one of them with params it cannot parse as an unknown method
@@ -219,7 +218,7 @@ pub fn check_message(message: &Value, headers: &HeaderMap) -> Option<Rejection> 
         .get("mcp-protocol-version")
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let meta = message.pointer("/params/_meta");
-    let meta_version = meta.and_then(|m| m.get(META_VERSION));
+    let meta_version = meta.and_then(|m| m.get(META_PROTOCOL_VERSION));
     let method = message.get("method").and_then(Value::as_str);
 
     // MCP 2025-06-18 transports §Protocol Version Header: an invalid or unsupported version is
@@ -252,14 +251,14 @@ pub fn check_message(message: &Value, headers: &HeaderMap) -> Option<Rejection> 
         // itself is missing (2026-07-28 basic/index §Error Codes).
         let modern = custom.method == "server/discover" || header.is_some_and(|h| h >= MODERN);
         let meta_complete = meta.is_some_and(|m| {
-            m.get(META_VERSION).is_some_and(Value::is_string)
+            m.get(META_PROTOCOL_VERSION).is_some_and(Value::is_string)
                 && m.get(META_CAPABILITIES).is_some_and(Value::is_object)
         });
         let (status, message) = if modern && !meta_complete {
             (
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "Invalid params: {} needs params._meta with {META_VERSION} and {META_CAPABILITIES}.",
+                    "Invalid params: {} needs params._meta with {META_PROTOCOL_VERSION} and {META_CAPABILITIES}.",
                     custom.method
                 ),
             )

@@ -4,10 +4,11 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::scopes::{ScopeSet, negotiate};
-use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, pkce, redirect_uri};
+use super::scopes::negotiate;
+use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, pkce};
 use crate::audit::AuditEvent;
-use crate::domain::{AuthorizationCode, ClientId, GrantId, OAuthApp, User};
+use crate::domain::{AuthorizationCode, ClientId, GrantId, OAuthApp, ScopeSet, User};
+use crate::domain::{credentials, redirect_uri};
 
 /// The authorization request's parameters; unknown ones are ignored (RFC 6749 §3.1).
 #[derive(Debug, Default, Clone)]
@@ -76,6 +77,11 @@ pub enum AuthorizeFailure {
     },
     /// Report to the client at its validated redirect URI.
     Redirect(String),
+    /// Over a rate limit: an error page, and when to try again.
+    RateLimited {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
 }
 
 /// A client and redirect URI that passed validation; errors may now be redirected.
@@ -104,12 +110,32 @@ fn page(title: &'static str, message: impl Into<String>) -> AuthorizeFailure {
 }
 
 impl OAuthServer {
-    /// Finds the client and checks the redirect URI: exact match with a registered one, or a
-    /// loopback URI on any port (RFC 8252 §7.3). Omitted, it defaults to the only registered URI.
+    /// The authorization endpoint counts the caller's IP and the client it names.
+    fn check_authorize_limits(
+        &self,
+        params: &AuthorizeParams,
+        ip: &str,
+    ) -> Result<(), AuthorizeFailure> {
+        self.check_ip_limit("authorize", ip)
+            .and_then(|()| match params.client_id.as_deref() {
+                Some(id) => self.check_client_limit("authorize", id),
+                None => Ok(()),
+            })
+            .map_err(|err| AuthorizeFailure::RateLimited {
+                message: err.description,
+                retry_after_secs: err.retry_after,
+            })
+    }
+
+    /// Counts the request against the rate limits, finds the client and checks the redirect URI:
+    /// exact match with a registered one, or a loopback URI on any port (RFC 8252 §7.3).
+    /// Omitted, it defaults to the only registered URI.
     pub async fn trust_client(
         &self,
         params: &AuthorizeParams,
+        ip: &str,
     ) -> Result<TrustedClient, AuthorizeFailure> {
+        self.check_authorize_limits(params, ip)?;
         if let Some(name) = params
             .repeated
             .iter()

@@ -3,7 +3,8 @@
 
 use uuid::Uuid;
 
-use super::{OAuthError, OAuthResult, OAuthServer, credentials};
+use super::{OAuthError, OAuthResult, OAuthServer};
+use crate::domain::credentials;
 use crate::domain::{ClientId, ClientType, OAuthApp, TokenAuthMethod};
 
 /// What a request presented to identify its client.

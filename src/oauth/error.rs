@@ -119,6 +119,21 @@ impl fmt::Display for OAuthError {
     }
 }
 
+impl From<OAuthError> for crate::domain::DomainError {
+    fn from(err: OAuthError) -> Self {
+        match err.status {
+            429 => crate::domain::DomainError::RateLimited {
+                message: err.description,
+                retry_after_secs: err.retry_after.unwrap_or(60),
+            },
+            400 => crate::domain::DomainError::invalid(err.description),
+            401 => crate::domain::DomainError::Unauthenticated(err.description),
+            403 => crate::domain::DomainError::Forbidden(err.description),
+            _ => crate::domain::DomainError::Internal(err.description),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for OAuthError {
     fn from(err: crate::store::StoreError) -> Self {
         OAuthError::server_error(err)

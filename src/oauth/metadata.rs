@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::OAuthServer;
 use super::resource::MCP_PATH;
-use super::scopes::Scope;
+use crate::domain::Scope;
 
 impl OAuthServer {
     /// RFC 8414 §2. `registration_endpoint` appears only while registration is enabled, so

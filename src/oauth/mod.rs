@@ -1,16 +1,13 @@
 //! The OAuth2 authorization server, independent of HTTP: discovery metadata, client registration,
 //! authorization codes, tokens and revocation.
 
-pub mod apps;
 pub mod authorize;
 pub mod client_auth;
-pub mod credentials;
 pub mod error;
 pub mod jwt;
 pub mod keys;
 pub mod metadata;
 pub mod pkce;
-pub mod redirect_uri;
 pub mod registrar;
 pub mod resource;
 pub mod revoke;
@@ -22,10 +19,11 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::audit::Auditor;
-use crate::auth::revocation::RevocationList;
 use crate::clock::SharedClock;
 use crate::domain::GrantId;
+use crate::domain::oauth::{DCR_SETTING, dcr_enabled};
 use crate::ratelimit::RateLimiter;
+use crate::revocation::RevocationList;
 use crate::store::SharedStore;
 
 pub use error::{ErrorCode, OAuthError, OAuthResult};
@@ -44,9 +42,6 @@ pub struct OAuthPolicy {
     /// Requests per minute per client id, for each OAuth endpoint.
     pub rate_limit_per_client: u32,
 }
-
-/// The site setting that turns dynamic client registration on or off (on by default).
-pub const DCR_SETTING: &str = "oauth2_dynamic_client_registration_enabled";
 
 #[derive(Debug, Clone)]
 pub struct OAuthServer {
@@ -115,8 +110,12 @@ impl OAuthServer {
         &self.inner.policy
     }
 
+    // Every endpoint's rate limits are checked here and only here: each counts the caller's IP
+    // before it reads the request; authorization also counts the client it names, token and
+    // revocation the client that authenticated.
+
     /// Counts a request to `endpoint` against the per-IP limit.
-    pub fn check_ip_limit(&self, endpoint: &str, ip: &str) -> OAuthResult<()> {
+    fn check_ip_limit(&self, endpoint: &str, ip: &str) -> OAuthResult<()> {
         self.inner
             .ip_limiter
             .check(&format!("{endpoint}:{ip}"))
@@ -125,7 +124,7 @@ impl OAuthServer {
 
     /// Counts a request to `endpoint` against the per-client limit. Per-IP limits alone would
     /// either choke or not protect clients behind shared egress (mcp-requirements D7).
-    pub fn check_client_limit(&self, endpoint: &str, client: &str) -> OAuthResult<()> {
+    fn check_client_limit(&self, endpoint: &str, client: &str) -> OAuthResult<()> {
         self.inner
             .client_limiter
             .check(&format!("{endpoint}:{client}"))
@@ -133,12 +132,8 @@ impl OAuthServer {
     }
 
     pub async fn dynamic_registration_enabled(&self) -> OAuthResult<bool> {
-        Ok(self
-            .inner
-            .store
-            .get_site_config(DCR_SETTING)
-            .await?
-            .is_none_or(|v| v != "false"))
+        let stored = self.inner.store.get_site_config(DCR_SETTING).await?;
+        Ok(dcr_enabled(stored.as_deref()))
     }
 
     /// Records revoked grants locally so this instance denies their tokens at once.

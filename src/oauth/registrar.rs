@@ -4,11 +4,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::scopes::ScopeSet;
-use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, redirect_uri};
+use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer};
 use crate::audit::AuditEvent;
 use crate::domain::text::{StoredText, limits};
-use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, TokenAuthMethod};
+use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, ScopeSet, TokenAuthMethod};
+use crate::domain::{credentials, redirect_uri};
 use crate::secret::{self, Secret};
 
 /// At most this many redirect URIs per client.
@@ -86,64 +86,11 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
         })?,
     };
     let public = method.client_type() == ClientType::Public;
-    let redirect_uris = meta.redirect_uris.unwrap_or_default();
-    if redirect_uris.is_empty() {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidRedirectUri,
-            "redirect_uris must list at least one URI",
-        ));
-    }
-    if redirect_uris.len() > MAX_REDIRECT_URIS {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidRedirectUri,
-            format!("at most {MAX_REDIRECT_URIS} redirect_uris are allowed"),
-        ));
-    }
-    for uri in &redirect_uris {
-        redirect_uri::validate_for_registration(uri, public)
-            .map_err(|e| OAuthError::new(ErrorCode::InvalidRedirectUri, format!("{uri:?}: {e}")))?;
-    }
-    let grant_types = meta
-        .grant_types
-        .filter(|g| !g.is_empty())
-        .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
-    if let Some(bad) = grant_types
-        .iter()
-        .find(|g| *g != "authorization_code" && *g != "refresh_token")
-    {
-        return Err(bad_metadata(format!(
-            "grant type {bad:?} is not supported; use authorization_code and refresh_token"
-        )));
-    }
-    if !grant_types.iter().any(|g| g == "authorization_code") {
-        return Err(bad_metadata("grant_types must include authorization_code"));
-    }
-    let response_types = meta
-        .response_types
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| vec!["code".into()]);
-    if response_types.iter().any(|r| r != "code") {
-        return Err(bad_metadata("response_types may only contain code"));
-    }
+    let redirect_uris = redirect_uris(meta.redirect_uris.unwrap_or_default(), public)?;
+    let grant_types = grant_types(meta.grant_types)?;
+    let response_types = response_types(meta.response_types)?;
     // RFC 7591 §2: every text field is stored and shown on the consent page; each passes the
     // stored-text rule (no NUL or control characters, bounded length), as on every other door.
-    let text = |field: &str, value: &str, rule: StoredText| -> OAuthResult<()> {
-        rule.check(value)
-            .map_err(|problem| bad_metadata(format!("{field} {problem}")))
-    };
-    let web_uri = |field: &str, value: Option<String>| -> OAuthResult<String> {
-        let value = value.unwrap_or_default();
-        if value.is_empty() {
-            return Ok(value);
-        }
-        text(field, &value, limits::URI)?;
-        match url::Url::parse(&value) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(value),
-            _ => Err(bad_metadata(format!(
-                "{field} must be an absolute http or https URL"
-            ))),
-        }
-    };
     let client_uri = web_uri("client_uri", meta.client_uri)?;
     let logo_uri = web_uri("logo_uri", meta.logo_uri)?;
     let tos_uri = web_uri("tos_uri", meta.tos_uri)?;
@@ -152,15 +99,7 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
     text("software_id", &software_id, limits::LABEL)?;
     let software_version = meta.software_version.unwrap_or_default();
     text("software_version", &software_version, limits::LABEL)?;
-    let contacts = meta.contacts.unwrap_or_default();
-    for contact in &contacts {
-        text("contacts", contact, limits::LABEL)?;
-    }
-    if contacts.len() > MAX_CONTACTS || contacts.iter().any(|c| c.trim().is_empty()) {
-        return Err(bad_metadata(format!(
-            "contacts must be at most {MAX_CONTACTS} non-empty addresses"
-        )));
-    }
+    let contacts = contacts(meta.contacts.unwrap_or_default())?;
     // A long name is cut to 64 characters (see `client_name`); it must still be text.
     if let Some(name) = &meta.client_name {
         text("client_name", name, StoredText::line(usize::MAX))?;
@@ -184,6 +123,91 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
         software_id,
         software_version,
     })
+}
+
+/// At least one and at most `MAX_REDIRECT_URIS`, each one a client may register.
+fn redirect_uris(uris: Vec<String>, public: bool) -> OAuthResult<Vec<String>> {
+    if uris.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "redirect_uris must list at least one URI",
+        ));
+    }
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            format!("at most {MAX_REDIRECT_URIS} redirect_uris are allowed"),
+        ));
+    }
+    for uri in &uris {
+        redirect_uri::validate_for_registration(uri, public)
+            .map_err(|e| OAuthError::new(ErrorCode::InvalidRedirectUri, format!("{uri:?}: {e}")))?;
+    }
+    Ok(uris)
+}
+
+/// The grant types served, authorization_code among them; both when none are given.
+fn grant_types(given: Option<Vec<String>>) -> OAuthResult<Vec<String>> {
+    let grant_types = given
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    if let Some(bad) = grant_types
+        .iter()
+        .find(|g| *g != "authorization_code" && *g != "refresh_token")
+    {
+        return Err(bad_metadata(format!(
+            "grant type {bad:?} is not supported; use authorization_code and refresh_token"
+        )));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(bad_metadata("grant_types must include authorization_code"));
+    }
+    Ok(grant_types)
+}
+
+/// Only `code`, which is also the default.
+fn response_types(given: Option<Vec<String>>) -> OAuthResult<Vec<String>> {
+    let response_types = given
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| vec!["code".into()]);
+    if response_types.iter().any(|r| r != "code") {
+        return Err(bad_metadata("response_types may only contain code"));
+    }
+    Ok(response_types)
+}
+
+/// The stored-text rule for one metadata field.
+fn text(field: &str, value: &str, rule: StoredText) -> OAuthResult<()> {
+    rule.check(value)
+        .map_err(|problem| bad_metadata(format!("{field} {problem}")))
+}
+
+/// An optional absolute http(s) URL, as stored text.
+fn web_uri(field: &str, value: Option<String>) -> OAuthResult<String> {
+    let value = value.unwrap_or_default();
+    if value.is_empty() {
+        return Ok(value);
+    }
+    text(field, &value, limits::URI)?;
+    match url::Url::parse(&value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(value),
+        _ => Err(bad_metadata(format!(
+            "{field} must be an absolute http or https URL"
+        ))),
+    }
+}
+
+/// At most `MAX_CONTACTS` non-empty addresses, each stored text.
+fn contacts(contacts: Vec<String>) -> OAuthResult<Vec<String>> {
+    for contact in &contacts {
+        text("contacts", contact, limits::LABEL)?;
+    }
+    if contacts.len() > MAX_CONTACTS || contacts.iter().any(|c| c.trim().is_empty()) {
+        return Err(bad_metadata(format!(
+            "contacts must be at most {MAX_CONTACTS} non-empty addresses"
+        )));
+    }
+    Ok(contacts)
 }
 
 /// The name the consent page shows: the given one (cut to 64 characters), else the host of the
@@ -269,19 +293,10 @@ impl OAuthServer {
     }
 
     /// Creates a client secret; the full value is returned once and only its hash is kept.
-    pub(crate) async fn issue_secret(&self, app: ClientId) -> OAuthResult<(AppSecret, Secret)> {
-        let cred = credentials::generate();
-        let secret = AppSecret {
-            id: Uuid::new_v4(),
-            app_id: app,
-            secret_prefix: cred.prefix.clone(),
-            hashed_secret: cred.hashed_secret.clone(),
-            display_secret: credentials::display_tail(cred.full.expose()),
-            last_used_at: None,
-            created_at: self.inner.clock.now(),
-        };
+    async fn issue_secret(&self, app: ClientId) -> OAuthResult<(AppSecret, Secret)> {
+        let (secret, full) = AppSecret::generate(app, self.inner.clock.now());
         self.inner.store.insert_app_secret(secret.clone()).await?;
-        Ok((secret, cred.full))
+        Ok((secret, full))
     }
 
     /// RFC 7591 §3.2.1 client information, without secrets (RFC 7592 §3 never returns the

@@ -1,23 +1,31 @@
 //! Token revocation (RFC 7009): revoking either token of a grant revokes the whole grant.
 
 use super::client_auth::ClientCredentials;
-use super::{OAuthError, OAuthResult, OAuthServer, credentials, jwt};
+use super::{OAuthError, OAuthResult, OAuthServer, jwt};
 use crate::audit::AuditEvent;
+use crate::domain::credentials;
 use crate::domain::{ClientId, GrantId};
 
+/// An RFC 7009 revocation request: the token, and how the client authenticates.
+#[derive(Debug, Clone)]
+pub struct RevokeRequest {
+    pub token: Option<String>,
+    pub client: ClientCredentials,
+}
+
 impl OAuthServer {
-    /// Revokes the grant behind `token` if it belongs to the authenticated client. Unknown,
+    /// Revokes the grant behind the token if it belongs to the authenticated client. Unknown,
     /// malformed and foreign tokens are answered the same way (RFC 7009 §2.2), and revoke nothing.
-    pub async fn revoke(
-        &self,
-        token: Option<&str>,
-        creds: &ClientCredentials,
-        ip: &str,
-    ) -> OAuthResult<()> {
+    /// `read` is the request as the endpoint could read it: one that could not be read is refused
+    /// only after the per-IP limit counted it.
+    pub async fn revoke(&self, read: OAuthResult<RevokeRequest>, ip: &str) -> OAuthResult<()> {
+        self.check_ip_limit("revoke", ip)?;
+        let RevokeRequest { token, client } = read?;
         let token = token
+            .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("missing required parameter: token"))?;
-        let client = self.authenticate_client(creds).await?;
+        let client = self.authenticate_client(&client).await?;
         self.check_client_limit("revoke", &client.app.id.to_string())?;
         let Some(grant) = self.grant_behind(token).await? else {
             return Ok(());

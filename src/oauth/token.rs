@@ -1,16 +1,17 @@
 //! The token endpoint (RFC 6749 §4.1.3, §6; OAuth 2.1 §4.3.1): code exchange with PKCE, refresh
 //! with rotation and reuse detection, and minting access tokens.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::client_auth::{AuthenticatedClient, ClientCredentials};
 use super::jwt::{self, AccessTokenClaims};
-use super::scopes::ScopeSet;
-use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, credentials, pkce};
+use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, pkce};
 use crate::audit::AuditEvent;
-use crate::domain::{Grant, GrantId, RefreshToken, User, UserId};
+use crate::domain::credentials;
+use crate::domain::{AuthorizationCode, Grant, GrantId, RefreshToken, ScopeSet, User, UserId};
 
 /// A token request's form fields; unknown ones are ignored.
 #[derive(Debug, Default, Clone)]
@@ -72,7 +73,15 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> OAuthResult<&'a str> {
 }
 
 impl OAuthServer {
-    pub async fn token(&self, req: TokenRequest, ip: &str) -> OAuthResult<TokenResponse> {
+    /// `read` is the request as the endpoint could read it: one that could not be read is
+    /// refused only after the per-IP limit counted it.
+    pub async fn token(
+        &self,
+        read: OAuthResult<TokenRequest>,
+        ip: &str,
+    ) -> OAuthResult<TokenResponse> {
+        self.check_ip_limit("token", ip)?;
+        let req = read?;
         if req.repeated.iter().any(|n| n == "grant_type") {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -125,54 +134,8 @@ impl OAuthServer {
         req: &TokenRequest,
         client: &AuthenticatedClient,
     ) -> OAuthResult<TokenResponse> {
-        let raw = required(&req.code, "code")?;
-        let verifier = required(&req.code_verifier, "code_verifier")?;
-        if !pkce::is_valid_verifier(verifier) {
-            return Err(OAuthError::invalid_request(
-                "code_verifier must be 43-128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)",
-            ));
-        }
-        let invalid = || {
-            OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
-        };
-        let presented = credentials::parse(raw).ok_or_else(invalid)?;
-        let code = self
-            .inner
-            .store
-            .get_auth_code_by_prefix(presented.prefix)
-            .await?
-            .filter(|c| presented.matches(&c.hashed_secret))
-            .ok_or_else(invalid)?;
-        if code.app_id != client.app.id {
-            return Err(OAuthError::invalid_grant(
-                "the authorization code was issued to another client",
-            ));
-        }
         let now = self.inner.clock.now();
-        if code.used_at.is_some() {
-            return Err(self.code_replayed(code.grant_id).await);
-        }
-        if code.expires_at <= now {
-            return Err(invalid());
-        }
-        match req.redirect_uri.as_deref() {
-            Some(uri) if uri != code.redirect_uri => {
-                return Err(OAuthError::invalid_grant(
-                    "redirect_uri differs from the one in the authorization request",
-                ));
-            }
-            None if code.redirect_uri_sent => {
-                return Err(OAuthError::invalid_grant(
-                    "redirect_uri is required because the authorization request included it (RFC 6749 §4.1.3)",
-                ));
-            }
-            _ => {}
-        }
-        if !pkce::verify_s256(verifier, &code.code_challenge) {
-            return Err(OAuthError::invalid_grant(
-                "code_verifier does not match the code_challenge",
-            ));
-        }
+        let code = self.redeemable_code(req, client, now).await?;
         self.check_resource(req.resource.as_deref(), &code.audience)?;
         let user = self.grant_user(code.user_id).await?;
         let scopes = cap_to_role(&ScopeSet::parse_known(&code.scope), &user)?;
@@ -206,6 +169,65 @@ impl OAuthServer {
             &scopes,
             refresh_token,
         ))
+    }
+
+    /// The authorization code the request presents, if `client` may redeem it `now`: issued to
+    /// it, unused (a replay revokes the grant), unexpired, asked for with the same redirect URI,
+    /// and proven by the PKCE verifier.
+    async fn redeemable_code(
+        &self,
+        req: &TokenRequest,
+        client: &AuthenticatedClient,
+        now: DateTime<Utc>,
+    ) -> OAuthResult<AuthorizationCode> {
+        let raw = required(&req.code, "code")?;
+        let verifier = required(&req.code_verifier, "code_verifier")?;
+        if !pkce::is_valid_verifier(verifier) {
+            return Err(OAuthError::invalid_request(
+                "code_verifier must be 43-128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)",
+            ));
+        }
+        let invalid = || {
+            OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
+        };
+        let presented = credentials::parse(raw).ok_or_else(invalid)?;
+        let code = self
+            .inner
+            .store
+            .get_auth_code_by_prefix(presented.prefix)
+            .await?
+            .filter(|c| presented.matches(&c.hashed_secret))
+            .ok_or_else(invalid)?;
+        if code.app_id != client.app.id {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was issued to another client",
+            ));
+        }
+        if code.used_at.is_some() {
+            return Err(self.code_replayed(code.grant_id).await);
+        }
+        if code.expires_at <= now {
+            return Err(invalid());
+        }
+        match req.redirect_uri.as_deref() {
+            Some(uri) if uri != code.redirect_uri => {
+                return Err(OAuthError::invalid_grant(
+                    "redirect_uri differs from the one in the authorization request",
+                ));
+            }
+            None if code.redirect_uri_sent => {
+                return Err(OAuthError::invalid_grant(
+                    "redirect_uri is required because the authorization request included it (RFC 6749 §4.1.3)",
+                ));
+            }
+            _ => {}
+        }
+        if !pkce::verify_s256(verifier, &code.code_challenge) {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier does not match the code_challenge",
+            ));
+        }
+        Ok(code)
     }
 
     async fn refresh(

@@ -15,9 +15,6 @@ pub struct HostProvisioner {
     pub docker: DockerProvisioner,
 }
 
-/// Where the Docker engine is when neither a flag nor `DOCKER_HOST` says.
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
-
 impl HostProvisioner {
     /// Both of the host's provisioners, sharing the agent binary, socket and URL; `docker_host`
     /// is the engine's address, and `provisioner_id` labels what the Docker one makes.

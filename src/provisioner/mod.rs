@@ -27,7 +27,7 @@ use crate::domain::{JobId, WorkspaceId};
 pub use crate::domain::provisioner::WorkspaceLimits;
 pub use archive::{ArchiveError, TemplateSource, read_template_source, validate_archive};
 pub use docker::{DockerOptions, DockerProvisioner};
-pub use host::{DEFAULT_DOCKER_HOST, HostProvisioner};
+pub use host::HostProvisioner;
 pub use local::{LocalProvisioner, LocalProvisionerOptions};
 
 /// What `start` needs to know about the workspace it starts.

@@ -10,15 +10,14 @@ use super::agent_links::LinkError;
 use super::templates::{LOG_PAGE, require_scope};
 use super::views::{ExecResultView, WorkspaceAgentLogView, WorkspaceAgentView, WorkspaceAppView};
 use super::workspaces::{can_access, workspace_not_found};
-use crate::auth::Principal;
 use crate::domain::agent::{
     AgentOpError, AgentOutcome, AgentRequest, DirListing, EditResult, ExecOutput, ExecRequest,
     FileContent, FileEdits, ProcessInfo, ProcessOutput,
 };
 use crate::domain::{
-    AgentId, DomainError, JobStatus, Transition, Workspace, WorkspaceAgent, WorkspaceStatus,
+    AgentId, DomainError, JobStatus, Principal, Scope, Transition, Workspace, WorkspaceAgent,
+    WorkspaceStatus,
 };
-use crate::oauth::scopes::Scope;
 
 /// The longest command line a shell can be given: the kernel refuses a single argument of
 /// `MAX_ARG_STRLEN` (32 pages, 131072 bytes, with its NUL) or more with E2BIG.

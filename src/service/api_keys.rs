@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::users::require_owner;
+use super::require_owner;
 use super::{Services, UserSelector, conflict_field, validate};
-use crate::auth::{Credential, Principal};
 use crate::domain::{
-    ApiKey, ApiKeyId, DomainError, FieldError, LoginType, User, UserId, UserStatus,
+    ApiKey, ApiKeyId, Credential, DomainError, FieldError, LoginType, Principal, User, UserId,
+    UserStatus,
 };
 use crate::secret::{self, Secret};
 

@@ -5,14 +5,12 @@ use super::Services;
 use super::templates::{LOG_PAGE, require_scope};
 use super::views::{ProvisionerJobLogView, WorkspaceBuildView};
 use super::workspaces::can_access;
-use crate::auth::Principal;
 use crate::domain::manifest::resolve_parameters;
 use crate::domain::{
-    BuildId, DomainError, JobStatus, JobType, ParameterValue, ProvisionerJob, TemplateVersionId,
-    Transition, Workspace, WorkspaceBuild,
+    BuildId, DomainError, JobStatus, JobType, Page, ParameterValue, Principal, ProvisionerJob,
+    Scope, TemplateVersionId, Transition, Workspace, WorkspaceBuild,
 };
-use crate::oauth::scopes::Scope;
-use crate::store::{InsertBuildOutcome, Page, StoreError};
+use crate::store::{InsertBuildOutcome, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct CreateBuildRequest {

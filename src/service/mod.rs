@@ -6,6 +6,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod builds;
 pub mod daemons;
+pub mod oauth_apps;
 pub mod password;
 pub mod provisioner_keys;
 pub mod reconcile;
@@ -20,15 +21,18 @@ pub mod workspaces;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::Auditor;
 use crate::clock::SharedClock;
-use crate::domain::DomainError;
+use crate::domain::{DomainError, Principal};
 use crate::provisioner::Provisioning;
 use crate::ratelimit::RateLimiter;
+use crate::revocation::RevocationList;
 use crate::store::{Constraint, SharedStore, StoreError};
 
 pub use agents::{AgentTarget, ExecuteRequest};
 pub use api_keys::{CreateTokenRequest, IssuedKey};
 pub use builds::CreateBuildRequest;
+pub use oauth_apps::{AppInput, AuthorizedApp};
 pub use templates::{CreateTemplateRequest, CreateTemplateVersionRequest};
 pub use users::{CreateUserRequest, UserSelector};
 pub use workspaces::{CreateWorkspaceRequest, WorkspaceRef};
@@ -54,6 +58,8 @@ pub struct Services {
     agent_links: Option<Arc<agent_links::AgentLinks>>,
     /// The provisioner daemons connected to this replica.
     daemon_links: Option<Arc<daemons::DaemonLinks>>,
+    /// OAuth application management; absent in commands that never touch it.
+    oauth_apps: Option<oauth_apps::OAuthAppsDeps>,
 }
 
 impl Services {
@@ -71,12 +77,20 @@ impl Services {
             provisioning: None,
             agent_links: None,
             daemon_links: None,
+            oauth_apps: None,
         }
     }
 
     /// Lets provisioner daemons connect to this replica through `links`.
     pub fn with_daemon_links(mut self, links: Arc<daemons::DaemonLinks>) -> Self {
         self.daemon_links = Some(links);
+        self
+    }
+
+    /// Enables OAuth application management, audited to `audit`; revocations it makes are
+    /// denied at once through `revocations`.
+    pub fn with_oauth_apps(mut self, audit: Auditor, revocations: Arc<RevocationList>) -> Self {
+        self.oauth_apps = Some(oauth_apps::OAuthAppsDeps { audit, revocations });
         self
     }
 
@@ -109,6 +123,20 @@ impl Services {
 
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+}
+
+/// Owners only, for any use case: 403 for everyone else.
+fn require_owner(actor: &Principal) -> Result<(), DomainError> {
+    require_owner_to(actor, "Only an owner of this deployment can do this.")
+}
+
+/// The one owner check; `refusal` says what only an owner may do.
+fn require_owner_to(actor: &Principal, refusal: &str) -> Result<(), DomainError> {
+    if actor.is_owner() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(refusal.to_owned()))
     }
 }
 

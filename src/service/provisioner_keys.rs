@@ -7,12 +7,9 @@ use super::Services;
 use super::daemons::{ConnectedDaemon, DaemonLinks};
 use super::rpc_link::LinkSession;
 use super::templates::require_scope;
-use super::users::require_owner;
-use super::validate;
-use crate::auth::Principal;
+use super::{require_owner, validate};
 use crate::domain::provisioner::{ProvisionerKey, ProvisionerKeyId, ProvisionerTags};
-use crate::domain::{DomainError, FieldError};
-use crate::oauth::scopes::Scope;
+use crate::domain::{DomainError, FieldError, Principal, Scope};
 use crate::secret;
 use crate::store::{Constraint, StoreError};
 
@@ -64,7 +61,7 @@ impl Services {
         require_owner(actor)?;
         require_scope(actor, Scope::TemplatesWrite)?;
         let org = self.get_organization(actor, org).await?;
-        validate::username("name", name)
+        validate::name("name", name)
             .map_err(|e| DomainError::invalid_fields("Invalid provisioner key.", vec![e]))?;
         let tags = ProvisionerTags::from_user(tags, "tags")?;
         let key = format!("coder-pk-{}", secret::random_alphanumeric(40));

@@ -19,7 +19,8 @@ use crate::clock::SharedClock;
 use crate::domain::manifest::{MANIFEST_FILE, Manifest};
 use crate::domain::{
     AGENT_NAME, AgentId, AgentLifecycle, AppId, JobStatus, JobType, LogLevel, NewJobLog,
-    ProvisionerJob, Transition, Workspace, WorkspaceAgent, WorkspaceApp,
+    ProvisionerJob, TemplateVersion, Transition, Workspace, WorkspaceAgent, WorkspaceApp,
+    WorkspaceBuild,
 };
 use crate::provisioner::{Provisioning, StartSpec, read_template_source};
 use crate::store::{OrphanScope, SharedStore};
@@ -53,6 +54,16 @@ fn stale_before(now: DateTime<Utc>) -> OrphanScope {
 
 /// Why a job failed, in words for its log and its `error` field.
 struct JobFailure(String);
+
+/// What a workspace build job builds.
+struct BuildTarget {
+    build: WorkspaceBuild,
+    workspace: Workspace,
+    version: TemplateVersion,
+    manifest: Manifest,
+    /// The owner's username, for logs and the workspace's environment.
+    owner: String,
+}
 
 impl<E: std::fmt::Display> From<E> for JobFailure {
     fn from(e: E) -> Self {
@@ -356,7 +367,33 @@ impl JobRunner {
         Ok(())
     }
 
+    /// A workspace build on `slot`'s provisioner: one function per transition.
     async fn build(&self, job: &ProvisionerJob, slot: &ProvisionerSlot) -> Result<(), JobFailure> {
+        let target = self.build_target(job).await?;
+        self.log(
+            job,
+            LogLevel::Info,
+            "Setting up",
+            &format!(
+                "Build #{} of {}/{}: {} with template version {} on the {} provisioner.",
+                target.build.build_number,
+                target.owner,
+                target.workspace.name,
+                target.build.transition.as_str(),
+                target.version.name,
+                slot.provisioner.name()
+            ),
+        )
+        .await;
+        match target.build.transition {
+            Transition::Stop => self.stop(job, slot, &target.workspace).await,
+            Transition::Delete => self.delete(job, slot, &target.workspace).await,
+            Transition::Start => self.start(job, slot, &target).await,
+        }
+    }
+
+    /// What a build job builds: the build, its workspace and owner, and the imported version.
+    async fn build_target(&self, job: &ProvisionerJob) -> Result<BuildTarget, JobFailure> {
         let build = self
             .store
             .get_workspace_build_by_job(job.id)
@@ -386,79 +423,74 @@ impl JobRunner {
             .await?
             .map(|u| u.username)
             .unwrap_or_else(|| "unknown".into());
-        let provisioner = &slot.provisioner;
-        self.log(
-            job,
-            LogLevel::Info,
-            "Setting up",
-            &format!(
-                "Build #{} of {owner}/{}: {} with template version {} on the {} provisioner.",
-                build.build_number,
-                workspace.name,
-                build.transition.as_str(),
-                version.name,
-                provisioner.name()
-            ),
-        )
-        .await;
-        match build.transition {
-            Transition::Stop => {
-                // The token goes first: an agent that outlives the stop can no longer act.
-                self.store
-                    .delete_workspace_agent_tokens(workspace.id)
-                    .await?;
-                provisioner.stop(workspace.id).await?;
-                self.store
-                    .stop_workspace_agents(workspace.id, self.clock.now())
-                    .await?;
-                self.log(
-                    job,
-                    LogLevel::Info,
-                    "Stopping workspace",
-                    "Every process of the workspace was stopped; its files are kept.",
-                )
-                .await;
-                Ok(())
-            }
-            Transition::Delete => {
-                self.store
-                    .delete_workspace_agent_tokens(workspace.id)
-                    .await?;
-                provisioner.delete(workspace.id).await?;
-                self.store
-                    .stop_workspace_agents(workspace.id, self.clock.now())
-                    .await?;
-                self.store
-                    .mark_workspace_deleted(workspace.id, self.clock.now())
-                    .await?;
-                self.log(
-                    job,
-                    LogLevel::Info,
-                    "Deleting workspace",
-                    "The workspace's processes were stopped and its files removed.",
-                )
-                .await;
-                Ok(())
-            }
-            Transition::Start => {
-                self.start(job, slot, &workspace, &owner, &build, &version, &manifest)
-                    .await
-            }
-        }
+        Ok(BuildTarget {
+            build,
+            workspace,
+            version,
+            manifest,
+            owner,
+        })
     }
 
-    /// A start build: a new agent with a new token, the provisioner starts it, and the build
-    /// ends once the agent has connected and run its startup script.
-    #[allow(clippy::too_many_arguments)]
-    async fn start(
+    /// A stop build: every process ends, the files stay.
+    async fn stop(
         &self,
         job: &ProvisionerJob,
         slot: &ProvisionerSlot,
         workspace: &Workspace,
-        owner: &str,
-        build: &crate::domain::WorkspaceBuild,
-        version: &crate::domain::TemplateVersion,
-        manifest: &Manifest,
+    ) -> Result<(), JobFailure> {
+        // The token goes first: an agent that outlives the stop can no longer act.
+        self.store
+            .delete_workspace_agent_tokens(workspace.id)
+            .await?;
+        slot.provisioner.stop(workspace.id).await?;
+        self.store
+            .stop_workspace_agents(workspace.id, self.clock.now())
+            .await?;
+        self.log(
+            job,
+            LogLevel::Info,
+            "Stopping workspace",
+            "Every process of the workspace was stopped; its files are kept.",
+        )
+        .await;
+        Ok(())
+    }
+
+    /// A delete build: the processes stop, the files go, the workspace is marked deleted.
+    async fn delete(
+        &self,
+        job: &ProvisionerJob,
+        slot: &ProvisionerSlot,
+        workspace: &Workspace,
+    ) -> Result<(), JobFailure> {
+        self.store
+            .delete_workspace_agent_tokens(workspace.id)
+            .await?;
+        slot.provisioner.delete(workspace.id).await?;
+        self.store
+            .stop_workspace_agents(workspace.id, self.clock.now())
+            .await?;
+        self.store
+            .mark_workspace_deleted(workspace.id, self.clock.now())
+            .await?;
+        self.log(
+            job,
+            LogLevel::Info,
+            "Deleting workspace",
+            "The workspace's processes were stopped and its files removed.",
+        )
+        .await;
+        Ok(())
+    }
+
+    /// A start build: a new agent with a new token, the provisioner starts it, and the build
+    /// ends once the agent has connected and run its startup script.
+    async fn start(
+        &self,
+        job: &ProvisionerJob,
+        slot: &ProvisionerSlot,
+        target: &BuildTarget,
     ) -> Result<(), JobFailure> {
         let provisioner = &slot.provisioner;
         if let Some(why) = provisioner.unavailable() {
@@ -466,14 +498,58 @@ impl JobRunner {
         }
         let file = self
             .store
-            .get_file(version.file_id)
+            .get_file(target.version.file_id)
             .await?
             .ok_or_else(|| JobFailure("The template's files no longer exist.".into()))?;
+        let (agent_id, token) = self.replace_agent(target).await?;
+        self.log(
+            job,
+            LogLevel::Info,
+            "Starting workspace",
+            "Preparing the home and starting the agent.",
+        )
+        .await;
+        let started = provisioner
+            .start(StartSpec {
+                workspace_id: target.workspace.id,
+                workspace_name: target.workspace.name.clone(),
+                owner_name: target.owner.clone(),
+                archive: Arc::new(file.data),
+                agent_token: token,
+                limits: self.provisioning.workspace_limits.clone(),
+                kind: target.manifest.provisioner,
+                docker: target.manifest.docker.clone(),
+            })
+            .await;
+        let notes = match started {
+            Ok(notes) => notes,
+            Err(err) => {
+                self.store
+                    .update_agent_lifecycle(agent_id, AgentLifecycle::StartError, self.clock.now())
+                    .await?;
+                return Err(err.into());
+            }
+        };
+        for note in notes {
+            self.log(job, LogLevel::Info, "Starting workspace", &note)
+                .await;
+        }
+        // Its files now live on this provisioner's host: its next builds go there.
+        self.store
+            .set_workspace_provisioner(target.workspace.id, &slot.id, self.clock.now())
+            .await?;
+        self.await_agent(job, slot, target, agent_id).await
+    }
+
+    /// Stores the build's agent and its apps in place of the previous agent, whose token dies
+    /// with it; returns the new agent and its own token.
+    async fn replace_agent(&self, target: &BuildTarget) -> Result<(AgentId, String), JobFailure> {
+        let (workspace, manifest) = (&target.workspace, &target.manifest);
         let now = self.clock.now();
         let agent = WorkspaceAgent {
             id: AgentId::new(),
             workspace_id: workspace.id,
-            build_id: build.id,
+            build_id: target.build.id,
             name: AGENT_NAME.to_owned(),
             lifecycle: AgentLifecycle::Created,
             directory: manifest.agent.dir.clone(),
@@ -506,44 +582,19 @@ impl JobRunner {
         self.store.insert_agent(agent, apps).await?;
         let (token, hash) = new_agent_token();
         self.store.insert_agent_token(agent_id, &hash, now).await?;
-        self.log(
-            job,
-            LogLevel::Info,
-            "Starting workspace",
-            "Preparing the home and starting the agent.",
-        )
-        .await;
-        let started = provisioner
-            .start(StartSpec {
-                workspace_id: workspace.id,
-                workspace_name: workspace.name.clone(),
-                owner_name: owner.to_owned(),
-                archive: Arc::new(file.data),
-                agent_token: token,
-                limits: self.provisioning.workspace_limits.clone(),
-                kind: manifest.provisioner,
-                docker: manifest.docker.clone(),
-            })
-            .await;
-        let notes = match started {
-            Ok(notes) => notes,
-            Err(err) => {
-                self.store
-                    .update_agent_lifecycle(agent_id, AgentLifecycle::StartError, self.clock.now())
-                    .await?;
-                return Err(err.into());
-            }
-        };
-        for note in notes {
-            self.log(job, LogLevel::Info, "Starting workspace", &note)
-                .await;
-        }
-        // Its files now live on this provisioner's host: its next builds go there.
-        self.store
-            .set_workspace_provisioner(workspace.id, &slot.id, self.clock.now())
-            .await?;
+        Ok((agent_id, token))
+    }
+
+    /// Waits for the started agent to dial in, then for its startup script.
+    async fn await_agent(
+        &self,
+        job: &ProvisionerJob,
+        slot: &ProvisionerSlot,
+        target: &BuildTarget,
+        agent_id: AgentId,
+    ) -> Result<(), JobFailure> {
         if !self.wait_for_connection(agent_id).await? {
-            let _ = provisioner.stop(workspace.id).await;
+            let _ = slot.provisioner.stop(target.workspace.id).await;
             self.store
                 .update_agent_lifecycle(agent_id, AgentLifecycle::StartError, self.clock.now())
                 .await?;
@@ -560,7 +611,7 @@ impl JobRunner {
             "The agent connected. Waiting for the startup script (its output is in the agent logs).",
         )
         .await;
-        let timeout = manifest.agent.startup_timeout_secs;
+        let timeout = target.manifest.agent.startup_timeout_secs;
         let (level, message) = match self
             .wait_for_startup(agent_id, Duration::from_secs(timeout) + Duration::from_secs(10))
             .await?

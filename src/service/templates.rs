@@ -4,22 +4,20 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::users::require_owner;
+use super::require_owner;
 use super::views::{
     OrganizationView, ProvisionerJobLogView, TemplateVersionParameterView, TemplateVersionView,
     TemplateView,
 };
 use super::{Services, validate};
-use crate::auth::Principal;
 use crate::domain::manifest::Manifest;
 use crate::domain::provisioner::ProvisionerTags;
 use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{
     DEFAULT_ORGANIZATION_NAME, DomainError, FieldError, FileId, JobStatus, JobType, Organization,
-    OrganizationId, ProvisionerJob, StoredFile, Template, TemplateId, TemplateVersion,
-    TemplateVersionId,
+    OrganizationId, Principal, ProvisionerJob, Scope, StoredFile, Template, TemplateId,
+    TemplateVersion, TemplateVersionId,
 };
-use crate::oauth::scopes::Scope;
 use crate::provisioner::validate_archive;
 use crate::store::{Constraint, DeleteTemplateOutcome, StoreError};
 
@@ -210,49 +208,7 @@ impl Services {
         require_owner(actor)?;
         require_scope(actor, Scope::TemplatesWrite)?;
         let org = self.get_organization(actor, org).await?;
-        let mut problems = Vec::new();
-        let file = match req.file_id {
-            None => {
-                problems.push(FieldError::new(
-                    "file_id",
-                    "Required: upload a tar archive to POST /api/v2/files first.",
-                ));
-                None
-            }
-            Some(id) => match self.store.get_file(id).await? {
-                Some(f) => Some(f),
-                None => {
-                    problems.push(FieldError::new("file_id", "No uploaded file has this id."));
-                    None
-                }
-            },
-        };
-        let template = match req.template_id {
-            None => None,
-            Some(id) => match self.store.get_template(id).await? {
-                Some(t) if t.organization_id == org.id => Some(t),
-                _ => {
-                    problems.push(FieldError::new("template_id", "No template has this id."));
-                    None
-                }
-            },
-        };
-        let name = match version_name(req.name.as_deref()) {
-            Ok(n) => n,
-            Err(problem) => {
-                problems.push(problem);
-                String::new()
-            }
-        };
-        if let Err(problem) = validate::display_name("message", &req.message) {
-            problems.push(problem);
-        }
-        let (Some(file), true) = (file, problems.is_empty()) else {
-            return Err(DomainError::invalid_fields(
-                "Invalid template version.",
-                problems,
-            ));
-        };
+        let (file, template, name) = self.check_version_request(&org, &req).await?;
         if let Some(t) = &template
             && self
                 .store
@@ -308,6 +264,59 @@ impl Services {
             template.as_ref(),
             Some(&actor.user),
         ))
+    }
+
+    /// The archive, template and name a new version request names, each problem named by its
+    /// field.
+    async fn check_version_request(
+        &self,
+        org: &Organization,
+        req: &CreateTemplateVersionRequest,
+    ) -> Result<(StoredFile, Option<Template>, String), DomainError> {
+        let mut problems = Vec::new();
+        let file = match req.file_id {
+            None => {
+                problems.push(FieldError::new(
+                    "file_id",
+                    "Required: upload a tar archive to POST /api/v2/files first.",
+                ));
+                None
+            }
+            Some(id) => match self.store.get_file(id).await? {
+                Some(f) => Some(f),
+                None => {
+                    problems.push(FieldError::new("file_id", "No uploaded file has this id."));
+                    None
+                }
+            },
+        };
+        let template = match req.template_id {
+            None => None,
+            Some(id) => match self.store.get_template(id).await? {
+                Some(t) if t.organization_id == org.id => Some(t),
+                _ => {
+                    problems.push(FieldError::new("template_id", "No template has this id."));
+                    None
+                }
+            },
+        };
+        let name = match version_name(req.name.as_deref()) {
+            Ok(n) => n,
+            Err(problem) => {
+                problems.push(problem);
+                String::new()
+            }
+        };
+        if let Err(problem) = validate::display_name("message", &req.message) {
+            problems.push(problem);
+        }
+        let (Some(file), true) = (file, problems.is_empty()) else {
+            return Err(DomainError::invalid_fields(
+                "Invalid template version.",
+                problems,
+            ));
+        };
+        Ok((file, template, name))
     }
 
     pub(super) async fn load_version(
@@ -458,7 +467,7 @@ impl Services {
         let org = self.get_organization(actor, org).await?;
         let name = req.name.trim().to_owned();
         let mut problems: Vec<FieldError> = [
-            validate::username("name", &name),
+            validate::name("name", &name),
             validate::display_name("display_name", &req.display_name),
             validate::text("description", &req.description, limits::DESCRIPTION),
             validate::text("icon", &req.icon, limits::ICON),
@@ -475,6 +484,46 @@ impl Services {
         let (Some(version_id), true) = (req.template_version_id, problems.is_empty()) else {
             return Err(DomainError::invalid_fields("Invalid template.", problems));
         };
+        let version = self.version_for_new_template(&org, version_id).await?;
+        if self
+            .store
+            .get_template_by_name(org.id, &name)
+            .await?
+            .is_some()
+        {
+            return Err(DomainError::conflict(
+                format!("A template named {name:?} already exists."),
+                Some("name"),
+            ));
+        }
+        let now = self.clock.now();
+        let template = Template {
+            id: TemplateId::new(),
+            organization_id: org.id,
+            name,
+            display_name: req.display_name.trim().to_owned(),
+            description: req.description,
+            icon: req.icon,
+            active_version_id: version.id,
+            created_by: actor.user.id,
+            created_at: now,
+            updated_at: now,
+        };
+        self.insert_template(template.clone()).await?;
+        Ok(TemplateView::new(
+            &template,
+            Some(&org),
+            Some(&actor.user),
+            self.provisioner_name(),
+        ))
+    }
+
+    /// The imported version a new template starts from: in `org`, and in no template yet.
+    async fn version_for_new_template(
+        &self,
+        org: &Organization,
+        version_id: TemplateVersionId,
+    ) -> Result<TemplateVersion, DomainError> {
         let version = self
             .store
             .get_template_version(version_id)
@@ -500,33 +549,14 @@ impl Services {
             ));
         }
         self.imported_manifest(&version).await?;
-        if self
-            .store
-            .get_template_by_name(org.id, &name)
-            .await?
-            .is_some()
-        {
-            return Err(DomainError::conflict(
-                format!("A template named {name:?} already exists."),
-                Some("name"),
-            ));
-        }
-        let now = self.clock.now();
-        let template = Template {
-            id: TemplateId::new(),
-            organization_id: org.id,
-            name,
-            display_name: req.display_name.trim().to_owned(),
-            description: req.description,
-            icon: req.icon,
-            active_version_id: version.id,
-            created_by: actor.user.id,
-            created_at: now,
-            updated_at: now,
-        };
+        Ok(version)
+    }
+
+    /// Stores a new template, attaching its first version unless another template took it.
+    async fn insert_template(&self, template: Template) -> Result<(), DomainError> {
         let attached = self
             .store
-            .insert_template(template.clone())
+            .insert_template(template)
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(Constraint::TemplateName) => {
@@ -540,12 +570,7 @@ impl Services {
                 Some("template_version_id"),
             ));
         }
-        Ok(TemplateView::new(
-            &template,
-            Some(&org),
-            Some(&actor.user),
-            self.provisioner_name(),
-        ))
+        Ok(())
     }
 
     fn provisioner_name(&self) -> &'static str {

@@ -2,12 +2,13 @@
 
 use uuid::Uuid;
 
-use super::{Services, conflict_field, password, validate};
-use crate::auth::Principal;
+use super::{Services, conflict_field, password, require_owner, validate};
 use crate::domain::text::{is_lookup_key, limits};
-use crate::domain::{DomainError, FieldError, NewUser, Role, User, UserId, UserStatus};
+use crate::domain::{
+    DomainError, FieldError, NewUser, Page, Principal, Role, User, UserId, UserStatus,
+};
 use crate::secret::Secret;
-use crate::store::{Page, StoreError};
+use crate::store::StoreError;
 
 /// Input for the first user and for owner-created users.
 #[derive(Clone, Default)]
@@ -99,7 +100,7 @@ impl Services {
         let name = req.name.trim().to_owned();
         let mut problems: Vec<FieldError> = [
             validate::email("email", &email),
-            validate::username("username", &username),
+            validate::name("username", &username),
             validate::display_name("name", &name),
         ]
         .into_iter()
@@ -192,6 +193,12 @@ impl Services {
         }
     }
 
+    /// The user a verified access token was issued to, if they still exist. No access check:
+    /// the token already proved the caller is this user.
+    pub async fn get_token_subject(&self, id: UserId) -> Result<Option<User>, DomainError> {
+        Ok(self.store.get_user_by_id(id).await?)
+    }
+
     pub async fn list_users(
         &self,
         actor: &Principal,
@@ -216,16 +223,6 @@ impl Services {
             return Err(DomainError::NotFound("User not found.".into()));
         }
         Ok(user.id)
-    }
-}
-
-pub(super) fn require_owner(actor: &Principal) -> Result<(), DomainError> {
-    if actor.is_owner() {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden(
-            "Only an owner of this deployment can do this.".into(),
-        ))
     }
 }
 

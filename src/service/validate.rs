@@ -4,7 +4,8 @@
 use crate::domain::FieldError;
 use crate::domain::text::{StoredText, limits};
 
-pub const MAX_USERNAME_LEN: usize = 32;
+/// The longest name (Coder's `NameValid`).
+pub const MAX_NAME_LEN: usize = 32;
 /// RFC 5321 §4.5.3.1.1.
 const MAX_EMAIL_LOCAL_LEN: usize = 64;
 /// RFC 1035 §2.3.4.
@@ -15,20 +16,22 @@ pub fn text(field: &str, value: &str, rule: StoredText) -> Result<(), FieldError
     rule.check_field(field, value)
 }
 
-/// Coder's username rule: 1-32 ASCII letters and digits in groups joined by single hyphens.
-pub fn username(field: &str, value: &str) -> Result<(), FieldError> {
+/// Coder's name rule, one for usernames, workspace names and template names: 1-32 ASCII letters
+/// and digits in groups joined by single hyphens, and never "me".
+pub fn name(field: &str, value: &str) -> Result<(), FieldError> {
     if value.is_empty() {
         return Err(FieldError::new(field, "Required."));
     }
-    let valid = value.len() <= MAX_USERNAME_LEN
+    let valid = value.len() <= MAX_NAME_LEN
         && value
             .split('-')
             .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
     if value.eq_ignore_ascii_case("me") {
-        // `/users/me` always means the caller, so a user named "me" could never be addressed.
+        // `/users/me` always means the caller, so a user named "me" could never be addressed;
+        // names share one rule, so no workspace or template takes it either.
         return Err(FieldError::new(
             field,
-            "\"me\" is reserved; choose another username.",
+            format!("\"me\" is reserved; choose another {field}."),
         ));
     }
     if valid {
@@ -37,7 +40,7 @@ pub fn username(field: &str, value: &str) -> Result<(), FieldError> {
         Err(FieldError::new(
             field,
             format!(
-                "Must be 1-{MAX_USERNAME_LEN} letters or digits, optionally joined by single hyphens (e.g. \"jane-doe\")."
+                "Must be 1-{MAX_NAME_LEN} letters or digits, optionally joined by single hyphens (e.g. \"jane-doe\")."
             ),
         ))
     }
@@ -130,9 +133,9 @@ mod tests {
     }
 
     #[test]
-    fn usernames_follow_coder_rules() {
+    fn names_follow_coder_rules() {
         for ok in ["a", "jane-doe", "A1-b2-c3"] {
-            assert!(username("username", ok).is_ok(), "{ok}");
+            assert!(name("username", ok).is_ok(), "{ok}");
         }
         for bad in [
             "",
@@ -145,7 +148,7 @@ mod tests {
             "jané",
             &"a".repeat(33),
         ] {
-            assert!(username("username", bad).is_err(), "{bad}");
+            assert!(name("username", bad).is_err(), "{bad}");
         }
     }
 

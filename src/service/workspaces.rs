@@ -9,16 +9,14 @@ use uuid::Uuid;
 use super::templates::require_scope;
 use super::views::{BuildParts, WorkspaceBuildView, WorkspaceView, WorkspacesView};
 use super::{Services, UserSelector, validate};
-use crate::auth::Principal;
 use crate::domain::manifest::resolve_parameters;
 use crate::domain::text::{StoredText, is_lookup_key};
 use crate::domain::{
-    BuildId, DomainError, FieldError, JobType, ParameterValue, ProvisionerJob, TemplateId,
-    TemplateVersionId, Transition, User, UserId, Workspace, WorkspaceBuild, WorkspaceId,
-    WorkspaceStatus, WorkspaceSummary,
+    BuildId, DomainError, FieldError, JobType, Page, ParameterValue, Principal, ProvisionerJob,
+    Scope, Template, TemplateId, TemplateVersion, TemplateVersionId, Transition, User, UserId,
+    Workspace, WorkspaceBuild, WorkspaceId, WorkspaceStatus, WorkspaceSummary,
 };
-use crate::oauth::scopes::Scope;
-use crate::store::{Constraint, Page, StoreError, WorkspaceFilter};
+use crate::store::{Constraint, StoreError, WorkspaceFilter};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateWorkspaceRequest {
@@ -227,13 +225,46 @@ impl Services {
         require_scope(actor, Scope::WorkspacesWrite)?;
         let owner = self.workspace_owner(actor, owner).await?;
         let name = req.name.trim().to_owned();
-        if let Err(problem) = validate::username("name", &name) {
+        if let Err(problem) = validate::name("name", &name) {
             return Err(DomainError::invalid_fields(
                 "Invalid workspace.",
                 vec![problem],
             ));
         }
-        let (template, version) = match (req.template_id, req.template_version_id) {
+        let (template, version) = self
+            .template_for_workspace(req.template_id, req.template_version_id)
+            .await?;
+        let manifest = self.imported_manifest(&version).await?;
+        let parameters = resolve_parameters(&manifest.parameters, None, &req.rich_parameter_values)
+            .map_err(|problems| {
+                DomainError::invalid_fields("Invalid parameter values.", problems)
+            })?;
+        if self
+            .store
+            .get_workspace_by_owner_and_name(owner.id, &name)
+            .await?
+            .is_some()
+        {
+            return Err(DomainError::conflict(
+                format!("{} already has a workspace named {name:?}.", owner.username),
+                Some("name"),
+            ));
+        }
+        let workspace = self
+            .insert_first_build(actor, &owner, &template, &version, name, parameters)
+            .await?;
+        self.provisioning()?.signals.job_queued();
+        self.workspace_view(&workspace).await
+    }
+
+    /// The template and version a new workspace is built from: the version given (which must
+    /// belong to the template, if one is given too), else the template's active version.
+    async fn template_for_workspace(
+        &self,
+        requested_template: Option<TemplateId>,
+        template_version_id: Option<TemplateVersionId>,
+    ) -> Result<(Template, TemplateVersion), DomainError> {
+        match (requested_template, template_version_id) {
             (_, Some(version_id)) => {
                 let version = self
                     .store
@@ -251,7 +282,7 @@ impl Services {
                 let template_id = version.template_id.ok_or_else(|| {
                     DomainError::invalid("This template version belongs to no template; create a template from it first.")
                 })?;
-                if req.template_id.is_some_and(|t| t != template_id) {
+                if requested_template.is_some_and(|t| t != template_id) {
                     return Err(DomainError::invalid(
                         "template_version_id does not belong to template_id.",
                     ));
@@ -259,7 +290,7 @@ impl Services {
                 let template = self.store.get_template(template_id).await?.ok_or_else(|| {
                     DomainError::invalid("The template of this version was deleted.")
                 })?;
-                (template, version)
+                Ok((template, version))
             }
             (Some(template_id), None) => {
                 let template = self.store.get_template(template_id).await?.ok_or_else(|| {
@@ -269,34 +300,28 @@ impl Services {
                     )
                 })?;
                 let version = self.load_version(template.active_version_id).await?;
-                (template, version)
+                Ok((template, version))
             }
-            (None, None) => {
-                return Err(DomainError::invalid_fields(
-                    "Invalid workspace.",
-                    vec![FieldError::new(
-                        "template_id",
-                        "Give template_id or template_version_id.",
-                    )],
-                ));
-            }
-        };
-        let manifest = self.imported_manifest(&version).await?;
-        let parameters = resolve_parameters(&manifest.parameters, None, &req.rich_parameter_values)
-            .map_err(|problems| {
-                DomainError::invalid_fields("Invalid parameter values.", problems)
-            })?;
-        if self
-            .store
-            .get_workspace_by_owner_and_name(owner.id, &name)
-            .await?
-            .is_some()
-        {
-            return Err(DomainError::conflict(
-                format!("{} already has a workspace named {name:?}.", owner.username),
-                Some("name"),
-            ));
+            (None, None) => Err(DomainError::invalid_fields(
+                "Invalid workspace.",
+                vec![FieldError::new(
+                    "template_id",
+                    "Give template_id or template_version_id.",
+                )],
+            )),
         }
+    }
+
+    /// Stores the workspace with its first build, a start, and that build's pending job.
+    async fn insert_first_build(
+        &self,
+        actor: &Principal,
+        owner: &User,
+        template: &Template,
+        version: &TemplateVersion,
+        name: String,
+        parameters: Vec<ParameterValue>,
+    ) -> Result<Workspace, DomainError> {
         let now = self.clock.now();
         let workspace = Workspace {
             id: WorkspaceId::new(),
@@ -344,8 +369,7 @@ impl Services {
         if !stored {
             return Err(DomainError::invalid("The template was deleted meanwhile."));
         }
-        self.provisioning()?.signals.job_queued();
-        self.workspace_view(&workspace).await
+        Ok(workspace)
     }
 
     /// A workspace by id or `[owner/]name`.

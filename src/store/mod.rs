@@ -68,13 +68,6 @@ impl Store {
     }
 }
 
-/// Page through a list.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    pub limit: i64,
-    pub offset: i64,
-}
-
 /// Where the data lives.
 #[derive(Clone)]
 pub enum DatabaseTarget {

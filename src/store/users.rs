@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::error::corrupt;
 use super::pool::{Backend, on};
 use super::time::DbTime;
-use super::{Page, Store, StoreError, StoreResult, convert_all, unstorable};
-use crate::domain::{ApiKey, ApiKeyId, LoginType, NewUser, Role, User, UserId, UserStatus};
+use super::{Store, StoreError, StoreResult, convert_all, unstorable};
+use crate::domain::{ApiKey, ApiKeyId, LoginType, NewUser, Page, Role, User, UserId, UserStatus};
 
 /// A user together with the password hash, for sign-in only.
 #[derive(Debug, Clone)]

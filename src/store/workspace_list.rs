@@ -9,9 +9,9 @@ use uuid::Uuid;
 use super::error::corrupt;
 use super::pool::on;
 use super::workspaces::{WORKSPACE_COLUMNS, WorkspaceRow};
-use super::{Page, Store, StoreError, StoreResult, convert_all};
+use super::{Store, StoreError, StoreResult, convert_all};
 use crate::domain::{
-    JobStatus, TemplateId, TemplateVersionId, Transition, UserId, Workspace, WorkspaceId,
+    JobStatus, Page, TemplateId, TemplateVersionId, Transition, UserId, Workspace, WorkspaceId,
     WorkspaceStatus, WorkspaceSummary,
 };
 
@@ -296,8 +296,8 @@ fn unreadable(detail: &dyn std::fmt::Display) -> StoreError {
 #[allow(clippy::expect_used)]
 mod tests {
     use super::{list_from, summaries_from_page, total_from_page};
-    use crate::domain::{JobStatus, Transition, UserId, WorkspaceStatus};
-    use crate::store::{Page, WorkspaceFilter};
+    use crate::domain::{JobStatus, Page, Transition, UserId, WorkspaceStatus};
+    use crate::store::WorkspaceFilter;
     use uuid::Uuid;
 
     #[test]

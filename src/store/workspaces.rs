@@ -9,9 +9,9 @@ use super::error::{corrupt, corrupt_json};
 use super::jobs::insert_job_row;
 use super::pool::{Tx, on};
 use super::time::DbTime;
-use super::{Page, Store, StoreError, StoreResult, convert_all, unstorable};
+use super::{Store, StoreError, StoreResult, convert_all, unstorable};
 use crate::domain::{
-    BuildId, JobId, JobStatus, OrganizationId, ParameterValue, ProvisionerJob, TemplateId,
+    BuildId, JobId, JobStatus, OrganizationId, Page, ParameterValue, ProvisionerJob, TemplateId,
     TemplateVersionId, Transition, UserId, Workspace, WorkspaceBuild, WorkspaceId,
 };
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, json_body};
-use crate::mcp_e2e::{call, rpc};
+use crate::mcp_support::{call, rpc};
 use crate::workspace_support::{
     agent_id, agent_of, app_workspace, build, create_template, create_workspace, exec,
 };

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use coderd::clock::Clock;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, json_body};
+use crate::helpers::{Backend, TestApp, json_body, validation_fields};
 
 both_backends!(
     created_token_authenticates_and_is_listed_without_its_secret,
@@ -63,15 +63,6 @@ fn time(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
         .unwrap()
         .with_timezone(&Utc)
-}
-
-fn validation_fields(body: &Value) -> Vec<String> {
-    body["validations"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no validations in {body}"))
-        .iter()
-        .map(|v| v["field"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 async fn created_token_authenticates_and_is_listed_without_its_secret(backend: Backend) {

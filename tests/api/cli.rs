@@ -2,7 +2,7 @@
 //! `create-admin-user`, flag > env > file precedence, and the example config files.
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Output, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use coderd::config::{ServerConfig, ServerOptions};
@@ -12,44 +12,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use crate::cli_support::{STEP_TIMEOUT, coder_command, output_text, run};
 use crate::helpers::{Backend, PASSWORD, TestDatabase, json_body};
 
-const BIN: &str = env!("CARGO_BIN_EXE_coder");
 const STARTED: &str = "Coder server started";
-/// Generous: a cold CI machine may be slow to start processes, never this slow.
-const STEP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `coder <args>` with a hermetic environment: no inherited `CODER_*` variable, no colours.
-fn coder(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CODER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
-}
-
-/// Runs a command to completion and returns its output.
-async fn run(mut cmd: Command) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    tokio::time::timeout(STEP_TIMEOUT, cmd.output())
-        .await
-        .expect("coder finishes in time")
-        .expect("coder runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// The value of `key=value` in a human log line.
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
@@ -212,7 +178,7 @@ fn database_args(db: &TestDatabase) -> Vec<String> {
 async fn server_logs_its_start_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("fresh").join("data");
-    let server = Server::start(coder(&[
+    let server = Server::start(coder_command(&[
         "server",
         "--http-address",
         "127.0.0.1:0",
@@ -266,7 +232,7 @@ async fn server_logs_its_start_serves_and_stops_on_sigterm() {
 async fn unreachable_postgres_is_one_error_line_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let output = run(coder(&[
+    let output = run(coder_command(&[
         "server",
         "--http-address",
         "127.0.0.1:0",
@@ -281,7 +247,7 @@ async fn unreachable_postgres_is_one_error_line_without_the_password() {
         "took {:?}",
         started.elapsed()
     );
-    let out = text(&output);
+    let out = output_text(&output);
     assert!(!output.status.success(), "{out}");
     assert!(!out.contains("secretpw"), "the password leaked: {out}");
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -300,7 +266,7 @@ async fn unopenable_sqlite_is_one_error_line_naming_the_directory() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
     let data = file.join("data");
-    let output = run(coder(&[
+    let output = run(coder_command(&[
         "server",
         "--http-address",
         "127.0.0.1:0",
@@ -308,7 +274,7 @@ async fn unopenable_sqlite_is_one_error_line_naming_the_directory() {
         path_str(&data),
     ]))
     .await;
-    let out = text(&output);
+    let out = output_text(&output);
     assert!(!output.status.success(), "{out}");
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line: {out}");
@@ -324,7 +290,7 @@ async fn create_admin_user_then_sign_in(backend: Backend) {
     let with_db = |args: &[&str]| {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(db_args.iter().map(String::as_str));
-        coder(&all)
+        coder_command(&all)
     };
 
     let weak = run(with_db(&[
@@ -338,11 +304,11 @@ async fn create_admin_user_then_sign_in(backend: Backend) {
         "short",
     ]))
     .await;
-    assert!(!weak.status.success(), "{}", text(&weak));
+    assert!(!weak.status.success(), "{}", output_text(&weak));
     assert!(
-        text(&weak).contains("at least 8 characters"),
+        output_text(&weak).contains("at least 8 characters"),
         "{}",
-        text(&weak)
+        output_text(&weak)
     );
 
     let created = run(with_db(&[
@@ -356,11 +322,11 @@ async fn create_admin_user_then_sign_in(backend: Backend) {
         PASSWORD,
     ]))
     .await;
-    assert!(created.status.success(), "{}", text(&created));
+    assert!(created.status.success(), "{}", output_text(&created));
     assert!(
-        text(&created).contains("Created owner admin"),
+        output_text(&created).contains("Created owner admin"),
         "{}",
-        text(&created)
+        output_text(&created)
     );
 
     let again = run(with_db(&[
@@ -377,9 +343,13 @@ async fn create_admin_user_then_sign_in(backend: Backend) {
     assert!(
         !again.status.success(),
         "a duplicate is refused: {}",
-        text(&again)
+        output_text(&again)
     );
-    assert!(text(&again).starts_with("error:"), "{}", text(&again));
+    assert!(
+        output_text(&again).starts_with("error:"),
+        "{}",
+        output_text(&again)
+    );
 
     // The password may come from the environment instead of a flag.
     let mut from_env = with_db(&[
@@ -392,7 +362,7 @@ async fn create_admin_user_then_sign_in(backend: Backend) {
     ]);
     from_env.env("CODER_PASSWORD", "ops-password-123");
     let second = run(from_env).await;
-    assert!(second.status.success(), "{}", text(&second));
+    assert!(second.status.success(), "{}", output_text(&second));
 
     let mut serve_args = vec!["server", "--http-address", "127.0.0.1:0"];
     serve_args.extend(db_args.iter().map(String::as_str));
@@ -400,7 +370,7 @@ async fn create_admin_user_then_sign_in(backend: Backend) {
         // --data-dir is still where local files go; keep it inside the test's temp dir.
         serve_args.extend(["--data-dir", path_str(db.dir.path())]);
     }
-    let server = Server::start(coder(&serve_args)).await;
+    let server = Server::start(coder_command(&serve_args)).await;
     let backend_name = if matches!(backend, Backend::Postgres(_)) {
         "postgres"
     } else {
@@ -432,7 +402,7 @@ crate::both_backends!(create_admin_user_then_sign_in);
 #[tokio::test]
 async fn create_admin_user_reads_the_password_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = coder(&[
+    let mut cmd = coder_command(&[
         "server",
         "create-admin-user",
         "--email",
@@ -458,9 +428,9 @@ async fn create_admin_user_reads_the_password_from_stdin() {
         .await
         .unwrap()
         .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
 
-    let server = Server::start(coder(&[
+    let server = Server::start(coder_command(&[
         "server",
         "--http-address",
         "127.0.0.1:0",
@@ -496,7 +466,7 @@ async fn flags_beat_env_beat_config_file() {
     .unwrap();
 
     // The file alone: its address, data dir and experiments are used.
-    let server = Server::start(coder(&["server", "--config", path_str(&yaml)])).await;
+    let server = Server::start(coder_command(&["server", "--config", path_str(&yaml)])).await;
     assert_eq!(
         field(&server.start_line, "experiments"),
         "oauth2",
@@ -512,7 +482,7 @@ async fn flags_beat_env_beat_config_file() {
     server.stop().await;
 
     // A TOML file named by CODER_CONFIG_PATH works the same way.
-    let mut cmd = coder(&["server"]);
+    let mut cmd = coder_command(&["server"]);
     cmd.env("CODER_CONFIG_PATH", &toml);
     let server = Server::start(cmd).await;
     assert_eq!(
@@ -522,14 +492,14 @@ async fn flags_beat_env_beat_config_file() {
     server.stop().await;
 
     // The environment beats the file.
-    let mut cmd = coder(&["server", "--config", path_str(&yaml)]);
+    let mut cmd = coder_command(&["server", "--config", path_str(&yaml)]);
     cmd.env("CODER_EXPERIMENTS", "MCP-Server-HTTP");
     let server = Server::start(cmd).await;
     assert_eq!(field(&server.start_line, "experiments"), "mcp-server-http");
     server.stop().await;
 
     // The flag beats both; the API agrees with the log.
-    let created = run(coder(&[
+    let created = run(coder_command(&[
         "server",
         "create-admin-user",
         "--email",
@@ -542,8 +512,8 @@ async fn flags_beat_env_beat_config_file() {
         path_str(&yaml),
     ]))
     .await;
-    assert!(created.status.success(), "{}", text(&created));
-    let mut cmd = coder(&[
+    assert!(created.status.success(), "{}", output_text(&created));
+    let mut cmd = coder_command(&[
         "server",
         "--config",
         path_str(&yaml),
@@ -562,7 +532,7 @@ async fn flags_beat_env_beat_config_file() {
     server.stop().await;
 
     // A flag for one option leaves the file's other options in force.
-    let mut cmd = coder(&["server", "--config", path_str(&yaml), "--experiments", ""]);
+    let mut cmd = coder_command(&["server", "--config", path_str(&yaml), "--experiments", ""]);
     cmd.env("CODER_EXPERIMENTS", "mcp-server-http");
     let server = Server::start(cmd).await;
     assert_eq!(field(&server.start_line, "experiments"), "none");
@@ -861,7 +831,7 @@ async fn workspaces_outlive_a_killed_server(backend: Backend) {
         args.extend(["--postgres-url".to_owned(), url.clone()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut server = Server::start(coder(&args)).await;
+    let mut server = Server::start(coder_command(&args)).await;
     let tar = crate::workspace_support::tar_of(&[(
         "coder.yaml",
         "agent:\n  startup_script: echo ready\n",
@@ -918,7 +888,7 @@ async fn workspaces_outlive_a_killed_server(backend: Backend) {
         "the workspace's process stopped with the server"
     );
 
-    let restarted = Server::start(coder(&args)).await;
+    let restarted = Server::start(coder_command(&args)).await;
     let owner = Owner {
         url: restarted.url.clone(),
         ..owner
@@ -987,7 +957,7 @@ async fn container_workspaces_outlive_a_killed_server(backend: Backend) {
         args.extend(["--postgres-url".to_owned(), url.clone()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut server = Server::start(coder(&args)).await;
+    let mut server = Server::start(coder_command(&args)).await;
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/templates/docker");
     let (owner, ws) =
         owner_with_a_workspace(&server.url, crate::templates::tar_dir(&example)).await;
@@ -1033,7 +1003,7 @@ async fn container_workspaces_outlive_a_killed_server(backend: Backend) {
         "the container died with the server"
     );
 
-    let restarted = Server::start(coder(&args)).await;
+    let restarted = Server::start(coder_command(&args)).await;
     let owner = Owner {
         url: restarted.url.clone(),
         ..owner

@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::both_backends;
+use crate::cli_support::{CODER_BIN, coder_command, describe_output, run};
 use crate::helpers::{Backend, PASSWORD, TestApp, json_body};
 
 both_backends!(
@@ -28,7 +29,6 @@ both_backends!(
     configured_entry_starts_a_working_server,
 );
 
-const BIN: &str = env!("CARGO_BIN_EXE_coder");
 /// Every wait is bounded: a step that takes this long has hung.
 const STEP: Duration = Duration::from_secs(30);
 const WHOAMI: &str = "coder_get_authenticated_user";
@@ -37,18 +37,8 @@ const OWNER_EMAIL: &str = "owner@example.com";
 /// `coder <args>` with a hermetic environment: no inherited `CODER_*` or `XDG_CONFIG_HOME`, no
 /// colours, `HOME` in `home`.
 fn coder(home: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CODER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env_remove("XDG_CONFIG_HOME")
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = coder_command(args);
+    cmd.env_remove("XDG_CONFIG_HOME").env("HOME", home);
     cmd
 }
 
@@ -85,7 +75,11 @@ impl Home {
     /// Runs and requires success; returns stdout.
     async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
-        assert!(out.status.success(), "coder {args:?}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "coder {args:?}: {}",
+            describe_output(&out)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -104,23 +98,6 @@ impl Home {
         ])
         .await;
     }
-}
-
-async fn run(mut cmd: Command) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    tokio::time::timeout(STEP, cmd.output())
-        .await
-        .expect("coder finishes in time")
-        .expect("coder runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn stderr(output: &Output) -> String {
@@ -155,7 +132,7 @@ async fn login_with_a_password_then_whoami_and_logout(backend: Backend) {
             PASSWORD,
         ])
         .await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "Welcome to Coder, owner! You're authenticated."
@@ -229,7 +206,7 @@ async fn login_with_a_password_then_whoami_and_logout(backend: Backend) {
     assert!(
         stderr(&out).contains("run `coder login <url>` first"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
     // A second logout is harmless.
     home.ok(&["logout"]).await;
@@ -260,7 +237,7 @@ async fn login_with_a_token(backend: Backend) {
     cmd.env("CODER_SESSION_TOKEN", &session)
         .env("CODER_URL", &app.url);
     let out = run(cmd).await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     let default_dir = home.path().join(".config/coderv2");
     assert_eq!(
         std::fs::read_to_string(default_dir.join("session")).unwrap(),
@@ -269,7 +246,7 @@ async fn login_with_a_token(backend: Backend) {
     #[cfg(unix)]
     assert_eq!(mode(&default_dir.join("session")), 0o600);
     let whoami = run(coder(home.path(), &["whoami"])).await;
-    assert!(whoami.status.success(), "{}", text(&whoami));
+    assert!(whoami.status.success(), "{}", describe_output(&whoami));
     assert!(String::from_utf8_lossy(&whoami.stdout).contains("owner"));
 }
 
@@ -290,7 +267,7 @@ async fn login_errors_say_what_to_do(backend: Backend) {
     assert!(
         stderr(&out).contains(&format!("create the first one at {}/setup", app.url)),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
     app.create_owner().await;
 
@@ -308,7 +285,7 @@ async fn login_errors_say_what_to_do(backend: Backend) {
     assert!(
         stderr(&out).contains("incorrect email or password"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
     assert!(!home.config_dir().join("session").exists());
 
@@ -317,7 +294,7 @@ async fn login_errors_say_what_to_do(backend: Backend) {
     assert!(
         stderr(&out).contains("does not accept this token"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
 
     // Nothing listens on a port we just released.
@@ -346,20 +323,24 @@ async fn login_errors_say_what_to_do(backend: Backend) {
     // No URL anywhere, and no credentials for a script.
     let out = home.run(&["login"]).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("coder login <url>"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("coder login <url>"),
+        "{}",
+        describe_output(&out)
+    );
     let out = home.run(&["login", &app.url]).await;
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("--email and --password"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
     let out = home.run(&["tokens", "list"]).await;
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("run `coder login <url>` first"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
 }
 
@@ -429,11 +410,15 @@ async fn token_commands(backend: Backend) {
     assert!(
         stderr(&out).contains("`coder tokens list`"),
         "{}",
-        text(&out)
+        describe_output(&out)
     );
     let out = home.run(&["tokens", "create", "--name", "bad name!"]).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("token_name"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("token_name"),
+        "{}",
+        describe_output(&out)
+    );
     // The session `coder login` stored still works.
     assert_eq!(
         status_with(&app, "/api/v2/users/me", &home.session()).await,
@@ -723,11 +708,11 @@ async fn mcp_server_needs_the_experiment(backend: Backend) {
     let token = app.create_owner().await;
     let home = Home::new();
     let out = run(mcp_server(&app, &token, &home, &[])).await;
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", describe_output(&out));
     assert!(
         out.stdout.is_empty(),
         "nothing on the MCP channel: {}",
-        text(&out)
+        describe_output(&out)
     );
     let err = stderr(&out);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -740,7 +725,11 @@ async fn mcp_server_needs_the_experiment(backend: Backend) {
     // Not signed in at all: the advice to sign in.
     let out = run(home.coder(&["exp", "mcp", "server"])).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("coder login <url>"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("coder login <url>"),
+        "{}",
+        describe_output(&out)
+    );
 
     // A session the server no longer accepts.
     let out = run(mcp_server(
@@ -751,7 +740,11 @@ async fn mcp_server_needs_the_experiment(backend: Backend) {
     ))
     .await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("run `coder login"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("run `coder login"),
+        "{}",
+        describe_output(&out)
+    );
 }
 
 async fn mcp_server_gone_mid_session_is_a_json_rpc_error(backend: Backend) {
@@ -812,7 +805,7 @@ fn fake_login(home: &Home) {
 
 #[tokio::test]
 async fn configure_writes_each_agent_format_keeping_other_entries() {
-    let bin = std::fs::canonicalize(BIN).unwrap();
+    let bin = std::fs::canonicalize(CODER_BIN).unwrap();
     for agent in ["claude-desktop", "claude-code", "cursor"] {
         let home = Home::new();
         fake_login(&home);
@@ -912,7 +905,7 @@ async fn configure_creates_files_takes_tokens_and_refuses_bad_input() {
     let out = home
         .run(&["exp", "mcp", "configure", "cursor", "--dry-run"])
         .await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     assert!(!path.exists(), "dry run created {}", path.display());
     assert!(!path.parent().unwrap().exists());
     home.ok(&["exp", "mcp", "configure", "cursor"]).await;
@@ -934,7 +927,7 @@ async fn configure_creates_files_takes_tokens_and_refuses_bad_input() {
             "tok-secret",
         ])
         .await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe_output(&out));
     let entry = &read_json(&agent_config(home.path(), "claude-code"))["mcpServers"]["coder"];
     assert_eq!(
         entry["env"],
@@ -945,7 +938,11 @@ async fn configure_creates_files_takes_tokens_and_refuses_bad_input() {
     let home = Home::new();
     let out = home.run(&["exp", "mcp", "configure", "cursor"]).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("coder login <url>"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("coder login <url>"),
+        "{}",
+        describe_output(&out)
+    );
     assert!(!agent_config(home.path(), "cursor").exists());
 
     // A file that is not JSON is left alone.
@@ -955,7 +952,11 @@ async fn configure_creates_files_takes_tokens_and_refuses_bad_input() {
     std::fs::write(&path, "{ not json").unwrap();
     let out = home.run(&["exp", "mcp", "configure", "claude-code"]).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not valid JSON"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("not valid JSON"),
+        "{}",
+        describe_output(&out)
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json");
 }
 

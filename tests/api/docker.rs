@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, json_body};
-use crate::mcp_e2e::call;
+use crate::mcp_support::call;
 use crate::templates::tar_dir;
 use crate::workspace_support::{
     agent_id, app_workspace, build, create_workspace, exec, poll, upload,

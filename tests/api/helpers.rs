@@ -1,6 +1,7 @@
 //! `TestApp`: the real server on port 0 with a fresh database (SQLite file, or a Postgres schema),
 //! a manual clock, and request helpers.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -139,7 +140,7 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub backend: Backend,
     /// The running app's state, for checks that have no HTTP surface yet (token verification).
-    pub state: coderd::state::AppState,
+    pub state: coderd::web::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Declared last: dropped after the server has been told to stop.
@@ -497,4 +498,102 @@ pub fn cookie_attributes(set_cookie: &str) -> Vec<String> {
         .skip(1)
         .map(|a| a.trim().to_ascii_lowercase())
         .collect()
+}
+
+/// The `field` names of a Coder error body's validations; each must say what is wrong.
+pub fn validation_fields(body: &Value) -> Vec<String> {
+    body["validations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no validations in {body}"))
+        .iter()
+        .map(|v| {
+            assert!(
+                v["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                "empty detail in {v}"
+            );
+            v["field"].as_str().expect("field").to_owned()
+        })
+        .collect()
+}
+
+/// Where a redirect points.
+pub fn location(res: &Response) -> &str {
+    res.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location on {}", res.status()))
+        .to_str()
+        .expect("an ASCII Location")
+}
+
+/// What every answer of the pages carries, redirects and errors included: it may not be framed.
+pub fn assert_page_headers(res: &Response) {
+    assert_eq!(
+        res.headers()
+            .get("x-frame-options")
+            .map(|v| v.to_str().expect("ASCII")),
+        Some("DENY"),
+        "{}",
+        res.url()
+    );
+}
+
+/// A rendered page: unframeable by header and by its Content-Security-Policy, and HTML.
+pub fn assert_html_page(res: &Response) {
+    assert_page_headers(res);
+    let headers = res.headers();
+    let csp = headers
+        .get("content-security-policy")
+        .expect("CSP")
+        .to_str()
+        .expect("ASCII");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/html")),
+        "{headers:?}"
+    );
+}
+
+/// The parameters of an RFC 6750 `Bearer` challenge in `WWW-Authenticate`; a parameter given
+/// twice fails the test.
+pub fn bearer_challenge(headers: &reqwest::header::HeaderMap) -> BTreeMap<String, String> {
+    let value = headers
+        .get("www-authenticate")
+        .expect("a WWW-Authenticate header")
+        .to_str()
+        .expect("ASCII");
+    let rest = value.strip_prefix("Bearer ").expect("the Bearer scheme");
+    let mut params = BTreeMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").expect("key=\"value\"");
+        let (val, after) = after.split_once('"').expect("closing quote");
+        assert!(
+            params
+                .insert(key.trim().to_owned(), val.to_owned())
+                .is_none(),
+            "duplicate {key} in {value}"
+        );
+        rest = after.trim_start_matches(',').trim();
+    }
+    params
+}
+
+/// A 401 whose Bearer challenge says `invalid_token` in realm `coder` (RFC 6750 §3.1): the raw
+/// challenge, its parameters and the body.
+pub async fn assert_invalid_token(res: Response) -> (String, BTreeMap<String, String>, Value) {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = json_body(res).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let raw = headers["www-authenticate"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let params = bearer_challenge(&headers);
+    assert_eq!(params["realm"], "coder", "{raw}");
+    assert_eq!(params["error"], "invalid_token", "{raw}");
+    (raw, params, body)
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, json_body};
+use crate::mcp_support::{call, rpc};
 use crate::oauth_client::{AuthRequest, CLAUDE_CALLBACK, MCP_PATH, location_params, param};
 use crate::workspace_support::{create_template, create_workspace};
 
@@ -22,40 +23,6 @@ both_backends!(
 );
 
 const MANIFEST: &str = "agent:\n  startup_script: echo started\n";
-
-/// One JSON-RPC request to the MCP endpoint.
-pub async fn rpc(app: &TestApp, token: &str, method: &str, params: Value) -> (StatusCode, Value) {
-    let res = app
-        .client
-        .post(app.url(MCP_PATH))
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-06-18")
-        .bearer_auth(token)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// `tools/call`, returning the structured result; panics on protocol errors.
-pub async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> Value {
-    let (status, body) = rpc(
-        app,
-        token,
-        "tools/call",
-        json!({"name": tool, "arguments": args}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{tool}: {body}");
-    assert_eq!(body["result"]["isError"], false, "{tool}: {body}");
-    body["result"]["structuredContent"].clone()
-}
 
 async fn claude_like_client_runs_a_command_in_a_new_workspace(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -3,7 +3,7 @@
 //! headers, Origin, gating, the 401/403 challenges, scopes, toolsets and the audit log.
 //! Rule ids (T3, V3, W1 …) are those of `reference/mcp-requirements.md`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,7 +13,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, json_body};
+use crate::helpers::{Backend, TestApp, assert_invalid_token, bearer_challenge, json_body};
+use crate::mcp_support::{ACCEPT_BOTH, mcp_post};
 use crate::oauth_client::{AuthRequest, MCP_PATH};
 
 both_backends!(
@@ -53,43 +54,18 @@ const ALL_VERSIONS: [&str; 5] = [
     "2025-11-25",
     "2026-07-28",
 ];
-const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 const WHOAMI: &str = "coder_get_authenticated_user";
 const INSPECTOR: &str = "http://localhost:6274";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A POST to the MCP endpoint (plus `query`) as a conforming client sends it: a JSON body,
-/// `Accept` naming both types, the negotiated version if any, and a bearer token.
-fn mcp_post(
-    app: &TestApp,
-    query: &str,
-    token: Option<&str>,
-    version: Option<&str>,
-    body: impl Into<reqwest::Body>,
-) -> RequestBuilder {
-    let mut req = app
-        .client
-        .post(format!("{}{query}", app.url(MCP_PATH)))
-        .header("Content-Type", "application/json")
-        .header("Accept", ACCEPT_BOTH)
-        .body(body);
-    if let Some(version) = version {
-        req = req.header("MCP-Protocol-Version", version);
-    }
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    req
-}
-
 async fn send(req: RequestBuilder) -> Response {
     req.send().await.expect("request")
 }
 
 /// Posts one JSON-RPC message.
-async fn rpc(app: &TestApp, token: &str, version: Option<&str>, body: &Value) -> Response {
+async fn post_message(app: &TestApp, token: &str, version: Option<&str>, body: &Value) -> Response {
     send(mcp_post(app, "", Some(token), version, body.to_string())).await
 }
 
@@ -246,45 +222,19 @@ async fn scoped_token(app: &TestApp, session: &str, scope: &str) -> String {
 
 /// The auth-params of a `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3); values are
 /// quoted strings without embedded quotes.
-fn challenge(headers: &HeaderMap) -> BTreeMap<String, String> {
-    let value = headers
-        .get("www-authenticate")
-        .expect("a WWW-Authenticate header")
-        .to_str()
-        .expect("ASCII");
-    let rest = value.strip_prefix("Bearer ").expect("the Bearer scheme");
-    let mut params = BTreeMap::new();
-    let mut rest = rest.trim();
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once("=\"").expect("key=\"value\"");
-        let (val, after) = after.split_once('"').expect("closing quote");
-        assert!(
-            params
-                .insert(key.trim().to_owned(), val.to_owned())
-                .is_none(),
-            "duplicate {key} in {value}"
-        );
-        rest = after.trim_start_matches(',').trim();
-    }
-    params
-}
-
 fn prm_url(app: &TestApp) -> String {
     format!("{}/.well-known/oauth-protected-resource{MCP_PATH}", app.url)
 }
 
 /// A 401 with the full RFC 6750 / RFC 9728 challenge (W1-W3) and a Coder error body.
-async fn assert_invalid_token(app: &TestApp, res: Response, description_has: &str) {
-    let (status, headers, body) = reply(res).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    let raw = headers["www-authenticate"].to_str().unwrap().to_owned();
+/// The MCP endpoint's 401 (mcp-requirements W1-W2): the challenge in this order, pointing at the
+/// protected resource metadata and naming the scope basic use needs.
+async fn assert_mcp_invalid_token(app: &TestApp, res: Response, description_has: &str) {
+    let (raw, params, body) = assert_invalid_token(res).await;
     assert!(
         raw.starts_with("Bearer realm=\"coder\", error=\"invalid_token\", error_description=\""),
         "{raw}"
     );
-    let params = challenge(&headers);
-    assert_eq!(params["realm"], "coder");
-    assert_eq!(params["error"], "invalid_token");
     assert!(
         params["error_description"]
             .to_lowercase()
@@ -310,7 +260,7 @@ async fn legacy_handshake_per_version(backend: Backend) {
     for (n, version) in LEGACY_VERSIONS.into_iter().enumerate() {
         // The first POST carries no MCP-Protocol-Version (nothing is negotiated yet) …
         let result = result_of(
-            rpc(&app, &token, None, &initialize(n as i64, version)).await,
+            post_message(&app, &token, None, &initialize(n as i64, version)).await,
             json!(n),
         )
         .await;
@@ -328,13 +278,13 @@ async fn legacy_handshake_per_version(backend: Backend) {
 
         // … but may carry the version it proposes.
         let again = result_of(
-            rpc(&app, &token, Some(version), &initialize("again", version)).await,
+            post_message(&app, &token, Some(version), &initialize("again", version)).await,
             json!("again"),
         )
         .await;
         assert_eq!(again["protocolVersion"], version);
 
-        let res = rpc(
+        let res = post_message(
             &app,
             &token,
             Some(version),
@@ -344,7 +294,7 @@ async fn legacy_handshake_per_version(backend: Backend) {
         assert_eq!(res.status(), StatusCode::ACCEPTED, "P3");
         assert_eq!(res.text().await.unwrap(), "", "202 has no body");
 
-        let res = rpc(
+        let res = post_message(
             &app,
             &token,
             Some(version),
@@ -363,7 +313,7 @@ async fn legacy_handshake_per_version(backend: Backend) {
     }
 
     // Stateless: no session is minted, and a session id a client still sends is ignored (§1).
-    let res = rpc(&app, &token, None, &initialize("s", "2025-06-18")).await;
+    let res = post_message(&app, &token, None, &initialize("s", "2025-06-18")).await;
     assert!(res.headers().get("mcp-session-id").is_none());
     result_of(res, json!("s")).await;
     let res = send(
@@ -381,7 +331,7 @@ async fn legacy_handshake_per_version(backend: Backend) {
 
     // An initialize whose header contradicts its params is refused.
     let error = error_of(
-        rpc(
+        post_message(
             &app,
             &token,
             Some("2025-06-18"),
@@ -406,7 +356,7 @@ async fn initialize_negotiates_an_unknown_version_to_our_latest(backend: Backend
     // (2025-11-25 lifecycle §Version Negotiation).
     for unknown in ["2023-01-01", "2024-10-07", "2030-01-01"] {
         let result = result_of(
-            rpc(&app, &token, None, &initialize(1, unknown)).await,
+            post_message(&app, &token, None, &initialize(1, unknown)).await,
             json!(1),
         )
         .await;
@@ -415,7 +365,7 @@ async fn initialize_negotiates_an_unknown_version_to_our_latest(backend: Backend
     // 2026-07-28 has no handshake: an initialize is legacy whatever it names (2026-07-28
     // versioning §Backward Compatibility), so it gets the latest handshake version.
     let result = result_of(
-        rpc(&app, &token, None, &initialize(2, MODERN)).await,
+        post_message(&app, &token, None, &initialize(2, MODERN)).await,
         json!(2),
     )
     .await;
@@ -667,12 +617,12 @@ async fn legacy_and_modern_clients_both_connect(backend: Backend) {
 
     // A legacy client that never heard of server/discover (TS SDK v1, claude.ai web).
     let result = result_of(
-        rpc(&app, &token, None, &initialize(0, "2025-06-18")).await,
+        post_message(&app, &token, None, &initialize(0, "2025-06-18")).await,
         json!(0),
     )
     .await;
     assert_eq!(result["protocolVersion"], "2025-06-18");
-    let res = rpc(
+    let res = post_message(
         &app,
         &token,
         Some("2025-06-18"),
@@ -681,7 +631,7 @@ async fn legacy_and_modern_clients_both_connect(backend: Backend) {
     .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let result = result_of(
-        rpc(
+        post_message(
             &app,
             &token,
             Some("2025-06-18"),
@@ -700,7 +650,7 @@ async fn legacy_and_modern_clients_both_connect(backend: Backend) {
         "{result}"
     );
     let result = result_of(
-        rpc(
+        post_message(
             &app,
             &token,
             Some("2025-06-18"),
@@ -730,7 +680,7 @@ async fn legacy_and_modern_clients_both_connect(backend: Backend) {
         .header("Mcp-Method", "server/discover"),
     )
     .await;
-    assert_invalid_token(&app, res, "no access token").await;
+    assert_mcp_invalid_token(&app, res, "no access token").await;
     let result = result_of(
         send(modern(&app, &token, "probe", "server/discover", json!({}))).await,
         json!("probe"),
@@ -767,7 +717,7 @@ async fn protocol_version_header_rules(backend: Backend) {
 
     for (id, bad) in [(1, "banana"), (2, "2099-01-01"), (3, "2025-06-18x")] {
         let error = error_of(
-            rpc(&app, &token, Some(bad), &request(id, "tools/list", None)).await,
+            post_message(&app, &token, Some(bad), &request(id, "tools/list", None)).await,
             StatusCode::BAD_REQUEST,
             -32000,
             json!(id),
@@ -784,7 +734,7 @@ async fn protocol_version_header_rules(backend: Backend) {
         assert_eq!(error["data"]["requested"], bad, "{error}");
     }
     // Notifications are checked too.
-    let res = rpc(
+    let res = post_message(
         &app,
         &token,
         Some("banana"),
@@ -795,13 +745,13 @@ async fn protocol_version_header_rules(backend: Backend) {
 
     // Absent: assume 2025-03-26 (V2), which works; so does naming any legacy version.
     result_of(
-        rpc(&app, &token, None, &request(4, "ping", None)).await,
+        post_message(&app, &token, None, &request(4, "ping", None)).await,
         json!(4),
     )
     .await;
     for version in LEGACY_VERSIONS {
         let result = result_of(
-            rpc(&app, &token, Some(version), &request(5, "tools/list", None)).await,
+            post_message(&app, &token, Some(version), &request(5, "tools/list", None)).await,
             json!(5),
         )
         .await;
@@ -883,7 +833,7 @@ async fn tool_call_errors(backend: Backend) {
 
     // Unknown tool: 200, -32602 naming it (2025-11-25 server/tools §Error Handling).
     let error = error_of(
-        rpc(
+        post_message(
             &app,
             &token,
             v,
@@ -914,7 +864,7 @@ async fn tool_call_errors(backend: Backend) {
         ),
     ] {
         error_of(
-            rpc(&app, &token, v, &request(id, "tools/call", params)).await,
+            post_message(&app, &token, v, &request(id, "tools/call", params)).await,
             StatusCode::OK,
             -32602,
             json!(id),
@@ -928,7 +878,7 @@ async fn tool_call_errors(backend: Backend) {
         (7, json!({ "workspace": ["a"] })),
     ] {
         let result = result_of(
-            rpc(&app, &token, v, &call_tool(id, WHOAMI, arguments)).await,
+            post_message(&app, &token, v, &call_tool(id, WHOAMI, arguments)).await,
             json!(id),
         )
         .await;
@@ -1046,7 +996,8 @@ async fn batches_only_in_2025_03_26(backend: Backend) {
     let batch = json!([request(1, "ping", None), request("two", "tools/list", None)]);
 
     for version in [None, Some("2025-03-26")] {
-        let (status, headers, body) = reply(rpc(&app, &token, version, &batch).await).await;
+        let (status, headers, body) =
+            reply(post_message(&app, &token, version, &batch).await).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(headers["content-type"], "application/json");
         let replies = body.as_array().expect("an array of responses");
@@ -1070,7 +1021,7 @@ async fn batches_only_in_2025_03_26(backend: Backend) {
     }
 
     // Only notifications: 202, no body.
-    let res = rpc(
+    let res = post_message(
         &app,
         &token,
         None,
@@ -1082,7 +1033,7 @@ async fn batches_only_in_2025_03_26(backend: Backend) {
 
     // Requests and notifications: only the requests are answered.
     let (status, _, body) = reply(
-        rpc(
+        post_message(
             &app,
             &token,
             None,
@@ -1099,7 +1050,7 @@ async fn batches_only_in_2025_03_26(backend: Backend) {
 
     // An invalid element gets its own -32600 with id null (JSON-RPC 2.0 §6).
     let (status, _, body) =
-        reply(rpc(&app, &token, None, &json!([request(4, "ping", None), 5])).await).await;
+        reply(post_message(&app, &token, None, &json!([request(4, "ping", None), 5])).await).await;
     assert_eq!(status, StatusCode::OK);
     let replies = body.as_array().expect("array");
     assert_eq!(replies.len(), 2, "{body}");
@@ -1117,7 +1068,7 @@ async fn batches_only_in_2025_03_26(backend: Backend) {
     // Removed in 2025-06-18: 400, -32600.
     for version in ["2025-06-18", "2025-11-25"] {
         error_of(
-            rpc(&app, &token, Some(version), &batch).await,
+            post_message(&app, &token, Some(version), &batch).await,
             StatusCode::BAD_REQUEST,
             -32600,
             Value::Null,
@@ -1126,7 +1077,7 @@ async fn batches_only_in_2025_03_26(backend: Backend) {
     }
     // An empty array is an invalid request (JSON-RPC 2.0 §6).
     error_of(
-        rpc(&app, &token, None, &json!([])).await,
+        post_message(&app, &token, None, &json!([])).await,
         StatusCode::BAD_REQUEST,
         -32600,
         Value::Null,
@@ -1331,7 +1282,7 @@ async fn api_tokens_work_without_oauth2(backend: Backend) {
         raw.starts_with("Bearer realm=\"coder\", error=\"invalid_token\", error_description=\""),
         "{raw}"
     );
-    let params = challenge(res.headers());
+    let params = bearer_challenge(res.headers());
     assert!(!params["error_description"].is_empty(), "{raw}");
     assert!(!params.contains_key("resource_metadata"), "{raw}");
     assert!(!raw.contains("resource_metadata"), "{raw}");
@@ -1347,9 +1298,9 @@ async fn unusable_tokens_get_the_401_challenge(backend: Backend) {
     let post =
         |token: Option<&str>| send(mcp_post(&app, "", token, Some("2025-06-18"), list.clone()));
 
-    assert_invalid_token(&app, post(None).await, "no access token").await;
-    assert_invalid_token(&app, post(Some("garbage")).await, "").await;
-    assert_invalid_token(
+    assert_mcp_invalid_token(&app, post(None).await, "no access token").await;
+    assert_mcp_invalid_token(&app, post(Some("garbage")).await, "").await;
+    assert_mcp_invalid_token(
         &app,
         post(Some(
             "coder_aaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
@@ -1358,14 +1309,14 @@ async fn unusable_tokens_get_the_401_challenge(backend: Backend) {
         "",
     )
     .await;
-    assert_invalid_token(
+    assert_mcp_invalid_token(
         &app,
         post(Some("eyJhbGciOiJub25lIn0.e30.")).await,
         "invalid",
     )
     .await;
     // Authenticated before the body is read (W7): even a non-JSON body gets the 401.
-    assert_invalid_token(
+    assert_mcp_invalid_token(
         &app,
         send(mcp_post(&app, "", None, None, "{not json")).await,
         "no access token",
@@ -1378,7 +1329,7 @@ async fn unusable_tokens_get_the_401_challenge(backend: Backend) {
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     result_of(post(Some(&access)).await, json!(1)).await;
     app.clock.advance(chrono::Duration::minutes(61));
-    assert_invalid_token(&app, post(Some(&access)).await, "expired").await;
+    assert_mcp_invalid_token(&app, post(Some(&access)).await, "expired").await;
 
     // Revoked.
     let tokens = app.obtain_tokens(&session, &client).await;
@@ -1396,7 +1347,7 @@ async fn unusable_tokens_get_the_401_challenge(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_invalid_token(&app, post(Some(&access)).await, "revoked").await;
+    assert_mcp_invalid_token(&app, post(Some(&access)).await, "revoked").await;
 
     // Never from the query string (B1), whatever the name.
     let tokens = app.obtain_tokens(&session, &client).await;
@@ -1408,7 +1359,7 @@ async fn unusable_tokens_get_the_401_challenge(backend: Backend) {
         format!("?toolset=standard&access_token={access}"),
     ] {
         let res = send(mcp_post(&app, &query, None, None, list.clone())).await;
-        assert_invalid_token(&app, res, "no access token").await;
+        assert_mcp_invalid_token(&app, res, "no access token").await;
     }
 }
 
@@ -1427,7 +1378,7 @@ async fn tokens_for_another_resource_are_refused(backend: Backend) {
     claims.aud = "https://other.example.com/api/experimental/mcp/http".into();
     let foreign = coderd::oauth::jwt::sign(&app.state.oauth.keys().current(), &claims);
     let res = send(mcp_post(&app, "", Some(&foreign), None, list.clone())).await;
-    assert_invalid_token(&app, res, "audience").await;
+    assert_mcp_invalid_token(&app, res, "audience").await;
 
     // A token another Coder deployment issued: its signature is unknown here.
     let other = TestApp::spawn(backend).await;
@@ -1442,7 +1393,7 @@ async fn tokens_for_another_resource_are_refused(backend: Backend) {
         list.clone(),
     ))
     .await;
-    assert_invalid_token(&app, res, "").await;
+    assert_mcp_invalid_token(&app, res, "").await;
 
     // Ours still works.
     result_of(
@@ -1471,7 +1422,7 @@ async fn scopes_filter_tools_and_ask_for_step_up(backend: Backend) {
     let narrow = scoped_token(&app, &owner, "workspaces:read").await;
     let names = tool_names(&app, "", &narrow).await;
     assert!(!names.iter().any(|n| n == WHOAMI), "{names:?}");
-    let res = rpc(
+    let res = post_message(
         &app,
         &narrow,
         Some("2025-11-25"),
@@ -1485,7 +1436,7 @@ async fn scopes_filter_tools_and_ask_for_step_up(backend: Backend) {
         raw.starts_with("Bearer realm=\"coder\", error=\"insufficient_scope\""),
         "{raw}"
     );
-    let params = challenge(&headers);
+    let params = bearer_challenge(&headers);
     assert_eq!(params["error"], "insufficient_scope");
     assert_eq!(params["scope"], "user:read", "{raw}");
     assert_eq!(params["resource_metadata"], prm_url(&app), "{raw}");
@@ -1502,7 +1453,7 @@ async fn scopes_filter_tools_and_ask_for_step_up(backend: Backend) {
     ))
     .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert_eq!(challenge(res.headers())["scope"], "user:read");
+    assert_eq!(bearer_challenge(res.headers())["scope"], "user:read");
 
     // A tool the toolset does not offer is unknown, not a step-up.
     error_of(
@@ -1685,7 +1636,7 @@ async fn tool_results_carry_structured_content(backend: Backend) {
 
     for version in ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"] {
         let result = result_of(
-            rpc(
+            post_message(
                 &app,
                 &session,
                 Some(version),
@@ -1713,7 +1664,7 @@ async fn tool_results_carry_structured_content(backend: Backend) {
     }
     // A missing `arguments` is an empty object.
     let result = result_of(
-        rpc(
+        post_message(
             &app,
             &session,
             None,
@@ -1747,7 +1698,7 @@ async fn tool_calls_are_audited(backend: Backend) {
     let tokens = app.obtain_tokens(&session, &client).await;
     let access = tokens["access_token"].as_str().unwrap();
     result_of(
-        rpc(&app, access, None, &call_tool(1, WHOAMI, json!({}))).await,
+        post_message(&app, access, None, &call_tool(1, WHOAMI, json!({}))).await,
         json!(1),
     )
     .await;
@@ -1771,7 +1722,7 @@ async fn tool_calls_are_audited(backend: Backend) {
     // An API token's call has no client; a failed call is recorded as an error.
     let key = api_token(&app, &session).await;
     let result = result_of(
-        rpc(
+        post_message(
             &app,
             &key,
             None,
@@ -1799,7 +1750,7 @@ async fn tool_calls_are_audited(backend: Backend) {
 
     // Protocol faults run no tool and are not tool calls.
     error_of(
-        rpc(
+        post_message(
             &app,
             &key,
             None,
@@ -1823,7 +1774,7 @@ async fn concurrent_tool_calls_are_all_audited(backend: Backend) {
     let calls = (0..60).map(|id| {
         let (app, key) = (&app, &key);
         async move {
-            let reply = rpc(app, key, None, &call_tool(id, WHOAMI, json!({}))).await;
+            let reply = post_message(app, key, None, &call_tool(id, WHOAMI, json!({}))).await;
             result_of(reply, json!(id)).await
         }
     });
@@ -1845,7 +1796,7 @@ async fn audit_entries_are_written_before_the_server_stops(backend: Backend) {
     let key = api_token(&app, &session).await;
     let calls = (0..100).map(|id| {
         let (app, key) = (&app, &key);
-        async move { rpc(app, key, None, &call_tool(id, WHOAMI, json!({}))).await }
+        async move { post_message(app, key, None, &call_tool(id, WHOAMI, json!({}))).await }
     });
     for reply in futures_util::future::join_all(calls).await {
         assert_eq!(reply.status(), StatusCode::OK);

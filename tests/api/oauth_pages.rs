@@ -2,12 +2,14 @@
 //! user's authorized applications (`/settings/oauth2-provider`), driven as a browser would.
 
 use coderd::domain::Experiments;
-use coderd::oauth::scopes::ScopeSet;
+use coderd::domain::ScopeSet;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, cookie_value, json_body, set_cookie_named};
+use crate::helpers::{
+    Backend, TestApp, assert_page_headers, cookie_value, json_body, location, set_cookie_named,
+};
 use crate::oauth_client::{CLAUDE_CALLBACK, hidden_field};
 
 both_backends!(
@@ -99,26 +101,6 @@ impl<'a> Browser<'a> {
         assert_page_headers(&res);
         res
     }
-}
-
-fn assert_page_headers(res: &Response) {
-    assert_eq!(
-        res.headers()
-            .get("x-frame-options")
-            .map(|v| v.to_str().unwrap()),
-        Some("DENY"),
-        "{}",
-        res.url()
-    );
-}
-
-fn location(res: &Response) -> String {
-    res.headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("no Location on {}", res.status()))
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 async fn api_apps(app: &TestApp, owner: &str) -> Vec<Value> {
@@ -262,7 +244,7 @@ async fn owner_manages_apps_through_the_pages(backend: Backend) {
         location(&res),
         format!("{APPS}?done=deleted&name=Build+bot+2")
     );
-    let html = browser.page(&location(&res)).await;
+    let html = browser.page(location(&res)).await;
     assert!(html.contains("Deleted Build bot 2."), "{html}");
     let res = app
         .get(&format!("/api/v2/oauth2-provider/apps/{id}"), Some(&owner))
@@ -344,7 +326,7 @@ async fn owner_sees_a_new_secret_exactly_once_and_deletes_it(backend: Backend) {
     assert_eq!(location(&res), format!("{page}?done=secret-deleted"));
     assert!(api_secrets(&app, &owner, &id).await.is_empty());
     assert!(!secret_works(&app, &id, &secret).await);
-    let html = browser.page(&location(&res)).await;
+    let html = browser.page(location(&res)).await;
     assert!(html.contains("Secret deleted."), "{html}");
     assert!(!html.contains(&truncated));
 }
@@ -544,7 +526,7 @@ async fn user_revokes_an_authorized_app(backend: Backend) {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), format!("{AUTHORIZED}?revoked=claudeai"));
     assert!(app.state.access_tokens.verify(&access).await.is_err());
-    let html = browser.page(&location(&res)).await;
+    let html = browser.page(location(&res)).await;
     assert!(html.contains("Revoked access for claudeai."), "{html}");
     assert!(!html.contains("<h2>claudeai</h2>"), "{html}");
     // The refresh token went with it.
@@ -592,7 +574,7 @@ async fn authorized_page_escapes_app_names(backend: Backend) {
         to.starts_with("/settings/oauth2-provider?revoked=%3Cscript%3E"),
         "{to}"
     );
-    let html = browser.page(&to).await;
+    let html = browser.page(to).await;
     assert!(
         html.contains("Revoked access for &lt;script&gt;alert(1)&lt;/script&gt;."),
         "{html}"

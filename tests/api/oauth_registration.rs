@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use coderd::domain::{Experiment, Experiments};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, json_body};
+use crate::helpers::{Backend, TestApp, assert_invalid_token, json_body};
 use crate::oauth_client::{CLAUDE_CALLBACK, Client, MCP_PATH};
 
 both_backends!(
@@ -76,13 +76,9 @@ async fn rfc7592(
     req.send().await.expect("request")
 }
 
-async fn assert_invalid_token(res: Response) {
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let challenge = header(&res, "www-authenticate")
-        .unwrap_or_default()
-        .to_owned();
-    assert!(challenge.starts_with("Bearer"), "challenge: {challenge:?}");
-    let body = json_body(res).await;
+/// RFC 7592 §2: a bad registration access token is a Bearer `invalid_token`, in the OAuth body.
+async fn assert_invalid_registration_token(res: Response) {
+    let (_, _, body) = assert_invalid_token(res).await;
     assert_eq!(body["error"], "invalid_token", "{body}");
 }
 
@@ -699,7 +695,7 @@ async fn rfc7592_refuses_every_wrong_credential_alike(backend: Backend) {
         for (id, token) in cases {
             let body = (method == Method::PUT).then(|| json!({"redirect_uris": [CLAUDE_CALLBACK]}));
             let res = rfc7592(&app, method.clone(), id, token, body.as_ref()).await;
-            assert_invalid_token(res).await;
+            assert_invalid_registration_token(res).await;
         }
     }
     // A Basic header is not a registration token.
@@ -709,7 +705,7 @@ async fn rfc7592_refuses_every_wrong_credential_alike(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_invalid_token(res).await;
+    assert_invalid_registration_token(res).await;
     // Nothing was changed or deleted by the refused calls.
     let res = rfc7592(&app, Method::GET, &a.id, Some(&a_token), None).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -879,8 +875,14 @@ async fn rfc7592_delete_revokes_everything_issued(backend: Backend) {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&res, "cache-control"), Some("no-store"));
 
-    assert_invalid_token(rfc7592(&app, Method::GET, &client.id, Some(&token), None).await).await;
-    assert_invalid_token(rfc7592(&app, Method::DELETE, &client.id, Some(&token), None).await).await;
+    assert_invalid_registration_token(
+        rfc7592(&app, Method::GET, &client.id, Some(&token), None).await,
+    )
+    .await;
+    assert_invalid_registration_token(
+        rfc7592(&app, Method::DELETE, &client.id, Some(&token), None).await,
+    )
+    .await;
     assert!(
         app.state.access_tokens.verify(&access).await.is_err(),
         "revoked with its client"

@@ -5,7 +5,8 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, PASSWORD, TestApp, cookie_attributes, cookie_value, json_body, set_cookie_named,
+    Backend, PASSWORD, TestApp, assert_html_page, cookie_attributes, cookie_value, json_body,
+    location, set_cookie_named,
 };
 
 both_backends!(
@@ -32,14 +33,6 @@ fn input_value(html: &str, name: &str) -> Option<String> {
     let start = html.find(&marker)? + marker.len();
     let len = html[start..].find('"')?;
     Some(html[start..start + len].to_owned())
-}
-
-fn location(res: &Response) -> &str {
-    res.headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("no Location on {}", res.status()))
-        .to_str()
-        .unwrap()
 }
 
 async fn get_page(app: &TestApp, path: &str, cookie: Option<&str>) -> Response {
@@ -72,27 +65,6 @@ async fn csrf_token(app: &TestApp, path: &str) -> String {
     let field = input_value(&html, "csrf_token").expect("csrf field");
     assert_eq!(cookie_value(&cookie), field);
     field
-}
-
-fn assert_page_headers(res: &Response) {
-    let headers = res.headers();
-    assert_eq!(
-        headers.get("x-frame-options").map(|v| v.to_str().unwrap()),
-        Some("DENY")
-    );
-    let csp = headers
-        .get("content-security-policy")
-        .expect("CSP")
-        .to_str()
-        .unwrap();
-    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(
-        headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/html")),
-        "{headers:?}"
-    );
 }
 
 async fn create_owner_via_api(app: &TestApp) {
@@ -133,7 +105,7 @@ async fn pages_carry_csrf_tokens_and_security_headers(backend: Backend) {
         }
         let res = get_page(&app, path, None).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
-        assert_page_headers(&res);
+        assert_html_page(&res);
         let cookie = set_cookie_named(&res, CSRF_COOKIE).expect("csrf cookie");
         let attrs = cookie_attributes(&cookie);
         assert!(
@@ -182,7 +154,7 @@ async fn pages_route_to_setup_then_login(backend: Backend) {
     let session = format!("{SESSION_COOKIE}={token}");
     let res = get_page(&app, "/", Some(&session)).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_page_headers(&res);
+    assert_html_page(&res);
     let html = res.text().await.unwrap();
     assert!(html.contains("owner@example.com"), "{html}");
     assert!(html.contains("action=\"/logout\""));
@@ -269,7 +241,7 @@ async fn setup_form_is_csrf_protected_and_validated(backend: Backend) {
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(set_cookie_named(&res, SESSION_COOKIE).is_none());
-        assert_page_headers(&res);
+        assert_html_page(&res);
     }
     assert_eq!(
         app.get("/api/v2/users/first", None).await.status(),
@@ -457,7 +429,7 @@ async fn login_form_rerenders_on_wrong_password(backend: Backend) {
         .await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{email}");
         assert!(set_cookie_named(&res, SESSION_COOKIE).is_none());
-        assert_page_headers(&res);
+        assert_html_page(&res);
         let html = res.text().await.unwrap();
         assert!(html.contains("class=\"error\""), "{html}");
         assert!(html.contains("Incorrect email or password."), "{html}");

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{
     Backend, PASSWORD, TestApp, cookie_attributes, cookie_value, json_body, set_cookie_named,
+    validation_fields,
 };
 
 both_backends!(
@@ -36,22 +37,6 @@ both_backends!(
 
 fn user_body(username: &str) -> Value {
     json!({"email": format!("{username}@example.com"), "username": username, "password": PASSWORD})
-}
-
-/// The `field` names of a Coder error body's validations.
-fn validation_fields(body: &Value) -> Vec<String> {
-    body["validations"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no validations in {body}"))
-        .iter()
-        .map(|v| {
-            assert!(
-                v["detail"].as_str().is_some_and(|d| !d.is_empty()),
-                "empty detail in {v}"
-            );
-            v["field"].as_str().expect("field").to_owned()
-        })
-        .collect()
 }
 
 async fn user_count(app: &TestApp, owner: &str) -> i64 {

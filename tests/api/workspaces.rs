@@ -712,7 +712,7 @@ async fn workspaces_are_searchable_with_coder_filters(backend: Backend) {
 /// The one-query summaries the MCP tools list (each backend aggregates them into JSON) agree
 /// with the full REST views for every filter, page and count.
 async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str, basic: &Value) {
-    use coderd::store::Page;
+    use coderd::domain::Page;
     // Fields a swapped column would otherwise hide: a template whose display name and icon
     // differ from its name, and builds of a version that is no longer active.
     let version = import_version(app, owner, &[("coder.yaml", "")], None).await;
@@ -843,7 +843,7 @@ async fn same_summaries_as_the_rest_list(app: &TestApp, owner: &str, basic: &Val
 /// byte, then the id, on both backends and across pages: a locale collation would put
 /// "alpha0" before "Alpha-1" (it ignores the hyphen).
 async fn lists_order_names_byte_by_byte_ignoring_case(backend: Backend) {
-    use coderd::store::Page;
+    use coderd::domain::Page;
     let app = TestApp::spawn(backend).await;
     let owner = app.create_owner().await;
     let template = create_template(&app, &owner, "basic", "", &[]).await;

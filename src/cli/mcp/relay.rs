@@ -11,13 +11,13 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::cli::client::{TOKEN_HEADER, describe, display_url, error_message};
+use crate::mcp::META_PROTOCOL_VERSION;
+use crate::oauth::resource::MCP_PATH;
 
 /// `tools/call` may run a workspace command for up to 300 s on the server; a little more here.
 pub const TOOL_CALL_TIMEOUT: Duration = Duration::from_secs(310);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-const MCP_PATH: &str = "/api/experimental/mcp/http";
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const INVALID_PARAMS: i64 = -32602;
 const INTERNAL_ERROR: i64 = -32603;
 const INVALID_REQUEST: i64 = -32600;
@@ -226,7 +226,7 @@ impl Relay {
             .header(TOKEN_HEADER, &self.token);
         let meta_version = message
             .pointer("/params/_meta")
-            .and_then(|m| m.get(META_VERSION))
+            .and_then(|m| m.get(META_PROTOCOL_VERSION))
             .and_then(Value::as_str);
         let header = |v: &str| HeaderValue::from_str(v).ok();
         if let Some(version) = meta_version {

@@ -6,13 +6,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::RequireOAuth2;
 use super::form::OAuthForm;
-use crate::auth::Principal;
+use crate::domain::Principal;
+use crate::domain::redirect_uri;
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
-use crate::http::pages::layout::{escape, hidden};
+use crate::http::pages::layout::{content_security_policy, escape, hidden};
 use crate::http::pages::{csrf, respond, see_other};
+use crate::oauth::OAuthError;
 use crate::oauth::authorize::{AuthorizeFailure, AuthorizeParams, ValidatedAuthorization};
-use crate::oauth::{OAuthError, redirect_uri};
-use crate::state::AppState;
+use crate::web::AppState;
 
 pub async fn show(
     _: RequireOAuth2,
@@ -76,25 +77,7 @@ async fn handle(
     params: AuthorizeParams,
     decision: Option<Decision>,
 ) -> Response {
-    let limited = state.oauth.check_ip_limit("authorize", ip).and_then(|()| {
-        match params.client_id.as_deref() {
-            Some(id) => state.oauth.check_client_limit("authorize", id),
-            None => Ok(()),
-        }
-    });
-    if let Err(err) = limited {
-        let mut page = error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            &err.description,
-        );
-        if let Some(secs) = err.retry_after {
-            page.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        return page;
-    }
-    let client = match state.oauth.trust_client(&params).await {
+    let client = match state.oauth.trust_client(&params, ip).await {
         Ok(client) => client,
         Err(failure) => return failure_response(failure),
     };
@@ -168,6 +151,17 @@ fn failure_response(failure: AuthorizeFailure) -> Response {
             error_page(StatusCode::BAD_REQUEST, title, &message)
         }
         AuthorizeFailure::Redirect(target) => found(&target),
+        AuthorizeFailure::RateLimited {
+            message,
+            retry_after_secs,
+        } => {
+            let mut page = error_page(StatusCode::TOO_MANY_REQUESTS, "Too many requests", &message);
+            if let Some(secs) = retry_after_secs {
+                page.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            page
+        }
     }
 }
 
@@ -242,11 +236,7 @@ fn consent_page(
     let mut response = respond(status, "Authorize application", &body, cookie.as_slice());
     // The form's POST answers with a redirect to the client, which CSP `form-action` also
     // governs, so that destination is allowed alongside this site.
-    let csp = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; \
-         form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
-        form_action_source(&request.client.redirect_uri)
-    );
+    let csp = content_security_policy(Some(&form_action_source(&request.client.redirect_uri)));
     if let Ok(v) = HeaderValue::from_str(&csp) {
         response
             .headers_mut()

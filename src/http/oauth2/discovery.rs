@@ -7,10 +7,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::RequireOAuth2;
-use crate::http::error::ApiError;
 use crate::oauth::OAuthError;
 use crate::oauth::resource::MCP_PATH;
-use crate::state::AppState;
+use crate::web::{ApiError, AppState};
 
 const CACHEABLE: &str = "public, max-age=300";
 

@@ -16,9 +16,8 @@ use axum::routing::{get, post};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::error::ApiError;
 use crate::domain::Experiment;
-use crate::state::AppState;
+use crate::web::{ApiError, AppState};
 
 /// OAuth requests are small forms; anything bigger is refused with 413.
 const MAX_FORM_BODY: usize = 64 * 1024;
@@ -60,7 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth2/jwks", get(discovery::jwks))
         // Set here, under the CORS layer: the top router's 405 fallback would otherwise replace
         // the CORS-wrapped one and answer preflights (OPTIONS) with a bare 405.
-        .method_not_allowed_fallback(super::method_not_allowed)
+        .method_not_allowed_fallback(crate::web::stack::method_not_allowed)
         .layer(cors.clone());
     let machine = Router::new()
         .route(
@@ -76,7 +75,7 @@ pub fn routes() -> Router<AppState> {
                 .put(register::update)
                 .delete(register::delete),
         )
-        .method_not_allowed_fallback(super::method_not_allowed)
+        .method_not_allowed_fallback(crate::web::stack::method_not_allowed)
         .layer(cors);
     let browser = Router::new().route(
         "/oauth2/authorize",

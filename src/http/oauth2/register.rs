@@ -7,9 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::RequireOAuth2;
-use crate::http::extract::{ClientIp, bearer_token};
+use crate::http::extract::ClientIp;
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::state::AppState;
+use crate::web::AppState;
+use crate::web::credentials::bearer_token;
 
 fn require_json(headers: &HeaderMap) -> Result<(), OAuthError> {
     let json = headers

@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use super::RequireOAuth2;
 use super::form::{OAuthForm, basic_credentials, secret_in_query};
 use crate::domain::{ClientId, DomainError};
-use crate::http::error::ApiError;
 use crate::http::extract::{ApiQuery, ClientIp, CurrentUser};
 use crate::oauth::OAuthError;
 use crate::oauth::client_auth::ClientCredentials;
+use crate::oauth::revoke::RevokeRequest;
 use crate::oauth::token::TokenRequest;
-use crate::state::AppState;
+use crate::web::{ApiError, AppState};
 
 pub async fn token(
     _: RequireOAuth2,
@@ -23,13 +23,13 @@ pub async fn token(
     headers: HeaderMap,
     form: Result<OAuthForm, OAuthError>,
 ) -> Result<Response, OAuthError> {
-    let ip = ip.to_string();
-    state.oauth.check_ip_limit("token", &ip)?;
-    let form = form?;
-    let mut request = TokenRequest::from_pairs(form.pairs());
-    request.client.basic = basic_credentials(&headers)?;
-    request.client.secret_in_query = secret_in_query(uri.query());
-    let issued = state.oauth.token(request, &ip).await?;
+    let read = form.and_then(|form| {
+        let mut request = TokenRequest::from_pairs(form.pairs());
+        request.client.basic = basic_credentials(&headers)?;
+        request.client.secret_in_query = secret_in_query(uri.query());
+        Ok(request)
+    });
+    let issued = state.oauth.token(read, &ip.to_string()).await?;
     Ok(Json(issued).into_response())
 }
 
@@ -41,19 +41,21 @@ pub async fn revoke(
     headers: HeaderMap,
     form: Result<OAuthForm, OAuthError>,
 ) -> Result<StatusCode, OAuthError> {
-    let ip = ip.to_string();
-    state.oauth.check_ip_limit("revoke", &ip)?;
-    let form = form?;
-    let creds = ClientCredentials {
-        basic: basic_credentials(&headers)?,
-        body_client_id: form.get("client_id").map(str::to_owned),
-        body_client_secret: form
-            .get("client_secret")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        secret_in_query: secret_in_query(uri.query()),
-    };
-    state.oauth.revoke(form.get("token"), &creds, &ip).await?;
+    let read = form.and_then(|form| {
+        Ok(RevokeRequest {
+            token: form.get("token").map(str::to_owned),
+            client: ClientCredentials {
+                basic: basic_credentials(&headers)?,
+                body_client_id: form.get("client_id").map(str::to_owned),
+                body_client_secret: form
+                    .get("client_secret")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+                secret_in_query: secret_in_query(uri.query()),
+            },
+        })
+    });
+    state.oauth.revoke(read, &ip.to_string()).await?;
     Ok(StatusCode::OK)
 }
 

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::domain::{ClientId, DomainError};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
-use crate::oauth::apps::AuthorizedApp;
-use crate::state::AppState;
+use crate::service::{AuthorizedApp, UserSelector};
+use crate::web::AppState;
 
 const PAGE: &str = "/settings/oauth2-provider";
 const REVOKE: &str = "/settings/oauth2-provider/revoke";
@@ -43,7 +43,11 @@ async fn show(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let apps = match state.oauth.list_authorized_apps(me.user.id).await {
+    let apps = match state
+        .services
+        .list_authorized_apps(&me, &UserSelector::Me)
+        .await
+    {
         Ok(apps) => apps,
         Err(e) => return error_page(&e, "/"),
     };
@@ -116,7 +120,11 @@ async fn revoke(
     let Ok(app) = Uuid::parse_str(fields.get("app_id")).map(ClientId) else {
         return error_page(&not_found(), PAGE);
     };
-    let authorized = match state.oauth.list_authorized_apps(me.user.id).await {
+    let authorized = match state
+        .services
+        .list_authorized_apps(&me, &UserSelector::Me)
+        .await
+    {
         Ok(apps) => apps,
         Err(e) => return error_page(&e, PAGE),
     };

@@ -8,10 +8,9 @@ use axum::routing::get;
 
 use super::layout::{escape, hidden};
 use super::{csrf, respond, see_other};
-use crate::auth::Principal;
-use crate::domain::Experiment;
+use crate::domain::{Experiment, Principal};
 use crate::http::extract::MaybeBrowserUser;
-use crate::state::AppState;
+use crate::web::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(home))

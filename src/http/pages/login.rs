@@ -14,7 +14,7 @@ use crate::domain::DomainError;
 use crate::http::cookies::{SESSION_COOKIE, set_cookie};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::http::users::session_cookie;
-use crate::state::AppState;
+use crate::web::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -14,9 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Router};
 
-use crate::auth::Principal;
-use crate::domain::{DomainError, Experiment};
-use crate::state::AppState;
+use crate::domain::{DomainError, Experiment, Principal};
+use crate::web::AppState;
 
 pub use layout::{escape, page};
 

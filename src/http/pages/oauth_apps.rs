@@ -15,10 +15,9 @@ use self::view::{AppForm, Detail, render_detail, render_list};
 use super::{
     csrf_checked, error_page, error_status, form_expired, oauth2_page_user, respond, see_other,
 };
-use crate::auth::Principal;
-use crate::domain::DomainError;
+use crate::domain::{DomainError, Principal};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
-use crate::state::AppState;
+use crate::web::AppState;
 
 const APPS: &str = "/deployment/oauth2-provider/apps";
 const SETTINGS: &str = "/deployment/oauth2-provider/settings";
@@ -138,8 +137,8 @@ async fn create(
     };
     let form = AppForm::from_fields(&fields);
     match state
-        .oauth
-        .create_app(&me, form.input(), &ip.to_string())
+        .services
+        .create_oauth_app(&me, form.input(), &ip.to_string())
         .await
     {
         Ok(app) => see_other(
@@ -170,7 +169,7 @@ async fn set_registration(
         _ => return error_page(&DomainError::invalid("Choose on or off."), APPS),
     };
     match state
-        .oauth
+        .services
         .set_dynamic_registration(&me, enabled, &ip.to_string())
         .await
     {
@@ -222,8 +221,8 @@ async fn update(
     };
     let form = AppForm::from_fields(&fields);
     match state
-        .oauth
-        .update_app(&me, &app, form.input(), &ip.to_string())
+        .services
+        .update_oauth_app(&me, &app, form.input(), &ip.to_string())
         .await
     {
         Ok(_) => see_other(&format!("{path}?done=updated"), &[]),
@@ -263,11 +262,15 @@ async fn delete(
         };
         return render_detail(&state, &headers, &me, &app, detail).await;
     }
-    let name = match state.oauth.get_app(&me, &app).await {
+    let name = match state.services.get_oauth_app(&me, &app).await {
         Ok(found) => found.name,
         Err(e) => return error_page(&e, APPS),
     };
-    match state.oauth.delete_app(&me, &app, &ip.to_string()).await {
+    match state
+        .services
+        .delete_oauth_app(&me, &app, &ip.to_string())
+        .await
+    {
         Ok(()) => {
             let name: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
             see_other(&format!("{APPS}?done=deleted&name={name}"), &[])
@@ -293,8 +296,8 @@ async fn create_secret(
         return form_expired(&path);
     }
     match state
-        .oauth
-        .create_app_secret(&me, &app, &ip.to_string())
+        .services
+        .create_oauth_app_secret(&me, &app, &ip.to_string())
         .await
     {
         // Rendered, not redirected: the full secret exists only in this response.
@@ -327,8 +330,8 @@ async fn delete_secret(
         return form_expired(&path);
     }
     match state
-        .oauth
-        .delete_app_secret(&me, &app, &secret, &ip.to_string())
+        .services
+        .delete_oauth_app_secret(&me, &app, &secret, &ip.to_string())
         .await
     {
         Ok(()) => see_other(&format!("{path}?done=secret-deleted"), &[]),

@@ -14,7 +14,7 @@ use crate::domain::{DomainError, FieldError};
 use crate::http::extract::ClientIp;
 use crate::http::users::session_cookie;
 use crate::service::CreateUserRequest;
-use crate::state::AppState;
+use crate::web::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/setup", get(show).post(submit))

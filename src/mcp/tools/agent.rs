@@ -3,15 +3,14 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::MAX_RESULT_CHARS;
 use super::args::{self, object, string};
 use super::{
     ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolOutput, ToolResult, parse_args,
     to_value,
 };
-use crate::domain::AgentId;
 use crate::domain::agent::{FileEdit, FileEdits};
-use crate::mcp::result::MAX_RESULT_CHARS;
-use crate::oauth::scopes::Scope;
+use crate::domain::{AgentId, Scope};
 use crate::service::{AgentTarget, ExecuteRequest};
 
 /// Commands default to 60 s and never run longer than 300 s from MCP (claude.ai's tool timeout).

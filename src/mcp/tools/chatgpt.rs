@@ -6,11 +6,9 @@ use serde_json::{Map, Value, json};
 
 use super::args::{object, string};
 use super::{READ_ONLY, ToolContext, ToolDef, ToolError, ToolResult, parse_args, to_value};
-use crate::domain::TemplateId;
+use crate::domain::{Page, Scope, TemplateId};
 use crate::mcp::toolset::Toolset;
-use crate::oauth::scopes::Scope;
 use crate::service::views::TemplateView;
-use crate::store::Page;
 
 const CHATGPT: &[Toolset] = &[Toolset::ChatGpt];
 

@@ -13,10 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::toolset::Toolset;
-use crate::auth::Principal;
-use crate::domain::DomainError;
-use crate::oauth::scopes::{Scope, ScopeSet};
-use crate::state::AppState;
+use crate::domain::{DomainError, Principal, Scope, ScopeSet};
+use crate::web::AppState;
 
 /// MCP tool annotations (2025-03-26 `ToolAnnotations`).
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +88,10 @@ impl From<DomainError> for ToolError {
 }
 
 pub type ToolResult = Result<ToolOutput, ToolError>;
+
+/// The longest result a tool returns whole: claude.ai drops tool results longer than this
+/// (mcp-requirements §6.1). Tools with long output budget for it; `result` cuts the rest.
+pub const MAX_RESULT_CHARS: usize = 150_000;
 
 /// A tool's result: its compact JSON text, which is both the `structuredContent` and the text
 /// block of the MCP result.

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::args::{self, object, string};
 use super::{ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolOutput, ToolResult, parse_args};
+use crate::domain::Scope;
 use crate::domain::agent::PROCESS_SIGNALS;
-use crate::oauth::scopes::Scope;
 use crate::service::AgentTarget;
 
 fn process_id() -> Value {

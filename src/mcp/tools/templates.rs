@@ -11,8 +11,7 @@ use super::{
     ADMIN, ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolOutput, ToolResult,
     parse_args, to_value,
 };
-use crate::domain::{FileId, TemplateId, TemplateVersionId};
-use crate::oauth::scopes::Scope;
+use crate::domain::{FileId, Scope, TemplateId, TemplateVersionId};
 use crate::service::{CreateTemplateRequest, CreateTemplateVersionRequest};
 
 const WRITES: Hints = Hints {

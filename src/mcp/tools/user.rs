@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ALL, READ_ONLY, ToolContext, ToolDef, ToolResult, parse_args, to_value};
-use crate::oauth::scopes::Scope;
+use crate::domain::Scope;
 use crate::service::views::UserResponse;
 
 pub const GET_AUTHENTICATED_USER: ToolDef = ToolDef {

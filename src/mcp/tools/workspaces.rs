@@ -10,14 +10,13 @@ use super::{
     ALL, Hints, READ_ONLY, ToolContext, ToolDef, ToolError, ToolOutput, ToolResult, parse_args,
 };
 use crate::domain::{
-    BuildId, ParameterValue, TemplateId, TemplateVersionId, Transition, WorkspaceSummary,
+    BuildId, Page, ParameterValue, Scope, TemplateId, TemplateVersionId, Transition,
+    WorkspaceSummary,
 };
-use crate::oauth::scopes::Scope;
 use crate::service::UserSelector;
 use crate::service::builds::CreateBuildRequest;
 use crate::service::views::WorkspaceView;
 use crate::service::workspaces::CreateWorkspaceRequest;
-use crate::store::Page;
 
 const CHANGES: Hints = Hints {
     read_only: false,

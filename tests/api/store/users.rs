@@ -1,8 +1,9 @@
 //! Users and their API keys.
 
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
+use coderd::domain::Page;
 use coderd::domain::{ApiKey, ApiKeyId, LoginType, Role, User, UserId, UserStatus};
-use coderd::store::{Constraint, Page, StoreError};
+use coderd::store::{Constraint, StoreError};
 
 use super::{assert_conflict_on, new_user, open, t0};
 use crate::both_backends;

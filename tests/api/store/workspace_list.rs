@@ -1,9 +1,10 @@
 //! Lists of workspaces and of their summaries.
 
+use coderd::domain::Page;
 use coderd::domain::{
     JobStatus, Role, Transition, UserId, Workspace, WorkspaceStatus, WorkspaceSummary,
 };
-use coderd::store::{Page, WorkspaceFilter};
+use coderd::store::WorkspaceFilter;
 
 use super::{Deployment, at, new_user, template_of};
 use crate::both_backends;

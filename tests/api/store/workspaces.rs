@@ -1,9 +1,10 @@
 //! Workspaces and their builds.
 
+use coderd::domain::Page;
 use coderd::domain::{
     BuildId, JobStatus, Role, Transition, Workspace, WorkspaceBuild, WorkspaceId,
 };
-use coderd::store::{Constraint, DeleteTemplateOutcome, InsertBuildOutcome, Page};
+use coderd::store::{Constraint, DeleteTemplateOutcome, InsertBuildOutcome};
 
 use super::{Deployment, assert_conflict_on, at, new_user, t0};
 use crate::both_backends;

@@ -7,11 +7,9 @@ use axum::response::Response;
 use super::super::layout::{error_box, escape, hidden, notice_box, post_form, time};
 use super::super::{FormFields, csrf, error_page, error_status, respond_wide};
 use super::{APPS, SETTINGS, app_path};
-use crate::auth::Principal;
-use crate::domain::{AppSecret, ClientType, DomainError, OAuthApp};
-use crate::oauth::apps::AppInput;
-use crate::oauth::scopes::{Scope, ScopeSet};
-use crate::state::AppState;
+use crate::domain::{AppSecret, ClientType, DomainError, OAuthApp, Principal, Scope, ScopeSet};
+use crate::service::AppInput;
+use crate::web::AppState;
 
 /// The application form's values, kept when a submission is rejected.
 #[derive(Default)]
@@ -121,13 +119,13 @@ pub(super) async fn render_list(
     form: &AppForm,
     err: Option<&DomainError>,
 ) -> Response {
-    let apps = match state.oauth.list_apps(me).await {
+    let apps = match state.services.list_oauth_apps(me).await {
         Ok(apps) => apps,
         Err(e) => return error_page(&e, "/"),
     };
-    let registration = match state.oauth.dynamic_registration_enabled().await {
+    let registration = match state.services.get_dynamic_registration(me).await {
         Ok(on) => on,
-        Err(e) => return error_page(&DomainError::from(e), "/"),
+        Err(e) => return error_page(&e, "/"),
     };
     let (token, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
     let rows: String = apps.iter().map(app_row).collect();
@@ -221,11 +219,11 @@ pub(super) async fn render_detail(
     id: &str,
     detail: Detail<'_>,
 ) -> Response {
-    let app = match state.oauth.get_app(me, id).await {
+    let app = match state.services.get_oauth_app(me, id).await {
         Ok(app) => app,
         Err(e) => return error_page(&e, APPS),
     };
-    let secrets = match state.oauth.list_app_secrets(me, id).await {
+    let secrets = match state.services.list_oauth_app_secrets(me, id).await {
         Ok(secrets) => secrets,
         Err(e) => return error_page(&e, APPS),
     };

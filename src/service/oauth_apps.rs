@@ -1,21 +1,36 @@
 //! Owner-managed OAuth applications and their secrets, the DCR switch, and a user's view of
-//! the applications they authorized.
+//! the applications they authorized: the authorization server's admin use cases. The protocol
+//! itself (registration, authorization, tokens) is `oauth`'s.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::scopes::{Scope, ScopeSet};
-use super::{DCR_SETTING, OAuthError, OAuthServer, redirect_uri};
-use crate::audit::AuditEvent;
-use crate::auth::Principal;
+use super::{Services, UserSelector, require_owner_to};
+use crate::audit::{AuditEvent, Auditor};
+use crate::domain::oauth::{DCR_SETTING, dcr_enabled};
+use crate::domain::redirect_uri;
 use crate::domain::text::{StoredText, limits};
 use crate::domain::{
-    AppSecret, ClientId, ClientType, DomainError, FieldError, OAuthApp, TokenAuthMethod, UserId,
+    AppSecret, ClientId, ClientType, DomainError, FieldError, GrantId, OAuthApp, Principal, Scope,
+    ScopeSet, TokenAuthMethod,
 };
+use crate::revocation::RevocationList;
 use crate::secret::Secret;
 
 const MAX_APP_NAME: usize = 64;
+const MANAGE_APPS: &str = "Only an owner can manage OAuth2 applications.";
+const SEE_SETTINGS: &str = "Only an owner can see OAuth2 settings.";
+
+/// What these use cases need besides the store: the audit log, and this replica's list of
+/// revoked grants (deleting an application or a secret denies its tokens here at once).
+#[derive(Debug, Clone)]
+pub(super) struct OAuthAppsDeps {
+    pub(super) audit: Auditor,
+    pub(super) revocations: Arc<RevocationList>,
+}
 
 /// What an owner sends to create or change an application.
 #[derive(Debug, Clone, Default)]
@@ -37,31 +52,6 @@ pub struct AuthorizedApp {
     pub grants: usize,
     pub authorized_at: DateTime<Utc>,
     pub last_used_at: DateTime<Utc>,
-}
-
-impl From<OAuthError> for DomainError {
-    fn from(err: OAuthError) -> Self {
-        match err.status {
-            429 => DomainError::RateLimited {
-                message: err.description,
-                retry_after_secs: err.retry_after.unwrap_or(60),
-            },
-            400 => DomainError::invalid(err.description),
-            401 => DomainError::Unauthenticated(err.description),
-            403 => DomainError::Forbidden(err.description),
-            _ => DomainError::Internal(err.description),
-        }
-    }
-}
-
-fn require_owner(actor: &Principal) -> Result<(), DomainError> {
-    if actor.is_owner() {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden(
-            "Only an owner can manage OAuth2 applications.".into(),
-        ))
-    }
 }
 
 fn app_not_found() -> DomainError {
@@ -146,30 +136,45 @@ fn validate(input: AppInput) -> Result<ValidInput, DomainError> {
     })
 }
 
-impl OAuthServer {
-    pub async fn list_apps(&self, actor: &Principal) -> Result<Vec<OAuthApp>, DomainError> {
-        require_owner(actor)?;
-        Ok(self.inner.store.list_oauth_apps().await?)
+impl Services {
+    fn oauth_apps(&self) -> Result<&OAuthAppsDeps, DomainError> {
+        self.oauth_apps.as_ref().ok_or_else(|| {
+            DomainError::internal("OAuth2 applications are not enabled in this process")
+        })
     }
 
-    pub async fn get_app(&self, actor: &Principal, id: &str) -> Result<OAuthApp, DomainError> {
-        require_owner(actor)?;
-        self.inner
-            .store
+    /// Records revoked grants locally so this instance denies their tokens at once.
+    fn note_revoked(&self, grants: Vec<GrantId>) -> Result<(), DomainError> {
+        self.oauth_apps()?.revocations.add(grants, self.clock.now());
+        Ok(())
+    }
+
+    pub async fn list_oauth_apps(&self, actor: &Principal) -> Result<Vec<OAuthApp>, DomainError> {
+        require_owner_to(actor, MANAGE_APPS)?;
+        Ok(self.store.list_oauth_apps().await?)
+    }
+
+    pub async fn get_oauth_app(
+        &self,
+        actor: &Principal,
+        id: &str,
+    ) -> Result<OAuthApp, DomainError> {
+        require_owner_to(actor, MANAGE_APPS)?;
+        self.store
             .get_oauth_app(parse_app_id(id)?)
             .await?
             .ok_or_else(app_not_found)
     }
 
-    pub async fn create_app(
+    pub async fn create_oauth_app(
         &self,
         actor: &Principal,
         input: AppInput,
         ip: &str,
     ) -> Result<OAuthApp, DomainError> {
-        require_owner(actor)?;
+        require_owner_to(actor, MANAGE_APPS)?;
         let valid = validate(input)?;
-        let now = self.inner.clock.now();
+        let now = self.clock.now();
         let app = OAuthApp {
             id: ClientId(Uuid::new_v4()),
             name: valid.name,
@@ -194,70 +199,71 @@ impl OAuthServer {
             created_at: now,
             updated_at: now,
         };
-        self.inner.store.insert_oauth_app(app.clone()).await?;
-        self.audit_app("oauth2.app.create", actor, app.id, ip).await;
+        self.store.insert_oauth_app(app.clone()).await?;
+        self.audit_app("oauth2.app.create", actor, app.id, ip)
+            .await?;
         Ok(app)
     }
 
-    pub async fn update_app(
+    pub async fn update_oauth_app(
         &self,
         actor: &Principal,
         id: &str,
         input: AppInput,
         ip: &str,
     ) -> Result<OAuthApp, DomainError> {
-        let current = self.get_app(actor, id).await?;
+        let current = self.get_oauth_app(actor, id).await?;
         let valid = validate(input)?;
         let updated = OAuthApp {
             name: valid.name,
             icon: valid.icon,
             redirect_uris: valid.redirect_uris,
             scope: valid.scope.unwrap_or(current.scope.clone()),
-            updated_at: self.inner.clock.now(),
+            updated_at: self.clock.now(),
             ..current
         };
-        if !self.inner.store.update_oauth_app(updated.clone()).await? {
+        if !self.store.update_oauth_app(updated.clone()).await? {
             return Err(app_not_found());
         }
         self.audit_app("oauth2.app.update", actor, updated.id, ip)
-            .await;
+            .await?;
         Ok(updated)
     }
 
     /// Deletes the application; every token issued to it stops working at once.
-    pub async fn delete_app(
+    pub async fn delete_oauth_app(
         &self,
         actor: &Principal,
         id: &str,
         ip: &str,
     ) -> Result<(), DomainError> {
-        require_owner(actor)?;
+        require_owner_to(actor, MANAGE_APPS)?;
         let id = parse_app_id(id)?;
         let revoked = self
-            .inner
             .store
-            .delete_oauth_app(id, self.inner.clock.now())
+            .delete_oauth_app(id, self.clock.now())
             .await?
             .ok_or_else(app_not_found)?;
-        self.note_revoked(revoked);
-        self.audit_app("oauth2.app.delete", actor, id, ip).await;
+        self.note_revoked(revoked)?;
+        self.audit_app("oauth2.app.delete", actor, id, ip).await?;
         Ok(())
     }
 
-    pub async fn create_app_secret(
+    pub async fn create_oauth_app_secret(
         &self,
         actor: &Principal,
         id: &str,
         ip: &str,
     ) -> Result<(AppSecret, Secret), DomainError> {
-        let app = self.get_app(actor, id).await?;
+        let app = self.get_oauth_app(actor, id).await?;
         if app.client_type == ClientType::Public {
             return Err(DomainError::invalid(
                 "Public clients authenticate with PKCE and have no secrets.",
             ));
         }
-        let issued = self.issue_secret(app.id).await?;
-        self.inner
+        let issued = AppSecret::generate(app.id, self.clock.now());
+        self.store.insert_app_secret(issued.0.clone()).await?;
+        self.oauth_apps()?
             .audit
             .record(
                 AuditEvent::new(
@@ -273,34 +279,33 @@ impl OAuthServer {
         Ok(issued)
     }
 
-    pub async fn list_app_secrets(
+    pub async fn list_oauth_app_secrets(
         &self,
         actor: &Principal,
         id: &str,
     ) -> Result<Vec<AppSecret>, DomainError> {
-        let app = self.get_app(actor, id).await?;
-        Ok(self.inner.store.list_app_secrets(app.id).await?)
+        let app = self.get_oauth_app(actor, id).await?;
+        Ok(self.store.list_app_secrets(app.id).await?)
     }
 
     /// Deletes a secret; the tokens obtained with it are revoked.
-    pub async fn delete_app_secret(
+    pub async fn delete_oauth_app_secret(
         &self,
         actor: &Principal,
         id: &str,
         secret_id: &str,
         ip: &str,
     ) -> Result<(), DomainError> {
-        let app = self.get_app(actor, id).await?;
+        let app = self.get_oauth_app(actor, id).await?;
         let not_found = || DomainError::NotFound("OAuth2 application secret not found.".into());
         let secret_id = Uuid::parse_str(secret_id).map_err(|_| not_found())?;
         let revoked = self
-            .inner
             .store
-            .delete_app_secret(app.id, secret_id, self.inner.clock.now())
+            .delete_app_secret(app.id, secret_id, self.clock.now())
             .await?
             .ok_or_else(not_found)?;
-        self.note_revoked(revoked);
-        self.inner
+        self.note_revoked(revoked)?;
+        self.oauth_apps()?
             .audit
             .record(
                 AuditEvent::new(
@@ -316,22 +321,28 @@ impl OAuthServer {
         Ok(())
     }
 
+    /// Whether clients may register themselves (RFC 7591), for the owner's settings.
+    pub async fn get_dynamic_registration(&self, actor: &Principal) -> Result<bool, DomainError> {
+        require_owner_to(actor, SEE_SETTINGS)?;
+        let stored = self.store.get_site_config(DCR_SETTING).await?;
+        Ok(dcr_enabled(stored.as_deref()))
+    }
+
     pub async fn set_dynamic_registration(
         &self,
         actor: &Principal,
         enabled: bool,
         ip: &str,
     ) -> Result<(), DomainError> {
-        require_owner(actor)?;
-        self.inner
-            .store
+        require_owner_to(actor, MANAGE_APPS)?;
+        self.store
             .upsert_site_config(
                 DCR_SETTING,
                 if enabled { "true" } else { "false" },
-                self.inner.clock.now(),
+                self.clock.now(),
             )
             .await?;
-        self.inner
+        self.oauth_apps()?
             .audit
             .record(
                 AuditEvent::new("oauth2.settings.update", "deployment", "oauth2")
@@ -343,12 +354,15 @@ impl OAuthServer {
         Ok(())
     }
 
-    /// The applications `user` has authorized and not revoked, most recently used first.
+    /// The applications the user `who` names has authorized and not revoked, most recently used
+    /// first. Members see only their own; `who` is "not found" to them otherwise.
     pub async fn list_authorized_apps(
         &self,
-        user: UserId,
+        actor: &Principal,
+        who: &UserSelector,
     ) -> Result<Vec<AuthorizedApp>, DomainError> {
-        let grants = self.inner.store.list_user_grants(user).await?;
+        let user = self.get_user(actor, who).await?;
+        let grants = self.store.list_user_grants(user.id).await?;
         let mut by_app: Vec<AuthorizedApp> = Vec::new();
         for grant in grants {
             let scopes = ScopeSet::parse_known(&grant.scope);
@@ -359,7 +373,7 @@ impl OAuthServer {
                 entry.last_used_at = entry.last_used_at.max(grant.last_used_at);
                 continue;
             }
-            let Some(app) = self.inner.store.get_oauth_app(grant.app_id).await? else {
+            let Some(app) = self.store.get_oauth_app(grant.app_id).await? else {
                 continue;
             };
             by_app.push(AuthorizedApp {
@@ -374,8 +388,14 @@ impl OAuthServer {
         Ok(by_app)
     }
 
-    async fn audit_app(&self, action: &'static str, actor: &Principal, app: ClientId, ip: &str) {
-        self.inner
+    async fn audit_app(
+        &self,
+        action: &'static str,
+        actor: &Principal,
+        app: ClientId,
+        ip: &str,
+    ) -> Result<(), DomainError> {
+        self.oauth_apps()?
             .audit
             .record(
                 AuditEvent::new(action, "oauth2_provider_app", app)
@@ -384,5 +404,6 @@ impl OAuthServer {
                     .from_ip(ip),
             )
             .await;
+        Ok(())
     }
 }

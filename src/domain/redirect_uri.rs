@@ -140,32 +140,7 @@ pub fn validate_for_registration(uri: &str, public_client: bool) -> Result<(), R
             }
             Ok(())
         }
-        "http" => {
-            let authority =
-                authority.ok_or_else(|| RedirectUriError::MissingAuthority("http".into()))?;
-            let raw_host = split_host_port(authority).map(|(h, _)| h);
-            let literal_loopback = raw_host.is_some_and(is_loopback_literal);
-            let parsed_loopback = match url.host() {
-                Some(Host::Domain(d)) => d == "localhost",
-                Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
-                Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
-                None => false,
-            };
-            if literal_loopback && parsed_loopback {
-                return Ok(());
-            }
-            // RFC 6761 §6.3: `*.localhost` names resolve to loopback. A confidential client
-            // proves itself with its secret at the token endpoint, so it may use one; a public
-            // client gets only the three hosts the port exception of RFC 8252 §7.3 covers.
-            let dot_localhost = raw_host.is_some_and(|h| {
-                let h = h.to_ascii_lowercase();
-                h.len() > ".localhost".len() && h.ends_with(".localhost")
-            }) && matches!(url.host(), Some(Host::Domain(d)) if d.ends_with(".localhost"));
-            if dot_localhost && !public_client {
-                return Ok(());
-            }
-            Err(RedirectUriError::HttpNotLoopback)
-        }
+        "http" => check_http(&url, authority, public_client),
         _ => {
             if !is_private_use_scheme(scheme) {
                 return Err(RedirectUriError::UnsupportedScheme(scheme.to_owned()));
@@ -178,6 +153,38 @@ pub fn validate_for_registration(uri: &str, public_client: bool) -> Result<(), R
             Ok(())
         }
     }
+}
+
+/// `http` is for loopback only: `localhost`, `127.0.0.1` and `[::1]` as written (RFC 8252
+/// §7.3), and for confidential clients also a `*.localhost` name.
+fn check_http(
+    url: &Url,
+    authority: Option<&str>,
+    public_client: bool,
+) -> Result<(), RedirectUriError> {
+    let authority = authority.ok_or_else(|| RedirectUriError::MissingAuthority("http".into()))?;
+    let raw_host = split_host_port(authority).map(|(h, _)| h);
+    let literal_loopback = raw_host.is_some_and(is_loopback_literal);
+    let parsed_loopback = match url.host() {
+        Some(Host::Domain(d)) => d == "localhost",
+        Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
+        Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
+        None => false,
+    };
+    if literal_loopback && parsed_loopback {
+        return Ok(());
+    }
+    // RFC 6761 §6.3: `*.localhost` names resolve to loopback. A confidential client
+    // proves itself with its secret at the token endpoint, so it may use one; a public
+    // client gets only the three hosts the port exception of RFC 8252 §7.3 covers.
+    let dot_localhost = raw_host.is_some_and(|h| {
+        let h = h.to_ascii_lowercase();
+        h.len() > ".localhost".len() && h.ends_with(".localhost")
+    }) && matches!(url.host(), Some(Host::Domain(d)) if d.ends_with(".localhost"));
+    if dot_localhost && !public_client {
+        return Ok(());
+    }
+    Err(RedirectUriError::HttpNotLoopback)
 }
 
 /// Whether `requested` may be used as the redirect of an authorization request from a client
