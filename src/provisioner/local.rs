@@ -6,6 +6,7 @@
 //! recorded in the workspace directory, so a restarted server can stop what an earlier run
 //! started, and the agent reconnects to it on its own.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -133,8 +134,9 @@ impl LocalProvisioner {
             .map_err(|e| ProvisionError::internal(&format!("cannot create {UID_REGISTRY}"), e))?;
         let owner = layout.root.to_string_lossy().into_owned();
         let file = layout.root.join("uid");
+        let running = uids_with_processes();
         if let Some(uid) = read_uid(&file) {
-            match claim(registry, uid, &owner) {
+            match claim(registry, uid, &owner, &running) {
                 Ok(true) => return Ok(uid),
                 Ok(false) => {}
                 Err(e) => {
@@ -146,7 +148,7 @@ impl LocalProvisioner {
             }
         }
         for uid in self.options.uid_range.clone() {
-            match claim(registry, uid, &owner) {
+            match claim(registry, uid, &owner, &running) {
                 Ok(true) => {
                     std::fs::write(&file, uid.to_string()).map_err(|e| {
                         ProvisionError::internal("cannot record the workspace's uid", e)
@@ -158,7 +160,7 @@ impl LocalProvisioner {
             }
         }
         Err(ProvisionError::Unavailable(format!(
-            "Every workspace uid in --workspace-uid-range ({}-{}) is taken on this host; widen the range or delete workspaces.",
+            "Every workspace uid in --workspace-uid-range ({}-{}) is taken on this host, by a workspace or by processes still running as it; widen the range, delete workspaces, or end those processes.",
             self.options.uid_range.start(),
             self.options.uid_range.end()
         )))
@@ -296,9 +298,16 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// Claims `uid` for the workspace at `owner`: true when it is now (or already was) its own. A
-/// claim whose workspace directory no longer exists is taken over.
-fn claim(registry: &Path, uid: u32, owner: &str) -> std::io::Result<bool> {
+/// claim whose workspace directory no longer exists is taken over, but never while a process
+/// still runs as that uid: a workspace whose directory was deleted under it (or whose server
+/// died without stopping it) would otherwise share its uid, signals, and process limit with
+/// the newcomer.
+fn claim(registry: &Path, uid: u32, owner: &str, running: &HashSet<u32>) -> std::io::Result<bool> {
     let path = registry.join(uid.to_string());
+    let held_by_owner = std::fs::read_to_string(&path).is_ok_and(|holder| holder == owner);
+    if !held_by_owner && running.contains(&uid) {
+        return Ok(false);
+    }
     for _ in 0..2 {
         match std::fs::OpenOptions::new()
             .write(true)
@@ -325,6 +334,24 @@ fn claim(registry: &Path, uid: u32, owner: &str) -> std::io::Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// The uids that processes on this host run as (the owners of the `/proc/<pid>` directories).
+fn uids_with_processes() -> HashSet<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashSet::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|entry| entry.metadata().ok().map(|meta| meta.uid()))
+        .collect()
 }
 
 /// Gives the workspace's uid back.

@@ -442,3 +442,35 @@ async fn a_workspace_fills_only_its_own_disk() {
     assert!(!root.exists(), "delete removes the disk too");
     app.stop().await.unwrap();
 }
+
+/// A uid that a process still runs as (a workspace whose directory was deleted under it, or
+/// whose server died without stopping it) is never handed to a new workspace: the two would
+/// share signals, /proc and the per-user process limit.
+#[tokio::test]
+async fn a_uid_still_in_use_by_a_process_is_not_reused() {
+    // A range of two that no other test uses, so the lowest free uid is known.
+    const BUSY: u32 = 1_000_060_000;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.workspaces.uid_range = BUSY..=BUSY + 1;
+    })
+    .await;
+    let mut leftover = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={BUSY}"),
+            &format!("--regid={BUSY}"),
+            "--clear-groups",
+            "sleep",
+            "300",
+        ])
+        .spawn()
+        .expect("setpriv runs a process as the busy uid");
+    let owner = app.create_owner().await;
+    let template = create_template(&app, &owner, "basic", "", &[]).await;
+    let ws = create_workspace(&app, &owner, "fresh", &template["id"], json!([])).await;
+    let uid = assert_own_user(&app, &owner, &agent_id(&ws)).await;
+    leftover.kill().expect("kill the leftover process");
+    let _ = leftover.wait();
+    assert_eq!(uid, BUSY + 1, "the uid a process still runs as was skipped");
+    app.stop().await.unwrap();
+}
