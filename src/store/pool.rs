@@ -57,9 +57,16 @@ impl<S, P> Backend<S, P> {
 }
 
 impl Pool {
+    /// Begins a transaction that may write. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later cannot wait for
+    /// the lock when another writer committed in between (its snapshot is stale), and fails at
+    /// once with "database is locked" instead of waiting out the busy timeout
+    /// (https://www.sqlite.org/lang_transaction.html, "BEGIN IMMEDIATE"; SQLITE_BUSY_SNAPSHOT
+    /// in https://www.sqlite.org/rescode.html). Every transaction here writes, so nothing is
+    /// serialized that could have run alongside.
     pub(super) async fn begin(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin().await?),
+            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
         })
     }

@@ -25,3 +25,4 @@ mod templates;
 mod users;
 mod workspace_support;
 mod workspaces;
+mod write_contention;
