@@ -357,7 +357,10 @@ async fn replica_heartbeat_loop(
     loop {
         tick.tick().await;
         if let Err(err) = store.touch_replica(replica, clock.now()).await {
-            tracing::warn!(error = %err, "could not record this replica's heartbeat");
+            // An outage is logged once by the store, not on every tick.
+            if !err.is_unavailable() {
+                tracing::warn!(error = %err, "could not record this replica's heartbeat");
+            }
         }
         links.refresh().await;
     }
@@ -422,7 +425,10 @@ async fn revocation_sync_loop(
     loop {
         tick.tick().await;
         if let Err(err) = revocations.sync(&store, clock.now()).await {
-            tracing::warn!(error = %err, "could not read the OAuth2 revocation feed");
+            // An outage is logged once by the store, not on every tick.
+            if !err.is_unavailable() {
+                tracing::warn!(error = %err, "could not read the OAuth2 revocation feed");
+            }
         }
     }
 }
@@ -433,7 +439,10 @@ async fn key_reload_loop(oauth: OAuthServer) {
     loop {
         tick.tick().await;
         if let Err(err) = oauth.keys().reload(true).await {
-            tracing::warn!(error = %err, "could not reload the OAuth2 signing keys");
+            // An outage is logged once by the store, not on every tick.
+            if !err.is_unavailable() {
+                tracing::warn!(error = %err, "could not reload the OAuth2 signing keys");
+            }
         }
     }
 }

@@ -18,14 +18,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/experiments/available", get(available_experiments))
 }
 
-/// Liveness and database reachability.
+/// Liveness and database reachability: `OK`, or 503 with `Retry-After` saying the database is
+/// unavailable (a load balancer takes the replica out; it answers again once the database is).
 async fn healthz(State(state): State<AppState>) -> ApiResult<&'static str> {
     state
         .services
         .store()
         .ping()
         .await
-        .map_err(super::error::ApiError::internal)?;
+        .map_err(crate::domain::DomainError::from)?;
     Ok("OK")
 }
 

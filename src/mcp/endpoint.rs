@@ -150,6 +150,7 @@ impl Endpoint {
             principal,
             toolset,
             ip,
+            unavailable: Arc::default(),
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
@@ -163,8 +164,20 @@ impl Endpoint {
                 if let Some(denied) = scope_denial(state, &caller, &message) {
                     return denied;
                 }
-                self.forward(&parts.headers, &parts.uri, bytes, caller)
-                    .await
+                let unavailable = caller.unavailable.clone();
+                let mut response = self
+                    .forward(&parts.headers, &parts.uri, bytes, caller)
+                    .await;
+                // The handler answered a JSON-RPC error because the database is unreachable:
+                // say so at the HTTP level too, where clients and proxies look for it.
+                let secs = unavailable.load(std::sync::atomic::Ordering::Relaxed);
+                if secs > 0 {
+                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                response
             }
             Err(rejection) => rejection.into_response(),
         }
@@ -376,6 +389,35 @@ fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
         );
     }
     response
+}
+
+/// 503 with `Retry-After` and a JSON-RPC error a client can retry, for a request that needs
+/// the database while it is unreachable.
+pub(super) fn unavailable(message: &str, retry_after_secs: u64) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": Value::Null,
+        "error": {
+            "code": super::handler::UNAVAILABLE,
+            "message": message,
+            "data": { "retryAfterSeconds": retry_after_secs },
+        },
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
+}
+
+/// 500 with a JSON-RPC error, for a failure the client cannot fix (the cause is logged).
+pub(super) fn internal_error() -> Response {
+    jsonrpc_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Value::Null,
+        -32603,
+        "The server failed to handle the request. Try again; if it keeps failing, tell an owner.",
+    )
 }
 
 fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {

@@ -2,12 +2,13 @@
 //! `tools/call` with auditing.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorData, Implementation, ListToolsResult,
+    CallToolRequestParams, CallToolResponse, ErrorCode, ErrorData, Implementation, ListToolsResult,
     MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
     ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use super::rendered::RenderSlot;
 use super::result;
-use super::tools::{self, ToolContext, ToolDef};
+use super::tools::{self, ToolContext, ToolDef, ToolError};
 use super::toolset::Toolset;
 use crate::audit::AuditEvent;
 use crate::auth::Principal;
@@ -32,7 +33,15 @@ pub struct Caller {
     pub principal: Principal,
     pub toolset: Toolset,
     pub ip: String,
+    /// Set by the handler when a call failed because the database is unreachable: the
+    /// seconds to wait, so the endpoint answers 503 with `Retry-After`.
+    pub unavailable: Arc<AtomicU64>,
 }
+
+/// The JSON-RPC error for a call that failed only because the database is unreachable: an
+/// implementation-defined server error (JSON-RPC 2.0 §5.1 reserves -32000 to -32099), with the
+/// wait in `data.retryAfterSeconds`. The HTTP answer is 503 with `Retry-After`.
+pub const UNAVAILABLE: i32 = -32000;
 
 /// Built per request (the service is stateless); what never changes is built once, in
 /// `Constants`.
@@ -204,6 +213,19 @@ impl ServerHandler for CoderMcp {
             event = event.client(client);
         }
         self.state.audit.record(event).await;
+        if let Err(ToolError {
+            message,
+            retry_after_secs: Some(secs),
+            ..
+        }) = &outcome
+        {
+            caller.unavailable.store(*secs, Ordering::Relaxed);
+            return Err(ErrorData::new(
+                ErrorCode(UNAVAILABLE),
+                message.clone(),
+                Some(json!({ "retryAfterSeconds": secs })),
+            ));
+        }
         // After a progress notification rmcp answers with an event stream, which the endpoint
         // does not rewrite: the result then goes through rmcp's model.
         let slot = http_extension::<RenderSlot>(&context).filter(|_| !notified);

@@ -49,6 +49,12 @@ impl From<OAuthError> for DomainError {
             400 => DomainError::invalid(err.description),
             401 => DomainError::Unauthenticated(err.description),
             403 => DomainError::Forbidden(err.description),
+            503 => DomainError::Unavailable {
+                message: err.description,
+                retry_after_secs: err
+                    .retry_after
+                    .unwrap_or(crate::domain::error::DATABASE_RETRY_AFTER_SECS),
+            },
             _ => DomainError::Internal(err.description),
         }
     }

@@ -109,6 +109,7 @@ impl From<StoreError> for DomainError {
                 format!("Conflicts with an existing record ({constraint})."),
                 None,
             ),
+            StoreError::Unavailable(_) => DomainError::database_unavailable(),
             other @ (StoreError::Database(_) | StoreError::Corrupt { .. }) => {
                 DomainError::internal(other)
             }

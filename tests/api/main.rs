@@ -7,6 +7,7 @@ mod api_keys;
 mod basics;
 mod cli;
 mod cli_client;
+mod db_outage;
 mod helpers;
 mod hostile_input;
 mod mcp_e2e;
