@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::HeaderValue;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -15,8 +17,10 @@ use crate::auth::revocation::RevocationList;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ServerConfig, parse_access_url};
 use crate::domain::{Replica, ReplicaId};
+use crate::http::Transport;
+use crate::metrics::Metrics;
 use crate::oauth::keys::KeyRing;
-use crate::oauth::{OAuthPolicy, OAuthServer};
+use crate::oauth::{OAuthPolicy, OAuthServer, Reporting};
 use crate::provisioner::{
     CommandLimits, LocalProvisioner, LocalProvisionerOptions, Provisioning, WorkspaceLimits,
 };
@@ -26,6 +30,7 @@ use crate::service::runner::JobRunner;
 use crate::service::{ServicePolicy, Services};
 use crate::state::{AppState, HttpSettings};
 use crate::store::{self, SharedStore};
+use crate::tls::{Certificates, TlsListener};
 
 /// How often expired sessions, tokens, codes and abandoned clients are swept.
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
@@ -42,7 +47,17 @@ const REPLICA_HEARTBEAT_INTERVAL: Duration =
 const AGENT_SOCKET: &str = "agent/agent.sock";
 
 pub struct App {
-    listener: TcpListener,
+    /// Plain HTTP; `None` when `--http-address` is empty (HTTPS only).
+    listener: Option<TcpListener>,
+    /// HTTPS, with its certificates (reloaded while serving).
+    tls: Option<(
+        TlsListener,
+        Arc<Certificates>,
+        Option<tokio::signal::unix::Signal>,
+    )>,
+    /// The Prometheus page.
+    metrics_listener: Option<TcpListener>,
+    audit_retention: Option<Duration>,
     /// Where workspace agents dial in from their sandboxes.
     agent_listener: tokio::net::UnixListener,
     replica: ReplicaId,
@@ -65,14 +80,44 @@ impl App {
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
         let store = store::open(&config.database).await?;
-        let listener = TcpListener::bind(&config.http_address)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http_address))?;
-        let bound = listener.local_addr()?;
+        let listener = match config.http_address.as_str() {
+            "" => None,
+            address => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address}"))?,
+            ),
+        };
+        let tls = match &config.tls {
+            Some(tls) => {
+                let certificates = Certificates::load(&tls.pairs)?;
+                Some((
+                    TlsListener::bind(tls, certificates.clone()).await?,
+                    certificates,
+                    crate::tls::hangups(),
+                ))
+            }
+            None => None,
+        };
+        let metrics_listener = match &config.prometheus_address {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} for the metrics"))?,
+            ),
+            None => None,
+        };
+        // Without --access-url, clients reach us where we listen: over HTTPS when it is on.
+        let (scheme, bound) = match (&tls, &listener) {
+            (Some((tls, _, _)), _) => ("https", axum::serve::Listener::local_addr(tls)?),
+            (None, Some(http)) => ("http", http.local_addr()?),
+            (None, None) => anyhow::bail!("nothing to listen on"),
+        };
         let access_url = match &config.access_url {
             Some(url) => url.clone(),
-            None => derived_access_url(bound)?,
+            None => derived_access_url(scheme, bound)?,
         };
+        let metrics = Arc::new(Metrics::new());
         let deployment_id = deployment_id(&store, &clock).await?;
         let oauth2 = &config.oauth2;
         let access_lifetime = chrono::Duration::from_std(oauth2.access_token_lifetime)?;
@@ -97,7 +142,10 @@ impl App {
                 rate_limit_per_ip: oauth2.rate_limit_per_ip,
                 rate_limit_per_client: oauth2.rate_limit_per_client,
             },
-            audit.clone(),
+            Reporting {
+                audit: audit.clone(),
+                metrics: metrics.clone(),
+            },
         );
         let access_tokens = Arc::new(AccessTokenVerifier::new(
             oauth.issuer().to_owned(),
@@ -122,7 +170,7 @@ impl App {
         );
         let agent_socket = config.data_dir.join(AGENT_SOCKET);
         let agent_listener = bind_agent_socket(&agent_socket)?;
-        let replica = register_replica(&store, &clock, &config, bound).await?;
+        let replica = register_replica(&store, &clock, &config, scheme, bound).await?;
         let links = Arc::new(
             AgentLinks::new(
                 replica,
@@ -143,11 +191,10 @@ impl App {
                 max_timeout: config.max_command_timeout,
             },
         );
-        let runner = Arc::new(JobRunner::new(
-            store.clone(),
-            clock.clone(),
-            provisioning.clone(),
-        ));
+        let runner = Arc::new(
+            JobRunner::new(store.clone(), clock.clone(), provisioning.clone())
+                .with_metrics(metrics.clone()),
+        );
         let services = services
             .with_provisioning(provisioning)
             .with_agent_links(links.clone());
@@ -164,10 +211,21 @@ impl App {
                 proxy_trusted_origins: config.proxy_trusted_origins.clone(),
                 mcp_allowed_origins: config.mcp_allowed_origins.clone(),
                 deployment_id,
+                tls: config.tls.is_some(),
+                strict_transport_security: config
+                    .strict_transport_security
+                    .as_deref()
+                    .map(HeaderValue::from_str)
+                    .transpose()?,
+                redirect_to_access_url: config.redirect_to_access_url,
             }),
+            metrics,
         };
         Ok(Self {
             listener,
+            tls,
+            metrics_listener,
+            audit_retention: config.audit_logs_retention,
             agent_listener,
             replica,
             links,
@@ -179,12 +237,39 @@ impl App {
         })
     }
 
+    /// The port of the plain HTTP listener, else of the HTTPS one.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
+    /// Where plain HTTP is served, else HTTPS.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => self.tls_local_addr(),
+        }
+    }
+
+    /// Where HTTPS is served.
+    pub fn tls_local_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.tls {
+            Some((listener, _, _)) => axum::serve::Listener::local_addr(listener),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "TLS is not enabled",
+            )),
+        }
+    }
+
+    /// Where the Prometheus metrics are served.
+    pub fn metrics_local_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.metrics_listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the Prometheus endpoint is not enabled",
+            )),
+        }
     }
 
     pub fn access_url(&self) -> &Url {
@@ -201,7 +286,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let background = [
-            tokio::spawn(cleanup_loop(self.state.clone())),
+            tokio::spawn(cleanup_loop(self.state.clone(), self.audit_retention)),
             tokio::spawn(revocation_sync_loop(
                 self.store.clone(),
                 self.revocations.clone(),
@@ -231,13 +316,65 @@ impl App {
             })
             .into_future(),
         );
-        let router = crate::http::router(self.state);
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        // One stop signal for every listener: each finishes its in-flight requests.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let settings = self.state.settings.clone();
+        let router = crate::http::router(self.state.clone());
+        let mut servers = tokio::task::JoinSet::new();
+        if let Some(listener) = self.listener {
+            let app = crate::http::router_for(router.clone(), settings.clone(), Transport::Http);
+            servers.spawn(
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(until_stopped())
+                .into_future(),
+            );
+        }
+        let mut certificate_watch = None;
+        if let Some((listener, certificates, hangups)) = self.tls {
+            certificate_watch = Some(AbortOnDrop(tokio::spawn(certificates.watch(hangups))));
+            let app = crate::http::router_for(router, settings, Transport::Https);
+            // `tap_io` only lends the connection's peer address to `ConnectInfo`, as a plain
+            // TCP listener does.
+            servers.spawn(
+                axum::serve(
+                    listener.tap_io(|_| {}),
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(until_stopped())
+                .into_future(),
+            );
+        }
+        if let Some(listener) = self.metrics_listener {
+            servers.spawn(
+                axum::serve(listener, crate::http::metrics_router(self.state.clone()))
+                    .with_graceful_shutdown(until_stopped())
+                    .into_future(),
+            );
+        }
+        let served = tokio::select! {
+            () = shutdown => Ok(()),
+            // A listener that fails stops the server.
+            Some(ended) = servers.join_next() => match ended {
+                Ok(result) => result,
+                Err(err) => Err(std::io::Error::other(err)),
+            },
+        };
+        let _ = stop.send(true);
+        while let Some(ended) = servers.join_next().await {
+            if let Ok(Err(err)) = ended {
+                tracing::warn!(error = %err, "a listener failed while stopping");
+            }
+        }
+        drop(certificate_watch);
         for task in background {
             task.abort();
         }
@@ -321,6 +458,7 @@ async fn register_replica(
     store: &SharedStore,
     clock: &SharedClock,
     config: &ServerConfig,
+    scheme: &str,
     bound: SocketAddr,
 ) -> anyhow::Result<ReplicaId> {
     let hostname = rustix::system::uname()
@@ -329,8 +467,8 @@ async fn register_replica(
         .into_owned();
     let relay_address = match &config.relay_url {
         Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-        None if bound.ip().is_unspecified() => format!("http://{hostname}:{}", bound.port()),
-        None => format!("http://{bound}"),
+        None if bound.ip().is_unspecified() => format!("{scheme}://{hostname}:{}", bound.port()),
+        None => format!("{scheme}://{bound}"),
     };
     let now = clock.now();
     let replica = Replica {
@@ -368,14 +506,14 @@ async fn replica_heartbeat_loop(
 
 /// Without --access-url, clients reach us at the bound address; a wildcard bind is reached on
 /// loopback.
-fn derived_access_url(bound: SocketAddr) -> anyhow::Result<Url> {
+fn derived_access_url(scheme: &str, bound: SocketAddr) -> anyhow::Result<Url> {
     let host = match bound.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
         ip if ip.is_unspecified() => "[::1]".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    parse_access_url(&format!("http://{host}:{}", bound.port()))
+    parse_access_url(&format!("{scheme}://{host}:{}", bound.port()))
 }
 
 /// A stable random id for the deployment, created on first start.
@@ -389,10 +527,19 @@ async fn deployment_id(store: &SharedStore, clock: &SharedClock) -> anyhow::Resu
     Ok(id)
 }
 
-async fn cleanup_loop(state: AppState) {
+async fn cleanup_loop(state: AppState, audit_retention: Option<Duration>) {
     let mut tick = tokio::time::interval(CLEANUP_INTERVAL);
     loop {
         tick.tick().await;
+        if let Some(retention) = audit_retention.and_then(|r| chrono::Duration::from_std(r).ok()) {
+            match state.services.delete_old_audit_logs(retention).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(count = n, "deleted audit log entries past their retention")
+                }
+                Err(err) => tracing::warn!(error = %err, "could not delete old audit log entries"),
+            }
+        }
         match state.services.delete_expired_keys().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "deleted expired sessions and tokens"),

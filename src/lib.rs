@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod mcp;
+pub mod metrics;
 pub mod oauth;
 #[cfg(test)]
 mod proptest_support;
@@ -19,3 +20,4 @@ pub mod secret;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod tls;

@@ -2,6 +2,7 @@
 
 pub mod agent_api;
 pub mod api_keys;
+pub mod audit;
 pub mod cookies;
 pub mod error;
 pub mod extract;
@@ -15,6 +16,7 @@ pub mod users;
 pub mod workspace_agents;
 pub mod workspaces;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -29,7 +31,8 @@ use tracing::Span;
 
 use self::error::ApiError;
 use crate::domain::Experiment;
-use crate::state::AppState;
+use crate::metrics::Metrics;
+use crate::state::{AppState, HttpSettings};
 
 pub fn router(state: AppState) -> Router {
     // Without the `oauth2` experiment the authorization server is not mounted at all, so every
@@ -43,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(meta::routes())
         .merge(users::routes())
         .merge(api_keys::routes())
+        .merge(audit::routes())
         .merge(pages::routes())
         .merge(oauth2)
         .merge(oauth2_provider::routes())
@@ -65,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(close_after_unread_body))
         .layer(middleware::from_fn(require_one_host))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            record_metrics,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -73,6 +81,129 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(()),
         )
         .with_state(state)
+}
+
+/// How a listener's requests arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Https,
+}
+
+/// The router for one listener: `--redirect-to-access-url` and `Strict-Transport-Security`
+/// depend on whether its requests came over TLS.
+pub fn router_for(router: Router, settings: Arc<HttpSettings>, transport: Transport) -> Router {
+    router.layer(middleware::from_fn(move |request: Request, next: Next| {
+        let settings = settings.clone();
+        async move { on_transport(&settings, transport, request, next).await }
+    }))
+}
+
+async fn on_transport(
+    settings: &HttpSettings,
+    transport: Transport,
+    request: Request,
+    next: Next,
+) -> Response {
+    if settings.redirect_to_access_url
+        && request.uri().path() != "/healthz"
+        && !at_access_url(settings, transport, &request)
+    {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let target = format!("{}{path}", settings.access_url_str());
+        if let Ok(location) = HeaderValue::from_str(&target) {
+            // 307 keeps the method and body (RFC 9110 §15.4.8): an MCP POST arrives intact.
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            response.headers_mut().insert(header::LOCATION, location);
+            return response;
+        }
+    }
+    let mut response = next.run(request).await;
+    // RFC 6797 §7.2: only over secure transport. Without TLS of our own, an https access URL
+    // means a proxy terminates TLS in front of us, so the user's side is secure.
+    let secure = match transport {
+        Transport::Https => true,
+        Transport::Http => !settings.tls && settings.access_url.scheme() == "https",
+    };
+    if let Some(hsts) = &settings.strict_transport_security
+        && secure
+    {
+        response
+            .headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    response
+}
+
+/// Whether the request came in on the access URL's scheme and host (the `Host` header, or the
+/// authority of an HTTP/2 request).
+fn at_access_url(settings: &HttpSettings, transport: Transport, request: &Request) -> bool {
+    let url = &settings.access_url;
+    let scheme_matches = match transport {
+        Transport::Http => url.scheme() == "http",
+        Transport::Https => url.scheme() == "https",
+    };
+    let authority = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .and_then(|a| a.parse::<axum::http::uri::Authority>().ok());
+    let default_port = match transport {
+        Transport::Http => 80,
+        Transport::Https => 443,
+    };
+    let host_matches = authority.is_some_and(|a| {
+        url.host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case(a.host()))
+            && Some(a.port_u16().unwrap_or(default_port)) == url.port_or_known_default()
+    });
+    scheme_matches && host_matches
+}
+
+/// Counts every answered request by route pattern (never the raw path), method and status.
+async fn record_metrics(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = crate::metrics::method_label(request.method());
+    let response = next.run(request).await;
+    metrics.http_request(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The Prometheus listener's only page: `GET /metrics` (OpenMetrics text format).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics_page))
+        .fallback(route_not_found)
+        .with_state(state)
+}
+
+async fn metrics_page(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let store = state.services.store();
+    let sample = crate::metrics::Sample {
+        pool: store.pool_stats(),
+        database_up: !store.is_down(),
+        jobs_pending: store.count_pending_jobs().await.ok(),
+        agents_connected: state.services.agents_connected(),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(sample),
+    )
+        .into_response()
 }
 
 /// What the agent socket serves: only the routes agents call, under the same layers.

@@ -4,6 +4,7 @@
 //! (W4), 2025-03-26 batches, then rmcp's stateless streamable HTTP service with JSON responses.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -105,6 +106,7 @@ impl Endpoint {
     }
 
     async fn post(&self, state: &AppState, request: Request) -> Response {
+        let started = std::time::Instant::now();
         let toolset = match Toolset::from_query(request.uri().query()) {
             Ok(t) => t,
             Err(name) => {
@@ -122,7 +124,17 @@ impl Endpoint {
         .await
         {
             Ok(p) => p,
-            Err(response) => return response,
+            Err(response) => {
+                let outcome = match response.status() {
+                    StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                    StatusCode::UNAUTHORIZED => "unauthorized",
+                    _ => "error",
+                };
+                state
+                    .metrics
+                    .mcp_request("unknown", "", outcome, started.elapsed());
+                return response;
+            }
         };
         // Our own media type checks, so they keep their place before the body checks below and
         // answer in JSON-RPC (mcp-requirements P2, §7.2).
@@ -150,36 +162,71 @@ impl Endpoint {
             principal,
             toolset,
             ip,
-            unavailable: Arc::default(),
+            report: Arc::default(),
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
-                self.batch(state, &parts.headers, &parts.uri, messages, caller)
-                    .await
+                let response = self
+                    .batch(state, &parts.headers, &parts.uri, messages, caller)
+                    .await;
+                let outcome = if response.status().is_success() {
+                    "success"
+                } else {
+                    "error"
+                };
+                state
+                    .metrics
+                    .mcp_request("batch", "", outcome, started.elapsed());
+                response
             }
             Ok(message) => {
+                let (method, tool) = labels(&message);
                 if let Some(rejection) = wire::check_message(&message, &parts.headers) {
+                    state
+                        .metrics
+                        .mcp_request(method, tool, "invalid", started.elapsed());
                     return rejection.into_response();
                 }
                 if let Some(denied) = scope_denial(state, &caller, &message) {
+                    state
+                        .metrics
+                        .mcp_request(method, tool, "forbidden", started.elapsed());
                     return denied;
                 }
-                let unavailable = caller.unavailable.clone();
+                let report = caller.report.clone();
                 let mut response = self
                     .forward(&parts.headers, &parts.uri, bytes, caller)
                     .await;
                 // The handler answered a JSON-RPC error because the database is unreachable:
                 // say so at the HTTP level too, where clients and proxies look for it.
-                let secs = unavailable.load(std::sync::atomic::Ordering::Relaxed);
+                let secs = report.retry_after_secs.load(Ordering::Relaxed);
                 if secs > 0 {
                     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                     response
                         .headers_mut()
                         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
+                let outcome = if secs > 0 {
+                    "unavailable"
+                } else if report.refused.load(Ordering::Relaxed) || !response.status().is_success()
+                {
+                    "error"
+                } else if report.tool_error.load(Ordering::Relaxed) {
+                    "tool_error"
+                } else {
+                    "success"
+                };
+                state
+                    .metrics
+                    .mcp_request(method, tool, outcome, started.elapsed());
                 response
             }
-            Err(rejection) => rejection.into_response(),
+            Err(rejection) => {
+                state
+                    .metrics
+                    .mcp_request("unknown", "", "invalid", started.elapsed());
+                rejection.into_response()
+            }
         }
     }
 
@@ -224,13 +271,12 @@ impl Endpoint {
                 replies.push(rejection.body());
                 continue;
             }
+            let caller = Caller {
+                report: Arc::default(),
+                ..caller.clone()
+            };
             let response = self
-                .forward(
-                    headers,
-                    uri,
-                    Bytes::from(message.to_string()),
-                    caller.clone(),
-                )
+                .forward(headers, uri, Bytes::from(message.to_string()), caller)
                 .await;
             if response.status() == StatusCode::ACCEPTED {
                 continue;
@@ -272,6 +318,49 @@ impl Endpoint {
             None => response,
         }
     }
+}
+
+/// The JSON-RPC methods counted by name in the metrics; any other is `other`, so a client
+/// cannot add label values.
+const KNOWN_METHODS: [&str; 12] = [
+    "initialize",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "logging/setLevel",
+    "completion/complete",
+];
+
+/// A message's method and, for `tools/call`, its tool, as metric labels: names from fixed
+/// lists only.
+fn labels(message: &Value) -> (&'static str, &'static str) {
+    let method = message.get("method").and_then(Value::as_str);
+    let Some(method) = method.and_then(|m| KNOWN_METHODS.into_iter().find(|k| *k == m)) else {
+        return (
+            if method.is_some() {
+                "other"
+            } else {
+                "response"
+            },
+            "",
+        );
+    };
+    let tool = if method == "tools/call" {
+        message
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .and_then(tools::find)
+            .map_or("unknown", |t| t.name)
+    } else {
+        ""
+    };
+    (method, tool)
 }
 
 /// rmcp's JSON response with the handler's rendered result written in (see `rendered`).

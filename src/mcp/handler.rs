@@ -2,7 +2,7 @@
 //! `tools/call` with auditing.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -33,9 +33,20 @@ pub struct Caller {
     pub principal: Principal,
     pub toolset: Toolset,
     pub ip: String,
-    /// Set by the handler when a call failed because the database is unreachable: the
-    /// seconds to wait, so the endpoint answers 503 with `Retry-After`.
-    pub unavailable: Arc<AtomicU64>,
+    /// What the handler tells the endpoint about the call it served.
+    pub report: Arc<CallReport>,
+}
+
+/// How a `tools/call` went, for the endpoint's status code and metrics.
+#[derive(Debug, Default)]
+pub struct CallReport {
+    /// Seconds to wait, when the call failed because the database is unreachable (the
+    /// endpoint then answers 503 with `Retry-After`).
+    pub retry_after_secs: AtomicU64,
+    /// The tool ran and failed (an `isError` result).
+    pub tool_error: AtomicBool,
+    /// The call was refused with a JSON-RPC error (an unknown tool).
+    pub refused: AtomicBool,
 }
 
 /// The JSON-RPC error for a call that failed only because the database is unreachable: an
@@ -187,6 +198,7 @@ impl ServerHandler for CoderMcp {
         // could not have seen them in tools/list (MCP: unknown tool is -32602).
         let Some(tool) = tools::visible(caller.toolset, &caller.principal).find(|t| t.name == name)
         else {
+            caller.report.refused.store(true, Ordering::Relaxed);
             return Err(ErrorData::invalid_params(
                 format!("Unknown tool: {name}"),
                 None,
@@ -219,7 +231,10 @@ impl ServerHandler for CoderMcp {
             ..
         }) = &outcome
         {
-            caller.unavailable.store(*secs, Ordering::Relaxed);
+            caller
+                .report
+                .retry_after_secs
+                .store(*secs, Ordering::Relaxed);
             return Err(ErrorData::new(
                 ErrorCode(UNAVAILABLE),
                 message.clone(),
@@ -231,7 +246,10 @@ impl ServerHandler for CoderMcp {
         let slot = http_extension::<RenderSlot>(&context).filter(|_| !notified);
         let mut result = match outcome {
             Ok(output) => result::success(output, slot.as_ref()),
-            Err(err) => result::failure(err),
+            Err(err) => {
+                caller.report.tool_error.store(true, Ordering::Relaxed);
+                result::failure(err)
+            }
         };
         result.meta = result_meta(&context);
         Ok(result.into())

@@ -305,6 +305,9 @@ impl OAuthServer {
             .delete_app_secret(app.id, secret_id, self.inner.clock.now())
             .await?
             .ok_or_else(not_found)?;
+        self.inner
+            .metrics
+            .oauth_revoked(app.client_type, "secret_deleted", revoked.len() as u64);
         self.note_revoked(revoked);
         self.inner
             .audit

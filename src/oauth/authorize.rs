@@ -258,6 +258,9 @@ impl OAuthServer {
     /// The user said no (RFC 6749 §4.1.2.1 `access_denied`).
     pub async fn deny(&self, client: &TrustedClient, user: &User, ip: &str) -> String {
         self.inner
+            .metrics
+            .oauth_authorization(client.app.client_type, false);
+        self.inner
             .audit
             .record(
                 AuditEvent::new("oauth2.consent.deny", "oauth2_provider_app", client.app.id)
@@ -302,6 +305,9 @@ impl OAuthServer {
                 created_at: now,
             })
             .await?;
+        self.inner
+            .metrics
+            .oauth_authorization(client.app.client_type, true);
         self.inner
             .audit
             .record(

@@ -4,6 +4,7 @@ pub mod agent_api;
 pub mod agent_links;
 pub mod agents;
 pub mod api_keys;
+pub mod audit;
 pub mod builds;
 pub mod password;
 pub mod runner;
@@ -88,6 +89,11 @@ impl Services {
     /// This replica's id, when it serves workspace agents.
     pub fn replica_id(&self) -> Option<crate::domain::ReplicaId> {
         self.agent_links.as_ref().map(|l| l.replica())
+    }
+
+    /// Workspace agents connected to this replica.
+    pub fn agents_connected(&self) -> usize {
+        self.agent_links.as_ref().map_or(0, |l| l.connected())
     }
 
     pub fn store(&self) -> &SharedStore {

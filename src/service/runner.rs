@@ -19,6 +19,7 @@ use crate::domain::{
     AGENT_NAME, AgentId, AgentLifecycle, AppId, JobStatus, JobType, LogLevel, NewJobLog,
     ProvisionerJob, Transition, Workspace, WorkspaceAgent, WorkspaceApp,
 };
+use crate::metrics::Metrics;
 use crate::provisioner::{Provisioning, StartSpec, read_template_source};
 use crate::store::{OrphanScope, SharedStore};
 
@@ -62,6 +63,7 @@ pub struct JobRunner {
     clock: SharedClock,
     provisioning: Provisioning,
     worker_id: String,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl JobRunner {
@@ -71,7 +73,14 @@ impl JobRunner {
             clock,
             provisioning,
             worker_id: uuid::Uuid::new_v4().to_string(),
+            metrics: None,
         }
+    }
+
+    /// Counts the builds it runs, with their durations, into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Fails the jobs a previous run of the server left `running`. A SQLite database belongs to
@@ -158,6 +167,7 @@ impl JobRunner {
     }
 
     async fn process(self: Arc<Self>, job: ProvisionerJob) {
+        let started = std::time::Instant::now();
         let cancel = self.provisioning.signals.watch_cancel(job.id);
         tracing::info!(job = %job.id, kind = job.job_type.as_str(), "running provisioner job");
         let result = tokio::select! {
@@ -179,6 +189,17 @@ impl JobRunner {
                 (JobStatus::Canceled, "Canceled by a user.".to_owned())
             }
         };
+        // Counted before the job is seen to end, so whoever waits for it finds it counted.
+        if let Some(metrics) = &self.metrics
+            && job.job_type == JobType::WorkspaceBuild
+            && let Ok(Some(build)) = self.store.get_workspace_build_by_job(job.id).await
+        {
+            metrics.build_finished(
+                build.transition.as_str(),
+                status.as_str(),
+                started.elapsed(),
+            );
+        }
         match self.store.complete_job(job.id, status, &error, now).await {
             Ok(true) => {}
             Ok(false) => {

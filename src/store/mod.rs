@@ -22,6 +22,7 @@ mod workspaces;
 
 use std::sync::Arc;
 
+pub use audit::AuditFilter;
 pub use error::{Constraint, StoreError, StoreResult};
 pub use jobs::OrphanScope;
 pub use templates::DeleteTemplateOutcome;

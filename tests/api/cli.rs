@@ -576,7 +576,7 @@ async fn flags_beat_env_beat_config_file() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 29] = [
+const KEYS: [&str; 40] = [
     "http_address",
     "access_url",
     "experiments",
@@ -606,6 +606,17 @@ const KEYS: [&str; 29] = [
     "workspace_max_file_size",
     "workspace_network",
     "agent_binary",
+    "tls_enable",
+    "tls_address",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_min_version",
+    "redirect_to_access_url",
+    "strict_transport_security",
+    "strict_transport_security_options",
+    "prometheus_enable",
+    "prometheus_address",
+    "audit_logs_retention",
 ];
 
 fn every_key_is_set(options: ServerOptions) -> bool {
@@ -639,6 +650,17 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         workspace_max_file_size,
         workspace_network,
         agent_binary,
+        tls_enable,
+        tls_address,
+        tls_cert_file,
+        tls_key_file,
+        tls_min_version,
+        redirect_to_access_url,
+        strict_transport_security,
+        strict_transport_security_options,
+        prometheus_enable,
+        prometheus_address,
+        audit_logs_retention,
     } = options;
     http_address.is_some()
         && access_url.is_some()
@@ -669,6 +691,17 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         && workspace_max_file_size.is_some()
         && workspace_network.is_some()
         && agent_binary.is_some()
+        && tls_enable.is_some()
+        && tls_address.is_some()
+        && tls_cert_file.is_some()
+        && tls_key_file.is_some()
+        && tls_min_version.is_some()
+        && redirect_to_access_url.is_some()
+        && strict_transport_security.is_some()
+        && strict_transport_security_options.is_some()
+        && prometheus_enable.is_some()
+        && prometheus_address.is_some()
+        && audit_logs_retention.is_some()
 }
 
 fn example(name: &str) -> PathBuf {

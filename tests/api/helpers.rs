@@ -138,6 +138,9 @@ pub struct TestApp {
     pub url: String,
     /// Where the server listens; differs from `url` when a test sets an access URL.
     pub addr: std::net::SocketAddr,
+    /// Where HTTPS and the Prometheus metrics are served, when enabled.
+    pub tls_addr: Option<std::net::SocketAddr>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub backend: Backend,
@@ -256,6 +259,7 @@ impl TestApp {
             .expect("app builds");
         let url = app.access_url().as_str().trim_end_matches('/').to_owned();
         let addr = app.local_addr().expect("bound address");
+        let (tls_addr, metrics_addr) = (app.tls_local_addr().ok(), app.metrics_local_addr().ok());
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run_until_stopped(async {
@@ -268,6 +272,8 @@ impl TestApp {
         TestApp {
             url,
             addr,
+            tls_addr,
+            metrics_addr,
             client,
             clock,
             backend,

@@ -4,6 +4,7 @@
 
 mod agents;
 mod api_keys;
+mod audit_log;
 mod basics;
 mod cli;
 mod cli_client;
@@ -12,6 +13,7 @@ mod helpers;
 mod hostile_input;
 mod mcp_e2e;
 mod mcp_wire;
+mod metrics;
 mod oauth_admin;
 mod oauth_client;
 mod oauth_flow;
@@ -23,6 +25,7 @@ mod request_fuzz;
 mod sandbox;
 mod store;
 mod templates;
+mod tls;
 mod users;
 mod workspace_support;
 mod workspaces;
