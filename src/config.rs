@@ -22,7 +22,7 @@ pub struct ServerOptions {
     pub http_address: Option<String>,
 
     /// The URL users and clients reach this server at; the OAuth issuer and MCP resource derive
-    /// from it [default: http://<http-address>].
+    /// from it [default: http://<http-address>, or https://<tls-address> with --tls-enable].
     #[arg(long, env = "CODER_ACCESS_URL")]
     pub access_url: Option<String>,
 
