@@ -6,7 +6,8 @@
 //! A pool cannot tell a database that refuses connections from one that is merely busy: sqlx
 //! keeps retrying a refused connection until the acquire timeout, which is how a 5 s PostgreSQL
 //! restart became 5 s hangs and then 500s. So a wait for a connection that lasts longer than
-//! `SLOW_ACQUIRE` starts one direct connection attempt (the probe). If the probe fails, the
+//! `SLOW_ACQUIRE` starts one direct connection attempt (the probe; at most one per
+//! `PROBE_SPACING` while the database answers them, so a busy pool is not made busier). If the probe fails, the
 //! database is marked down: every waiter and every later call fails with `Unreachable` until a
 //! probe, repeated every `RECOVERY_INTERVAL`, connects again. A statement that fails with a
 //! connection error marks it down the same way (the first probe then runs at once, so a single
@@ -27,6 +28,8 @@ const SLOW_ACQUIRE: Duration = Duration::from_millis(200);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a down database is probed.
 const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
+/// The least time between two probes of a database that answered the last one.
+const PROBE_SPACING: Duration = Duration::from_secs(1);
 
 /// The error a call fails with while the database is known to be down.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,10 @@ pub struct Health {
     changes: watch::Sender<bool>,
     /// A probe (or the recovery loop) is running.
     probing: AtomicBool,
+    /// When the last probe of a reachable database started, in ms since `epoch`: a pool that
+    /// is only busy is probed at most once per `PROBE_SPACING`, not on every slow wait.
+    last_probe_ms: AtomicU64,
+    epoch: std::time::Instant,
     /// Calls waiting for a connection right now.
     waiting: AtomicUsize,
     pub errors: ErrorCounts,
@@ -65,6 +72,8 @@ impl Health {
             down: AtomicBool::new(false),
             changes: watch::Sender::new(false),
             probing: AtomicBool::new(false),
+            last_probe_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
             waiting: AtomicUsize::new(0),
             errors: ErrorCounts::default(),
         })
@@ -96,13 +105,13 @@ impl Health {
             tokio::pin!(acquire);
             let slow = tokio::time::sleep(SLOW_ACQUIRE);
             tokio::pin!(slow);
-            let mut probed = false;
             loop {
                 tokio::select! {
                     result = &mut acquire => break result,
                     _ = changes.wait_for(|down| *down) => return Err(unreachable()),
-                    _ = &mut slow, if !probed => {
-                        probed = true;
+                    _ = &mut slow => {
+                        // Asked again while the wait lasts; `probe_once` keeps the pace.
+                        slow.as_mut().reset(tokio::time::Instant::now() + SLOW_ACQUIRE);
                         self.clone().probe_once();
                     }
                 }
@@ -138,9 +147,15 @@ impl Health {
         let Some(options) = self.probe.clone() else {
             return;
         };
+        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_probe_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < PROBE_SPACING.as_millis() as u64 {
+            return;
+        }
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.last_probe_ms.store(now_ms.max(1), Ordering::Relaxed);
         tokio::spawn(async move {
             let reachable = probe(&options).await;
             self.probing.store(false, Ordering::Release);
