@@ -135,28 +135,30 @@ async fn on_transport(
     response
 }
 
-/// Whether the request came in on the access URL's scheme and host (the `Host` header, or the
-/// authority of an HTTP/2 request).
+/// Whether the request came in at the access URL: its host (the `Host` header, or the authority
+/// of an HTTP/2 request) and, when this server terminates TLS itself, its scheme. Without TLS of
+/// our own an https access URL means a proxy terminates TLS and forwards plain HTTP, which must
+/// not be redirected (it would loop).
 fn at_access_url(settings: &HttpSettings, transport: Transport, request: &Request) -> bool {
     let url = &settings.access_url;
-    let scheme_matches = match transport {
-        Transport::Http => url.scheme() == "http",
-        Transport::Https => url.scheme() == "https",
-    };
+    let scheme_matches = !settings.tls
+        || match transport {
+            Transport::Http => url.scheme() == "http",
+            Transport::Https => url.scheme() == "https",
+        };
     let authority = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri().authority().map(|a| a.as_str()))
         .and_then(|a| a.parse::<axum::http::uri::Authority>().ok());
-    let default_port = match transport {
-        Transport::Http => 80,
-        Transport::Https => 443,
-    };
+    // A Host without a port means the default port of the scheme the client used, which behind
+    // a proxy is not ours to see: only an explicit port is compared.
     let host_matches = authority.is_some_and(|a| {
         url.host_str()
             .is_some_and(|h| h.eq_ignore_ascii_case(a.host()))
-            && Some(a.port_u16().unwrap_or(default_port)) == url.port_or_known_default()
+            && a.port_u16()
+                .is_none_or(|port| Some(port) == url.port_or_known_default())
     });
     scheme_matches && host_matches
 }

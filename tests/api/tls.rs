@@ -21,6 +21,7 @@ both_backends!(
     a_renewed_certificate_is_served_without_dropping_connections,
     plain_http_is_redirected_to_the_access_url,
     tls13_only_refuses_tls12_clients,
+    behind_a_tls_proxy_only_other_hosts_are_redirected,
 );
 
 /// A self-signed certificate for `names` (DNS names or IP addresses) and its key, in PEM.
@@ -210,7 +211,9 @@ async fn a_renewed_certificate_is_served_without_dropping_connections(backend: B
     assert_eq!(peer_certificate(&res), renewed.der());
 
     // SIGHUP reloads files whose change the watcher cannot see: the same size, inode and
-    // modification time.
+    // modification time. The signal reaches every server in this process, so the tests that
+    // send it take turns.
+    let _one_at_a_time = SIGHUP_TURN.lock().await;
     let cert_len = renewed.cert.len().max(newest.cert.len()) + 16;
     let key_len = renewed.key.len().max(newest.key.len()) + 16;
     overwrite(dir.path(), &renewed, cert_len, key_len, None);
@@ -265,6 +268,8 @@ fn overwrite(
         }
     }
 }
+
+static SIGHUP_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Waits (at most 10 s) until a new connection is served `expected`.
 async fn served_soon(roots: &[&Pem], url: &str, expected: &Pem) {
@@ -351,4 +356,35 @@ async fn tls13_only_refuses_tls12_clients(backend: Backend) {
     let tls13 = https_client(&[&main], false).build().unwrap();
     let res = tls13.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// No TLS of its own, an https access URL: a proxy terminates TLS and forwards plain HTTP.
+/// Requests for the access URL's host are served (never redirected in a loop) with HSTS; those
+/// for another host are sent to the access URL.
+async fn behind_a_tls_proxy_only_other_hosts_are_redirected(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.access_url = Some(coderd::config::parse_access_url("https://coder.example.com").unwrap());
+        c.redirect_to_access_url = true;
+        c.strict_transport_security = Some("max-age=60".into());
+    })
+    .await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let buildinfo = format!("http://{}/api/v2/buildinfo", app.addr);
+    let res = plain
+        .get(&buildinfo)
+        .header("Host", "coder.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["strict-transport-security"], "max-age=60");
+    let res = plain.get(&buildinfo).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        res.headers()["location"],
+        "https://coder.example.com/api/v2/buildinfo"
+    );
 }
