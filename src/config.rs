@@ -162,8 +162,8 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_TLS_MIN_VERSION")]
     pub tls_min_version: Option<String>,
 
-    /// Redirect requests that do not come in on the access URL's scheme and host there
-    /// (plain HTTP to HTTPS, for example); /healthz is always answered.
+    /// Redirect requests for another host than the access URL's there, and with --tls-enable
+    /// plain HTTP to HTTPS; /healthz is always answered.
     #[arg(long, env = "CODER_REDIRECT_TO_ACCESS_URL", num_args = 0..=1, default_missing_value = "true")]
     pub redirect_to_access_url: Option<bool>,
 
