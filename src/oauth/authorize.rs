@@ -68,6 +68,9 @@ impl AuthorizeParams {
 /// A request that cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizeFailure {
+    /// The database is unreachable: the same request is likely to work shortly (an error page
+    /// with 503 and `Retry-After`).
+    Unavailable(OAuthError),
     /// The client or redirect URI is not trustworthy: show an error page and never redirect
     /// (RFC 6749 §4.1.2.1, OAuth 2.1 §4.1.2.1).
     Page {
@@ -139,9 +142,13 @@ impl OAuthServer {
             .get_oauth_app(ClientId(id))
             .await
             .map_err(|e| {
+                let err = OAuthError::from(e);
+                if err.retry_after.is_some() {
+                    return AuthorizeFailure::Unavailable(err);
+                }
                 page(
                     "Something went wrong",
-                    format!("Try again later. ({})", OAuthError::from(e).description),
+                    format!("Try again later. ({})", err.description),
                 )
             })?
             .ok_or_else(unknown)?;

@@ -182,7 +182,19 @@ async fn a_database_outage_answers_fast_503s_and_loses_nothing() {
             let mut answers = Vec::new();
             let mut round = 0;
             while started.elapsed() < OUTAGE {
-                let (name, request, expect) = match (caller + round) % 7 {
+                let (name, request, expect) = match (caller + round) % 8 {
+                    7 => (
+                        "authorize page",
+                        http.get(format!("{base}/oauth2/authorize"))
+                            .query(&[
+                                ("response_type", "code"),
+                                ("client_id", client.id.as_str()),
+                                ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                                ("code_challenge_method", "S256"),
+                            ])
+                            .header("Cookie", format!("coder_session_token={owner}")),
+                        Expect::Unavailable,
+                    ),
                     0 => ("healthz", http.get(format!("{base}/healthz")), Expect::Unavailable),
                     1 => (
                         "users/me",
