@@ -117,7 +117,10 @@ impl JobRunner {
                     }
                     Ok(None) => break,
                     Err(err) => {
-                        tracing::warn!(error = %err, "could not read the provisioner job queue");
+                        // An outage is logged once by the store, not on every poll.
+                        if !err.is_unavailable() {
+                            tracing::warn!(error = %err, "could not read the provisioner job queue");
+                        }
                         break;
                     }
                 }
