@@ -132,8 +132,10 @@ async fn a_database_outage_answers_fast_503s_and_loses_nothing() {
     db.target = DatabaseTarget::Postgres(proxied.to_string());
     let app = TestApp::spawn_on(backend.clone(), db, |c| {
         c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.prometheus_address = Some("127.0.0.1:0".into());
     })
     .await;
+    let metrics_url = format!("http://{}/metrics", app.metrics_addr.unwrap());
 
     // Before the outage: a user with a session and an API token, an OAuth grant, a workspace.
     let owner = app.create_owner().await;
@@ -265,6 +267,23 @@ async fn a_database_outage_answers_fast_503s_and_loses_nothing() {
         app.get("/healthz", None).await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
+    // The metrics say so too, and are still served.
+    let page = app
+        .client
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.lines().any(|l| l == "coderd_database_up 0"), "{page}");
+    assert!(
+        page.lines().any(|l| l.starts_with(
+            r#"coderd_mcp_requests_total{method="tools/call",tool="coder_list_workspaces",outcome="unavailable"}"#
+        )),
+        "{page}"
+    );
     proxy.restore();
 
     assert!(
@@ -314,6 +333,22 @@ async fn a_database_outage_answers_fast_503s_and_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let page = app
+        .client
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.lines().any(|l| l == "coderd_database_up 1"), "{page}");
+    let unavailable = page
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"coderd_database_errors_total{kind="unavailable"} "#))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(unavailable >= 1.0, "{page}");
     // Then every request succeeds, and everything made before the outage is there.
     for _ in 0..20 {
         assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);

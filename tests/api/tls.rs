@@ -22,6 +22,7 @@ both_backends!(
     plain_http_is_redirected_to_the_access_url,
     tls13_only_refuses_tls12_clients,
     behind_a_tls_proxy_only_other_hosts_are_redirected,
+    https_alone_when_plain_http_is_off,
 );
 
 /// A self-signed certificate for `names` (DNS names or IP addresses) and its key, in PEM.
@@ -387,4 +388,47 @@ async fn behind_a_tls_proxy_only_other_hosts_are_redirected(backend: Backend) {
         res.headers()["location"],
         "https://coder.example.com/api/v2/buildinfo"
     );
+}
+
+/// An empty --http-address turns plain HTTP off: only HTTPS is served.
+async fn https_alone_when_plain_http_is_off(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let main = Pem::new(&["127.0.0.1"]);
+    let pairs = vec![main.write(dir.path(), "main")];
+    let mut app = spawn_https(backend, pairs, |c| c.http_address = String::new()).await;
+    assert_eq!(Some(app.addr), app.tls_addr, "the only listener is HTTPS");
+    app.client = https_client(&[&main], false).build().unwrap();
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+/// A certificate or key that cannot be used stops the start with an error naming the file.
+#[tokio::test]
+async fn unusable_certificates_stop_the_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = Pem::new(&["127.0.0.1"]);
+    let other = Pem::new(&["127.0.0.1"]);
+    let (cert, key) = main.write(dir.path(), "main");
+    let (_, other_key) = other.write(dir.path(), "other");
+    let missing = dir.path().join("missing.crt");
+    for (pair, named) in [
+        ((missing.clone(), key.clone()), missing.clone()),
+        ((cert.clone(), other_key.clone()), other_key.clone()),
+        ((key.clone(), key.clone()), key.clone()),
+    ] {
+        let mut config = coderd::config::ServerConfig::for_data_dir(dir.path().join("data"));
+        config.workspaces.agent_binary = Some(env!("CARGO_BIN_EXE_coder").into());
+        config.tls = Some(TlsConfig {
+            address: "127.0.0.1:0".into(),
+            pairs: vec![pair],
+            min_version: TlsVersion::Tls12,
+        });
+        let err = match coderd::app::App::build(config).await {
+            Ok(_) => panic!("{named:?}: the server started"),
+            Err(err) => format!("{err:#}"),
+        };
+        assert!(
+            err.contains(&named.display().to_string()),
+            "{named:?}: {err}"
+        );
+    }
 }
