@@ -129,7 +129,12 @@ impl Health {
         match classify(err) {
             Kind::Unavailable => {
                 self.errors.unavailable.fetch_add(1, Ordering::Relaxed);
-                if self.probe.is_some() && !matches!(err, sqlx::Error::PoolClosed) {
+                // A pool that timed out may only be busy (the probe tells those apart while
+                // calls wait), and a closed one is the server stopping: neither marks the
+                // database down.
+                if self.probe.is_some()
+                    && !matches!(err, sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut)
+                {
                     self.mark_down();
                 }
             }
