@@ -24,6 +24,11 @@ const MAX_BATCH: usize = 256;
 /// How often the writer tries a batch the database refused before it gives up on it.
 const ATTEMPTS: u32 = 3;
 const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// How long a batch waits for an unreachable database before it is written entry by entry
+/// (and, if the database is still away, logged as lost). Also how long a server stopping
+/// during an outage may wait for its last entries.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(30);
+const OUTAGE_RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// One auditable action, before it is stamped.
 #[derive(Debug, Clone)]
@@ -169,15 +174,25 @@ async fn write_batches(store: SharedStore, mut received: mpsc::Receiver<Queued>)
 }
 
 async fn write_batch(store: &SharedStore, entries: &[AuditEntry]) {
-    for attempt in 1..=ATTEMPTS {
+    let started = tokio::time::Instant::now();
+    let mut attempt = 0;
+    while attempt < ATTEMPTS {
         match store.insert_audit_logs(entries).await {
             Ok(()) => return,
-            Err(err) if attempt < ATTEMPTS => {
+            // An unreachable database is waited out (the queue holds what arrives meanwhile,
+            // then slows requests down), so an outage loses no entry.
+            Err(err) if err.is_unavailable() && started.elapsed() < OUTAGE_PATIENCE => {
+                tracing::debug!(error = %err, entries = entries.len(), "the audit log waits for the database");
+                tokio::time::sleep(OUTAGE_RETRY_DELAY).await;
+            }
+            Err(err) if attempt + 1 < ATTEMPTS => {
+                attempt += 1;
                 tracing::warn!(error = %err, entries = entries.len(), attempt, "could not write the audit log; retrying");
                 tokio::time::sleep(RETRY_DELAY * attempt).await;
             }
             Err(err) => {
                 tracing::warn!(error = %err, entries = entries.len(), "could not write an audit batch; writing its entries one by one");
+                break;
             }
         }
     }

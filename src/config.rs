@@ -23,7 +23,7 @@ pub struct ServerOptions {
     pub http_address: Option<String>,
 
     /// The URL users and clients reach this server at; the OAuth issuer and MCP resource derive
-    /// from it [default: http://<http-address>].
+    /// from it [default: http://<http-address>, or https://<tls-address> with --tls-enable].
     #[arg(long, env = "CODER_ACCESS_URL")]
     pub access_url: Option<String>,
 
@@ -151,6 +151,58 @@ pub struct ServerOptions {
     /// The `coder` binary workspace agents run from [default: this binary].
     #[arg(long, env = "CODER_AGENT_BINARY", hide = true)]
     pub agent_binary: Option<PathBuf>,
+
+    /// Serve HTTPS on --tls-address with the --tls-cert-file/--tls-key-file pairs.
+    #[arg(long, env = "CODER_TLS_ENABLE", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_enable: Option<bool>,
+
+    /// Address to serve HTTPS on [default: 127.0.0.1:3443].
+    #[arg(long, env = "CODER_TLS_ADDRESS")]
+    pub tls_address: Option<String>,
+
+    /// PEM certificate files, comma-separated or repeated; each chain starts with the server's
+    /// certificate. The certificate whose names match the client's SNI is served, else the first.
+    #[arg(long, env = "CODER_TLS_CERT_FILE", value_delimiter = ',')]
+    pub tls_cert_file: Option<Vec<PathBuf>>,
+
+    /// PEM private key files, one for each --tls-cert-file, in the same order.
+    #[arg(long, env = "CODER_TLS_KEY_FILE", value_delimiter = ',')]
+    pub tls_key_file: Option<Vec<PathBuf>>,
+
+    /// Lowest TLS version accepted: tls12 or tls13 [default: tls12].
+    #[arg(long, env = "CODER_TLS_MIN_VERSION")]
+    pub tls_min_version: Option<String>,
+
+    /// Redirect requests for another host than the access URL's there, and with --tls-enable
+    /// plain HTTP to HTTPS; /healthz is always answered.
+    #[arg(long, env = "CODER_REDIRECT_TO_ACCESS_URL", num_args = 0..=1, default_missing_value = "true")]
+    pub redirect_to_access_url: Option<bool>,
+
+    /// Send Strict-Transport-Security with this max-age in seconds on responses served over
+    /// HTTPS; 0 sends none [default: 0].
+    #[arg(long, env = "CODER_STRICT_TRANSPORT_SECURITY")]
+    pub strict_transport_security: Option<u64>,
+
+    /// Strict-Transport-Security options, comma-separated: includeSubDomains, preload.
+    #[arg(
+        long,
+        env = "CODER_STRICT_TRANSPORT_SECURITY_OPTIONS",
+        value_delimiter = ','
+    )]
+    pub strict_transport_security_options: Option<Vec<String>>,
+
+    /// Serve Prometheus metrics at /metrics on --prometheus-address.
+    #[arg(long, env = "CODER_PROMETHEUS_ENABLE", num_args = 0..=1, default_missing_value = "true")]
+    pub prometheus_enable: Option<bool>,
+
+    /// Address to serve the metrics on [default: 127.0.0.1:2112].
+    #[arg(long, env = "CODER_PROMETHEUS_ADDRESS")]
+    pub prometheus_address: Option<String>,
+
+    /// How long audit log entries are kept, e.g. 8760h, 365d or 52w; 0 keeps them forever
+    /// [default: 0].
+    #[arg(long, env = "CODER_AUDIT_LOGS_RETENTION")]
+    pub audit_logs_retention: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -210,6 +262,21 @@ impl ServerOptions {
             workspace_network: self.workspace_network.or(lower.workspace_network),
             docker_host: self.docker_host.or(lower.docker_host),
             agent_binary: self.agent_binary.or(lower.agent_binary),
+            tls_enable: self.tls_enable.or(lower.tls_enable),
+            tls_address: self.tls_address.or(lower.tls_address),
+            tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(lower.tls_key_file),
+            tls_min_version: self.tls_min_version.or(lower.tls_min_version),
+            redirect_to_access_url: self.redirect_to_access_url.or(lower.redirect_to_access_url),
+            strict_transport_security: self
+                .strict_transport_security
+                .or(lower.strict_transport_security),
+            strict_transport_security_options: self
+                .strict_transport_security_options
+                .or(lower.strict_transport_security_options),
+            prometheus_enable: self.prometheus_enable.or(lower.prometheus_enable),
+            prometheus_address: self.prometheus_address.or(lower.prometheus_address),
+            audit_logs_retention: self.audit_logs_retention.or(lower.audit_logs_retention),
         }
     }
 
@@ -308,6 +375,126 @@ pub struct ServerConfig {
     /// Where other replicas relay agent requests to; derived from the bound address if unset.
     pub relay_url: Option<Url>,
     pub workspaces: WorkspaceSandboxConfig,
+    /// HTTPS, when enabled.
+    pub tls: Option<TlsConfig>,
+    /// Redirect requests that arrive on another scheme or host than the access URL's.
+    pub redirect_to_access_url: bool,
+    /// The Strict-Transport-Security value sent over HTTPS, when enabled.
+    pub strict_transport_security: Option<String>,
+    /// Where the Prometheus metrics are served, when enabled.
+    pub prometheus_address: Option<String>,
+    /// How long audit entries are kept; `None` keeps them.
+    pub audit_logs_retention: Option<Duration>,
+}
+
+/// The HTTPS listener: where, with which certificates, from which TLS version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub address: String,
+    /// Certificate chain and private key files, in order; the first is the default.
+    pub pairs: Vec<(PathBuf, PathBuf)>,
+    pub min_version: TlsVersion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsConfig {
+    fn from_options(opts: &ServerOptions) -> anyhow::Result<Option<TlsConfig>> {
+        let certs = opts.tls_cert_file.clone().unwrap_or_default();
+        let keys = opts.tls_key_file.clone().unwrap_or_default();
+        if !opts.tls_enable.unwrap_or(false) {
+            return Ok(None);
+        }
+        if certs.is_empty() || certs.len() != keys.len() {
+            bail!(
+                "--tls-enable needs as many --tls-key-file as --tls-cert-file paths (PEM files), \
+                 at least one of each; got {} certificate and {} key files",
+                certs.len(),
+                keys.len()
+            );
+        }
+        let min_version = match opts
+            .tls_min_version
+            .as_deref()
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("tls12") => TlsVersion::Tls12,
+            Some("tls13") => TlsVersion::Tls13,
+            Some(old @ ("tls10" | "tls11")) => bail!(
+                "--tls-min-version {old}: TLS 1.0 and 1.1 are not supported (RFC 8996 deprecates \
+                 them); use tls12 or tls13"
+            ),
+            Some(other) => bail!("--tls-min-version {other:?}: use tls12 or tls13"),
+        };
+        Ok(Some(TlsConfig {
+            address: opts
+                .tls_address
+                .clone()
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| "127.0.0.1:3443".to_owned()),
+            pairs: certs.into_iter().zip(keys).collect(),
+            min_version,
+        }))
+    }
+}
+
+/// The `Strict-Transport-Security` value (RFC 6797 §6.1) for `max_age` seconds and Coder's
+/// options; `None` when `max_age` is 0.
+fn strict_transport_security(opts: &ServerOptions) -> anyhow::Result<Option<String>> {
+    let max_age = opts.strict_transport_security.unwrap_or(0);
+    let options = opts
+        .strict_transport_security_options
+        .clone()
+        .unwrap_or_default();
+    let options: Vec<&str> = options
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if max_age == 0 {
+        if !options.is_empty() {
+            bail!(
+                "--strict-transport-security-options needs --strict-transport-security set to a max-age in seconds"
+            );
+        }
+        return Ok(None);
+    }
+    let mut value = format!("max-age={max_age}");
+    for option in options {
+        match option.to_ascii_lowercase().as_str() {
+            "includesubdomains" => value.push_str("; includeSubDomains"),
+            "preload" => value.push_str("; preload"),
+            _ => bail!(
+                "--strict-transport-security-options: unknown option {option:?}; use includeSubDomains or preload"
+            ),
+        }
+    }
+    Ok(Some(value))
+}
+
+/// A retention period: a Go duration, or whole days or weeks (`30d`, `52w`, as Coder's
+/// retention flags take them); 0 keeps everything.
+pub fn parse_retention(raw: &str) -> anyhow::Result<Option<Duration>> {
+    let s = raw.trim();
+    let days = |n: &str, per: u64| -> anyhow::Result<Duration> {
+        let n: u64 = n.parse().context("not a whole number")?;
+        n.checked_mul(per * 86_400)
+            .map(Duration::from_secs)
+            .context("too long")
+    };
+    let duration = if let Some(n) = s.strip_suffix('d') {
+        days(n, 1)?
+    } else if let Some(n) = s.strip_suffix('w') {
+        days(n, 7)?
+    } else {
+        parse_duration(s)?
+    };
+    Ok((!duration.is_zero()).then_some(duration))
 }
 
 /// How workspaces are isolated and limited.
@@ -448,6 +635,34 @@ impl ServerConfig {
         };
         let opts = cli.or(file);
         let workspaces = WorkspaceSandboxConfig::from_options(&opts)?;
+        let tls = TlsConfig::from_options(&opts)?;
+        // Coder: an empty --http-address turns plain HTTP off (then HTTPS must be on).
+        let http_address = opts
+            .http_address
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:3000".to_owned())
+            .trim()
+            .to_owned();
+        if http_address.is_empty() && tls.is_none() {
+            bail!(
+                "--http-address is empty and --tls-enable is off: set one of them so the server has something to listen on"
+            );
+        }
+        let prometheus_address = opts.prometheus_enable.unwrap_or(false).then(|| {
+            opts.prometheus_address
+                .clone()
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| "127.0.0.1:2112".to_owned())
+        });
+        let audit_logs_retention = match opts.audit_logs_retention.as_deref() {
+            None => None,
+            Some(raw) => parse_retention(raw).with_context(|| {
+                format!(
+                    "--audit-logs-retention: {raw:?} is not a duration such as 8760h, 365d or 0"
+                )
+            })?,
+        };
+        let strict_transport_security = strict_transport_security(&opts)?;
 
         let access_url = opts
             .access_url
@@ -539,9 +754,7 @@ impl ServerConfig {
             .collect::<anyhow::Result<Vec<_>>>()?;
 
         Ok(ServerConfig {
-            http_address: opts
-                .http_address
-                .unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
+            http_address,
             access_url,
             experiments,
             database,
@@ -580,6 +793,11 @@ impl ServerConfig {
             config_file: config_file.map(Path::to_path_buf),
             relay_url,
             workspaces,
+            tls,
+            redirect_to_access_url: opts.redirect_to_access_url.unwrap_or(false),
+            strict_transport_security,
+            prometheus_address,
+            audit_logs_retention,
         })
     }
 
@@ -607,6 +825,11 @@ impl ServerConfig {
             config_file: None,
             relay_url: None,
             workspaces: WorkspaceSandboxConfig::default(),
+            tls: None,
+            redirect_to_access_url: false,
+            strict_transport_security: None,
+            prometheus_address: None,
+            audit_logs_retention: None,
         }
     }
 }
@@ -746,6 +969,52 @@ mod tests {
         let merged = cli.or(file);
         assert_eq!(merged.http_address.as_deref(), Some("0.0.0.0:8080"));
         assert_eq!(merged.login_rate_limit, Some(5));
+    }
+
+    #[test]
+    fn retention_takes_days_weeks_and_go_durations() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_retention("0").ok(), Some(None));
+        assert_eq!(parse_retention("30d").ok(), Some(Some(day * 30)));
+        assert_eq!(parse_retention("52w").ok(), Some(Some(day * 364)));
+        assert_eq!(parse_retention("720h").ok(), Some(Some(day * 30)));
+        assert!(parse_retention("1y").is_err());
+        assert!(parse_retention("d").is_err());
+    }
+
+    #[test]
+    fn hsts_and_tls_options_are_checked() {
+        let opts = |max_age, options: &[&str]| ServerOptions {
+            strict_transport_security: Some(max_age),
+            strict_transport_security_options: Some(
+                options.iter().map(|o| o.to_string()).collect(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            strict_transport_security(&opts(31536000, &["includeSubDomains", "preload"])).ok(),
+            Some(Some(
+                "max-age=31536000; includeSubDomains; preload".to_owned()
+            ))
+        );
+        assert_eq!(strict_transport_security(&opts(0, &[])).ok(), Some(None));
+        assert!(strict_transport_security(&opts(0, &["preload"])).is_err());
+        assert!(strict_transport_security(&opts(60, &["everything"])).is_err());
+        let tls = |certs: &[&str], keys: &[&str], min: &str| {
+            TlsConfig::from_options(&ServerOptions {
+                tls_enable: Some(true),
+                tls_cert_file: Some(certs.iter().map(PathBuf::from).collect()),
+                tls_key_file: Some(keys.iter().map(PathBuf::from).collect()),
+                tls_min_version: Some(min.to_owned()),
+                ..Default::default()
+            })
+        };
+        assert!(tls(&["a.pem"], &["a.key"], "tls13").is_ok_and(|t| {
+            t.is_some_and(|t| t.min_version == TlsVersion::Tls13 && t.address == "127.0.0.1:3443")
+        }));
+        assert!(tls(&["a.pem", "b.pem"], &["a.key"], "tls12").is_err());
+        assert!(tls(&[], &[], "tls12").is_err());
+        assert!(tls(&["a.pem"], &["a.key"], "tls11").is_err());
     }
 
     #[test]

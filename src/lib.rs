@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod mcp;
+pub mod metrics;
 pub mod oauth;
 #[cfg(test)]
 mod proptest_support;
@@ -20,4 +21,5 @@ pub mod revocation;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod web;

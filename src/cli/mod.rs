@@ -1,6 +1,7 @@
 //! The `coder` command line.
 
 mod agent;
+mod audit;
 mod client;
 mod config_dir;
 mod exp;
@@ -41,6 +42,8 @@ enum Command {
     Users(users::UsersCommand),
     /// Create, list and remove API tokens.
     Tokens(tokens::TokensCommand),
+    /// Read the audit log (owners only).
+    Audit(audit::AuditCommand),
     /// Experimental commands.
     Exp(exp::ExpCommand),
     /// Run the workspace agent (started inside a workspace by its provisioner).
@@ -58,6 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami(cmd) => cmd.run().await,
         Command::Users(cmd) => cmd.run().await,
         Command::Tokens(cmd) => cmd.run().await,
+        Command::Audit(cmd) => cmd.run().await,
         Command::Exp(cmd) => cmd.run().await,
         Command::Agent(cmd) => cmd.run().await,
         Command::Provisioner(cmd) => cmd.run().await,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::app::App;
@@ -91,6 +91,9 @@ async fn serve(options: ServerOptions, config_path: Option<PathBuf>) -> anyhow::
     }
     let database = config.database.redacted();
     let app = App::build(config.clone()).await?;
+    // Listening for the stop signals starts before the server says it started: a SIGTERM sent
+    // as soon as it has must stop it gracefully, not by the signal's default action.
+    let shutdown = shutdown_signal()?;
     let experiments = config.experiments.names();
     tracing::info!(
         url = %app.access_url().as_str().trim_end_matches('/'),
@@ -100,30 +103,23 @@ async fn serve(options: ServerOptions, config_path: Option<PathBuf>) -> anyhow::
         experiments = %if experiments.is_empty() { "none".to_owned() } else { experiments.join(",") },
         "Coder server started; open the URL to sign in",
     );
-    app.run_until_stopped(shutdown_signal()).await?;
+    app.run_until_stopped(shutdown).await?;
     tracing::info!("Coder server stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT or SIGTERM; both are caught from the moment this is called.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
 
 impl CreateAdminUser {

@@ -87,4 +87,17 @@ impl DomainError {
     pub fn internal(cause: impl fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }
+
+    /// The database cannot be reached. Nothing about it is shown but that; the store logs
+    /// when it goes down and when it is back.
+    pub fn database_unavailable() -> Self {
+        Self::Unavailable {
+            message: "The database is unavailable. Try again in a few seconds.".into(),
+            retry_after_secs: DATABASE_RETRY_AFTER_SECS,
+        }
+    }
 }
+
+/// `Retry-After` for answers given while the database is unreachable: about as long as a
+/// database restart takes (the server itself notices the database is back within a second).
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;

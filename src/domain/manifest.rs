@@ -1256,11 +1256,20 @@ mod properties {
             .prop_map(|(name, body, description)| {
                 format!("  - name: {name}\n    description: \"{description}\"\n{body}\n")
             });
-        (
-            prop::collection::vec(parameter, 0..6),
-            "[ -~]{0,80}",
-            1u64..3600,
-        )
+        // Parameter names compared as their variables must differ (`a-b` and `a_b` clash), or
+        // the manifest is rightly refused.
+        let parameters = prop::collection::vec(parameter, 0..6).prop_filter(
+            "parameter names must differ",
+            |parameters| {
+                let names: Vec<String> = parameters
+                    .iter()
+                    .filter_map(|p| p.lines().next())
+                    .map(|line| parameter_env_name(line.trim_start_matches("  - name: ")))
+                    .collect();
+                names.iter().collect::<std::collections::HashSet<_>>().len() == names.len()
+            },
+        );
+        (parameters, "[ -~]{0,80}", 1u64..3600)
             .prop_map(|(parameters, script, timeout)| {
                 format!(
                     "parameters:\n{}agent:\n  startup_script: {script:?}\n  startup_timeout: {timeout}\n",

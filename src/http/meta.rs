@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::extract::CurrentUser;
 use crate::domain::Experiment;
-use crate::web::{ApiError, ApiResult, AppState};
+use crate::web::{ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -17,14 +17,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/experiments/available", get(available_experiments))
 }
 
-/// Liveness and database reachability.
+/// Liveness and database reachability: `OK`, or 503 with `Retry-After` saying the database is
+/// unavailable (a load balancer takes the replica out; it answers again once the database is).
 async fn healthz(State(state): State<AppState>) -> ApiResult<&'static str> {
     state
         .services
         .store()
         .ping()
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(crate::domain::DomainError::from)?;
     Ok("OK")
 }
 

@@ -2,10 +2,12 @@
 
 pub mod agent_api;
 pub mod api_keys;
+pub mod audit;
 pub mod cookies;
 pub mod extract;
 pub mod files;
 pub mod meta;
+pub mod metrics;
 pub mod oauth2;
 pub mod oauth2_provider;
 pub mod pages;
@@ -33,6 +35,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(meta::routes())
         .merge(users::routes())
         .merge(api_keys::routes())
+        .merge(audit::routes())
         .merge(pages::routes())
         .merge(oauth2)
         .merge(oauth2_provider::routes())

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::access_token::AccessTokenVerifier;
-use crate::domain::{Credential, Experiment, Principal, ScopeSet, User, UserId, UserStatus};
+use crate::domain::{
+    Credential, DomainError, Experiment, Principal, ScopeSet, User, UserId, UserStatus,
+};
 use crate::web::AppState;
 use crate::web::credentials::{bearer_token, session_token_header};
 
@@ -26,19 +28,30 @@ pub struct UserCache {
 }
 
 impl UserCache {
-    async fn get(&self, state: &AppState, id: UserId) -> Option<User> {
-        if let Some((user, at)) = self.lock().get(&id)
+    /// The user, from the cache while fresh, else from the database. While the database is
+    /// unreachable a stale entry is used: nothing can have changed the user meanwhile (that
+    /// would have needed the database), and the token was verified without it.
+    async fn get(&self, state: &AppState, id: UserId) -> Result<Option<User>, DomainError> {
+        let cached = self.lock().get(&id).cloned();
+        if let Some((user, at)) = &cached
             && at.elapsed() < USER_CACHE_TTL
         {
-            return Some(user.clone());
+            return Ok(Some(user.clone()));
         }
-        let user = state.services.get_token_subject(id).await.ok().flatten()?;
+        let user = match state.services.get_token_subject(id).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return Ok(None),
+            Err(err @ DomainError::Unavailable { .. }) => {
+                return cached.map(|(u, _)| Some(u)).ok_or(err);
+            }
+            Err(err) => return Err(err),
+        };
         let mut users = self.lock();
         if users.len() > 10_000 {
             users.retain(|_, (_, at)| at.elapsed() < USER_CACHE_TTL);
         }
         users.insert(id, (user.clone(), Instant::now()));
-        Some(user)
+        Ok(Some(user))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, (User, Instant)>> {
@@ -70,7 +83,13 @@ pub async fn authenticate(
             .services
             .authenticate_api_key(&token)
             .await
-            .map_err(|e| reject(&e.to_string()));
+            .map_err(|e| match e {
+                DomainError::Unavailable {
+                    message,
+                    retry_after_secs,
+                } => super::endpoint::unavailable(&message, retry_after_secs),
+                other => reject(&other.to_string()),
+            });
     }
     if !state.experiment_enabled(Experiment::OAuth2) {
         return Err(reject(
@@ -85,6 +104,16 @@ pub async fn authenticate(
     let user = users
         .get(state, verified.user_id)
         .await
+        .map_err(|err| match err {
+            DomainError::Unavailable {
+                message,
+                retry_after_secs,
+            } => super::endpoint::unavailable(&message, retry_after_secs),
+            other => {
+                tracing::error!(error = %other, "could not look up the user of an access token");
+                super::endpoint::internal_error()
+            }
+        })?
         .filter(|u| u.status == UserStatus::Active)
         .ok_or_else(|| {
             reject("The user this token was issued to no longer exists or is suspended.")

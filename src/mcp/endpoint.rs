@@ -4,6 +4,7 @@
 //! (W4), 2025-03-26 batches, then rmcp's stateless streamable HTTP service with JSON responses.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -103,6 +104,7 @@ impl Endpoint {
     }
 
     async fn post(&self, state: &AppState, request: Request) -> Response {
+        let started = std::time::Instant::now();
         let toolset = match Toolset::from_query(request.uri().query()) {
             Ok(t) => t,
             Err(name) => {
@@ -120,7 +122,17 @@ impl Endpoint {
         .await
         {
             Ok(p) => p,
-            Err(response) => return response,
+            Err(response) => {
+                let outcome = match response.status() {
+                    StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                    StatusCode::UNAUTHORIZED => "unauthorized",
+                    _ => "error",
+                };
+                state
+                    .metrics
+                    .mcp_request("unknown", "", outcome, started.elapsed());
+                return response;
+            }
         };
         // Our own media type checks, so they keep their place before the body checks below and
         // answer in JSON-RPC (mcp-requirements P2, §7.2).
@@ -148,23 +160,71 @@ impl Endpoint {
             principal,
             toolset,
             ip,
+            report: Arc::default(),
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
-                self.batch(state, &parts.headers, &parts.uri, messages, caller)
-                    .await
+                let response = self
+                    .batch(state, &parts.headers, &parts.uri, messages, caller)
+                    .await;
+                let outcome = if response.status().is_success() {
+                    "success"
+                } else {
+                    "error"
+                };
+                state
+                    .metrics
+                    .mcp_request("batch", "", outcome, started.elapsed());
+                response
             }
             Ok(message) => {
+                let (method, tool) = labels(&message);
                 if let Some(rejection) = wire::check_message(&message, &parts.headers) {
+                    state
+                        .metrics
+                        .mcp_request(method, tool, "invalid", started.elapsed());
                     return rejection.into_response();
                 }
                 if let Some(denied) = scope_denial(state, &caller, &message) {
+                    state
+                        .metrics
+                        .mcp_request(method, tool, "forbidden", started.elapsed());
                     return denied;
                 }
-                self.forward(&parts.headers, &parts.uri, bytes, caller)
-                    .await
+                let report = caller.report.clone();
+                let mut response = self
+                    .forward(&parts.headers, &parts.uri, bytes, caller)
+                    .await;
+                // The handler answered a JSON-RPC error because the database is unreachable:
+                // say so at the HTTP level too, where clients and proxies look for it.
+                let secs = report.retry_after_secs.load(Ordering::Relaxed);
+                if secs > 0 {
+                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                let outcome = if secs > 0 {
+                    "unavailable"
+                } else if report.refused.load(Ordering::Relaxed) || !response.status().is_success()
+                {
+                    "error"
+                } else if report.tool_error.load(Ordering::Relaxed) {
+                    "tool_error"
+                } else {
+                    "success"
+                };
+                state
+                    .metrics
+                    .mcp_request(method, tool, outcome, started.elapsed());
+                response
             }
-            Err(rejection) => rejection.into_response(),
+            Err(rejection) => {
+                state
+                    .metrics
+                    .mcp_request("unknown", "", "invalid", started.elapsed());
+                rejection.into_response()
+            }
         }
     }
 
@@ -209,13 +269,12 @@ impl Endpoint {
                 replies.push(rejection.body());
                 continue;
             }
+            let caller = Caller {
+                report: Arc::default(),
+                ..caller.clone()
+            };
             let response = self
-                .forward(
-                    headers,
-                    uri,
-                    Bytes::from(message.to_string()),
-                    caller.clone(),
-                )
+                .forward(headers, uri, Bytes::from(message.to_string()), caller)
                 .await;
             if response.status() == StatusCode::ACCEPTED {
                 continue;
@@ -257,6 +316,49 @@ impl Endpoint {
             None => response,
         }
     }
+}
+
+/// The JSON-RPC methods counted by name in the metrics; any other is `other`, so a client
+/// cannot add label values.
+const KNOWN_METHODS: [&str; 12] = [
+    "initialize",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "logging/setLevel",
+    "completion/complete",
+];
+
+/// A message's method and, for `tools/call`, its tool, as metric labels: names from fixed
+/// lists only.
+fn labels(message: &Value) -> (&'static str, &'static str) {
+    let method = message.get("method").and_then(Value::as_str);
+    let Some(method) = method.and_then(|m| KNOWN_METHODS.into_iter().find(|k| *k == m)) else {
+        return (
+            if method.is_some() {
+                "other"
+            } else {
+                "response"
+            },
+            "",
+        );
+    };
+    let tool = if method == "tools/call" {
+        message
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .and_then(tools::find)
+            .map_or("unknown", |t| t.name)
+    } else {
+        ""
+    };
+    (method, tool)
 }
 
 /// rmcp's JSON response with the handler's rendered result written in (see `rendered`).
@@ -374,6 +476,35 @@ fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
         );
     }
     response
+}
+
+/// 503 with `Retry-After` and a JSON-RPC error a client can retry, for a request that needs
+/// the database while it is unreachable.
+pub(super) fn unavailable(message: &str, retry_after_secs: u64) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": Value::Null,
+        "error": {
+            "code": super::handler::UNAVAILABLE,
+            "message": message,
+            "data": { "retryAfterSeconds": retry_after_secs },
+        },
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
+}
+
+/// 500 with a JSON-RPC error, for a failure the client cannot fix (the cause is logged).
+pub(super) fn internal_error() -> Response {
+    jsonrpc_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Value::Null,
+        -32603,
+        "The server failed to handle the request. Try again; if it keeps failing, tell an owner.",
+    )
 }
 
 fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {

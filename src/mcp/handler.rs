@@ -2,12 +2,13 @@
 //! `tools/call` with auditing.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorData, Implementation, ListToolsResult,
+    CallToolRequestParams, CallToolResponse, ErrorCode, ErrorData, Implementation, ListToolsResult,
     MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
     ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use super::rendered::RenderSlot;
 use super::result;
-use super::tools::{self, ToolContext, ToolDef};
+use super::tools::{self, ToolContext, ToolDef, ToolError};
 use super::toolset::Toolset;
 use crate::audit::AuditEvent;
 use crate::domain::Principal;
@@ -32,7 +33,26 @@ pub struct Caller {
     pub principal: Principal,
     pub toolset: Toolset,
     pub ip: String,
+    /// What the handler tells the endpoint about the call it served.
+    pub report: Arc<CallReport>,
 }
+
+/// How a `tools/call` went, for the endpoint's status code and metrics.
+#[derive(Debug, Default)]
+pub struct CallReport {
+    /// Seconds to wait, when the call failed because the database is unreachable (the
+    /// endpoint then answers 503 with `Retry-After`).
+    pub retry_after_secs: AtomicU64,
+    /// The tool ran and failed (an `isError` result).
+    pub tool_error: AtomicBool,
+    /// The call was refused with a JSON-RPC error (an unknown tool).
+    pub refused: AtomicBool,
+}
+
+/// The JSON-RPC error for a call that failed only because the database is unreachable: an
+/// implementation-defined server error (JSON-RPC 2.0 §5.1 reserves -32000 to -32099), with the
+/// wait in `data.retryAfterSeconds`. The HTTP answer is 503 with `Retry-After`.
+pub const UNAVAILABLE: i32 = -32000;
 
 /// Built per request (the service is stateless); what never changes is built once, in
 /// `Constants`.
@@ -178,6 +198,7 @@ impl ServerHandler for CoderMcp {
         // could not have seen them in tools/list (MCP: unknown tool is -32602).
         let Some(tool) = tools::visible(caller.toolset, &caller.principal).find(|t| t.name == name)
         else {
+            caller.report.refused.store(true, Ordering::Relaxed);
             return Err(ErrorData::invalid_params(
                 format!("Unknown tool: {name}"),
                 None,
@@ -204,12 +225,31 @@ impl ServerHandler for CoderMcp {
             event = event.client(client);
         }
         self.state.audit.record(event).await;
+        if let Err(ToolError {
+            message,
+            retry_after_secs: Some(secs),
+            ..
+        }) = &outcome
+        {
+            caller
+                .report
+                .retry_after_secs
+                .store(*secs, Ordering::Relaxed);
+            return Err(ErrorData::new(
+                ErrorCode(UNAVAILABLE),
+                message.clone(),
+                Some(json!({ "retryAfterSeconds": secs })),
+            ));
+        }
         // After a progress notification rmcp answers with an event stream, which the endpoint
         // does not rewrite: the result then goes through rmcp's model.
         let slot = http_extension::<RenderSlot>(&context).filter(|_| !notified);
         let mut result = match outcome {
             Ok(output) => result::success(output, slot.as_ref()),
-            Err(err) => result::failure(err),
+            Err(err) => {
+                caller.report.tool_error.store(true, Ordering::Relaxed);
+                result::failure(err)
+            }
         };
         result.meta = result_meta(&context);
         Ok(result.into())

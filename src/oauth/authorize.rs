@@ -69,6 +69,9 @@ impl AuthorizeParams {
 /// A request that cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizeFailure {
+    /// The database is unreachable: the same request is likely to work shortly (an error page
+    /// with 503 and `Retry-After`).
+    Unavailable(OAuthError),
     /// The client or redirect URI is not trustworthy: show an error page and never redirect
     /// (RFC 6749 §4.1.2.1, OAuth 2.1 §4.1.2.1).
     Page {
@@ -165,9 +168,13 @@ impl OAuthServer {
             .get_oauth_app(ClientId(id))
             .await
             .map_err(|e| {
+                let err = OAuthError::from(e);
+                if err.retry_after.is_some() {
+                    return AuthorizeFailure::Unavailable(err);
+                }
                 page(
                     "Something went wrong",
-                    format!("Try again later. ({})", OAuthError::from(e).description),
+                    format!("Try again later. ({})", err.description),
                 )
             })?
             .ok_or_else(unknown)?;
@@ -284,6 +291,9 @@ impl OAuthServer {
     /// The user said no (RFC 6749 §4.1.2.1 `access_denied`).
     pub async fn deny(&self, client: &TrustedClient, user: &User, ip: &str) -> String {
         self.inner
+            .metrics
+            .oauth_authorization(client.app.client_type, false);
+        self.inner
             .audit
             .record(
                 AuditEvent::new("oauth2.consent.deny", "oauth2_provider_app", client.app.id)
@@ -328,6 +338,9 @@ impl OAuthServer {
                 created_at: now,
             })
             .await?;
+        self.inner
+            .metrics
+            .oauth_authorization(client.app.client_type, true);
         self.inner
             .audit
             .record(

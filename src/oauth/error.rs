@@ -129,6 +129,12 @@ impl From<OAuthError> for crate::domain::DomainError {
             400 => crate::domain::DomainError::invalid(err.description),
             401 => crate::domain::DomainError::Unauthenticated(err.description),
             403 => crate::domain::DomainError::Forbidden(err.description),
+            503 => crate::domain::DomainError::Unavailable {
+                message: err.description,
+                retry_after_secs: err
+                    .retry_after
+                    .unwrap_or(crate::domain::error::DATABASE_RETRY_AFTER_SECS),
+            },
             _ => crate::domain::DomainError::Internal(err.description),
         }
     }
@@ -136,7 +142,23 @@ impl From<OAuthError> for crate::domain::DomainError {
 
 impl From<crate::store::StoreError> for OAuthError {
     fn from(err: crate::store::StoreError) -> Self {
+        if err.is_unavailable() {
+            return OAuthError::database_unavailable();
+        }
         OAuthError::server_error(err)
+    }
+}
+
+impl OAuthError {
+    /// 503 `temporarily_unavailable` with `Retry-After` while the database is unreachable
+    /// (the code RFC 6749 §4.1.2.1 names for a server that cannot answer for now).
+    pub fn database_unavailable() -> Self {
+        let mut err = Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "The database is unavailable. Try again in a few seconds.",
+        );
+        err.retry_after = Some(crate::domain::error::DATABASE_RETRY_AFTER_SECS);
+        err
     }
 }
 

@@ -22,6 +22,7 @@ use crate::audit::Auditor;
 use crate::clock::SharedClock;
 use crate::domain::GrantId;
 use crate::domain::oauth::{DCR_SETTING, dcr_enabled};
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::revocation::RevocationList;
 use crate::store::SharedStore;
@@ -60,6 +61,14 @@ struct Inner {
     ip_limiter: RateLimiter,
     client_limiter: RateLimiter,
     audit: Auditor,
+    metrics: Arc<Metrics>,
+}
+
+/// Where the authorization server reports what happened: the audit log and the metrics.
+#[derive(Debug, Clone)]
+pub struct Reporting {
+    pub audit: Auditor,
+    pub metrics: Arc<Metrics>,
 }
 
 impl OAuthServer {
@@ -70,12 +79,13 @@ impl OAuthServer {
         keys: Arc<keys::KeyRing>,
         revocations: Arc<RevocationList>,
         policy: OAuthPolicy,
-        audit: Auditor,
+        Reporting { audit, metrics }: Reporting,
     ) -> Self {
         let minute = Duration::minutes(1);
         OAuthServer {
             inner: Arc::new(Inner {
                 audit,
+                metrics,
                 ip_limiter: RateLimiter::new(policy.rate_limit_per_ip, minute, clock.clone()),
                 client_limiter: RateLimiter::new(
                     policy.rate_limit_per_client,

@@ -45,6 +45,9 @@ impl OAuthServer {
         {
             self.note_revoked([grant]);
             self.inner
+                .metrics
+                .oauth_revoked(client.app.client_type, "client", 1);
+            self.inner
                 .audit
                 .record(
                     AuditEvent::new("oauth2.grant.revoke", "oauth2_grant", grant)
@@ -90,6 +93,13 @@ impl OAuthServer {
             .await?;
         let count = revoked.len();
         self.note_revoked(revoked);
+        if count > 0
+            && let Ok(Some(app)) = self.inner.store.get_oauth_app(app).await
+        {
+            self.inner
+                .metrics
+                .oauth_revoked(app.client_type, "user", count as u64);
+        }
         self.inner
             .audit
             .record(

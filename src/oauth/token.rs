@@ -118,6 +118,9 @@ impl OAuthServer {
             .touch_oauth_app(client.app.id, self.inner.clock.now())
             .await?;
         self.inner
+            .metrics
+            .oauth_token_issued(client.app.client_type, &grant_type);
+        self.inner
             .audit
             .record(
                 AuditEvent::new("oauth2.token.issue", "oauth2_provider_app", client.app.id)
@@ -159,7 +162,7 @@ impl OAuthServer {
             .await?
         {
             // Lost a race with another exchange of the same code.
-            return Err(self.code_replayed(code.grant_id).await);
+            return Err(self.code_replayed(code.grant_id, client).await);
         }
         Ok(self.mint(
             &user,
@@ -204,7 +207,7 @@ impl OAuthServer {
             ));
         }
         if code.used_at.is_some() {
-            return Err(self.code_replayed(code.grant_id).await);
+            return Err(self.code_replayed(code.grant_id, client).await);
         }
         if code.expires_at <= now {
             return Err(invalid());
@@ -262,7 +265,7 @@ impl OAuthServer {
         }
         let now = self.inner.clock.now();
         if token.rotated_at.is_some() {
-            return Err(self.refresh_replayed(grant.id).await);
+            return Err(self.refresh_replayed(grant.id, client).await);
         }
         if token.expires_at <= now {
             return Err(invalid());
@@ -293,7 +296,7 @@ impl OAuthServer {
             .rotate_refresh_token(token.id, now, next)
             .await?
         {
-            return Err(self.refresh_replayed(grant.id).await);
+            return Err(self.refresh_replayed(grant.id, client).await);
         }
         Ok(self.mint(
             &user,
@@ -326,30 +329,44 @@ impl OAuthServer {
     }
 
     /// A second use of a code means it leaked: revoke what the first use obtained.
-    async fn code_replayed(&self, grant: GrantId) -> OAuthError {
-        self.revoke_for_replay(grant, "oauth2.code.replayed").await;
+    async fn code_replayed(&self, grant: GrantId, client: &AuthenticatedClient) -> OAuthError {
+        self.revoke_for_replay(grant, client, "authorization_code", "oauth2.code.replayed")
+            .await;
         OAuthError::invalid_grant(
             "the authorization code was already used; tokens issued from it have been revoked",
         )
     }
 
     /// A rotated refresh token presented again means the family leaked (OAuth 2.1 §4.3.1).
-    async fn refresh_replayed(&self, grant: GrantId) -> OAuthError {
-        self.revoke_for_replay(grant, "oauth2.refresh.replayed")
+    async fn refresh_replayed(&self, grant: GrantId, client: &AuthenticatedClient) -> OAuthError {
+        self.revoke_for_replay(grant, client, "refresh_token", "oauth2.refresh.replayed")
             .await;
         OAuthError::invalid_grant(
             "the refresh token was already used; the grant has been revoked, so authorize again",
         )
     }
 
-    async fn revoke_for_replay(&self, grant: GrantId, action: &'static str) {
+    async fn revoke_for_replay(
+        &self,
+        grant: GrantId,
+        client: &AuthenticatedClient,
+        credential: &'static str,
+        action: &'static str,
+    ) {
+        let metrics = &self.inner.metrics;
+        metrics.oauth_reuse_detected(client.app.client_type, credential);
         match self
             .inner
             .store
             .revoke_grant(grant, self.inner.clock.now())
             .await
         {
-            Ok(_) => self.note_revoked([grant]),
+            Ok(revoked) => {
+                if revoked {
+                    metrics.oauth_revoked(client.app.client_type, "reuse", 1);
+                }
+                self.note_revoked([grant])
+            }
             Err(err) => {
                 tracing::error!(error = %err, grant = %grant, "could not revoke a replayed grant")
             }

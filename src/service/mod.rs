@@ -4,6 +4,7 @@ pub mod agent_api;
 pub mod agent_links;
 pub mod agents;
 pub mod api_keys;
+pub mod audit;
 pub mod builds;
 pub mod daemons;
 pub mod oauth_apps;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use crate::audit::Auditor;
 use crate::clock::SharedClock;
 use crate::domain::{DomainError, Principal};
+use crate::metrics::Metrics;
 use crate::provisioner::Provisioning;
 use crate::ratelimit::RateLimiter;
 use crate::revocation::RevocationList;
@@ -89,8 +91,17 @@ impl Services {
 
     /// Enables OAuth application management, audited to `audit`; revocations it makes are
     /// denied at once through `revocations`.
-    pub fn with_oauth_apps(mut self, audit: Auditor, revocations: Arc<RevocationList>) -> Self {
-        self.oauth_apps = Some(oauth_apps::OAuthAppsDeps { audit, revocations });
+    pub fn with_oauth_apps(
+        mut self,
+        audit: Auditor,
+        revocations: Arc<RevocationList>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        self.oauth_apps = Some(oauth_apps::OAuthAppsDeps {
+            audit,
+            revocations,
+            metrics,
+        });
         self
     }
 
@@ -115,6 +126,22 @@ impl Services {
     /// This replica's id, when it serves workspace agents.
     pub fn replica_id(&self) -> Option<crate::domain::ReplicaId> {
         self.agent_links.as_ref().map(|l| l.replica())
+    }
+
+    /// Workspace agents connected to this replica.
+    pub fn agents_connected(&self) -> usize {
+        self.agent_links.as_ref().map_or(0, |l| l.connected())
+    }
+
+    /// What a metrics scrape reads: the database pool and health, the job queue, and the
+    /// agents connected here. The queue is `None` when the database cannot be asked.
+    pub async fn metrics_sample(&self) -> crate::metrics::Sample {
+        crate::metrics::Sample {
+            pool: self.store.pool_stats(),
+            database_up: !self.store.is_down(),
+            jobs_pending: self.store.count_pending_jobs().await.ok(),
+            agents_connected: self.agents_connected(),
+        }
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -150,6 +177,7 @@ impl From<StoreError> for DomainError {
                 format!("Conflicts with an existing record ({constraint})."),
                 None,
             ),
+            StoreError::Unavailable(_) => DomainError::database_unavailable(),
             other @ (StoreError::Database(_) | StoreError::Corrupt { .. }) => {
                 DomainError::internal(other)
             }

@@ -17,6 +17,7 @@ use crate::domain::{
     AppSecret, ClientId, ClientType, DomainError, FieldError, GrantId, OAuthApp, Principal, Scope,
     ScopeSet, TokenAuthMethod,
 };
+use crate::metrics::Metrics;
 use crate::revocation::RevocationList;
 use crate::secret::Secret;
 
@@ -30,6 +31,7 @@ const SEE_SETTINGS: &str = "Only an owner can see OAuth2 settings.";
 pub(super) struct OAuthAppsDeps {
     pub(super) audit: Auditor,
     pub(super) revocations: Arc<RevocationList>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 /// What an owner sends to create or change an application.
@@ -304,6 +306,11 @@ impl Services {
             .delete_app_secret(app.id, secret_id, self.clock.now())
             .await?
             .ok_or_else(not_found)?;
+        self.oauth_apps()?.metrics.oauth_revoked(
+            app.client_type,
+            "secret_deleted",
+            revoked.len() as u64,
+        );
         self.note_revoked(revoked)?;
         self.oauth_apps()?
             .audit

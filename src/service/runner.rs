@@ -22,6 +22,7 @@ use crate::domain::{
     ProvisionerJob, TemplateVersion, Transition, Workspace, WorkspaceAgent, WorkspaceApp,
     WorkspaceBuild,
 };
+use crate::metrics::Metrics;
 use crate::provisioner::{Provisioning, StartSpec, read_template_source};
 use crate::store::{OrphanScope, SharedStore};
 
@@ -80,6 +81,7 @@ pub struct JobRunner {
     daemons: Arc<DaemonLinks>,
     reconciler: Reconciler,
     worker_id: String,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl JobRunner {
@@ -102,7 +104,14 @@ impl JobRunner {
             daemons,
             reconciler,
             worker_id: uuid::Uuid::new_v4().to_string(),
+            metrics: None,
         }
+    }
+
+    /// Counts the builds it runs, with their durations, into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The provisioners jobs can go to: this server's own, then each connected daemon.
@@ -154,7 +163,10 @@ impl JobRunner {
                         }
                         Ok(None) => break,
                         Err(err) => {
-                            tracing::warn!(error = %err, "could not read the provisioner job queue");
+                            // An outage is logged once by the store, not on every poll.
+                            if !err.is_unavailable() {
+                                tracing::warn!(error = %err, "could not read the provisioner job queue");
+                            }
                             break 'claiming;
                         }
                     }
@@ -206,6 +218,7 @@ impl JobRunner {
     }
 
     async fn process(self: Arc<Self>, job: ProvisionerJob, slot: ProvisionerSlot) {
+        let started = std::time::Instant::now();
         let cancel = self.provisioning.signals.watch_cancel(job.id);
         tracing::info!(job = %job.id, kind = job.job_type.as_str(), "running provisioner job");
         let result = tokio::select! {
@@ -227,6 +240,17 @@ impl JobRunner {
                 (JobStatus::Canceled, "Canceled by a user.".to_owned())
             }
         };
+        // Counted before the job is seen to end, so whoever waits for it finds it counted.
+        if let Some(metrics) = &self.metrics
+            && job.job_type == JobType::WorkspaceBuild
+            && let Ok(Some(build)) = self.store.get_workspace_build_by_job(job.id).await
+        {
+            metrics.build_finished(
+                build.transition.as_str(),
+                status.as_str(),
+                started.elapsed(),
+            );
+        }
         match self.store.complete_job(job.id, status, &error, now).await {
             Ok(true) => {}
             Ok(false) => {

@@ -1,13 +1,14 @@
 //! The audit log.
 
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::error::corrupt_json;
 use super::pool::on;
 use super::time::DbTime;
-use super::{Store, StoreError, StoreResult, convert_all};
-use crate::domain::{AuditEntry, ClientId, UserId};
+use super::{Store, StoreError, StoreResult, convert_all, unstorable};
+use crate::domain::{AuditEntry, ClientId, Page, UserId};
 
 impl Store {
     /// Writes the entries in one statement: all of them or none.
@@ -45,6 +46,99 @@ impl Store {
             sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?
         });
         convert_all(rows)
+    }
+}
+
+/// Which entries to list: every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub user_id: Option<UserId>,
+    pub action: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    /// Entries at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Entries before this time.
+    pub before: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// One page of the entries that match, newest first, and how many match in all.
+    pub async fn search_audit_logs(
+        &self,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<AuditEntry>, i64)> {
+        if [&filter.action, &filter.resource_type, &filter.resource_id]
+            .into_iter()
+            .flatten()
+            .any(|v| unstorable(v))
+        {
+            return Ok((Vec::new(), 0));
+        }
+        let (rows, count): (Vec<AuditRow>, i64) = on!(&self.pool, |pool| {
+            let mut list =
+                sqlx::QueryBuilder::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_logs"));
+            push_audit_filter(&mut list, filter);
+            list.push(" ORDER BY time DESC, id DESC LIMIT ")
+                .push_bind(page.limit)
+                .push(" OFFSET ")
+                .push_bind(page.offset);
+            let rows = list.build_query_as().fetch_all(pool).await?;
+            let mut count = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM audit_logs");
+            push_audit_filter(&mut count, filter);
+            let (count,): (i64,) = count.build_query_as().fetch_one(pool).await?;
+            (rows, count)
+        });
+        Ok((convert_all(rows)?, count))
+    }
+
+    /// Deletes the entries older than `cutoff` (the retention period); returns how many.
+    pub async fn delete_audit_logs_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query("DELETE FROM audit_logs WHERE time < $1")
+                .bind(DbTime(cutoff))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+}
+
+/// `WHERE` with one bound condition per set field of `filter`.
+fn push_audit_filter<'a, DB>(query: &mut sqlx::QueryBuilder<'a, DB>, filter: &'a AuditFilter)
+where
+    DB: sqlx::Database,
+    Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    DbTime: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut clause = " WHERE ";
+    let mut and = |query: &mut sqlx::QueryBuilder<'a, DB>, column: &str| {
+        query.push(clause).push(column).push(" ");
+        clause = " AND ";
+    };
+    if let Some(user) = filter.user_id {
+        and(query, "user_id =");
+        query.push_bind(user.0);
+    }
+    for (column, value) in [
+        ("action =", &filter.action),
+        ("resource_type =", &filter.resource_type),
+        ("resource_id =", &filter.resource_id),
+    ] {
+        if let Some(value) = value {
+            and(query, column);
+            query.push_bind(value.as_str());
+        }
+    }
+    if let Some(from) = filter.from {
+        and(query, "time >=");
+        query.push_bind(DbTime(from));
+    }
+    if let Some(before) = filter.before {
+        and(query, "time <");
+        query.push_bind(DbTime(before));
     }
 }
 

@@ -5,6 +5,8 @@ use std::fmt;
 
 use sqlx::error::DatabaseError;
 
+use super::health::{Kind, classify};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken.
@@ -13,7 +15,11 @@ pub enum StoreError {
     /// The first user already exists.
     #[error("the first user already exists")]
     FirstUserExists,
-    /// The database failed or could not be reached.
+    /// The database cannot be reached right now (down, restarting, unreachable, or the pool
+    /// is closing); the same call is likely to work once it is back.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A statement failed.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     /// The database holds something this build never writes: a value the domain has no name
@@ -27,12 +33,20 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// The database could not be reached: worth trying again shortly, not a defect.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
+        match (&err, classify(&err)) {
+            (sqlx::Error::Database(db), Kind::Conflict) => {
                 StoreError::Conflict(Constraint::broken(db.as_ref()))
             }
+            (_, Kind::Unavailable) => StoreError::Unavailable(err),
             _ => StoreError::Database(err),
         }
     }

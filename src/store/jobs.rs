@@ -27,6 +27,16 @@ pub enum OrphanScope {
 }
 
 impl Store {
+    /// Jobs waiting for a worker: the queue's depth.
+    pub async fn count_pending_jobs(&self) -> StoreResult<i64> {
+        let (count,): (i64,) = on!(&self.pool, |pool| {
+            sqlx::query_as("SELECT COUNT(*) FROM provisioner_jobs WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(count)
+    }
+
     pub async fn get_job(&self, id: JobId) -> StoreResult<Option<ProvisionerJob>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs WHERE id = $1");
         let row: Option<JobRow> = on!(&self.pool, |pool| {

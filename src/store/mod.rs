@@ -8,6 +8,7 @@ mod agents;
 mod audit;
 mod dialect;
 mod error;
+mod health;
 mod jobs;
 mod oauth;
 mod pool;
@@ -22,6 +23,7 @@ mod workspaces;
 
 use std::sync::Arc;
 
+pub use audit::AuditFilter;
 pub use error::{Constraint, StoreError, StoreResult};
 pub use jobs::OrphanScope;
 pub use templates::DeleteTemplateOutcome;
@@ -52,6 +54,29 @@ impl Store {
         on!(&self.pool, |pool| pool.close().await);
     }
 
+    /// Whether the database is known to be unreachable right now (it is probed until it is
+    /// back); while it is, every call fails at once with `StoreError::Unavailable`.
+    pub fn is_down(&self) -> bool {
+        on!(&self.pool, |pool| pool.health().is_down())
+    }
+
+    /// The pool's connections and the store's failures so far, for the metrics.
+    pub fn pool_stats(&self) -> PoolStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ((open, idle), health) = on!(&self.pool, |pool| (
+            pool.size_and_idle(),
+            pool.health().clone()
+        ));
+        PoolStats {
+            open: u64::from(open),
+            idle: idle as u64,
+            waiting: health.waiting() as u64,
+            unavailable_errors: health.errors.unavailable.load(Relaxed),
+            conflict_errors: health.errors.conflict.load(Relaxed),
+            other_errors: health.errors.other.load(Relaxed),
+        }
+    }
+
     /// Cheap liveness check.
     pub async fn ping(&self) -> StoreResult<()> {
         on!(&self.pool, |pool| {
@@ -66,6 +91,20 @@ impl Store {
             Backend::Postgres(_) => &dialect::POSTGRES,
         }
     }
+}
+
+/// A snapshot of the pool and of what failed, for the metrics. Failures are counted where
+/// statements run outside a transaction and where transactions begin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open (in use or idle).
+    pub open: u64,
+    pub idle: u64,
+    /// Calls waiting for a connection.
+    pub waiting: u64,
+    pub unavailable_errors: u64,
+    pub conflict_errors: u64,
+    pub other_errors: u64,
 }
 
 /// Where the data lives.

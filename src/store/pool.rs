@@ -4,21 +4,28 @@
 //! sqlx's query API is generic over the database only through deep trait bounds, so a query is
 //! not a generic function. Instead `on!` writes a statement's execution once and expands it into
 //! both arms of a `match`: one SQL text and one list of binds, compiled for each backend, with
-//! compile errors pointing at the line at fault. A `match` costs nothing next to a query, and no
-//! future is boxed.
+//! compile errors pointing at the line at fault. A `match` costs nothing next to a query.
+//!
+//! Each pool is wrapped in a `Guarded` pool, which is what statements run on: it takes its
+//! connections through the database's `Health` (fail fast while the database is down) and
+//! counts what fails.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection,
-    SqlitePool, Transaction,
+    ConnectOptions, Connection, Database, Either, Execute, Executor, PgConnection, Postgres,
+    Sqlite, SqliteConnection, Transaction,
 };
 
+use super::health::Health;
 use super::{StoreResult, redact_url};
 
 /// One value for each backend, of which a store holds one: a pool, a transaction, a connection.
@@ -28,7 +35,122 @@ pub(super) enum Backend<S, P> {
     Postgres(P),
 }
 
-pub(super) type Pool = Backend<SqlitePool, PgPool>;
+pub(super) type Pool = Backend<Guarded<Sqlite>, Guarded<Postgres>>;
+
+/// A pool whose connections are taken through the database's `Health`, and whose failures are
+/// counted there.
+#[derive(Debug)]
+pub(super) struct Guarded<DB: Database> {
+    pool: sqlx::Pool<DB>,
+    health: Arc<Health>,
+}
+
+impl<DB: Database> Guarded<DB> {
+    fn new(pool: sqlx::Pool<DB>, health: Arc<Health>) -> Self {
+        Self { pool, health }
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// Connections open, and of those idle.
+    pub(super) fn size_and_idle(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+}
+
+/// Runs statements as `&Pool` does, but takes the connection through `Health` and reports
+/// failures to it. A result set is read whole before it is handed on (every query here is
+/// bounded by a `LIMIT`), which keeps the connection's borrow inside one future.
+macro_rules! guarded_executor {
+    ($db:ty) => {
+        impl<'p> Executor<'p> for &'p Guarded<$db> {
+            type Database = $db;
+
+            fn fetch_many<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> BoxStream<
+                'e,
+                Result<Either<<$db as Database>::QueryResult, <$db as Database>::Row>, sqlx::Error>,
+            >
+            where
+                'p: 'e,
+                E: 'q + Execute<'q, Self::Database>,
+            {
+                let (pool, health) = (&self.pool, &self.health);
+                stream::once(async move {
+                    let mut conn = health.guard(pool.acquire()).await?;
+                    let items: Vec<_> = conn.fetch_many(query).collect().await;
+                    if let Some(Err(err)) = items.last() {
+                        health.observe(err);
+                    }
+                    Ok::<_, sqlx::Error>(items)
+                })
+                .flat_map(|read| match read {
+                    Ok(items) => stream::iter(items).left_stream(),
+                    Err(err) => stream::iter([Err(err)]).right_stream(),
+                })
+                .boxed()
+            }
+
+            fn fetch_optional<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> BoxFuture<'e, Result<Option<<$db as Database>::Row>, sqlx::Error>>
+            where
+                'p: 'e,
+                E: 'q + Execute<'q, Self::Database>,
+            {
+                let (pool, health) = (&self.pool, &self.health);
+                Box::pin(async move {
+                    let mut conn = health.guard(pool.acquire()).await?;
+                    let row = conn.fetch_optional(query).await;
+                    if let Err(err) = &row {
+                        health.observe(err);
+                    }
+                    row
+                })
+            }
+
+            fn prepare_with<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+                parameters: &'e [<$db as Database>::TypeInfo],
+            ) -> BoxFuture<'e, Result<<$db as Database>::Statement<'q>, sqlx::Error>>
+            where
+                'p: 'e,
+            {
+                let (pool, health) = (&self.pool, &self.health);
+                Box::pin(async move {
+                    let mut conn = health.guard(pool.acquire()).await?;
+                    conn.prepare_with(sql, parameters).await
+                })
+            }
+
+            fn describe<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+            ) -> BoxFuture<'e, Result<sqlx::Describe<$db>, sqlx::Error>>
+            where
+                'p: 'e,
+            {
+                let (pool, health) = (&self.pool, &self.health);
+                Box::pin(async move {
+                    let mut conn = health.guard(pool.acquire()).await?;
+                    conn.describe(sql).await
+                })
+            }
+        }
+    };
+}
+guarded_executor!(Sqlite);
+guarded_executor!(Postgres);
 
 pub(super) type Tx = Backend<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>;
 
@@ -57,10 +179,19 @@ impl<S, P> Backend<S, P> {
 }
 
 impl Pool {
+    /// Begins a transaction that may write. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later cannot wait for
+    /// the lock when another writer committed in between (its snapshot is stale), and fails at
+    /// once with "database is locked" instead of waiting out the busy timeout
+    /// (https://www.sqlite.org/lang_transaction.html, "BEGIN IMMEDIATE"; SQLITE_BUSY_SNAPSHOT
+    /// in https://www.sqlite.org/rescode.html). Every transaction here writes, so nothing is
+    /// serialized that could have run alongside.
     pub(super) async fn begin(&self) -> StoreResult<Tx> {
         Ok(match self {
-            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin().await?),
-            Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
+            Backend::Sqlite(g) => {
+                Backend::Sqlite(g.health.guard(g.pool.begin_with("BEGIN IMMEDIATE")).await?)
+            }
+            Backend::Postgres(g) => Backend::Postgres(g.health.guard(g.pool.begin()).await?),
         })
     }
 }
@@ -115,11 +246,13 @@ pub(super) async fn open_sqlite(path: &Path) -> anyhow::Result<Pool> {
         .run(&pool)
         .await
         .with_context(|| format!("cannot migrate the SQLite database {}", path.display()))?;
-    Ok(Backend::Sqlite(pool))
+    Ok(Backend::Sqlite(Guarded::new(pool, Health::new(None))))
 }
 
 /// A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// The longest a statement waits for a pooled PostgreSQL connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// For production and for several replicas sharing one database: connects and migrates. The URL
 /// may carry `options=-c search_path=...` to use a schema.
@@ -137,7 +270,9 @@ pub(super) async fn connect_postgres(url: &str) -> anyhow::Result<Pool> {
     let _ = probe.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
+        // While the database is reachable this bounds only a wait for a busy pool; an
+        // unreachable one is found within `health::SLOW_ACQUIRE` and fails every wait at once.
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         // sqlx pings every connection it hands out by default: a network round trip per
         // query. Ping only connections that sat idle, where a restart or a dropped link can
         // have gone unnoticed; one in steady use proves itself with every query (HikariCP's
@@ -151,12 +286,15 @@ pub(super) async fn connect_postgres(url: &str) -> anyhow::Result<Pool> {
                 Ok(true)
             })
         })
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
     sqlx::migrate!("migrations/postgres")
         .run(&pool)
         .await
         .with_context(|| format!("cannot migrate the PostgreSQL database at {shown}"))?;
-    Ok(Backend::Postgres(pool))
+    Ok(Backend::Postgres(Guarded::new(
+        pool,
+        Health::new(Some(options)),
+    )))
 }

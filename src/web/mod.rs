@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod error;
 pub mod stack;
 pub mod state;
+pub mod transport;
 
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, HttpSettings};

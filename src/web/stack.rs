@@ -1,5 +1,6 @@
 //! The layer stack around both front doors, and the answers to a request no route takes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,6 +14,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use super::{ApiError, AppState};
+use crate::metrics::Metrics;
 
 /// The largest JSON body the API accepts.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -30,14 +32,28 @@ pub fn server(routes: Router<AppState>, state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(middleware::from_fn(close_after_unread_body))
-        .layer(middleware::from_fn(require_one_host));
+        .layer(middleware::from_fn(require_one_host))
+        .layer(CatchPanicLayer::custom(panic_response))
+        // Outside the panic catcher, so a panic is counted as the 500 it became.
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            record_metrics,
+        ));
     traced(routes).with_state(state)
 }
 
 /// What the agent socket serves: only the routes agents call, under the same body cap, panic
 /// catcher and trace span.
 pub fn agent_socket(routes: Router<AppState>, state: AppState) -> Router {
-    traced(answer_the_rest(routes).layer(DefaultBodyLimit::max(MAX_JSON_BODY))).with_state(state)
+    let routes = answer_the_rest(routes)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(CatchPanicLayer::custom(panic_response));
+    traced(routes).with_state(state)
+}
+
+/// What the Prometheus listener serves: its page, and Coder's 404 for anything else.
+pub fn metrics_listener(routes: Router<AppState>, state: AppState) -> Router {
+    answer_the_rest(routes).with_state(state)
 }
 
 /// Coder's JSON answers for a path no route takes and a method a route does not.
@@ -47,9 +63,10 @@ fn answer_the_rest(routes: Router<AppState>) -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// The outermost layers: the request's trace span, and inside it the panic catcher.
+/// The outermost layer: the request's trace span, so that whatever happens inside (a panic
+/// included) is logged with the request.
 fn traced(routes: Router<AppState>) -> Router<AppState> {
-    routes.layer(CatchPanicLayer::custom(panic_response)).layer(
+    routes.layer(
         TraceLayer::new_for_http()
             .make_span_with(request_span)
             .on_request(())
@@ -66,6 +83,25 @@ fn request_span(req: &Request) -> Span {
         .map(MatchedPath::as_str)
         .unwrap_or("unmatched");
     tracing::info_span!("request", method = %req.method(), route)
+}
+
+/// Counts every answered request by route pattern (never the raw path), method and status.
+async fn record_metrics(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = crate::metrics::method_label(request.method());
+    let response = next.run(request).await;
+    metrics.http_request(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 fn log_response(response: &Response, latency: Duration, _span: &Span) {

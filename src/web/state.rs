@@ -8,6 +8,7 @@ use crate::audit::Auditor;
 use crate::auth::access_token::AccessTokenVerifier;
 use crate::config::IpNetwork;
 use crate::domain::{Experiment, Experiments};
+use crate::metrics::Metrics;
 use crate::oauth::OAuthServer;
 use crate::service::Services;
 
@@ -23,6 +24,12 @@ pub struct HttpSettings {
     pub mcp_allowed_origins: Vec<String>,
     /// A random id for this deployment, reported by `/api/v2/buildinfo`.
     pub deployment_id: String,
+    /// The server terminates TLS itself (`--tls-enable`).
+    pub tls: bool,
+    /// `Strict-Transport-Security` for responses that reach the user over HTTPS.
+    pub strict_transport_security: Option<axum::http::HeaderValue>,
+    /// Send requests that arrive on another scheme or host to the access URL.
+    pub redirect_to_access_url: bool,
 }
 
 impl HttpSettings {
@@ -31,9 +38,10 @@ impl HttpSettings {
         self.access_url.as_str().trim_end_matches('/')
     }
 
-    /// Cookies carry `Secure` when users reach us over https.
+    /// Cookies carry `Secure` when users reach us over https: the access URL says so, or the
+    /// server serves HTTPS itself.
     pub fn secure_cookies(&self) -> bool {
-        self.access_url.scheme() == "https"
+        self.access_url.scheme() == "https" || self.tls
     }
 }
 
@@ -44,6 +52,7 @@ pub struct AppState {
     pub access_tokens: Arc<AccessTokenVerifier>,
     pub audit: Auditor,
     pub settings: Arc<HttpSettings>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

@@ -546,7 +546,7 @@ async fn flags_beat_env_beat_config_file() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 31] = [
+const KEYS: [&str; 42] = [
     "http_address",
     "access_url",
     "experiments",
@@ -578,6 +578,17 @@ const KEYS: [&str; 31] = [
     "workspace_network",
     "docker_host",
     "agent_binary",
+    "tls_enable",
+    "tls_address",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_min_version",
+    "redirect_to_access_url",
+    "strict_transport_security",
+    "strict_transport_security_options",
+    "prometheus_enable",
+    "prometheus_address",
+    "audit_logs_retention",
 ];
 
 fn every_key_is_set(options: ServerOptions) -> bool {
@@ -613,6 +624,17 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         workspace_network,
         docker_host,
         agent_binary,
+        tls_enable,
+        tls_address,
+        tls_cert_file,
+        tls_key_file,
+        tls_min_version,
+        redirect_to_access_url,
+        strict_transport_security,
+        strict_transport_security_options,
+        prometheus_enable,
+        prometheus_address,
+        audit_logs_retention,
     } = options;
     http_address.is_some()
         && access_url.is_some()
@@ -645,6 +667,17 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         && workspace_network.is_some()
         && docker_host.is_some()
         && agent_binary.is_some()
+        && tls_enable.is_some()
+        && tls_address.is_some()
+        && tls_cert_file.is_some()
+        && tls_key_file.is_some()
+        && tls_min_version.is_some()
+        && redirect_to_access_url.is_some()
+        && strict_transport_security.is_some()
+        && strict_transport_security_options.is_some()
+        && prometheus_enable.is_some()
+        && prometheus_address.is_some()
+        && audit_logs_retention.is_some()
 }
 
 fn example(name: &str) -> PathBuf {

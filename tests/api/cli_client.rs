@@ -27,6 +27,7 @@ both_backends!(
     mcp_server_needs_the_experiment,
     mcp_server_gone_mid_session_is_a_json_rpc_error,
     configured_entry_starts_a_working_server,
+    audit_list_shows_the_log,
 );
 
 /// Every wait is bounded: a step that takes this long has hung.
@@ -1008,4 +1009,43 @@ async fn configured_entry_starts_a_working_server(backend: Backend) {
         "{call}"
     );
     assert!(mcp.finish().await.success());
+}
+
+/// `coder audit list`: the owner's view of the audit log, as a table and as JSON, searchable.
+async fn audit_list_shows_the_log(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_claude().await;
+    app.obtain_tokens(&owner, &client).await;
+    let home = Home::new();
+    home.login(&app).await;
+
+    let table = home.ok(&["audit", "list"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("ACTION"),
+        "{table}"
+    );
+    assert!(table.contains("oauth2.consent.allow"), "{table}");
+    assert!(table.contains("owner"), "{table}");
+
+    let page: Value = serde_json::from_str(
+        &home
+            .ok(&[
+                "audit",
+                "list",
+                "-q",
+                "action:oauth2.token.issue",
+                "-o",
+                "json",
+            ])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(page["count"], 1, "{page}");
+    assert_eq!(page["audit_logs"][0]["action"], "oauth2.token.issue");
+
+    let out = home.run(&["audit", "list", "-q", "color:blue"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Unknown filter"), "{}", stderr(&out));
 }

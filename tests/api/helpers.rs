@@ -25,19 +25,23 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The Postgres backend when `CODER_TEST_POSTGRES_URL` is set.
-    pub fn postgres() -> Option<Backend> {
+    /// The Postgres backend at `CODER_TEST_POSTGRES_URL`. A Postgres test runs only when asked
+    /// for (it is `#[ignore]`d by default), so a missing URL fails it instead of letting it pass
+    /// without testing anything.
+    pub fn postgres() -> Backend {
         match std::env::var(POSTGRES_ENV) {
-            Ok(url) if !url.trim().is_empty() => Some(Backend::Postgres(url)),
-            _ => {
-                eprintln!("{POSTGRES_ENV} is not set: skipping the Postgres variant");
-                None
-            }
+            Ok(url) if !url.trim().is_empty() => Backend::Postgres(url),
+            _ => panic!(
+                "{POSTGRES_ENV} is not set: point it at an empty PostgreSQL database \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test) to run the Postgres tests"
+            ),
         }
     }
 }
 
-/// Runs each named `async fn(Backend)` as a `sqlite` test and a `postgres` test.
+/// Runs each named `async fn(Backend)` as a `sqlite` test and a `postgres` test. Every Postgres
+/// test is `#[ignore]`d, so a plain `cargo test` counts it as ignored rather than as passed when
+/// it cannot run; `cargo test -- --include-ignored` runs it (CI does, with the URL set).
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
@@ -49,10 +53,9 @@ macro_rules! both_backends {
                 }
 
                 #[tokio::test]
+                #[ignore = "needs CODER_TEST_POSTGRES_URL; run with `cargo test -- --include-ignored`"]
                 async fn postgres() {
-                    if let Some(backend) = $crate::helpers::Backend::postgres() {
-                        super::$name(backend).await;
-                    }
+                    super::$name($crate::helpers::Backend::postgres()).await;
                 }
             }
         )*
@@ -136,6 +139,9 @@ pub struct TestApp {
     pub url: String,
     /// Where the server listens; differs from `url` when a test sets an access URL.
     pub addr: std::net::SocketAddr,
+    /// Where HTTPS and the Prometheus metrics are served, when enabled.
+    pub tls_addr: Option<std::net::SocketAddr>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub backend: Backend,
@@ -233,7 +239,8 @@ impl TestApp {
         .await
     }
 
-    async fn spawn_on(
+    /// The app on an existing database, such as one a store fixture filled.
+    pub async fn spawn_on(
         backend: Backend,
         db: TestDatabase,
         configure: impl FnOnce(&mut ServerConfig),
@@ -253,6 +260,7 @@ impl TestApp {
             .expect("app builds");
         let url = app.access_url().as_str().trim_end_matches('/').to_owned();
         let addr = app.local_addr().expect("bound address");
+        let (tls_addr, metrics_addr) = (app.tls_local_addr().ok(), app.metrics_local_addr().ok());
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run_until_stopped(async {
@@ -265,6 +273,8 @@ impl TestApp {
         TestApp {
             url,
             addr,
+            tls_addr,
+            metrics_addr,
             client,
             clock,
             backend,

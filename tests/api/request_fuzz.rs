@@ -48,6 +48,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/oauth2/jwks", "G"),
     ("/oauth2/tokens", "PD"),
     ("/oauth2/clients/{}", "GUD"),
+    ("/api/v2/audit", "G"),
     ("/api/v2/buildinfo", "G"),
     ("/api/v2/experiments", "G"),
     ("/api/v2/experiments/available", "G"),

@@ -124,6 +124,7 @@ async fn handle(
     let target = if decision.allow {
         match state.oauth.approve(&request, &user.user, ip).await {
             Ok(target) => target,
+            Err(err) if err.status == 503 => return unavailable_page(&err),
             Err(err) => {
                 return error_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -162,7 +163,22 @@ fn failure_response(failure: AuthorizeFailure) -> Response {
             }
             page
         }
+        AuthorizeFailure::Unavailable(err) => unavailable_page(&err),
     }
+}
+
+/// 503 with `Retry-After` while the database is unreachable.
+fn unavailable_page(err: &OAuthError) -> Response {
+    let mut page = error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        &err.description,
+    );
+    if let Some(secs) = err.retry_after {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    page
 }
 
 fn authorize_url(params: &AuthorizeParams) -> String {

@@ -135,7 +135,20 @@ pub(crate) fn error_page(err: &DomainError, back: &str) -> Response {
         message = escape(&message),
         back = escape(back),
     );
-    respond(status, title, &body, &[])
+    let mut page = respond(status, title, &body, &[]);
+    if let DomainError::RateLimited {
+        retry_after_secs, ..
+    }
+    | DomainError::Unavailable {
+        retry_after_secs, ..
+    } = err
+    {
+        page.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(*retry_after_secs),
+        );
+    }
+    page
 }
 
 /// A submitted form as name/value pairs, in order; a checkbox group repeats its name.

@@ -50,12 +50,15 @@ pub struct ToolContext {
     pub principal: Principal,
 }
 
-/// A failure the caller can fix; it becomes an `isError` result.
+/// A failure the caller can fix; it becomes an `isError` result. One with `retry_after_secs`
+/// (the database is unreachable) becomes a JSON-RPC error instead, answered with 503, since the
+/// same call is likely to work later and nothing about the call is wrong.
 #[derive(Debug, Clone)]
 pub struct ToolError {
     pub message: String,
     /// For argument errors: the schema the arguments must follow.
     pub expected_schema: Option<Value>,
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ToolError {
@@ -63,6 +66,7 @@ impl ToolError {
         Self {
             message: message.into(),
             expected_schema: None,
+            retry_after_secs: None,
         }
     }
 }
@@ -80,6 +84,15 @@ impl From<DomainError> for ToolError {
             DomainError::Internal(cause) => {
                 tracing::error!(error = %cause, "MCP tool failed");
                 "The server failed to complete the tool call. Try again; if it keeps failing, tell an owner.".into()
+            }
+            DomainError::Unavailable {
+                message,
+                retry_after_secs,
+            } => {
+                return ToolError {
+                    retry_after_secs: Some(retry_after_secs),
+                    ..ToolError::new(message)
+                };
             }
             other => other.to_string(),
         };
@@ -239,8 +252,8 @@ pub fn parse_args<T: DeserializeOwned>(
     args: Map<String, Value>,
 ) -> Result<T, ToolError> {
     serde_json::from_value(Value::Object(args)).map_err(|e| ToolError {
-        message: format!("Invalid arguments for {}: {e}", tool.name),
         expected_schema: Some((tool.input_schema)()),
+        ..ToolError::new(format!("Invalid arguments for {}: {e}", tool.name))
     })
 }
 

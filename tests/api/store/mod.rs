@@ -93,7 +93,8 @@ pub struct Deployment {
     pub file: StoredFile,
     pub template: Template,
     pub version: TemplateVersion,
-    _db: TestDatabase,
+    /// The database, kept until the deployment is dropped; a server can be started on it.
+    pub db: TestDatabase,
 }
 
 impl Deployment {
@@ -150,7 +151,7 @@ impl Deployment {
                 ..version
             },
             template,
-            _db: db,
+            db,
         }
     }
 

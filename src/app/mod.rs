@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use axum::http::HeaderValue;
 use url::Url;
 
 use crate::audit::Auditor;
@@ -14,8 +14,9 @@ use crate::auth::access_token::AccessTokenVerifier;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ServerConfig, parse_access_url};
 use crate::domain::{Replica, ReplicaId};
+use crate::metrics::Metrics;
 use crate::oauth::keys::KeyRing;
-use crate::oauth::{OAuthPolicy, OAuthServer};
+use crate::oauth::{OAuthPolicy, OAuthServer, Reporting};
 use crate::provisioner::{CommandLimits, HostProvisioner, LocalProvisionerOptions, Provisioning};
 use crate::ratelimit::RateLimiter;
 use crate::revocation::RevocationList;
@@ -25,6 +26,10 @@ use crate::service::runner::JobRunner;
 use crate::service::{ServicePolicy, Services};
 use crate::store::{self, SharedStore};
 use crate::web::{AppState, HttpSettings};
+
+mod listeners;
+
+use listeners::Listeners;
 
 /// How often expired sessions, tokens, codes and abandoned clients are swept.
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
@@ -41,7 +46,8 @@ const REPLICA_HEARTBEAT_INTERVAL: Duration =
 const AGENT_SOCKET: &str = "agent/agent.sock";
 
 pub struct App {
-    listener: TcpListener,
+    listeners: Listeners,
+    audit_retention: Option<Duration>,
     /// Where workspace agents dial in from their sandboxes.
     agent_listener: tokio::net::UnixListener,
     replica: ReplicaId,
@@ -65,14 +71,13 @@ impl App {
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
         let store = store::open(&config.database).await?;
-        let listener = TcpListener::bind(&config.http_address)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http_address))?;
-        let bound = listener.local_addr()?;
+        let listeners = Listeners::bind(&config).await?;
+        let (scheme, bound) = listeners.public()?;
         let access_url = match &config.access_url {
             Some(url) => url.clone(),
-            None => derived_access_url(bound)?,
+            None => derived_access_url(scheme, bound)?,
         };
+        let metrics = Arc::new(Metrics::new());
         let deployment_id = deployment_id(&store, &clock).await?;
         let oauth2 = &config.oauth2;
         let access_lifetime = chrono::Duration::from_std(oauth2.access_token_lifetime)?;
@@ -97,7 +102,10 @@ impl App {
                 rate_limit_per_ip: oauth2.rate_limit_per_ip,
                 rate_limit_per_client: oauth2.rate_limit_per_client,
             },
-            audit.clone(),
+            Reporting {
+                audit: audit.clone(),
+                metrics: metrics.clone(),
+            },
         );
         let access_tokens = Arc::new(AccessTokenVerifier::new(
             oauth.issuer().to_owned(),
@@ -122,7 +130,7 @@ impl App {
         );
         let agent_socket = config.data_dir.join(AGENT_SOCKET);
         let agent_listener = crate::provisioner::sandbox::bind_agent_socket(&agent_socket)?;
-        let replica = register_replica(&store, &clock, &config, bound).await?;
+        let replica = register_replica(&store, &clock, &config, scheme, bound).await?;
         let links = Arc::new(
             AgentLinks::new(
                 replica,
@@ -153,17 +161,20 @@ impl App {
             config.workspaces.limits.clone(),
         );
         let daemons = Arc::new(DaemonLinks::default());
-        let runner = Arc::new(JobRunner::new(
-            store.clone(),
-            clock.clone(),
-            provisioning.clone(),
-            daemons.clone(),
-        ));
+        let runner = Arc::new(
+            JobRunner::new(
+                store.clone(),
+                clock.clone(),
+                provisioning.clone(),
+                daemons.clone(),
+            )
+            .with_metrics(metrics.clone()),
+        );
         let services = services
             .with_provisioning(provisioning)
             .with_daemon_links(daemons.clone())
             .with_agent_links(links.clone())
-            .with_oauth_apps(audit.clone(), revocations.clone());
+            .with_oauth_apps(audit.clone(), revocations.clone(), metrics.clone());
         services.ensure_default_organization().await?;
         let state = AppState {
             services,
@@ -177,10 +188,19 @@ impl App {
                 proxy_trusted_origins: config.proxy_trusted_origins.clone(),
                 mcp_allowed_origins: config.mcp_allowed_origins.clone(),
                 deployment_id,
+                tls: config.tls.is_some(),
+                strict_transport_security: config
+                    .strict_transport_security
+                    .as_deref()
+                    .map(HeaderValue::from_str)
+                    .transpose()?,
+                redirect_to_access_url: config.redirect_to_access_url,
             }),
+            metrics,
         };
         Ok(Self {
-            listener,
+            listeners,
+            audit_retention: config.audit_logs_retention,
             agent_listener,
             replica,
             links,
@@ -193,12 +213,24 @@ impl App {
         })
     }
 
+    /// The port of the plain HTTP listener, else of the HTTPS one.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
+    /// Where plain HTTP is served, else HTTPS.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners.local_addr()
+    }
+
+    /// Where HTTPS is served.
+    pub fn tls_local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listeners.tls_local_addr()
+    }
+
+    /// Where the Prometheus metrics are served.
+    pub fn metrics_local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listeners.metrics_local_addr()
     }
 
     pub fn access_url(&self) -> &Url {
@@ -215,7 +247,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let background = [
-            tokio::spawn(cleanup_loop(self.state.clone())),
+            tokio::spawn(cleanup_loop(self.state.clone(), self.audit_retention)),
             tokio::spawn(revocation_sync_loop(
                 self.store.clone(),
                 self.revocations.clone(),
@@ -248,15 +280,7 @@ impl App {
             })
             .into_future(),
         );
-        // The two front doors side by side, under the one layer stack.
-        let routes = crate::http::routes(&self.state).merge(crate::mcp::routes(&self.state));
-        let router = crate::web::stack::server(routes, self.state);
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = self.listeners.serve(self.state, shutdown).await;
         for task in background {
             task.abort();
         }
@@ -317,6 +341,7 @@ async fn register_replica(
     store: &SharedStore,
     clock: &SharedClock,
     config: &ServerConfig,
+    scheme: &str,
     bound: SocketAddr,
 ) -> anyhow::Result<ReplicaId> {
     let hostname = rustix::system::uname()
@@ -325,8 +350,8 @@ async fn register_replica(
         .into_owned();
     let relay_address = match &config.relay_url {
         Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-        None if bound.ip().is_unspecified() => format!("http://{hostname}:{}", bound.port()),
-        None => format!("http://{bound}"),
+        None if bound.ip().is_unspecified() => format!("{scheme}://{hostname}:{}", bound.port()),
+        None => format!("{scheme}://{bound}"),
     };
     let now = clock.now();
     let replica = Replica {
@@ -353,7 +378,10 @@ async fn replica_heartbeat_loop(
     loop {
         tick.tick().await;
         if let Err(err) = store.touch_replica(replica, clock.now()).await {
-            tracing::warn!(error = %err, "could not record this replica's heartbeat");
+            // An outage is logged once by the store, not on every tick.
+            if !err.is_unavailable() {
+                tracing::warn!(error = %err, "could not record this replica's heartbeat");
+            }
         }
         links.refresh().await;
     }
@@ -361,14 +389,14 @@ async fn replica_heartbeat_loop(
 
 /// Without --access-url, clients reach us at the bound address; a wildcard bind is reached on
 /// loopback.
-fn derived_access_url(bound: SocketAddr) -> anyhow::Result<Url> {
+fn derived_access_url(scheme: &str, bound: SocketAddr) -> anyhow::Result<Url> {
     let host = match bound.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
         ip if ip.is_unspecified() => "[::1]".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    parse_access_url(&format!("http://{host}:{}", bound.port()))
+    parse_access_url(&format!("{scheme}://{host}:{}", bound.port()))
 }
 
 /// A stable random id for the deployment, created on first start.
@@ -382,10 +410,19 @@ async fn deployment_id(store: &SharedStore, clock: &SharedClock) -> anyhow::Resu
     Ok(id)
 }
 
-async fn cleanup_loop(state: AppState) {
+async fn cleanup_loop(state: AppState, audit_retention: Option<Duration>) {
     let mut tick = tokio::time::interval(CLEANUP_INTERVAL);
     loop {
         tick.tick().await;
+        if let Some(retention) = audit_retention.and_then(|r| chrono::Duration::from_std(r).ok()) {
+            match state.services.delete_old_audit_logs(retention).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(count = n, "deleted audit log entries past their retention")
+                }
+                Err(err) => tracing::warn!(error = %err, "could not delete old audit log entries"),
+            }
+        }
         match state.services.delete_expired_keys().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "deleted expired sessions and tokens"),
@@ -418,7 +455,10 @@ async fn revocation_sync_loop(
     loop {
         tick.tick().await;
         if let Err(err) = revocations.sync(&store, clock.now()).await {
-            tracing::warn!(error = %err, "could not read the OAuth2 revocation feed");
+            // An outage is logged once by the store, not on every tick.
+            if !err.is_unavailable() {
+                tracing::warn!(error = %err, "could not read the OAuth2 revocation feed");
+            }
         }
     }
 }
@@ -429,7 +469,10 @@ async fn key_reload_loop(oauth: OAuthServer) {
     loop {
         tick.tick().await;
         if let Err(err) = oauth.keys().reload(true).await {
-            tracing::warn!(error = %err, "could not reload the OAuth2 signing keys");
+            // An outage is logged once by the store, not on every tick.
+            if !err.is_unavailable() {
+                tracing::warn!(error = %err, "could not reload the OAuth2 signing keys");
+            }
         }
     }
 }
