@@ -272,6 +272,114 @@ impl LocalProvisioner {
         .await
     }
 
+    /// Starts the workspace's agent in its sandbox, held at the gate until its cgroups are
+    /// attached, then released; the pid is the sandbox's outer process.
+    async fn spawn_sandbox(
+        &self,
+        layout: &WorkspaceLayout,
+        spec: &StartSpec,
+        uid: u32,
+    ) -> Result<u32, ProvisionError> {
+        let agent_socket = &self.options.agent_socket;
+        let socket_dir = agent_socket
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        let socket_name = agent_socket
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rlimits = Self::rlimits(&spec.limits);
+        let launch = AgentLaunch {
+            layout,
+            hostname: &spec.workspace_name,
+            uid,
+            agent_binary: &self.options.agent_binary,
+            socket_dir: &socket_dir,
+            socket_name: &socket_name,
+            host_network: spec.limits.host_network,
+            agent_url: self.options.agent_url.as_ref(),
+            rlimits: &rlimits,
+        };
+        let mut cmd = sandbox::agent_command(&self.mode, &launch);
+        let log = std::fs::File::create(&layout.agent_log)
+            .map_err(|e| ProvisionError::internal("cannot create the agent's log", e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| ProvisionError::internal("cannot create the agent's log", e))?;
+        cmd.stdout(log).stderr(log_err);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| ProvisionError::internal("cannot start the workspace's sandbox", e))?;
+        let pid = child.id().unwrap_or(0);
+        if matches!(self.mode, SandboxMode::Isolated { .. }) {
+            let limits = Limits {
+                max_processes: spec.limits.max_processes,
+                memory_bytes: spec.limits.memory_bytes,
+                cpu_cores: spec.limits.cpu_cores,
+            };
+            let name = spec.workspace_id.to_string();
+            let attached = self
+                .cgroups
+                .create(&name, &limits)
+                .and_then(|()| self.cgroups.attach(&name, pid));
+            if let Err(e) = attached {
+                sandbox::kill(pid);
+                return Err(ProvisionError::internal(
+                    "cannot put the workspace into its cgroups",
+                    e,
+                ));
+            }
+        }
+        // Now it may go on.
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(b"go\n")
+                .await
+                .map_err(|e| ProvisionError::internal("cannot start the workspace's sandbox", e))?;
+        }
+        // The sandbox lives on its own; the waiter only reaps it should it end while we run.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        Ok(pid)
+    }
+
+    /// What identifies the running sandbox for a later stop: bubblewrap's report of the
+    /// process it started inside (waited for), or the agent itself when unsandboxed.
+    async fn sandbox_record(
+        &self,
+        layout: &WorkspaceLayout,
+        pid: u32,
+    ) -> Result<SandboxRecord, ProvisionError> {
+        let record = match &self.mode {
+            SandboxMode::Isolated { .. } | SandboxMode::SameUser { .. } => {
+                let deadline = tokio::time::Instant::now() + SANDBOX_REPORT_TIMEOUT;
+                loop {
+                    if let Some(init) = sandbox::child_pid(&layout.info) {
+                        break SandboxRecord::of(init, false);
+                    }
+                    if tokio::time::Instant::now() > deadline || sandbox::start_time(pid).is_none()
+                    {
+                        let log = std::fs::read_to_string(&layout.agent_log).unwrap_or_default();
+                        sandbox::kill(pid);
+                        return Err(ProvisionError::Internal(format!(
+                            "bubblewrap did not start the workspace's sandbox: {}",
+                            log.trim()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            _ => SandboxRecord::of(pid, true),
+        };
+        record.ok_or_else(|| {
+            ProvisionError::Internal(
+                "the workspace's sandbox exited at once; see agent.log in its directory".into(),
+            )
+        })
+    }
+
     fn rlimits(l: &WorkspaceLimits) -> Vec<String> {
         let mut out = vec!["--core=0".to_owned()];
         if let Some(n) = l.max_processes {
@@ -467,99 +575,8 @@ impl Provisioner for LocalProvisioner {
             .map_err(|e| ProvisionError::internal("cannot create the workspace directory", e))?;
         let uid = self.uid_for(&layout)?;
         let mut notes = self.prepare(&layout, &spec, uid).await?;
-        let socket_dir = self
-            .options
-            .agent_socket
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .to_path_buf();
-        let socket_name = self
-            .options
-            .agent_socket
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let rlimits = Self::rlimits(&spec.limits);
-        let launch = AgentLaunch {
-            layout: &layout,
-            hostname: &spec.workspace_name,
-            uid,
-            agent_binary: &self.options.agent_binary,
-            socket_dir: &socket_dir,
-            socket_name: &socket_name,
-            host_network: spec.limits.host_network,
-            agent_url: self.options.agent_url.as_ref(),
-            rlimits: &rlimits,
-        };
-        let mut cmd = sandbox::agent_command(&self.mode, &launch);
-        let log = std::fs::File::create(&layout.agent_log)
-            .map_err(|e| ProvisionError::internal("cannot create the agent's log", e))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| ProvisionError::internal("cannot create the agent's log", e))?;
-        cmd.stdout(log).stderr(log_err);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| ProvisionError::internal("cannot start the workspace's sandbox", e))?;
-        let pid = child.id().unwrap_or(0);
-        let isolated = matches!(self.mode, SandboxMode::Isolated { .. });
-        if isolated {
-            let limits = Limits {
-                max_processes: spec.limits.max_processes,
-                memory_bytes: spec.limits.memory_bytes,
-                cpu_cores: spec.limits.cpu_cores,
-            };
-            let name = workspace.to_string();
-            let attached = self
-                .cgroups
-                .create(&name, &limits)
-                .and_then(|()| self.cgroups.attach(&name, pid));
-            if let Err(e) = attached {
-                sandbox::kill(pid);
-                return Err(ProvisionError::internal(
-                    "cannot put the workspace into its cgroups",
-                    e,
-                ));
-            }
-        }
-        // Now it may go on.
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(b"go\n")
-                .await
-                .map_err(|e| ProvisionError::internal("cannot start the workspace's sandbox", e))?;
-        }
-        // The sandbox lives on its own; the waiter only reaps it should it end while we run.
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-        let record = match &self.mode {
-            SandboxMode::Isolated { .. } | SandboxMode::SameUser { .. } => {
-                let info = layout.info.clone();
-                let deadline = tokio::time::Instant::now() + SANDBOX_REPORT_TIMEOUT;
-                loop {
-                    if let Some(init) = sandbox::child_pid(&info) {
-                        break SandboxRecord::of(init, false);
-                    }
-                    if tokio::time::Instant::now() > deadline || sandbox::start_time(pid).is_none()
-                    {
-                        let log = std::fs::read_to_string(&layout.agent_log).unwrap_or_default();
-                        sandbox::kill(pid);
-                        return Err(ProvisionError::Internal(format!(
-                            "bubblewrap did not start the workspace's sandbox: {}",
-                            log.trim()
-                        )));
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-            _ => SandboxRecord::of(pid, true),
-        };
-        let record = record.ok_or_else(|| {
-            ProvisionError::Internal(
-                "the workspace's sandbox exited at once; see agent.log in its directory".into(),
-            )
-        })?;
+        let pid = self.spawn_sandbox(&layout, &spec, uid).await?;
+        let record = self.sandbox_record(&layout, pid).await?;
         let text = serde_json::to_string(&record)
             .map_err(|e| ProvisionError::internal("cannot record the sandbox", e))?;
         std::fs::write(&layout.record, text)
@@ -575,7 +592,6 @@ impl Provisioner for LocalProvisioner {
         });
         Ok(notes)
     }
-
     async fn stop(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
         self.kill_sandbox(workspace).await
     }

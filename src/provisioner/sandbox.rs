@@ -190,117 +190,9 @@ pub async fn detect(allow_unsandboxed: bool) -> SandboxMode {
 /// report goes to `layout.info`.
 pub fn agent_command(mode: &SandboxMode, launch: &AgentLaunch<'_>) -> Command {
     let layout = launch.layout;
-    let socket_inside = format!("{SOCKET_DIR_INSIDE}/{}", launch.socket_name);
     let (program, args): (PathBuf, Vec<String>) = match mode {
-        SandboxMode::Isolated { bwrap } | SandboxMode::SameUser { bwrap } => {
-            let isolated = matches!(mode, SandboxMode::Isolated { .. });
-            let mut a: Vec<String> = system_args();
-            let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
-            // Directories bwrap makes for mount points are private (0700) unless told otherwise,
-            // and the workspace user must be able to walk them.
-            for dir in [
-                "/etc",
-                "/home",
-                "/var",
-                "/.coder",
-                "/.coder/bin",
-                SOCKET_DIR_INSIDE,
-            ] {
-                push(&["--perms", "0755", "--dir", dir]);
-            }
-            for name in ETC_FILES {
-                let path = format!("/etc/{name}");
-                push(&["--ro-bind-try", &path, &path]);
-            }
-            push(&[
-                "--ro-bind",
-                &layout.passwd.to_string_lossy(),
-                "/etc/passwd",
-                "--ro-bind",
-                &layout.group.to_string_lossy(),
-                "/etc/group",
-                "--proc",
-                "/proc",
-                "--dev",
-                "/dev",
-                "--bind",
-                &layout.home.to_string_lossy(),
-                WORKSPACE_HOME,
-                "--bind",
-                &layout.tmp.to_string_lossy(),
-                "/tmp",
-                "--symlink",
-                "../tmp",
-                "/var/tmp",
-                "--ro-bind",
-                &launch.agent_binary.to_string_lossy(),
-                AGENT_BINARY_INSIDE,
-                "--ro-bind",
-                &launch.socket_dir.to_string_lossy(),
-                SOCKET_DIR_INSIDE,
-                "--ro-bind",
-                &layout.token.to_string_lossy(),
-                TOKEN_FILE_INSIDE,
-                "--unshare-pid",
-                "--unshare-ipc",
-                "--unshare-uts",
-                "--unshare-cgroup-try",
-                "--hostname",
-                launch.hostname,
-                "--new-session",
-                "--chdir",
-                WORKSPACE_HOME,
-                "--info-fd",
-                "3",
-                "--clearenv",
-            ]);
-            if !launch.host_network {
-                push(&["--unshare-net"]);
-            }
-            if !isolated {
-                // Unprivileged: a user namespace maps the server's uid to the workspace user.
-                push(&[
-                    "--unshare-user",
-                    "--uid",
-                    &launch.uid.to_string(),
-                    "--gid",
-                    &launch.uid.to_string(),
-                    "--cap-drop",
-                    "ALL",
-                ]);
-            }
-            for (k, v) in agent_env(
-                WORKSPACE_HOME,
-                launch.agent_url,
-                &socket_inside,
-                TOKEN_FILE_INSIDE,
-            ) {
-                push(&["--setenv", &k, &v]);
-            }
-            push(&["--"]);
-            if isolated {
-                push(&["/usr/bin/prlimit"]);
-                for limit in launch.rlimits {
-                    push(&[limit]);
-                }
-                let id = launch.uid.to_string();
-                push(&[
-                    "--",
-                    "/usr/bin/setpriv",
-                    "--reuid",
-                    &id,
-                    "--regid",
-                    &id,
-                    "--clear-groups",
-                    "--inh-caps=-all",
-                    "--bounding-set=-all",
-                    "--no-new-privs",
-                    "--",
-                ]);
-            }
-            push(&[AGENT_BINARY_INSIDE, "agent"]);
-            (bwrap.clone(), a)
-        }
+        SandboxMode::Isolated { bwrap } => (bwrap.clone(), bwrap_args(launch, true)),
+        SandboxMode::SameUser { bwrap } => (bwrap.clone(), bwrap_args(launch, false)),
         SandboxMode::Unsandboxed | SandboxMode::Missing(_) => {
             (launch.agent_binary.to_path_buf(), vec!["agent".to_owned()])
         }
@@ -332,6 +224,135 @@ pub fn agent_command(mode: &SandboxMode, launch: &AgentLaunch<'_>) -> Command {
         cmd.env("TMPDIR", &layout.tmp).current_dir(&layout.home);
     }
     cmd
+}
+
+/// bwrap's arguments: the workspace's file system, namespaces and environment, then (as root,
+/// `isolated`) the limits and the drop to the workspace's own uid, then the agent.
+fn bwrap_args(launch: &AgentLaunch<'_>, isolated: bool) -> Vec<String> {
+    let mut a: Vec<String> = system_args();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
+    workspace_mounts(launch, &mut push);
+    push(&[
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        launch.hostname,
+        "--new-session",
+        "--chdir",
+        WORKSPACE_HOME,
+        "--info-fd",
+        "3",
+        "--clearenv",
+    ]);
+    if !launch.host_network {
+        push(&["--unshare-net"]);
+    }
+    if !isolated {
+        // Unprivileged: a user namespace maps the server's uid to the workspace user.
+        let id = launch.uid.to_string();
+        push(&[
+            "--unshare-user",
+            "--uid",
+            &id,
+            "--gid",
+            &id,
+            "--cap-drop",
+            "ALL",
+        ]);
+    }
+    let socket_inside = format!("{SOCKET_DIR_INSIDE}/{}", launch.socket_name);
+    for (k, v) in agent_env(
+        WORKSPACE_HOME,
+        launch.agent_url,
+        &socket_inside,
+        TOKEN_FILE_INSIDE,
+    ) {
+        push(&["--setenv", &k, &v]);
+    }
+    push(&["--"]);
+    if isolated {
+        drop_to_workspace_user(launch, &mut push);
+    }
+    push(&[AGENT_BINARY_INSIDE, "agent"]);
+    a
+}
+
+/// What the workspace sees of the file system besides the read-only system: its own passwd,
+/// /proc, /dev, home, /tmp, the agent binary, the agent socket's directory and its token.
+fn workspace_mounts(launch: &AgentLaunch<'_>, push: &mut impl FnMut(&[&str])) {
+    let layout = launch.layout;
+    // Directories bwrap makes for mount points are private (0700) unless told otherwise, and
+    // the workspace user must be able to walk them.
+    for dir in [
+        "/etc",
+        "/home",
+        "/var",
+        "/.coder",
+        "/.coder/bin",
+        SOCKET_DIR_INSIDE,
+    ] {
+        push(&["--perms", "0755", "--dir", dir]);
+    }
+    for name in ETC_FILES {
+        let path = format!("/etc/{name}");
+        push(&["--ro-bind-try", &path, &path]);
+    }
+    push(&[
+        "--ro-bind",
+        &layout.passwd.to_string_lossy(),
+        "/etc/passwd",
+        "--ro-bind",
+        &layout.group.to_string_lossy(),
+        "/etc/group",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--bind",
+        &layout.home.to_string_lossy(),
+        WORKSPACE_HOME,
+        "--bind",
+        &layout.tmp.to_string_lossy(),
+        "/tmp",
+        "--symlink",
+        "../tmp",
+        "/var/tmp",
+        "--ro-bind",
+        &launch.agent_binary.to_string_lossy(),
+        AGENT_BINARY_INSIDE,
+        "--ro-bind",
+        &launch.socket_dir.to_string_lossy(),
+        SOCKET_DIR_INSIDE,
+        "--ro-bind",
+        &layout.token.to_string_lossy(),
+        TOKEN_FILE_INSIDE,
+    ]);
+}
+
+/// A root server's last step before the agent: the workspace's rlimits, then its own uid and
+/// gid with no supplementary groups, no capabilities (bounding set included) and
+/// no_new_privs.
+fn drop_to_workspace_user(launch: &AgentLaunch<'_>, push: &mut impl FnMut(&[&str])) {
+    push(&["/usr/bin/prlimit"]);
+    for limit in launch.rlimits {
+        push(&[limit]);
+    }
+    let id = launch.uid.to_string();
+    push(&[
+        "--",
+        "/usr/bin/setpriv",
+        "--reuid",
+        &id,
+        "--regid",
+        &id,
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+    ]);
 }
 
 /// The minimal system, read-only: each top-level directory bound, or on merged-/usr systems
