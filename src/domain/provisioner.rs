@@ -149,8 +149,22 @@ impl Default for WorkspaceLimits {
 #[serde(tag = "method", content = "params", rename_all = "snake_case")]
 pub enum DaemonRequest {
     Start(Box<DaemonStart>),
-    Stop { workspace_id: uuid::Uuid },
-    Delete { workspace_id: uuid::Uuid },
+    Stop {
+        workspace_id: uuid::Uuid,
+    },
+    Delete {
+        workspace_id: uuid::Uuid,
+    },
+    /// What the daemon's host holds, for the server to reconcile with its database.
+    Inventory,
+}
+
+/// One workspace a daemon's host holds (the answer to `DaemonRequest::Inventory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldWorkspace {
+    pub workspace_id: uuid::Uuid,
+    /// Whether its processes run.
+    pub running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use crate::agent::rpc::serve_calls;
 use crate::domain::WorkspaceId;
 use crate::domain::agent::AgentOpError;
 use crate::domain::provisioner::{
-    DAEMON_KEY_HEADER, DAEMON_MAX_MESSAGE, DaemonRequest, DaemonStart,
+    DAEMON_KEY_HEADER, DAEMON_MAX_MESSAGE, DaemonRequest, DaemonStart, HeldWorkspace,
 };
 use crate::provisioner::{
     HostProvisioner, LocalProvisionerOptions, ProvisionError, Provisioner, StartSpec,
@@ -176,6 +176,19 @@ async fn handle(
                 .await
                 .map_err(op_error)?;
             Ok(serde_json::Value::Null)
+        }
+        DaemonRequest::Inventory => {
+            let held: Vec<HeldWorkspace> = provisioner
+                .inventory()
+                .await
+                .map_err(op_error)?
+                .into_iter()
+                .map(|h| HeldWorkspace {
+                    workspace_id: h.workspace.0,
+                    running: h.running,
+                })
+                .collect();
+            serde_json::to_value(held).map_err(|e| AgentOpError::internal("cannot encode", e))
         }
     }
 }

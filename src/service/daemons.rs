@@ -13,12 +13,15 @@ use base64::Engine;
 use super::rpc_link::{Link, LinkError, LinkSession};
 use crate::domain::WorkspaceId;
 use crate::domain::agent::{AgentOpError, AgentOutcome};
-use crate::domain::provisioner::{DaemonRequest, DaemonStart, ProvisionerTags};
-use crate::provisioner::{ProvisionError, Provisioner, StartSpec};
+use crate::domain::provisioner::{DaemonRequest, DaemonStart, HeldWorkspace, ProvisionerTags};
+use crate::provisioner::{Held, ProvisionError, Provisioner, StartSpec};
 
 /// How long a daemon may take to start, stop or delete a workspace (an archive to unpack, a
 /// disk to make): past it, the build fails.
 const DAEMON_OP_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a daemon may take to list what its host holds (a directory listing and an engine
+/// query); a pass that times out is retried at the next.
+const INVENTORY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A provisioner the job runner feeds: its id (the `provisioner_id` tag of the workspaces
 /// whose files it holds) and its other tags.
@@ -47,6 +50,9 @@ struct Daemon {
 pub struct DaemonLinks {
     daemons: Mutex<HashMap<String, Daemon>>,
     next_session: AtomicU64,
+    /// Woken when a daemon connects: a daemon that comes back may have lost workspaces (its
+    /// host restarted) or missed a delete, so the job runner reconciles it at once.
+    connected: tokio::sync::Notify,
 }
 
 /// A daemon as the API lists it.
@@ -66,6 +72,7 @@ impl DaemonLinks {
         if let Some(old) = previous {
             old.link.close();
         }
+        self.connected.notify_one();
         let links = self.clone();
         session.on_end(move || {
             let mut daemons = links.lock();
@@ -73,6 +80,11 @@ impl DaemonLinks {
                 daemons.remove(&id);
             }
         })
+    }
+
+    /// Resolves when a daemon has connected since the last call.
+    pub async fn wait_for_connection(&self) {
+        self.connected.notified().await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Daemon>> {
@@ -124,8 +136,12 @@ struct RemoteProvisioner {
 }
 
 impl RemoteProvisioner {
-    async fn call(&self, request: DaemonRequest) -> Result<serde_json::Value, ProvisionError> {
-        match self.link.call(&request, DAEMON_OP_TIMEOUT).await {
+    async fn call(
+        &self,
+        request: DaemonRequest,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, ProvisionError> {
+        match self.link.call(&request, timeout).await {
             Ok(AgentOutcome::Result(value)) => Ok(value),
             Ok(AgentOutcome::Error(e)) => Err(match e {
                 AgentOpError::Invalid(m) => ProvisionError::Invalid(m),
@@ -170,7 +186,7 @@ impl Provisioner for RemoteProvisioner {
             docker: spec.docker,
         }));
         let mut notes: Vec<String> =
-            serde_json::from_value(self.call(request).await?).map_err(|e| {
+            serde_json::from_value(self.call(request, DAEMON_OP_TIMEOUT).await?).map_err(|e| {
                 ProvisionError::internal("the daemon answered in an unexpected shape", e)
             })?;
         notes.insert(0, format!("Provisioned by daemon {}.", self.name));
@@ -178,18 +194,39 @@ impl Provisioner for RemoteProvisioner {
     }
 
     async fn stop(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
-        self.call(DaemonRequest::Stop {
-            workspace_id: workspace.0,
-        })
+        self.call(
+            DaemonRequest::Stop {
+                workspace_id: workspace.0,
+            },
+            DAEMON_OP_TIMEOUT,
+        )
         .await
         .map(|_| ())
     }
 
     async fn delete(&self, workspace: WorkspaceId) -> Result<(), ProvisionError> {
-        self.call(DaemonRequest::Delete {
-            workspace_id: workspace.0,
-        })
+        self.call(
+            DaemonRequest::Delete {
+                workspace_id: workspace.0,
+            },
+            DAEMON_OP_TIMEOUT,
+        )
         .await
         .map(|_| ())
+    }
+
+    async fn inventory(&self) -> Result<Vec<Held>, ProvisionError> {
+        let held: Vec<HeldWorkspace> = serde_json::from_value(
+            self.call(DaemonRequest::Inventory, INVENTORY_TIMEOUT)
+                .await?,
+        )
+        .map_err(|e| ProvisionError::internal("the daemon answered in an unexpected shape", e))?;
+        Ok(held
+            .into_iter()
+            .map(|h| Held {
+                workspace: WorkspaceId(h.workspace_id),
+                running: h.running,
+            })
+            .collect())
     }
 }

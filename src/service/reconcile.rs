@@ -1,17 +1,16 @@
-//! Reconciling what a server's own provisioner holds with the database, after a crash or
-//! anything done behind Coder's back: a container or directory left from a workspace that no
+//! Reconciling what each provisioner holds (the server's own, and every daemon connected to
+//! it) with the database, after a crash or anything done behind Coder's back: a container or directory left from a workspace that no
 //! longer exists is removed, and a running workspace whose processes are gone (a container
 //! removed by hand, a host that rebooted) is recorded as failed, with a build that says why.
 
-use std::sync::Arc;
-
+use super::daemons::ProvisionerSlot;
 use crate::clock::SharedClock;
 use crate::domain::provisioner::{PROVISIONER_ID_TAG, ProvisionerTags};
 use crate::domain::{
     BuildId, JobStatus, JobType, LogLevel, NewJobLog, ProvisionerJob, Transition, Workspace,
     WorkspaceBuild,
 };
-use crate::provisioner::{Held, Provisioner};
+use crate::provisioner::Held;
 use crate::store::{InsertBuildOutcome, SharedStore};
 
 /// Why a running workspace became a failed one.
@@ -21,29 +20,31 @@ pub const VANISHED_MESSAGE: &str = "The workspace's processes ended outside Code
 pub struct Reconciler {
     pub store: SharedStore,
     pub clock: SharedClock,
-    pub provisioner: Arc<dyn Provisioner>,
-    /// The provisioner's id: only workspaces placed on it are its to judge.
-    pub provisioner_id: String,
 }
 
 impl Reconciler {
-    /// One pass; what it cannot read it leaves for the next.
-    pub async fn run_once(&self) {
-        let held = match self.provisioner.inventory().await {
+    /// One pass over what `slot`'s provisioner holds; what it cannot read it leaves for the
+    /// next.
+    pub async fn run_once(&self, slot: &ProvisionerSlot) {
+        let held = match slot.provisioner.inventory().await {
             Ok(held) => held,
             Err(err) => {
-                tracing::warn!(error = %err, "could not list the workspaces this server holds");
+                tracing::warn!(provisioner = %slot.id, error = %err, "could not list the workspaces a provisioner holds");
                 return;
             }
         };
         for h in held {
-            if let Err(err) = self.reconcile(h).await {
+            if let Err(err) = self.reconcile(slot, h).await {
                 tracing::warn!(workspace = %h.workspace, error = %err, "could not reconcile a workspace");
             }
         }
     }
 
-    async fn reconcile(&self, held: Held) -> Result<(), crate::domain::DomainError> {
+    async fn reconcile(
+        &self,
+        slot: &ProvisionerSlot,
+        held: Held,
+    ) -> Result<(), crate::domain::DomainError> {
         let workspace = self
             .store
             .get_workspace_including_deleted(held.workspace)
@@ -62,7 +63,7 @@ impl Reconciler {
         }
         let Some(workspace) = workspace.filter(|w| !w.deleted) else {
             tracing::warn!(workspace = %held.workspace, "removing what is left of a deleted workspace");
-            self.provisioner
+            slot.provisioner
                 .delete(held.workspace)
                 .await
                 .map_err(crate::domain::DomainError::internal)?;
@@ -79,7 +80,7 @@ impl Reconciler {
             .get_workspace_provisioner(workspace.id)
             .await?
             .as_deref()
-            == Some(self.provisioner_id.as_str());
+            == Some(slot.id.as_str());
         if held.running || !ran || !ours {
             return Ok(());
         }

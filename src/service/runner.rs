@@ -94,8 +94,6 @@ impl JobRunner {
         let reconciler = Reconciler {
             store: store.clone(),
             clock: clock.clone(),
-            provisioner: provisioning.provisioner.clone(),
-            provisioner_id: provisioning.provisioner_id.clone(),
         };
         JobRunner {
             store,
@@ -149,6 +147,7 @@ impl JobRunner {
         let mut reap = tokio::time::interval(REAP_INTERVAL);
         // The first tick is at once: what a crash left is cleaned up at start.
         let mut reconcile = tokio::time::interval(RECONCILE_INTERVAL);
+        let mut reconciling = JoinSet::new();
         loop {
             'claiming: for slot in self.slots() {
                 let tag_sets = slot.tag_sets();
@@ -176,9 +175,23 @@ impl JobRunner {
                 _ = self.provisioning.signals.wait_for_job() => {}
                 _ = poll.tick() => {}
                 _ = reap.tick() => self.reap().await,
-                _ = reconcile.tick() => self.reconciler.run_once().await,
+                // Off the loop: a daemon's inventory and deletes travel over its link.
+                _ = reconcile.tick(), if reconciling.is_empty() => {
+                    reconciling.spawn(self.clone().reconcile());
+                }
+                _ = self.daemons.wait_for_connection(), if reconciling.is_empty() => {
+                    reconciling.spawn(self.clone().reconcile());
+                }
+                Some(_) = reconciling.join_next(), if !reconciling.is_empty() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
+        }
+    }
+
+    /// Reconciles every provisioner this server feeds with the database.
+    async fn reconcile(self: Arc<Self>) {
+        for slot in self.slots() {
+            self.reconciler.run_once(&slot).await;
         }
     }
 

@@ -18,6 +18,7 @@ use crate::workspace_support::{
 both_backends!(
     owners_manage_provisioner_keys,
     a_daemon_builds_the_workspaces_tagged_for_it_on_its_own_host,
+    a_returning_daemon_is_reconciled_with_the_database,
 );
 
 const KEYS: &str = "/api/v2/organizations/coder/provisionerkeys";
@@ -111,37 +112,37 @@ pub fn start_daemon(app: &TestApp, key: &str, data: &std::path::Path) -> Child {
     cmd.spawn().expect("start the daemon")
 }
 
-async fn a_daemon_builds_the_workspaces_tagged_for_it_on_its_own_host(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let owner = app.create_owner().await;
-    let key = create_key(&app, &owner, "remote", json!({"pool": "remote"})).await;
-    let daemon_data = tempfile::tempdir().unwrap();
-    let mut daemon = start_daemon(&app, &key, daemon_data.path());
+/// Waits until the daemon named `name` is listed as connected.
+async fn wait_for_daemon(app: &TestApp, owner: &str, name: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let daemons = json_body(
             app.get(
                 "/api/v2/organizations/coder/provisionerdaemons",
-                Some(&owner),
+                Some(owner),
             )
             .await,
         )
         .await;
-        if daemons[0]["name"] == "remote-host" {
-            assert_eq!(daemons[0]["tags"], json!({"pool": "remote"}));
-            break;
+        if daemons
+            .as_array()
+            .is_some_and(|list| list.iter().any(|d| d["name"] == name))
+        {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the daemon never connected: {daemons}"
+            "the daemon {name} never connected: {daemons}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
 
-    // A template tagged for the daemon's pool: its workspaces are built on the daemon's host.
+/// A template tagged `pool: remote`, so its workspaces are built by the daemon of that pool.
+async fn remote_template(app: &TestApp, owner: &str) -> Value {
     let version = import_version(
-        &app,
-        &owner,
+        app,
+        owner,
         &[(
             "coder.yaml",
             "agent:\n  startup_script: echo built remotely > ~/where\n",
@@ -153,15 +154,15 @@ async fn a_daemon_builds_the_workspaces_tagged_for_it_on_its_own_host(backend: B
     let res = app
         .post_json(
             "/api/v2/organizations/coder/templateversions",
-            Some(&owner),
+            Some(owner),
             &json!({"file_id": version["job"]["file_id"], "tags": {"pool": "remote"}}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let tagged = json_body(res).await;
     let tagged = crate::workspace_support::poll(
-        &app,
-        &owner,
+        app,
+        owner,
         &format!(
             "/api/v2/templateversions/{}",
             tagged["id"].as_str().unwrap()
@@ -172,12 +173,33 @@ async fn a_daemon_builds_the_workspaces_tagged_for_it_on_its_own_host(backend: B
     let res = app
         .post_json(
             "/api/v2/organizations/coder/templates",
-            Some(&owner),
+            Some(owner),
             &json!({"name": "remote", "template_version_id": tagged["id"]}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    let template = json_body(res).await;
+    json_body(res).await
+}
+
+async fn a_daemon_builds_the_workspaces_tagged_for_it_on_its_own_host(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let key = create_key(&app, &owner, "remote", json!({"pool": "remote"})).await;
+    let daemon_data = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&app, &key, daemon_data.path());
+    wait_for_daemon(&app, &owner, "remote-host").await;
+    let daemons = json_body(
+        app.get(
+            "/api/v2/organizations/coder/provisionerdaemons",
+            Some(&owner),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(daemons[0]["tags"], json!({"pool": "remote"}));
+
+    // A template tagged for the daemon's pool: its workspaces are built on the daemon's host.
+    let template = remote_template(&app, &owner).await;
     let ws = create_workspace(&app, &owner, "far", &template["id"], json!([])).await;
     assert_eq!(ws["latest_build"]["status"], "running", "{ws}");
     assert_eq!(ws["latest_build"]["job"]["tags"]["pool"], "remote");
@@ -273,4 +295,75 @@ async fn a_daemon_builds_the_workspaces_tagged_for_it_on_its_own_host(backend: B
     assert_eq!(done["status"], "running", "{done}");
     app.stop().await.unwrap();
     coderd::provisioner::local::kill_all_sandboxes(daemon_data.path());
+}
+
+/// When a daemon (re)connects, the server reconciles its host with the database, as it does
+/// its own: a running workspace whose processes died while the daemon was away is recorded as
+/// failed, saying why, and what is left of a workspace deleted meanwhile is removed.
+async fn a_returning_daemon_is_reconciled_with_the_database(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let key = create_key(&app, &owner, "remote", json!({"pool": "remote"})).await;
+    let daemon_data = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&app, &key, daemon_data.path());
+    wait_for_daemon(&app, &owner, "remote-host").await;
+    let template = remote_template(&app, &owner).await;
+    let gone = create_workspace(&app, &owner, "gone", &template["id"], json!([])).await;
+    let orphan = create_workspace(&app, &owner, "orphan", &template["id"], json!([])).await;
+    let on_host = |ws: &Value| {
+        daemon_data
+            .path()
+            .join("workspaces")
+            .join(ws["id"].as_str().unwrap())
+    };
+    assert!(on_host(&orphan).exists());
+
+    // The daemon goes away; meanwhile one workspace's processes die (its sandbox killed by
+    // hand, as a host reboot would) and the other is deleted without its build.
+    daemon.kill().await.unwrap();
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(on_host(&gone).join("sandbox.json")).unwrap(),
+    )
+    .unwrap();
+    let pid = rustix::process::Pid::from_raw(record["pid"].as_i64().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let orphan_id = coderd::domain::WorkspaceId(orphan["id"].as_str().unwrap().parse().unwrap());
+    app.state
+        .services
+        .store()
+        .mark_workspace_deleted(orphan_id, app.state.services.clock().now())
+        .await
+        .unwrap();
+
+    let mut daemon = start_daemon(&app, &key, daemon_data.path());
+    let failed = crate::workspace_support::poll(
+        &app,
+        &owner,
+        &format!("/api/v2/workspaces/{}", gone["id"].as_str().unwrap()),
+        |w| w["latest_build"]["status"] == "failed",
+    )
+    .await;
+    assert_eq!(failed["latest_build"]["reason"], "reconcile");
+    let error = failed["latest_build"]["job"]["error"].as_str().unwrap();
+    assert!(error.contains("ended outside Coder"), "{error}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while on_host(&orphan).exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "what was left of the deleted workspace stayed on the daemon's host"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The failed workspace starts again on the daemon, with its files.
+    let started = build(&app, &owner, &gone, "start").await;
+    assert_eq!(started["status"], "running", "{started}");
+    let ws = crate::workspace_support::app_workspace(&app, &owner, &gone["id"]).await;
+    assert_eq!(
+        exec(&app, &owner, &agent_id(&ws), "cat ~/where").await["output"],
+        "built remotely\n"
+    );
+    build(&app, &owner, &ws, "delete").await;
+    daemon.kill().await.unwrap();
+    app.stop().await.unwrap();
 }
