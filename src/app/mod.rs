@@ -160,7 +160,7 @@ impl App {
             },
             config.workspaces.limits.clone(),
         );
-        let daemons = Arc::new(DaemonLinks::default());
+        let daemons = Arc::new(DaemonLinks::new(store.clone(), clock.clone(), replica));
         let runner = Arc::new(
             JobRunner::new(
                 store.clone(),
@@ -259,6 +259,7 @@ impl App {
                 self.clock.clone(),
                 self.replica,
                 self.links.clone(),
+                self.daemons.clone(),
             )),
         ];
         self.runner.recover().await;
@@ -373,6 +374,7 @@ async fn replica_heartbeat_loop(
     clock: SharedClock,
     replica: ReplicaId,
     links: Arc<AgentLinks>,
+    daemons: Arc<DaemonLinks>,
 ) {
     let mut tick = tokio::time::interval(REPLICA_HEARTBEAT_INTERVAL);
     loop {
@@ -384,6 +386,7 @@ async fn replica_heartbeat_loop(
             }
         }
         links.refresh().await;
+        daemons.refresh().await;
     }
 }
 

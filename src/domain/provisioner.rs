@@ -114,6 +114,50 @@ pub struct ProvisionerKey {
     pub created_at: DateTime<Utc>,
 }
 
+/// A provisioner daemon as the database records it, for every replica to list (Coder's
+/// `ProvisionerDaemon`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionerDaemon {
+    /// Its persistent id, a UUID kept in its data directory (its workspaces'
+    /// `provisioner_id`).
+    pub id: String,
+    pub organization_id: OrganizationId,
+    /// The key it signed in with last.
+    pub key_id: ProvisionerKeyId,
+    pub name: String,
+    pub version: String,
+    pub tags: ProvisionerTags,
+    /// The replica it is connected to; `None` once it has left.
+    pub replica_id: Option<super::ReplicaId>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// Coder's `ProvisionerDaemonStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonStatus {
+    Offline,
+    Idle,
+    Busy,
+}
+
+impl ProvisionerDaemon {
+    /// Offline once it has left, or once its replica has not vouched for it for as long as a
+    /// replica counts as gone (the replica may have died without saying so).
+    pub fn status(&self, running_job: bool, now: DateTime<Utc>) -> DaemonStatus {
+        if self.replica_id.is_none()
+            || now - self.last_seen_at >= super::replica::REPLICA_STALE_AFTER
+        {
+            DaemonStatus::Offline
+        } else if running_job {
+            DaemonStatus::Busy
+        } else {
+            DaemonStatus::Idle
+        }
+    }
+}
+
 /// How a workspace is confined: the server's policy, handed to the provisioner with every
 /// start (so a daemon on another host applies the same). `None` leaves a resource unlimited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

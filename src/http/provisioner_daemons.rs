@@ -14,8 +14,9 @@ use serde::Deserialize;
 use super::agent_api::pump;
 use super::extract::{ApiJson, CurrentUser};
 use crate::domain::provisioner::{DAEMON_KEY_HEADER, DAEMON_MAX_MESSAGE};
-use crate::service::daemons::ConnectedDaemon;
-use crate::service::provisioner_keys::{CreatedProvisionerKey, ProvisionerKeyView};
+use crate::service::provisioner_keys::{
+    CreatedProvisionerKey, ProvisionerDaemonView, ProvisionerKeyView,
+};
 use crate::web::{ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -78,14 +79,15 @@ async fn delete_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The daemons connected to the replica that answers.
+/// The organization's daemons, whichever replica holds them, with those that left as offline.
 async fn list_daemons(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
     Path(org): Path<String>,
-) -> ApiResult<Json<Vec<ConnectedDaemon>>> {
-    state.services.get_organization(&me, &org).await?;
-    Ok(Json(state.services.list_connected_daemons(&me)?))
+) -> ApiResult<Json<Vec<ProvisionerDaemonView>>> {
+    Ok(Json(
+        state.services.list_provisioner_daemons(&me, &org).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -94,6 +96,8 @@ struct DaemonQuery {
     id: String,
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    version: String,
 }
 
 async fn serve(
@@ -109,7 +113,7 @@ async fn serve(
         .unwrap_or_default();
     let session = state
         .services
-        .open_daemon_session(key, &daemon.id, &daemon.name)
+        .open_daemon_session(key, &daemon.id, &daemon.name, &daemon.version)
         .await?;
     Ok(upgrade
         .max_message_size(DAEMON_MAX_MESSAGE)

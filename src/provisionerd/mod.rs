@@ -81,7 +81,8 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     serve_url
         .query_pairs_mut()
         .append_pair("id", &id)
-        .append_pair("name", &config.name);
+        .append_pair("name", &config.name)
+        .append_pair("version", env!("CARGO_PKG_VERSION"));
     tracing::info!(url = %config.url, name = %config.name, %id, "provisioner daemon starting");
     let mut backoff = Duration::from_millis(200);
     loop {

@@ -11,10 +11,15 @@ use async_trait::async_trait;
 use base64::Engine;
 
 use super::rpc_link::{Link, LinkError, LinkSession};
+use crate::clock::SharedClock;
+use crate::domain::ReplicaId;
 use crate::domain::WorkspaceId;
 use crate::domain::agent::{AgentOpError, AgentOutcome};
-use crate::domain::provisioner::{DaemonRequest, DaemonStart, HeldWorkspace, ProvisionerTags};
+use crate::domain::provisioner::{
+    DaemonRequest, DaemonStart, HeldWorkspace, ProvisionerDaemon, ProvisionerTags,
+};
 use crate::provisioner::{Held, ProvisionError, Provisioner, StartSpec};
+use crate::store::{SharedStore, StoreError};
 
 /// How long a daemon may take to start, stop or delete a workspace (an archive to unpack, a
 /// disk to make): past it, the build fails.
@@ -46,40 +51,88 @@ struct Daemon {
     link: Arc<Link>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DaemonLinks {
     daemons: Mutex<HashMap<String, Daemon>>,
     next_session: AtomicU64,
     /// Woken when a daemon connects: a daemon that comes back may have lost workspaces (its
     /// host restarted) or missed a delete, so the job runner reconciles it at once.
     connected: tokio::sync::Notify,
-}
-
-/// A daemon as the API lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConnectedDaemon {
-    pub id: String,
-    pub name: String,
-    pub tags: ProvisionerTags,
+    /// Where every replica reads who is connected where (`provisioner_daemons`).
+    store: SharedStore,
+    clock: SharedClock,
+    replica: ReplicaId,
 }
 
 impl DaemonLinks {
-    /// Takes the daemon `id`'s connection (replacing an older one of the same daemon).
-    pub fn open(self: &Arc<Self>, id: String, name: String, tags: ProvisionerTags) -> LinkSession {
+    pub fn new(store: SharedStore, clock: SharedClock, replica: ReplicaId) -> Self {
+        DaemonLinks {
+            daemons: Mutex::default(),
+            next_session: AtomicU64::default(),
+            connected: tokio::sync::Notify::new(),
+            store,
+            clock,
+            replica,
+        }
+    }
+
+    /// Takes `daemon`'s connection (replacing an older one of the same daemon) and records it
+    /// as held by this replica.
+    pub async fn open(
+        self: &Arc<Self>,
+        mut daemon: ProvisionerDaemon,
+    ) -> Result<LinkSession, StoreError> {
+        let now = self.clock.now();
+        daemon.replica_id = Some(self.replica);
+        daemon.created_at = now;
+        daemon.last_seen_at = now;
+        self.store.upsert_provisioner_daemon(&daemon).await?;
         let (link, session) = Link::open(self.next_session.fetch_add(1, Ordering::Relaxed));
         let number = link.session();
-        let previous = self.lock().insert(id.clone(), Daemon { name, tags, link });
+        let id = daemon.id;
+        let entry = Daemon {
+            name: daemon.name,
+            tags: daemon.tags,
+            link,
+        };
+        let previous = self.lock().insert(id.clone(), entry);
         if let Some(old) = previous {
             old.link.close();
         }
         self.connected.notify_one();
         let links = self.clone();
-        session.on_end(move || {
+        Ok(session.on_end(move || {
             let mut daemons = links.lock();
             if daemons.get(&id).is_some_and(|d| d.link.session() == number) {
                 daemons.remove(&id);
+                drop(daemons);
+                // A reconnection racing this is healed by the next heartbeat (`refresh`).
+                let store = links.store.clone();
+                let (replica, now) = (links.replica, links.clock.now());
+                tokio::spawn(async move {
+                    if let Err(err) = store.release_provisioner_daemon(&id, replica, now).await {
+                        tracing::warn!(error = %err, "could not record a provisioner daemon's leaving");
+                    }
+                });
             }
-        })
+        }))
+    }
+
+    /// This replica's heartbeat for the daemons connected to it.
+    pub async fn refresh(&self) {
+        let connected: Vec<String> = self.lock().keys().cloned().collect();
+        if connected.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        if let Err(err) = self
+            .store
+            .refresh_provisioner_daemons(self.replica, &connected, now)
+            .await
+            && !err.is_unavailable()
+        {
+            tracing::warn!(error = %err, "could not refresh this replica's provisioner daemons");
+        }
     }
 
     /// Resolves when a daemon has connected since the last call.
@@ -104,20 +157,6 @@ impl DaemonLinks {
                 }),
             })
             .collect()
-    }
-
-    pub fn list(&self) -> Vec<ConnectedDaemon> {
-        let mut list: Vec<ConnectedDaemon> = self
-            .lock()
-            .iter()
-            .map(|(id, d)| ConnectedDaemon {
-                id: id.clone(),
-                name: d.name.clone(),
-                tags: d.tags.clone(),
-            })
-            .collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        list
     }
 
     /// Ends every link (the server is stopping); daemons reconnect to a running replica.

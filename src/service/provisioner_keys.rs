@@ -4,14 +4,16 @@
 use std::collections::BTreeMap;
 
 use super::Services;
-use super::daemons::{ConnectedDaemon, DaemonLinks};
+use super::daemons::DaemonLinks;
 use super::rpc_link::LinkSession;
 use super::templates::require_scope;
 use super::{require_owner, validate};
-use crate::domain::provisioner::{ProvisionerKey, ProvisionerKeyId, ProvisionerTags};
+use crate::domain::provisioner::{
+    DaemonStatus, ProvisionerDaemon, ProvisionerKey, ProvisionerKeyId, ProvisionerTags,
+};
 use crate::domain::{DomainError, FieldError, Principal, Scope};
 use crate::secret;
-use crate::store::{Constraint, StoreError};
+use crate::store::{Constraint, ListedDaemon, StoreError};
 
 /// A daemon's name: what builds and logs call it.
 const MAX_DAEMON_NAME: usize = 64;
@@ -40,6 +42,44 @@ impl From<&ProvisionerKey> for ProvisionerKeyView {
             organization: k.organization_id.0,
             name: k.name.clone(),
             tags: k.tags.clone(),
+        }
+    }
+}
+
+/// Coder's `ProvisionerDaemon` as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProvisionerDaemonView {
+    pub id: String,
+    pub organization_id: uuid::Uuid,
+    pub key_id: uuid::Uuid,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_seen_at: chrono::DateTime<chrono::Utc>,
+    pub name: String,
+    pub version: String,
+    /// What a daemon's host runs workspaces with.
+    pub provisioners: [&'static str; 2],
+    pub tags: ProvisionerTags,
+    /// `None` once the key it signed in with was deleted.
+    pub key_name: Option<String>,
+    pub status: DaemonStatus,
+}
+
+impl ProvisionerDaemonView {
+    fn of(listed: ListedDaemon, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let status = listed.daemon.status(listed.running_job, now);
+        let d = listed.daemon;
+        ProvisionerDaemonView {
+            id: d.id,
+            organization_id: d.organization_id.0,
+            key_id: d.key_id.0,
+            created_at: d.created_at,
+            last_seen_at: d.last_seen_at,
+            name: d.name,
+            version: d.version,
+            provisioners: ["local", "docker"],
+            tags: d.tags,
+            key_name: listed.key_name,
+            status,
         }
     }
 }
@@ -116,14 +156,23 @@ impl Services {
         }
     }
 
-    /// The daemons connected to this replica.
-    pub fn list_connected_daemons(
+    /// The organization's daemons, connected to any replica or gone, with their status.
+    pub async fn list_provisioner_daemons(
         &self,
         actor: &Principal,
-    ) -> Result<Vec<ConnectedDaemon>, DomainError> {
+        org: &str,
+    ) -> Result<Vec<ProvisionerDaemonView>, DomainError> {
         require_owner(actor)?;
         require_scope(actor, Scope::TemplatesRead)?;
-        Ok(self.daemon_links()?.list())
+        let org = self.get_organization(actor, org).await?;
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .list_provisioner_daemons(org.id)
+            .await?
+            .into_iter()
+            .map(|listed| ProvisionerDaemonView::of(listed, now))
+            .collect())
     }
 
     /// Signs a daemon in with its key and opens the link the runner drives it through. `id` is
@@ -133,6 +182,7 @@ impl Services {
         presented_key: &str,
         id: &str,
         name: &str,
+        version: &str,
     ) -> Result<LinkSession, DomainError> {
         let key = match presented_key {
             "" => None,
@@ -153,12 +203,12 @@ impl Services {
                 vec![FieldError::new(field, detail)],
             )
         };
-        if uuid::Uuid::parse_str(id).is_err() {
+        let Ok(id) = uuid::Uuid::parse_str(id) else {
             return Err(bad(
                 "id",
                 "The daemon's id must be a UUID (kept in its data directory).",
             ));
-        }
+        };
         let name = name.trim();
         if name.is_empty()
             || name.chars().count() > MAX_DAEMON_NAME
@@ -169,10 +219,28 @@ impl Services {
                 "The daemon's name must be 1-64 printable characters.",
             ));
         }
+        let version = version.trim();
+        if version.chars().count() > MAX_DAEMON_NAME || version.chars().any(char::is_control) {
+            return Err(bad(
+                "version",
+                "The daemon's version must be at most 64 printable characters.",
+            ));
+        }
         tracing::info!(daemon = name, key = %key.name, "provisioner daemon connected");
-        let session = self
-            .daemon_links()?
-            .open(id.to_owned(), name.to_owned(), key.tags.clone());
+        let now = self.clock.now();
+        let daemon = ProvisionerDaemon {
+            // One text form, the one its workspaces' `provisioner_id` is compared with.
+            id: id.to_string(),
+            organization_id: key.organization_id,
+            key_id: key.id,
+            name: name.to_owned(),
+            version: version.to_owned(),
+            tags: key.tags.clone(),
+            replica_id: None,
+            created_at: now,
+            last_seen_at: now,
+        };
+        let session = self.daemon_links()?.open(daemon).await?;
         // A daemon is a provisioner like the built-in one: wake the runner for its jobs.
         if let Ok(p) = self.provisioning() {
             p.signals.job_queued();

@@ -42,7 +42,8 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the replica stopped and every agent connection it held ended, in one transaction.
+    /// Marks the replica stopped, and every agent connection and provisioner daemon it held
+    /// gone, in one transaction.
     pub async fn stop_replica(&self, id: ReplicaId, now: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         on!(tx.conn(), |c| {
@@ -56,6 +57,16 @@ impl Store {
             sqlx::query(
                 "UPDATE workspace_agent_connections SET replica_id = NULL, disconnected_at = $2, \
                  updated_at = $2 WHERE replica_id = $1",
+            )
+            .bind(id.0)
+            .bind(DbTime(now))
+            .execute(c)
+            .await?;
+        });
+        on!(tx.conn(), |c| {
+            sqlx::query(
+                "UPDATE provisioner_daemons SET replica_id = NULL, last_seen_at = $2 \
+                 WHERE replica_id = $1",
             )
             .bind(id.0)
             .bind(DbTime(now))

@@ -112,8 +112,8 @@ pub fn start_daemon(app: &TestApp, key: &str, data: &std::path::Path) -> Child {
     cmd.spawn().expect("start the daemon")
 }
 
-/// Waits until the daemon named `name` is listed as connected.
-async fn wait_for_daemon(app: &TestApp, owner: &str, name: &str) {
+/// Waits until the daemon named `name` is listed with `status` (`idle` once it connected).
+async fn wait_for_daemon_status(app: &TestApp, owner: &str, name: &str, status: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let daemons = json_body(
@@ -124,18 +124,64 @@ async fn wait_for_daemon(app: &TestApp, owner: &str, name: &str) {
             .await,
         )
         .await;
-        if daemons
+        if let Some(daemon) = daemons
             .as_array()
-            .is_some_and(|list| list.iter().any(|d| d["name"] == name))
+            .and_then(|list| list.iter().find(|d| d["name"] == name))
+            .filter(|d| d["status"] == status)
         {
-            return;
+            return daemon.clone();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the daemon {name} never connected: {daemons}"
+            "the daemon {name} never became {status}: {daemons}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn wait_for_daemon(app: &TestApp, owner: &str, name: &str) {
+    wait_for_daemon_status(app, owner, name, "idle").await;
+}
+
+/// With two replicas on one PostgreSQL, a daemon connected to one is listed by both, with
+/// Coder's fields; once it leaves, both list it offline (kept, so owners see what went away).
+#[tokio::test]
+#[ignore = "needs CODER_TEST_POSTGRES_URL; run with `cargo test -- --include-ignored`"]
+async fn every_replica_lists_every_daemon() {
+    let first = TestApp::spawn(Backend::postgres()).await;
+    let second = first.spawn_replica().await;
+    let owner = first.create_owner().await;
+    let key = create_key(&first, &owner, "remote", json!({"pool": "remote"})).await;
+    let daemon_data = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&first, &key, daemon_data.path());
+    wait_for_daemon(&first, &owner, "remote-host").await;
+
+    let listed = wait_for_daemon_status(&second, &owner, "remote-host", "idle").await;
+    assert_eq!(listed["key_name"], "remote");
+    assert_eq!(listed["tags"], json!({"pool": "remote"}));
+    assert_eq!(listed["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(listed["provisioners"], json!(["local", "docker"]));
+    let id = listed["id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{listed}");
+    assert!(listed["last_seen_at"].as_str().is_some(), "{listed}");
+    let member = first.create_member(&owner, "bob").await;
+    assert_eq!(
+        second
+            .get(
+                "/api/v2/organizations/coder/provisionerdaemons",
+                Some(&member)
+            )
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    daemon.kill().await.unwrap();
+    let gone = wait_for_daemon_status(&second, &owner, "remote-host", "offline").await;
+    assert_eq!(gone["id"], id, "the same daemon, kept");
+    wait_for_daemon_status(&first, &owner, "remote-host", "offline").await;
+    second.stop().await.unwrap();
+    first.stop().await.unwrap();
 }
 
 /// A template tagged `pool: remote`, so its workspaces are built by the daemon of that pool.

@@ -6,6 +6,7 @@ mod agents;
 mod audit;
 mod jobs;
 mod oauth;
+mod provisioner_daemons;
 mod provisioner_keys;
 mod site_config;
 mod templates;
