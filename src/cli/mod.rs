@@ -8,6 +8,7 @@ mod exp;
 mod logging;
 mod login;
 mod mcp;
+mod open_files;
 mod output;
 mod password;
 mod provisioner;

@@ -86,6 +86,7 @@ impl ServerCommand {
 async fn serve(options: ServerOptions, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = ServerConfig::from_options(options, config_path.as_deref())?;
     super::logging::init(config.log_format, config.verbose);
+    super::open_files::raise_and_log();
     for name in &config.unknown_experiments {
         tracing::warn!(experiment = %name, known = ?crate::domain::Experiment::ALL.map(|e| e.name()), "ignoring unknown experiment");
     }

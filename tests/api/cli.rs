@@ -1093,3 +1093,78 @@ async fn container_workspaces_outlive_a_killed_server(backend: Backend) {
 }
 
 crate::both_backends!(container_workspaces_outlive_a_killed_server);
+
+/// `coder server` under `prlimit --nofile=SOFT:HARD`, with `coder_command`'s environment.
+fn server_with_open_file_limit(soft: u64, hard: u64, data: &Path) -> Command {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={soft}:{hard}"))
+        .arg("--")
+        .arg(crate::cli_support::CODER_BIN)
+        .args([
+            "server",
+            "--http-address",
+            "127.0.0.1:0",
+            "--data-dir",
+            path_str(data),
+        ]);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CODER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The soft "Max open files" of a running process.
+fn open_file_soft_limit(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// The server raises its soft open-file limit to the hard one at start (a thousand MCP
+/// clients need more than the usual 1024), and names the limit with what to do when the hard
+/// limit itself is too low. (Hard limits stay at or below the test's own: CI's root may lack
+/// CAP_SYS_RESOURCE to raise one.)
+#[tokio::test]
+async fn the_server_raises_its_open_file_limit_and_warns_when_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let roomy = Server::start(server_with_open_file_limit(
+        1024,
+        16384,
+        &dir.path().join("roomy"),
+    ))
+    .await;
+    assert_eq!(open_file_soft_limit(roomy.child.id().unwrap()), 16384);
+    let (status, log) = roomy.terminate().await;
+    assert!(status.success(), "exit {status}:\n{}", log.join("\n"));
+    assert!(
+        !log.iter().any(|l| l.contains("open file limit")),
+        "no warning with room:\n{}",
+        log.join("\n")
+    );
+
+    let cramped = Server::start(server_with_open_file_limit(
+        256,
+        4096,
+        &dir.path().join("cramped"),
+    ))
+    .await;
+    assert_eq!(open_file_soft_limit(cramped.child.id().unwrap()), 4096);
+    let (status, log) = cramped.terminate().await;
+    assert!(status.success(), "exit {status}:\n{}", log.join("\n"));
+    let warning = log
+        .iter()
+        .find(|l| l.contains("WARN") && l.contains("open file limit is low"))
+        .unwrap_or_else(|| panic!("a warning naming the limit:\n{}", log.join("\n")));
+    assert!(
+        warning.contains("open_file_limit=4096") && warning.contains("LimitNOFILE"),
+        "{warning}"
+    );
+}
