@@ -58,6 +58,9 @@ impl OAuthServer {
                 ));
             }
         };
+        if super::cimd::is_document_url(client_id) {
+            return self.authenticate_document_client(client_id, creds).await;
+        }
         let app = match Uuid::parse_str(client_id) {
             Ok(id) => self.inner.store.get_oauth_app(ClientId(id)).await?,
             Err(_) => None,
@@ -101,6 +104,36 @@ impl OAuthServer {
                     secret_id: Some(secret_id),
                 })
             }
+        }
+    }
+
+    /// A client identified by a metadata document: public (`none`, PKCE is its proof), or
+    /// `private_key_jwt`. It has no secret, so one presented is refused.
+    async fn authenticate_document_client(
+        &self,
+        client_id: &str,
+        creds: &ClientCredentials,
+    ) -> OAuthResult<AuthenticatedClient> {
+        let (app, _doc) = self
+            .metadata_document_client(client_id, "")
+            .await
+            .map_err(|refused| match refused.unavailable {
+                Some(err) => err,
+                None => auth_failed(&refused.message()),
+            })?;
+        if creds.basic.is_some() || creds.body_client_secret.is_some() {
+            return Err(auth_failed(
+                "a client identified by a metadata document has no client secret; send none",
+            ));
+        }
+        match app.token_endpoint_auth_method {
+            TokenAuthMethod::None => Ok(AuthenticatedClient {
+                app,
+                secret_id: None,
+            }),
+            _ => Err(auth_failed(
+                "this client's metadata document asks for private_key_jwt; send a client_assertion",
+            )),
         }
     }
 

@@ -10,7 +10,13 @@ use crate::domain::Scope;
 impl OAuthServer {
     /// RFC 8414 §2. `registration_endpoint` appears only while registration is enabled, so
     /// clients are never sent to an endpoint that refuses them.
-    pub fn authorization_server_metadata(&self, registration_enabled: bool) -> Value {
+    /// `client_id_metadata_document_supported` likewise appears only while metadata documents are
+    /// accepted (draft-ietf-oauth-client-id-metadata-document §5).
+    pub fn authorization_server_metadata(
+        &self,
+        registration_enabled: bool,
+        metadata_documents_enabled: bool,
+    ) -> Value {
         let issuer = self.issuer();
         let mut doc = json!({
             "issuer": issuer,
@@ -28,6 +34,9 @@ impl OAuthServer {
             "authorization_response_iss_parameter_supported": true,
             "service_documentation": format!("{issuer}/"),
         });
+        if metadata_documents_enabled {
+            doc["client_id_metadata_document_supported"] = json!(true);
+        }
         if registration_enabled {
             doc["registration_endpoint"] = json!(format!("{issuer}/oauth2/register"));
         }
