@@ -10,8 +10,8 @@ use clap::Args;
 use serde::Deserialize;
 use url::Url;
 
-use crate::domain::{Experiment, Experiments};
 use crate::domain::provisioner::WorkspaceLimits;
+use crate::domain::{Experiment, Experiments};
 use crate::store::DatabaseTarget;
 
 /// Every `coder server` option. Each is `Option` so that the layers can be told apart.

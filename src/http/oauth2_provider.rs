@@ -70,6 +70,8 @@ pub fn app_json(state: &AppState, app: &OAuthApp) -> Value {
         "client_type": app.client_type.as_str(),
         "token_endpoint_auth_method": app.token_endpoint_auth_method.as_str(),
         "dynamically_registered": app.dynamically_registered,
+        "client_id": app.wire_client_id(),
+        "client_id_metadata_document": app.metadata_document_url.is_some(),
         "created_at": app.created_at,
         "last_used_at": app.last_used_at,
         "endpoints": {

@@ -121,9 +121,10 @@ fn auth_method(given: Option<&str>, door: Door) -> OAuthResult<TokenAuthMethod> 
         (Door::Registration, _) => Err(bad_metadata(
             "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none",
         )),
-        (Door::MetadataDocument, Some(Some(m @ (TokenAuthMethod::None | TokenAuthMethod::PrivateKeyJwt)))) => {
-            Ok(m)
-        }
+        (
+            Door::MetadataDocument,
+            Some(Some(m @ (TokenAuthMethod::None | TokenAuthMethod::PrivateKeyJwt))),
+        ) => Ok(m),
         (Door::MetadataDocument, _) => Err(bad_metadata(
             "token_endpoint_auth_method must be none or private_key_jwt: a client identified by \
              a metadata document has no shared secret (client_secret_* is refused)",
@@ -142,7 +143,9 @@ fn client_keys(
         return Ok(ClientKeys::None);
     }
     match (jwks_uri, jwks) {
-        (Some(_), Some(_)) => Err(bad_metadata("send jwks or jwks_uri, not both (RFC 7591 §2)")),
+        (Some(_), Some(_)) => Err(bad_metadata(
+            "send jwks or jwks_uri, not both (RFC 7591 §2)",
+        )),
         (None, None) => Err(bad_metadata(
             "private_key_jwt needs the client's public keys in jwks or jwks_uri",
         )),

@@ -1107,7 +1107,13 @@ crate::both_backends!(container_workspaces_outlive_a_killed_server);
 async fn oauth2_provider_enable_turns_the_authorization_server_on() {
     let dir = tempfile::tempdir().unwrap();
     let data = path_str(&dir.path().join("data")).to_owned();
-    let base = ["server", "--http-address", "127.0.0.1:0", "--data-dir", &data];
+    let base = [
+        "server",
+        "--http-address",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+    ];
     let http = reqwest::Client::new();
     let probe = |url: String| {
         let http = http.clone();
@@ -1156,7 +1162,11 @@ async fn oauth2_provider_enable_turns_the_authorization_server_on() {
     server.stop().await;
 
     let mut args = base.to_vec();
-    args.extend(["--oauth2-provider-enable", "--experiments", "mcp-server-http"]);
+    args.extend([
+        "--oauth2-provider-enable",
+        "--experiments",
+        "mcp-server-http",
+    ]);
     let server = Server::start(coder_command(&args)).await;
     let (status, _, _) = probe(server.url.clone()).await;
     assert_eq!(status, StatusCode::OK);

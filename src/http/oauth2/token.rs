@@ -52,6 +52,8 @@ pub async fn revoke(
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned),
                 secret_in_query: secret_in_query(uri.query()),
+                assertion_type: form.get("client_assertion_type").map(str::to_owned),
+                assertion: form.get("client_assertion").map(str::to_owned),
             },
         })
     });

@@ -20,7 +20,9 @@ pub const MAX_ENTRIES: usize = 1024;
 /// Without caching headers a document is used for `MIN_LIFETIME`.
 pub fn lifetime(headers: &HeaderMap, now: DateTime<Utc>) -> Duration {
     let asked = cache_control(headers).or_else(|| expires(headers, now));
-    asked.unwrap_or(MIN_LIFETIME).clamp(MIN_LIFETIME, MAX_LIFETIME)
+    asked
+        .unwrap_or(MIN_LIFETIME)
+        .clamp(MIN_LIFETIME, MAX_LIFETIME)
 }
 
 /// `no-store`/`no-cache` ask for no reuse; `max-age` (or `s-maxage`, which a shared cache like
@@ -33,7 +35,10 @@ fn cache_control(headers: &HeaderMap) -> Option<Duration> {
         for directive in value.split(',') {
             let directive = directive.trim().to_ascii_lowercase();
             let (name, arg) = match directive.split_once('=') {
-                Some((n, a)) => (n.trim().to_owned(), Some(a.trim().trim_matches('"').to_owned())),
+                Some((n, a)) => (
+                    n.trim().to_owned(),
+                    Some(a.trim().trim_matches('"').to_owned()),
+                ),
                 None => (directive.clone(), None),
             };
             let seconds = || arg.as_deref().and_then(|a| a.parse::<i64>().ok());
@@ -179,7 +184,12 @@ mod tests {
             cache.insert(format!("https://c{i}.example/m"), i, until, now);
         }
         assert_eq!(cache.len(), MAX_ENTRIES);
-        cache.insert("https://new.example/m".into(), 9999, now + Duration::hours(1), now);
+        cache.insert(
+            "https://new.example/m".into(),
+            9999,
+            now + Duration::hours(1),
+            now,
+        );
         assert_eq!(cache.len(), MAX_ENTRIES);
         assert_eq!(cache.get("https://c0.example/m", now), None);
         assert_eq!(cache.get("https://c1.example/m", now), Some(1));

@@ -4,6 +4,7 @@
 //! keeps a client row for.
 
 pub mod address;
+pub mod assertion;
 mod cache;
 pub mod fetch;
 
@@ -14,7 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use url::Url;
 use uuid::Uuid;
 
-use super::registrar::{ClientMetadata, Door, ValidMetadata, validate_for};
+use super::registrar::{ClientKeys, ClientMetadata, Door, ValidMetadata, validate_for};
 use super::{OAuthError, OAuthResult, OAuthServer};
 use crate::audit::AuditEvent;
 use crate::clock::SharedClock;
@@ -51,6 +52,8 @@ pub struct Documents {
     fetcher: Fetcher,
     clock: SharedClock,
     cache: Mutex<cache::Cache<Document>>,
+    /// JWK Sets published at a document's `jwks_uri`, cached the same way.
+    key_sets: Mutex<cache::Cache<serde_json::Value>>,
     /// One fetch per URL at a time: later callers wait for the first and use its result.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     per_host: RateLimiter,
@@ -67,6 +70,7 @@ impl Documents {
             fetcher,
             clock,
             cache: Mutex::new(cache::Cache::new()),
+            key_sets: Mutex::new(cache::Cache::new()),
             inflight: Mutex::new(HashMap::new()),
         }
     }
@@ -83,7 +87,10 @@ impl Documents {
             return Ok((doc, false));
         }
         let gate = {
-            let mut inflight = self.inflight.lock().map_err(|_| "internal error".to_owned())?;
+            let mut inflight = self
+                .inflight
+                .lock()
+                .map_err(|_| "internal error".to_owned())?;
             inflight.entry(key.to_owned()).or_default().clone()
         };
         let _turn = gate.lock().await;
@@ -97,7 +104,31 @@ impl Documents {
         result
     }
 
-    async fn fetch(&self, url: &Url) -> Result<Document, String> {
+    /// The JWK Set at `url` (a document's `jwks_uri`), with the same defences and cache.
+    async fn key_set(&self, url: &Url) -> Result<serde_json::Value, String> {
+        let now = self.clock.now();
+        if let Some(keys) = self
+            .key_sets
+            .lock()
+            .ok()
+            .and_then(|c| c.get(url.as_str(), now))
+        {
+            return Ok(keys);
+        }
+        let fetched = self.fetch_limited(url).await?;
+        let keys: serde_json::Value = serde_json::from_slice(&fetched.body)
+            .ok()
+            .filter(|v: &serde_json::Value| v.get("keys").is_some_and(serde_json::Value::is_array))
+            .ok_or("the jwks_uri did not return a JWK Set")?;
+        let until = now + cache::lifetime(&fetched.headers, now);
+        if let Ok(mut cache) = self.key_sets.lock() {
+            cache.insert(url.as_str().to_owned(), keys.clone(), until, now);
+        }
+        Ok(keys)
+    }
+
+    /// One fetch, counted against its host's rate limit.
+    async fn fetch_limited(&self, url: &Url) -> Result<fetch::Fetched, String> {
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         self.per_host.check(&host).map_err(|r| {
             format!(
@@ -105,7 +136,11 @@ impl Documents {
                 r.0
             )
         })?;
-        let fetched = self.fetcher.fetch(url).await.map_err(|e| e.to_string())?;
+        self.fetcher.fetch(url).await.map_err(|e| e.to_string())
+    }
+
+    async fn fetch(&self, url: &Url) -> Result<Document, String> {
+        let fetched = self.fetch_limited(url).await?;
         let now = self.clock.now();
         let doc = parse_document(url, &fetched.body)?;
         let until = now + cache::lifetime(&fetched.headers, now);
@@ -131,8 +166,12 @@ fn parse_document(url: &Url, body: &[u8]) -> Result<Document, String> {
     }
     let meta: ClientMetadata = serde_json::from_value(value)
         .map_err(|_| "the document's fields do not have the types client metadata needs")?;
-    let metadata = validate_for(meta, Door::MetadataDocument)
-        .map_err(|e| format!("the document is not valid client metadata: {}", e.description))?;
+    let metadata = validate_for(meta, Door::MetadataDocument).map_err(|e| {
+        format!(
+            "the document is not valid client metadata: {}",
+            e.description
+        )
+    })?;
     Ok(Document { metadata })
 }
 
@@ -161,12 +200,18 @@ pub fn document_url(client_id: &str) -> Result<Url, String> {
         .unwrap_or_default();
     if raw_path.split('/').any(|seg| {
         let seg = seg.to_ascii_lowercase();
-        matches!(seg.as_str(), "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e.")
+        matches!(
+            seg.as_str(),
+            "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."
+        )
     }) {
         return Err("it must not contain . or .. path segments".to_owned());
     }
     if url.as_str() != client_id {
-        return Err("it must be written in its normal form (lowercase scheme and host, no default port)".to_owned());
+        return Err(
+            "it must be written in its normal form (lowercase scheme and host, no default port)"
+                .to_owned(),
+        );
     }
     Ok(url)
 }
@@ -250,7 +295,7 @@ impl OAuthServer {
                     "an owner turned off clients identified by a metadata document",
                 ));
             }
-            CimdPolicy::ListedHosts if !setting.hosts.iter().any(|h| *h == host) => {
+            CimdPolicy::ListedHosts if !setting.hosts.contains(&host) => {
                 return Err(refused(&format!(
                     "an owner allows metadata documents only from listed hosts, and {host} is not one"
                 )));
@@ -288,18 +333,40 @@ impl OAuthServer {
             self.inner
                 .audit
                 .record(
-                    AuditEvent::new("oauth2.client.metadata_document", "oauth2_provider_app", stored.id)
-                        .client(stored.id)
-                        .from_ip(ip)
-                        .details(serde_json::json!({
-                            "client_id": url.as_str(),
-                            "client_name": stored.name,
-                            "token_endpoint_auth_method": stored.token_endpoint_auth_method.as_str(),
-                        })),
+                    AuditEvent::new(
+                        "oauth2.client.metadata_document",
+                        "oauth2_provider_app",
+                        stored.id,
+                    )
+                    .client(stored.id)
+                    .from_ip(ip)
+                    .details(serde_json::json!({
+                        "client_id": url.as_str(),
+                        "client_name": stored.name,
+                        "token_endpoint_auth_method": stored.token_endpoint_auth_method.as_str(),
+                    })),
                 )
                 .await;
         }
         Ok(stored)
+    }
+}
+
+impl OAuthServer {
+    /// The JWK Set a `private_key_jwt` client publishes, inline or at its `jwks_uri`.
+    pub(in crate::oauth) async fn client_key_set(
+        &self,
+        client_id: &str,
+        doc: &Document,
+    ) -> Result<serde_json::Value, DocumentRefused> {
+        match (&doc.metadata.keys, self.inner.documents.as_ref()) {
+            (ClientKeys::Inline(keys), _) => Ok(keys.clone()),
+            (ClientKeys::Uri(url), Some(documents)) => documents
+                .key_set(url)
+                .await
+                .map_err(|r| DocumentRefused::new(client_id, format!("its jwks_uri: {r}"))),
+            _ => Err(DocumentRefused::new(client_id, "it publishes no keys")),
+        }
     }
 }
 
@@ -363,7 +430,10 @@ mod tests {
             "https://vscode.dev/oauth/client-metadata.json",
             "https://example.com:8443/a/b?v=1",
         ] {
-            assert_eq!(document_url(good).map(|u| u.to_string()).ok().as_deref(), Some(good));
+            assert_eq!(
+                document_url(good).map(|u| u.to_string()).ok().as_deref(),
+                Some(good)
+            );
         }
         for bad in [
             "http://example.com/m",
@@ -406,32 +476,47 @@ mod tests {
             .contains("client_id")
         );
         assert!(
-            refused(serde_json::json!({"client_id": url, "redirect_uris": ["http://127.0.0.1/cb"],
-                "token_endpoint_auth_method": "client_secret_post"}))
+            refused(
+                serde_json::json!({"client_id": url, "redirect_uris": ["http://127.0.0.1/cb"],
+                "token_endpoint_auth_method": "client_secret_post"})
+            )
             .contains("client_secret")
         );
         assert!(
-            refused(serde_json::json!({"client_id": url, "redirect_uris": ["http://127.0.0.1/cb"],
-                "token_endpoint_auth_method": "client_secret_basic"}))
+            refused(
+                serde_json::json!({"client_id": url, "redirect_uris": ["http://127.0.0.1/cb"],
+                "token_endpoint_auth_method": "client_secret_basic"})
+            )
             .contains("client_secret")
         );
         assert!(
-            refused(serde_json::json!({"client_id": url, "redirect_uris": ["http://127.0.0.1/cb"],
-                "token_endpoint_auth_method": "private_key_jwt"}))
+            refused(
+                serde_json::json!({"client_id": url, "redirect_uris": ["http://127.0.0.1/cb"],
+                "token_endpoint_auth_method": "private_key_jwt"})
+            )
             .contains("jwks")
         );
         assert!(
-            refused(serde_json::json!({"client_id": url, "redirect_uris": ["javascript:alert(1)"]}))
+            refused(
+                serde_json::json!({"client_id": url, "redirect_uris": ["javascript:alert(1)"]})
+            )
             .contains("redirect")
         );
-        assert!(refused(serde_json::json!({"client_id": url, "redirect_uris": []})).contains("redirect_uris"));
         assert!(
-            refused(serde_json::json!({"client_id": url, "redirect_uris": "secret-internal-value"}))
-                .contains("types")
+            refused(serde_json::json!({"client_id": url, "redirect_uris": []}))
+                .contains("redirect_uris")
         );
         assert!(
-            !refused(serde_json::json!({"client_id": url, "redirect_uris": "secret-internal-value"}))
-                .contains("secret-internal-value")
+            refused(
+                serde_json::json!({"client_id": url, "redirect_uris": "secret-internal-value"})
+            )
+            .contains("types")
+        );
+        assert!(
+            !refused(
+                serde_json::json!({"client_id": url, "redirect_uris": "secret-internal-value"})
+            )
+            .contains("secret-internal-value")
         );
         let keyed = parsed(
             url,
