@@ -251,6 +251,11 @@ pub struct PolicySetting {
 }
 
 impl OAuthServer {
+    /// Whether the server flag lets metadata documents be accepted (owners may still say none).
+    pub fn metadata_documents_available(&self) -> bool {
+        self.inner.documents.is_some()
+    }
+
     /// Whether metadata documents are accepted at all: the server flag and the owners' policy.
     pub async fn metadata_documents_enabled(&self) -> OAuthResult<bool> {
         if self.inner.documents.is_none() {
