@@ -601,6 +601,14 @@ mod tests {
             code(br#"{"redirect_uris":["https://x.io/cb"],"token_endpoint_auth_method":"private_key_jwt"}"#),
             Some(ErrorCode::InvalidClientMetadata)
         );
+        // Registration never offers private_key_jwt, even with keys: only metadata documents do.
+        let keyed = br#"{"redirect_uris":["https://x.io/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[]}}"#;
+        assert_eq!(code(keyed), Some(ErrorCode::InvalidClientMetadata));
+        assert!(
+            ClientMetadata::parse(keyed)
+                .and_then(|m| validate_for(m, Door::MetadataDocument))
+                .is_ok()
+        );
     }
 }
 

@@ -144,6 +144,20 @@ async fn play(app: &TestApp, owner: &str, docs: &DocServer, id: &str, redirect: 
         .unwrap_or_else(|| panic!("{id} among the authorized apps: {mine}"));
     assert_eq!(listed["name"], name);
     assert_eq!(listed["client_id_metadata_document"], true);
+    let owners_list = app
+        .client
+        .get(app.url("/deployment/oauth2-provider/apps"))
+        .header("Cookie", format!("coder_session_token={owner}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        owners_list.contains("By its metadata document"),
+        "{owners_list}"
+    );
 
     let res = app
         .client

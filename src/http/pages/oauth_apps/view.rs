@@ -191,7 +191,9 @@ fn app_row(app: &OAuthApp) -> String {
         name = escape(&app.name),
         id = app.id,
         uris = uris.join("<br>"),
-        registered = if app.dynamically_registered {
+        registered = if app.metadata_document_url.is_some() {
+            "By its metadata document"
+        } else if app.dynamically_registered {
             "Dynamically"
         } else {
             "By an owner"
