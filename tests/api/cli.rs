@@ -1172,6 +1172,14 @@ async fn oauth2_provider_enable_turns_the_authorization_server_on() {
     assert_eq!(status, StatusCode::OK);
     server.stop().await;
 
+    // The fetcher's test-only trust has no flag, variable or config key.
+    let defaults = ServerConfig::from_options(ServerOptions::default(), None).unwrap();
+    assert!(defaults.oauth2.cimd_test_trust.is_none());
+    assert!(defaults.oauth2.client_id_metadata_documents);
+    let file = dir.path().join("trust.yaml");
+    std::fs::write(&file, "cimd_test_trust: {allow_loopback: true}\n").unwrap();
+    assert!(ServerConfig::from_options(ServerOptions::default(), Some(&file)).is_err());
+
     // The experiment alone still works, and the CIMD flag turns the documents off.
     let mut args = base.to_vec();
     args.extend([

@@ -212,6 +212,31 @@ async fn claude_ai_and_vscode_flows_end_to_end(backend: Backend) {
     )
     .await;
 
+    // The user withdraws VS Code's access, naming it by its URL.
+    let c = client(&vscode, VSCODE_REDIRECT);
+    let tokens = app.obtain_tokens(&owner, &c).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        rpc(&app, access, "tools/list", json!({})).await.0,
+        StatusCode::OK
+    );
+    let withdraw = format!(
+        "/oauth2/tokens?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &vscode)
+            .finish()
+    );
+    let res = app.delete(&withdraw, Some(&owner)).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        rpc(&app, access, "tools/list", json!({})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let res = app
+        .refresh_tokens(&c, tokens["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
     // VS Code's redirect URIs are all on localhost: the consent page warns.
     let (_, html) = authorize_page(&app, &owner, &vscode, "http://127.0.0.1:40000/").await;
     assert!(html.contains("only sends you back to"), "{html}");

@@ -251,6 +251,16 @@ pub struct PolicySetting {
 }
 
 impl OAuthServer {
+    /// The stored client for a metadata-document URL, without fetching anything.
+    pub async fn metadata_document_app_id(&self, url: &str) -> OAuthResult<Option<ClientId>> {
+        Ok(self
+            .inner
+            .store
+            .get_oauth_app_by_metadata_url(url)
+            .await?
+            .map(|app| app.id))
+    }
+
     /// Whether the server flag lets metadata documents be accepted (owners may still say none).
     pub fn metadata_documents_available(&self) -> bool {
         self.inner.documents.is_some()
