@@ -376,4 +376,24 @@ mod tests {
         );
         refused("a.b".into(), "three parts");
     }
+
+    /// An RS256 assertion made with `openssl dgst -sha256 -sign` from a throw-away 2048-bit key
+    /// (ring verifies RSA but cannot generate keys).
+    #[test]
+    fn rs256_assertions_verify() {
+        const N: &str = "phBLh2gRjLM_8Jamm8sDPeW1elLqwatyh_IJdP7dXP5vch3azhiHGvj1ITFgUKWe8ACA50oEbeHgfQZQs4sBGeyU5Llv6JS_L0fsJB093QVsFUhuRF8Ef86IZQGrQprlpxZeWO_n3f7tJyybV8-VTUPQ89CXieTtAkdbbsjSkFZFry-UNYMWSWX2T4H1IhzzlnNjC9v6oaXlk0XACQHI-po26C9ZzBvY_kMCoAlJULyV8YBHGR-TQl35dSIEGLJKeFfh6njJeSqZ9GHt1O92czy-DqzbqcaFoMjJ3Hb3vko8ajRSRqcbg0UFhzlWKUk0TiMLeH6WGpBbNrgk0T-Vnw";
+        const JWT: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6InIxIn0.eyJpc3MiOiJodHRwczovL2FwcC5leGFtcGxlL21ldGEuanNvbiIsInN1YiI6Imh0dHBzOi8vYXBwLmV4YW1wbGUvbWV0YS5qc29uIiwiYXVkIjoiaHR0cHM6Ly9jb2Rlci5leGFtcGxlL29hdXRoMi90b2tlbnMiLCJleHAiOjE4MDAwMDAzMDAsImp0aSI6InIxIn0.Y1BsDfldS3LyJ3eEer3nxkTxcdavior5pzYWnurOZJjOqYSXKW8Gu3zqzDUkjUskXE4ZUOYn1kPz7zXPIufZPAks88nwZFL7G8wzygy6ol2OeraOoLufRzg6VYCsnD9a-20msxIbSzN2iuQfRx1zETMsDKg_KsNb6_i0c9pSQAcStKRiyF9Y0ktpeDgAqphbcJBeoHGbVWsMPxJqepddBMOBrnYLV6WJqUbzy6jkVujGEnAr8Z3uiC858-le3gpyiOnKDX7qEfbH9rIE0HI3Amvmns691_hxjTb2I9YXHB6uFWa6bHcPXVkpTwWDRva74_h8DQiGOb9WK1hCmkaEjQ";
+        let jwks = serde_json::json!({"keys": [{"kty": "RSA", "kid": "r1", "n": N, "e": "AQAB"}]});
+        let aud = vec!["https://coder.example/oauth2/tokens".to_owned()];
+        assert_eq!(
+            verify(JWT, CLIENT, &jwks, &aud, now()).map(|v| v.jti),
+            Ok("r1".into())
+        );
+        let mut forged = JWT.to_owned();
+        forged.pop();
+        forged.push(if JWT.ends_with('A') { 'B' } else { 'A' });
+        assert!(verify(&forged, CLIENT, &jwks, &aud, now()).is_err());
+        let other_e = serde_json::json!({"keys": [{"kty": "RSA", "kid": "r1", "n": N, "e": "Aw"}]});
+        assert!(verify(JWT, CLIENT, &other_e, &aud, now()).is_err());
+    }
 }
