@@ -10,8 +10,8 @@ use clap::Args;
 use serde::Deserialize;
 use url::Url;
 
-use crate::domain::Experiments;
 use crate::domain::provisioner::WorkspaceLimits;
+use crate::domain::{Experiment, Experiments};
 use crate::store::DatabaseTarget;
 
 /// Every `coder server` option. Each is `Option` so that the layers can be told apart.
@@ -30,6 +30,16 @@ pub struct ServerOptions {
     /// Experiments to enable, comma-separated: oauth2, mcp-server-http, or * for all.
     #[arg(long, env = "CODER_EXPERIMENTS", value_delimiter = ',')]
     pub experiments: Option<Vec<String>>,
+
+    /// Turn on the OAuth2 authorization server (Coder's graduated flag); the same as
+    /// `--experiments=oauth2`, which is still accepted.
+    #[arg(long, env = "CODER_OAUTH2_PROVIDER_ENABLE", num_args = 0..=1, default_missing_value = "true")]
+    pub oauth2_provider_enable: Option<bool>,
+
+    /// Accept Client ID Metadata Documents: an https URL as client_id, whose metadata the server
+    /// fetches (on by default with the authorization server; owners can also turn it off).
+    #[arg(long, env = "CODER_OAUTH2_CLIENT_ID_METADATA_DOCUMENT_ENABLE", num_args = 0..=1, default_missing_value = "true")]
+    pub oauth2_client_id_metadata_document_enable: Option<bool>,
 
     /// PostgreSQL connection URL; without it the embedded SQLite database in --data-dir is used.
     #[arg(long, env = "CODER_PG_CONNECTION_URL", hide_env_values = true)]
@@ -220,6 +230,10 @@ impl ServerOptions {
             http_address: self.http_address.or(lower.http_address),
             access_url: self.access_url.or(lower.access_url),
             experiments: self.experiments.or(lower.experiments),
+            oauth2_provider_enable: self.oauth2_provider_enable.or(lower.oauth2_provider_enable),
+            oauth2_client_id_metadata_document_enable: self
+                .oauth2_client_id_metadata_document_enable
+                .or(lower.oauth2_client_id_metadata_document_enable),
             postgres_url: self.postgres_url.or(lower.postgres_url),
             data_dir: self.data_dir.or(lower.data_dir),
             log_format: self.log_format.or(lower.log_format),
@@ -612,6 +626,24 @@ pub struct OAuth2Config {
     pub rate_limit_per_ip: u32,
     pub rate_limit_per_client: u32,
     pub dynamic_client_ttl: Duration,
+    /// Whether `client_id` may be an https URL naming a Client ID Metadata Document.
+    pub client_id_metadata_documents: bool,
+    /// Test-only: never set from flags, env or the config file.
+    pub cimd_test_trust: Option<CimdTestTrust>,
+}
+
+/// **Test-only** relaxation of the metadata-document fetcher's defences, so tests can serve
+/// documents from `127.0.0.1` with a throw-away CA. No flag, variable or config key sets it;
+/// only code embedding the server (the integration tests) can, and `allow_loopback` must
+/// still be set explicitly.
+#[derive(Debug, Clone, Default)]
+pub struct CimdTestTrust {
+    /// PEM certificates trusted besides the public roots.
+    pub extra_roots_pem: Vec<String>,
+    /// Allow loopback addresses (127.0.0.0/8, ::1); every other non-public range stays refused.
+    pub allow_loopback: bool,
+    /// A shorter total fetch timeout than the default 5 seconds, so timeout tests run quickly.
+    pub fetch_timeout: Option<Duration>,
 }
 
 impl Default for OAuth2Config {
@@ -622,6 +654,8 @@ impl Default for OAuth2Config {
             rate_limit_per_ip: 300,
             rate_limit_per_client: 120,
             dynamic_client_ttl: Duration::from_secs(24 * 3600),
+            client_id_metadata_documents: true,
+            cimd_test_trust: None,
         }
     }
 }
@@ -670,8 +704,12 @@ impl ServerConfig {
             .filter(|s| !s.trim().is_empty())
             .map(parse_access_url)
             .transpose()?;
-        let (experiments, unknown_experiments) =
+        let (mut experiments, unknown_experiments) =
             Experiments::parse(opts.experiments.iter().flatten().map(String::as_str));
+        // Coder graduated the `oauth2` experiment to this flag; either turns the server on.
+        if opts.oauth2_provider_enable.unwrap_or(false) {
+            experiments.enable(Experiment::OAuth2);
+        }
         let data_dir = match opts.data_dir {
             Some(dir) => dir,
             None => default_data_dir()?,
@@ -716,6 +754,10 @@ impl ServerConfig {
                 "24h",
                 "oauth2-dynamic-client-ttl",
             )?,
+            client_id_metadata_documents: opts
+                .oauth2_client_id_metadata_document_enable
+                .unwrap_or(true),
+            cimd_test_trust: None,
         };
         if oauth2.access_token_lifetime < Duration::from_secs(60) {
             bail!("--oauth2-access-token-lifetime must be at least 1m");

@@ -101,6 +101,7 @@ impl App {
                 dynamic_client_ttl: chrono::Duration::from_std(oauth2.dynamic_client_ttl)?,
                 rate_limit_per_ip: oauth2.rate_limit_per_ip,
                 rate_limit_per_client: oauth2.rate_limit_per_client,
+                metadata_documents: metadata_document_fetcher(oauth2)?,
             },
             Reporting {
                 audit: audit.clone(),
@@ -478,4 +479,28 @@ async fn key_reload_loop(oauth: OAuthServer) {
             }
         }
     }
+}
+
+/// The metadata-document fetcher, unless `--oauth2-client-id-metadata-document-enable=false`.
+/// The test-only trust (`CimdTestTrust`) comes from code, never from flags or files.
+fn metadata_document_fetcher(
+    oauth2: &crate::config::OAuth2Config,
+) -> anyhow::Result<Option<crate::oauth::cimd::Fetcher>> {
+    if !oauth2.client_id_metadata_documents {
+        return Ok(None);
+    }
+    let mut settings = crate::oauth::cimd::FetchSettings::default();
+    if let Some(trust) = &oauth2.cimd_test_trust {
+        tracing::warn!(
+            allow_loopback = trust.allow_loopback,
+            "test-only trust for client metadata documents is set"
+        );
+        settings.extra_roots_pem = trust.extra_roots_pem.clone();
+        settings.allow_loopback = trust.allow_loopback;
+        if let Some(timeout) = trust.fetch_timeout {
+            settings.total_timeout = timeout;
+            settings.connect_timeout = settings.connect_timeout.min(timeout);
+        }
+    }
+    Ok(Some(crate::oauth::cimd::Fetcher::new(&settings)?))
 }

@@ -72,6 +72,11 @@ impl Experiments {
         Self(list.iter().copied().collect())
     }
 
+    /// Turns one on, as a flag that implies an experiment does.
+    pub fn enable(&mut self, exp: Experiment) {
+        self.0.insert(exp);
+    }
+
     pub fn enabled(&self, exp: Experiment) -> bool {
         self.0.contains(&exp)
     }

@@ -16,6 +16,54 @@ pub fn dcr_enabled(stored: Option<&str>) -> bool {
     stored.is_none_or(|v| v != "false")
 }
 
+/// The site setting holding the owners' policy for Client ID Metadata Document clients.
+pub const CIMD_POLICY_SETTING: &str = "oauth2_client_id_metadata_document_policy";
+/// The site setting holding the hosts CIMD clients may come from under `CimdPolicy::ListedHosts`.
+pub const CIMD_HOSTS_SETTING: &str = "oauth2_client_id_metadata_document_hosts";
+
+/// Which clients identified by a metadata document (draft-ietf-oauth-client-id-metadata-document)
+/// an owner accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CimdPolicy {
+    /// Any https URL that serves a valid document.
+    Any,
+    /// Only documents on the listed hosts.
+    ListedHosts,
+    /// None: metadata documents are turned off.
+    None,
+}
+
+impl CimdPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CimdPolicy::Any => "any",
+            CimdPolicy::ListedHosts => "listed_hosts",
+            CimdPolicy::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "any" => Some(CimdPolicy::Any),
+            "listed_hosts" => Some(CimdPolicy::ListedHosts),
+            "none" => Some(CimdPolicy::None),
+            _ => None,
+        }
+    }
+
+    /// The stored setting, `Any` when an owner never set one.
+    pub fn from_stored(stored: Option<&str>) -> Self {
+        stored.and_then(Self::parse).unwrap_or(CimdPolicy::Any)
+    }
+}
+
+/// The listed hosts, stored as a JSON array; an unreadable value lists none.
+pub fn cimd_hosts_from_stored(stored: Option<&str>) -> Vec<String> {
+    stored
+        .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+        .unwrap_or_default()
+}
+
 /// A client's id, the `client_id` on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub Uuid);
@@ -66,6 +114,9 @@ pub enum TokenAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
     None,
+    /// RFC 7523 §2.2: a JWT signed with a key the client publishes; only for clients
+    /// identified by a metadata document.
+    PrivateKeyJwt,
 }
 
 impl TokenAuthMethod {
@@ -74,6 +125,7 @@ impl TokenAuthMethod {
             TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
             TokenAuthMethod::ClientSecretPost => "client_secret_post",
             TokenAuthMethod::None => "none",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -82,6 +134,7 @@ impl TokenAuthMethod {
             "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
             "none" => Some(TokenAuthMethod::None),
+            "private_key_jwt" => Some(TokenAuthMethod::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -117,10 +170,23 @@ pub struct OAuthApp {
     pub software_version: String,
     /// SHA-256 of the RFC 7592 registration access token; only dynamically registered clients have one.
     pub registration_access_token_hash: Option<Vec<u8>>,
+    /// For a client identified by a Client ID Metadata Document: the document's https URL, which
+    /// is its `client_id` on the wire; the row is refreshed from the document.
+    pub metadata_document_url: Option<String>,
     pub client_id_issued_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl OAuthApp {
+    /// The `client_id` clients send: the metadata document's URL, else the UUID.
+    pub fn wire_client_id(&self) -> String {
+        match &self.metadata_document_url {
+            Some(url) => url.clone(),
+            None => self.id.to_string(),
+        }
+    }
 }
 
 /// A client secret; only its SHA-256 is kept.

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
-use crate::domain::{AppSecret, Experiment, OAuthApp, ScopeSet};
+use crate::domain::oauth::CimdPolicy;
+use crate::domain::{AppSecret, DomainError, Experiment, FieldError, OAuthApp, ScopeSet};
 use crate::service::UserSelector;
 use crate::service::{AppInput, AuthorizedApp};
 use crate::web::{ApiError, ApiResult, AppState};
@@ -69,6 +70,8 @@ pub fn app_json(state: &AppState, app: &OAuthApp) -> Value {
         "client_type": app.client_type.as_str(),
         "token_endpoint_auth_method": app.token_endpoint_auth_method.as_str(),
         "dynamically_registered": app.dynamically_registered,
+        "client_id": app.wire_client_id(),
+        "client_id_metadata_document": app.metadata_document_url.is_some(),
         "created_at": app.created_at,
         "last_used_at": app.last_used_at,
         "endpoints": {
@@ -246,7 +249,9 @@ async fn delete_secret(
 
 #[derive(Deserialize)]
 struct SettingsBody {
-    dynamic_client_registration_enabled: bool,
+    dynamic_client_registration_enabled: Option<bool>,
+    client_id_metadata_document_policy: Option<String>,
+    client_id_metadata_document_hosts: Option<Vec<String>>,
 }
 
 async fn get_settings(
@@ -255,9 +260,24 @@ async fn get_settings(
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
     let enabled = state.services.get_dynamic_registration(&me).await?;
-    Ok(Json(
-        json!({ "dynamic_client_registration_enabled": enabled, "scopes": ScopeSet::all().to_wire() }),
-    ))
+    let (policy, hosts) = state.services.get_metadata_document_policy(&me).await?;
+    Ok(Json(json!({
+        "dynamic_client_registration_enabled": enabled,
+        "client_id_metadata_document_policy": policy.as_str(),
+        "client_id_metadata_document_hosts": hosts,
+        "client_id_metadata_document_enabled": metadata_documents_on(&state).await?,
+        "scopes": ScopeSet::all().to_wire(),
+    })))
+}
+
+/// Whether clients may identify themselves by a metadata document now: the server flag and
+/// the owners' policy.
+async fn metadata_documents_on(state: &AppState) -> ApiResult<bool> {
+    state
+        .oauth
+        .metadata_documents_enabled()
+        .await
+        .map_err(|e| DomainError::from(e).into())
 }
 
 async fn put_settings(
@@ -267,15 +287,34 @@ async fn put_settings(
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> ApiResult<Json<Value>> {
     require_oauth2(&state)?;
-    state
-        .services
-        .set_dynamic_registration(
-            &me,
-            body.dynamic_client_registration_enabled,
-            &ip.to_string(),
-        )
-        .await?;
-    Ok(Json(
-        json!({ "dynamic_client_registration_enabled": body.dynamic_client_registration_enabled }),
-    ))
+    let ip = ip.to_string();
+    let policy = match body.client_id_metadata_document_policy.as_deref() {
+        None => None,
+        Some(raw) => Some(CimdPolicy::parse(raw).ok_or_else(|| {
+            DomainError::invalid_fields(
+                "Invalid metadata document policy.",
+                vec![FieldError::new(
+                    "client_id_metadata_document_policy",
+                    "must be any, listed_hosts or none",
+                )],
+            )
+        })?),
+    };
+    if policy.is_some() || body.client_id_metadata_document_hosts.is_some() {
+        let policy = match policy {
+            Some(p) => p,
+            None => state.services.get_metadata_document_policy(&me).await?.0,
+        };
+        state
+            .services
+            .set_metadata_document_policy(&me, policy, body.client_id_metadata_document_hosts, &ip)
+            .await?;
+    }
+    if let Some(enabled) = body.dynamic_client_registration_enabled {
+        state
+            .services
+            .set_dynamic_registration(&me, enabled, &ip)
+            .await?;
+    }
+    get_settings(State(state), CurrentUser(me)).await
 }

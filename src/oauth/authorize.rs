@@ -154,30 +154,17 @@ impl OAuthServer {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| page("Invalid request", "The request has no client_id."))?;
-        let unknown = || {
-            page(
-                "Unknown application",
-                "This application is not registered with this Coder deployment. Ask its developer \
-                 to register it again.",
-            )
+        let app = if super::cimd::is_document_url(raw_id) {
+            self.metadata_document_client(raw_id, ip)
+                .await
+                .map_err(|refused| match refused.unavailable {
+                    Some(err) => AuthorizeFailure::Unavailable(err),
+                    None => page("Client metadata document refused", refused.message()),
+                })?
+                .0
+        } else {
+            self.registered_client(raw_id).await?
         };
-        let id = Uuid::parse_str(raw_id).map_err(|_| unknown())?;
-        let app = self
-            .inner
-            .store
-            .get_oauth_app(ClientId(id))
-            .await
-            .map_err(|e| {
-                let err = OAuthError::from(e);
-                if err.retry_after.is_some() {
-                    return AuthorizeFailure::Unavailable(err);
-                }
-                page(
-                    "Something went wrong",
-                    format!("Try again later. ({})", err.description),
-                )
-            })?
-            .ok_or_else(unknown)?;
         let (redirect, sent) = match params.redirect_uri.as_deref().filter(|s| !s.is_empty()) {
             Some(requested) if redirect_uri::matches(&app.redirect_uris, requested) => {
                 (requested.to_owned(), true)
@@ -205,6 +192,33 @@ impl OAuthServer {
             redirect_uri_sent: sent,
             state: params.state.clone(),
         })
+    }
+
+    /// The registered client a UUID `client_id` names.
+    async fn registered_client(&self, raw_id: &str) -> Result<OAuthApp, AuthorizeFailure> {
+        let unknown = || {
+            page(
+                "Unknown application",
+                "This application is not registered with this Coder deployment. Ask its developer \
+                 to register it again.",
+            )
+        };
+        let id = Uuid::parse_str(raw_id).map_err(|_| unknown())?;
+        self.inner
+            .store
+            .get_oauth_app(ClientId(id))
+            .await
+            .map_err(|e| {
+                let err = OAuthError::from(e);
+                if err.retry_after.is_some() {
+                    return AuthorizeFailure::Unavailable(err);
+                }
+                page(
+                    "Something went wrong",
+                    format!("Try again later. ({})", err.description),
+                )
+            })?
+            .ok_or_else(unknown)
     }
 
     /// Validates the rest of the request for a user with `user`'s role. Errors go back to the

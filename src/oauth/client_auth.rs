@@ -3,9 +3,13 @@
 
 use uuid::Uuid;
 
+use chrono::Duration;
+
+use super::cimd::assertion;
 use super::{OAuthError, OAuthResult, OAuthServer};
 use crate::domain::credentials;
 use crate::domain::{ClientId, ClientType, OAuthApp, TokenAuthMethod};
+use crate::secret;
 
 /// What a request presented to identify its client.
 #[derive(Debug, Default, Clone)]
@@ -16,6 +20,9 @@ pub struct ClientCredentials {
     pub body_client_secret: Option<String>,
     /// A `client_secret` in the URL query, which is never accepted.
     pub secret_in_query: bool,
+    /// `client_assertion_type` and `client_assertion` (RFC 7521 §4.2, RFC 7523 §2.2).
+    pub assertion_type: Option<String>,
+    pub assertion: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +46,9 @@ impl OAuthServer {
                 "client_secret must not be sent in the URL; use HTTP Basic or the form body",
             ));
         }
+        if creds.assertion.is_some() || creds.assertion_type.is_some() {
+            return self.authenticate_with_assertion(creds).await;
+        }
         if creds.basic.is_some() && creds.body_client_secret.is_some() {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method: HTTP Basic or client_secret in the body, not both",
@@ -58,6 +68,9 @@ impl OAuthServer {
                 ));
             }
         };
+        if super::cimd::is_document_url(client_id) {
+            return self.authenticate_document_client(client_id, creds).await;
+        }
         let app = match Uuid::parse_str(client_id) {
             Ok(id) => self.inner.store.get_oauth_app(ClientId(id)).await?,
             Err(_) => None,
@@ -102,6 +115,109 @@ impl OAuthServer {
                 })
             }
         }
+    }
+
+    /// A client identified by a metadata document: public (`none`, PKCE is its proof), or
+    /// `private_key_jwt`. It has no secret, so one presented is refused.
+    async fn authenticate_document_client(
+        &self,
+        client_id: &str,
+        creds: &ClientCredentials,
+    ) -> OAuthResult<AuthenticatedClient> {
+        let (app, _doc) =
+            self.metadata_document_client(client_id, "")
+                .await
+                .map_err(|refused| match refused.unavailable {
+                    Some(err) => err,
+                    None => auth_failed(&refused.message()),
+                })?;
+        if creds.basic.is_some() || creds.body_client_secret.is_some() {
+            return Err(auth_failed(
+                "a client identified by a metadata document has no client secret; send none",
+            ));
+        }
+        match app.token_endpoint_auth_method {
+            TokenAuthMethod::None => Ok(AuthenticatedClient {
+                app,
+                secret_id: None,
+            }),
+            _ => Err(auth_failed(
+                "this client's metadata document asks for private_key_jwt; send a client_assertion",
+            )),
+        }
+    }
+
+    /// RFC 7523 §2.2 `private_key_jwt`, for clients whose metadata document publishes keys.
+    async fn authenticate_with_assertion(
+        &self,
+        creds: &ClientCredentials,
+    ) -> OAuthResult<AuthenticatedClient> {
+        if creds.assertion_type.as_deref() != Some(assertion::ASSERTION_TYPE) {
+            return Err(auth_failed(&format!(
+                "client_assertion_type must be {}",
+                assertion::ASSERTION_TYPE
+            )));
+        }
+        let Some(jwt) = creds.assertion.as_deref() else {
+            return Err(auth_failed("client_assertion is missing"));
+        };
+        if creds.basic.is_some() || creds.body_client_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method: a client_assertion or a client secret, not both",
+            ));
+        }
+        let client_id = match (&creds.body_client_id, assertion::claimed_issuer(jwt)) {
+            (Some(id), _) => id.clone(),
+            (None, Some(iss)) => iss,
+            (None, None) => return Err(auth_failed("the client_assertion names no issuer")),
+        };
+        if !super::cimd::is_document_url(&client_id) {
+            return Err(auth_failed(
+                "private_key_jwt is accepted only from clients identified by a metadata document",
+            ));
+        }
+        let refused = |r: super::cimd::DocumentRefused| match r.unavailable {
+            Some(err) => err,
+            None => auth_failed(&r.message()),
+        };
+        let (app, doc) = self
+            .metadata_document_client(&client_id, "")
+            .await
+            .map_err(refused)?;
+        if app.token_endpoint_auth_method != TokenAuthMethod::PrivateKeyJwt {
+            return Err(auth_failed(
+                "this client's metadata document does not ask for private_key_jwt",
+            ));
+        }
+        let keys = self
+            .client_key_set(&client_id, &doc)
+            .await
+            .map_err(refused)?;
+        let issuer = self.issuer();
+        let audiences = [
+            format!("{issuer}/oauth2/tokens"),
+            format!("{issuer}/oauth2/token"),
+            issuer.to_owned(),
+        ];
+        let now = self.inner.clock.now();
+        let verified = assertion::verify(jwt, &client_id, &keys, &audiences, now)
+            .map_err(|e| auth_failed(&e))?;
+        // RFC 7523 §3 item 7: one use per jti, on every replica (the store is shared).
+        let key = secret::sha256_hex(format!("{client_id}\n{}", verified.jti).as_bytes());
+        let first_use = self
+            .inner
+            .store
+            .record_assertion_jti(&key, verified.expires_at + Duration::minutes(2), now)
+            .await?;
+        if !first_use {
+            return Err(auth_failed(
+                "this client_assertion was already used (its jti)",
+            ));
+        }
+        Ok(AuthenticatedClient {
+            app,
+            secret_id: None,
+        })
     }
 
     async fn verify_client_secret(&self, app: &OAuthApp, secret: &str) -> OAuthResult<Uuid> {

@@ -10,7 +10,13 @@ use crate::domain::Scope;
 impl OAuthServer {
     /// RFC 8414 §2. `registration_endpoint` appears only while registration is enabled, so
     /// clients are never sent to an endpoint that refuses them.
-    pub fn authorization_server_metadata(&self, registration_enabled: bool) -> Value {
+    /// `client_id_metadata_document_supported` likewise appears only while metadata documents are
+    /// accepted (draft-ietf-oauth-client-id-metadata-document §5).
+    pub fn authorization_server_metadata(
+        &self,
+        registration_enabled: bool,
+        metadata_documents_enabled: bool,
+    ) -> Value {
         let issuer = self.issuer();
         let mut doc = json!({
             "issuer": issuer,
@@ -23,11 +29,15 @@ impl OAuthServer {
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256", "RS256"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "authorization_response_iss_parameter_supported": true,
             "service_documentation": format!("{issuer}/"),
         });
+        if metadata_documents_enabled {
+            doc["client_id_metadata_document_supported"] = json!(true);
+        }
         if registration_enabled {
             doc["registration_endpoint"] = json!(format!("{issuer}/oauth2/register"));
         }

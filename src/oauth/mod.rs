@@ -2,6 +2,7 @@
 //! authorization codes, tokens and revocation.
 
 pub mod authorize;
+pub mod cimd;
 pub mod client_auth;
 pub mod error;
 pub mod jwt;
@@ -42,6 +43,8 @@ pub struct OAuthPolicy {
     pub rate_limit_per_ip: u32,
     /// Requests per minute per client id, for each OAuth endpoint.
     pub rate_limit_per_client: u32,
+    /// The fetcher of Client ID Metadata Documents; `None` when the server flag turned them off.
+    pub metadata_documents: Option<cimd::Fetcher>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +65,7 @@ struct Inner {
     client_limiter: RateLimiter,
     audit: Auditor,
     metrics: Arc<Metrics>,
+    documents: Option<cimd::Documents>,
 }
 
 /// Where the authorization server reports what happened: the audit log and the metrics.
@@ -92,6 +96,10 @@ impl OAuthServer {
                     minute,
                     clock.clone(),
                 ),
+                documents: policy
+                    .metadata_documents
+                    .clone()
+                    .map(|fetcher| cimd::Documents::new(fetcher, clock.clone())),
                 issuer: access_url.as_str().trim_end_matches('/').to_owned(),
                 resources: resource::Resources::new(access_url),
                 store,
@@ -163,6 +171,7 @@ impl OAuthServer {
         let horizon = now - policy.access_token_lifetime - Duration::minutes(5);
         removed += store.delete_revocations_before(horizon).await?;
         removed += store.delete_signing_keys_retired_before(horizon).await?;
+        removed += store.delete_expired_assertion_jtis(now).await?;
         removed += store
             .delete_abandoned_dynamic_apps(now - policy.dynamic_client_ttl)
             .await?;

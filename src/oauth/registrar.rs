@@ -17,8 +17,8 @@ const MAX_NAME_CHARS: usize = 64;
 const MAX_CONTACTS: usize = 16;
 const DEFAULT_NAME: &str = "Dynamically Registered Client";
 
-/// RFC 7591 §2 client metadata. Unknown fields (`application_type`, `jwks`, vendor extras) are
-/// ignored, per §3.1 and mcp-requirements D2.
+/// RFC 7591 §2 client metadata. Unknown fields (`application_type`, vendor extras) are ignored,
+/// per §3.1 and mcp-requirements D2; `jwks` and `jwks_uri` matter only to metadata documents.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ClientMetadata {
@@ -36,6 +36,8 @@ pub struct ClientMetadata {
     pub contacts: Option<Vec<String>>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub jwks: Option<Value>,
 }
 
 fn bad_metadata(d: impl Into<String>) -> OAuthError {
@@ -61,30 +63,109 @@ impl ClientMetadata {
     }
 }
 
+/// Where client metadata comes from: a registration request (RFC 7591), or a Client ID Metadata
+/// Document the server fetched (draft-ietf-oauth-client-id-metadata-document §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Door {
+    Registration,
+    MetadataDocument,
+}
+
+/// The keys a `private_key_jwt` client publishes (RFC 7591 §2: one of the two, never both).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum ClientKeys {
+    None,
+    Inline(Value),
+    Uri(url::Url),
+}
+
 /// Metadata that passed validation, ready to store.
-struct ValidMetadata {
-    name: String,
-    redirect_uris: Vec<String>,
-    method: TokenAuthMethod,
-    grant_types: Vec<String>,
-    response_types: Vec<String>,
-    scope: String,
-    client_uri: String,
-    logo_uri: String,
-    tos_uri: String,
-    policy_uri: String,
-    contacts: Vec<String>,
-    software_id: String,
-    software_version: String,
+#[derive(Debug, Clone)]
+pub(super) struct ValidMetadata {
+    pub(super) name: String,
+    pub(super) redirect_uris: Vec<String>,
+    pub(super) method: TokenAuthMethod,
+    pub(super) grant_types: Vec<String>,
+    pub(super) response_types: Vec<String>,
+    pub(super) scope: String,
+    pub(super) client_uri: String,
+    pub(super) logo_uri: String,
+    pub(super) tos_uri: String,
+    pub(super) policy_uri: String,
+    pub(super) contacts: Vec<String>,
+    pub(super) software_id: String,
+    pub(super) software_version: String,
+    pub(super) keys: ClientKeys,
 }
 
 fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
-    let method = match meta.token_endpoint_auth_method.as_deref() {
-        None | Some("") => TokenAuthMethod::ClientSecretBasic,
-        Some(m) => TokenAuthMethod::parse(m).ok_or_else(|| {
-            bad_metadata("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
-        })?,
-    };
+    validate_for(meta, Door::Registration)
+}
+
+/// The token endpoint authentication method `door` allows: registration offers the secret
+/// methods and `none` (RFC 7591 §2 defaults to `client_secret_basic`); a metadata document
+/// has no secret to share, so `none` (the default) or `private_key_jwt` (CIMD §4.1).
+fn auth_method(given: Option<&str>, door: Door) -> OAuthResult<TokenAuthMethod> {
+    let parsed = given.filter(|m| !m.is_empty()).map(TokenAuthMethod::parse);
+    match (door, parsed) {
+        (Door::Registration, None) => Ok(TokenAuthMethod::ClientSecretBasic),
+        (Door::MetadataDocument, None) => Ok(TokenAuthMethod::None),
+        (
+            Door::Registration,
+            Some(Some(
+                m @ (TokenAuthMethod::ClientSecretBasic
+                | TokenAuthMethod::ClientSecretPost
+                | TokenAuthMethod::None),
+            )),
+        ) => Ok(m),
+        (Door::Registration, _) => Err(bad_metadata(
+            "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none",
+        )),
+        (
+            Door::MetadataDocument,
+            Some(Some(m @ (TokenAuthMethod::None | TokenAuthMethod::PrivateKeyJwt))),
+        ) => Ok(m),
+        (Door::MetadataDocument, _) => Err(bad_metadata(
+            "token_endpoint_auth_method must be none or private_key_jwt: a client identified by \
+             a metadata document has no shared secret (client_secret_* is refused)",
+        )),
+    }
+}
+
+/// `jwks` or `jwks_uri`, required with `private_key_jwt` and refused together (RFC 7591 §2).
+fn client_keys(
+    method: TokenAuthMethod,
+    jwks_uri: Option<String>,
+    jwks: Option<Value>,
+) -> OAuthResult<ClientKeys> {
+    let jwks_uri = jwks_uri.filter(|u| !u.is_empty());
+    if method != TokenAuthMethod::PrivateKeyJwt {
+        return Ok(ClientKeys::None);
+    }
+    match (jwks_uri, jwks) {
+        (Some(_), Some(_)) => Err(bad_metadata(
+            "send jwks or jwks_uri, not both (RFC 7591 §2)",
+        )),
+        (None, None) => Err(bad_metadata(
+            "private_key_jwt needs the client's public keys in jwks or jwks_uri",
+        )),
+        (None, Some(jwks)) if jwks.get("keys").is_some_and(Value::is_array) => {
+            Ok(ClientKeys::Inline(jwks))
+        }
+        (None, Some(_)) => Err(bad_metadata("jwks must be a JWK Set: {\"keys\": [...]}")),
+        (Some(uri), None) => {
+            text("jwks_uri", &uri, limits::URI)?;
+            match url::Url::parse(&uri) {
+                Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Ok(ClientKeys::Uri(u)),
+                _ => Err(bad_metadata("jwks_uri must be an absolute https URL")),
+            }
+        }
+    }
+}
+
+pub(super) fn validate_for(meta: ClientMetadata, door: Door) -> OAuthResult<ValidMetadata> {
+    let method = auth_method(meta.token_endpoint_auth_method.as_deref(), door)?;
+    let keys = client_keys(method, meta.jwks_uri, meta.jwks)?;
     let public = method.client_type() == ClientType::Public;
     let redirect_uris = redirect_uris(meta.redirect_uris.unwrap_or_default(), public)?;
     let grant_types = grant_types(meta.grant_types)?;
@@ -122,6 +203,7 @@ fn validate(meta: ClientMetadata) -> OAuthResult<ValidMetadata> {
         contacts,
         software_id,
         software_version,
+        keys,
     })
 }
 
@@ -264,6 +346,7 @@ impl OAuthServer {
             registration_access_token_hash: Some(secret::sha256(
                 registration_token.full.expose().as_bytes(),
             )),
+            metadata_document_url: None,
             client_id_issued_at: now,
             last_used_at: None,
             created_at: now,
@@ -517,6 +600,14 @@ mod tests {
         assert_eq!(
             code(br#"{"redirect_uris":["https://x.io/cb"],"token_endpoint_auth_method":"private_key_jwt"}"#),
             Some(ErrorCode::InvalidClientMetadata)
+        );
+        // Registration never offers private_key_jwt, even with keys: only metadata documents do.
+        let keyed = br#"{"redirect_uris":["https://x.io/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[]}}"#;
+        assert_eq!(code(keyed), Some(ErrorCode::InvalidClientMetadata));
+        assert!(
+            ClientMetadata::parse(keyed)
+                .and_then(|m| validate_for(m, Door::MetadataDocument))
+                .is_ok()
         );
     }
 }

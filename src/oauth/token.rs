@@ -43,6 +43,8 @@ impl TokenRequest {
                 "resource" => &mut req.resource,
                 "client_id" => &mut req.client.body_client_id,
                 "client_secret" => &mut req.client.body_client_secret,
+                "client_assertion_type" => &mut req.client.assertion_type,
+                "client_assertion" => &mut req.client.assertion,
                 _ => continue,
             };
             if slot.is_some() {

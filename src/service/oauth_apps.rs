@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use super::{Services, UserSelector, require_owner_to};
 use crate::audit::{AuditEvent, Auditor};
-use crate::domain::oauth::{DCR_SETTING, dcr_enabled};
+use crate::domain::oauth::{
+    CIMD_HOSTS_SETTING, CIMD_POLICY_SETTING, CimdPolicy, DCR_SETTING, cimd_hosts_from_stored,
+    dcr_enabled,
+};
 use crate::domain::redirect_uri;
 use crate::domain::text::{StoredText, limits};
 use crate::domain::{
@@ -196,6 +199,7 @@ impl Services {
             software_id: String::new(),
             software_version: String::new(),
             registration_access_token_hash: None,
+            metadata_document_url: None,
             client_id_issued_at: now,
             last_used_at: None,
             created_at: now,
@@ -361,6 +365,69 @@ impl Services {
         Ok(())
     }
 
+    /// The owners' policy for clients identified by a metadata document, and its listed hosts.
+    pub async fn get_metadata_document_policy(
+        &self,
+        actor: &Principal,
+    ) -> Result<(CimdPolicy, Vec<String>), DomainError> {
+        require_owner_to(actor, SEE_SETTINGS)?;
+        let policy = self.store.get_site_config(CIMD_POLICY_SETTING).await?;
+        let hosts = self.store.get_site_config(CIMD_HOSTS_SETTING).await?;
+        Ok((
+            CimdPolicy::from_stored(policy.as_deref()),
+            cimd_hosts_from_stored(hosts.as_deref()),
+        ))
+    }
+
+    /// Sets the policy; `hosts` (lowercased, each a DNS name or IP address) replaces the list
+    /// when given. Listing no host with `listed_hosts` is refused: it would mean `none`.
+    pub async fn set_metadata_document_policy(
+        &self,
+        actor: &Principal,
+        policy: CimdPolicy,
+        hosts: Option<Vec<String>>,
+        ip: &str,
+    ) -> Result<Vec<String>, DomainError> {
+        require_owner_to(actor, MANAGE_APPS)?;
+        let hosts = match hosts {
+            Some(hosts) => metadata_document_hosts(hosts)?,
+            None => {
+                let stored = self.store.get_site_config(CIMD_HOSTS_SETTING).await?;
+                cimd_hosts_from_stored(stored.as_deref())
+            }
+        };
+        if policy == CimdPolicy::ListedHosts && hosts.is_empty() {
+            return Err(DomainError::invalid_fields(
+                "List at least one host, or choose another policy.",
+                vec![FieldError::new(
+                    "client_id_metadata_document_hosts",
+                    "listed_hosts needs at least one host",
+                )],
+            ));
+        }
+        let now = self.clock.now();
+        let hosts_json = serde_json::Value::from(hosts.clone()).to_string();
+        self.store
+            .upsert_site_config(CIMD_HOSTS_SETTING, &hosts_json, now)
+            .await?;
+        self.store
+            .upsert_site_config(CIMD_POLICY_SETTING, policy.as_str(), now)
+            .await?;
+        self.oauth_apps()?
+            .audit
+            .record(
+                AuditEvent::new("oauth2.settings.update", "deployment", "oauth2")
+                    .by(actor.user.id)
+                    .from_ip(ip)
+                    .details(json!({
+                        "client_id_metadata_document_policy": policy.as_str(),
+                        "client_id_metadata_document_hosts": hosts,
+                    })),
+            )
+            .await;
+        Ok(hosts)
+    }
+
     /// The applications the user `who` names has authorized and not revoked, most recently used
     /// first. Members see only their own; `who` is "not found" to them otherwise.
     pub async fn list_authorized_apps(
@@ -413,4 +480,40 @@ impl Services {
             .await;
         Ok(())
     }
+}
+
+/// At most this many hosts in the metadata-document allowlist.
+const MAX_CIMD_HOSTS: usize = 100;
+
+/// The allowlist as stored: each entry a host name or IP address (no scheme, port or path),
+/// lowercased, without duplicates.
+fn metadata_document_hosts(hosts: Vec<String>) -> Result<Vec<String>, DomainError> {
+    let field = |m: String| {
+        DomainError::invalid_fields(
+            "Invalid metadata document hosts.",
+            vec![FieldError::new("client_id_metadata_document_hosts", m)],
+        )
+    };
+    if hosts.len() > MAX_CIMD_HOSTS {
+        return Err(field(format!("at most {MAX_CIMD_HOSTS} hosts")));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for raw in hosts {
+        let host = raw.trim().to_ascii_lowercase();
+        if host.is_empty() {
+            continue;
+        }
+        let valid = host.len() <= 253
+            && !host.contains(['/', ':', '@', '?', '#', ' '])
+            && url::Host::parse(&host).is_ok_and(|h| h.to_string() == host);
+        if !valid {
+            return Err(field(format!(
+                "{raw:?} is not a host name such as claude.ai or vscode.dev"
+            )));
+        }
+        if !out.contains(&host) {
+            out.push(host);
+        }
+    }
+    Ok(out)
 }

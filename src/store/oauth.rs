@@ -24,8 +24,9 @@ impl Store {
                  token_endpoint_auth_method, grant_types, response_types, scope, \
                  dynamically_registered, client_uri, logo_uri, tos_uri, policy_uri, contacts, \
                  software_id, software_version, registration_access_token, client_id_issued_at, \
-                 last_used_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+                 last_used_at, created_at, updated_at, metadata_document_url) VALUES ($1, $2, $3, \
+                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                 $21, $22, $23)",
             )
             .bind(app.id.0)
             .bind(&app.name)
@@ -49,10 +50,105 @@ impl Store {
             .bind(app.last_used_at.map(DbTime))
             .bind(DbTime(app.created_at))
             .bind(DbTime(app.updated_at))
+            .bind(&app.metadata_document_url)
             .execute(pool)
             .await?;
         });
         Ok(())
+    }
+
+    /// The client identified by the metadata document at `url`, if it was seen before.
+    pub async fn get_oauth_app_by_metadata_url(&self, url: &str) -> StoreResult<Option<OAuthApp>> {
+        let sql = format!(
+            "SELECT {APP_COLUMNS} FROM oauth2_provider_apps WHERE metadata_document_url = $1"
+        );
+        let row: Option<AppRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql).bind(url).fetch_optional(pool).await?
+        });
+        row.map(OAuthApp::try_from).transpose()
+    }
+
+    /// Stores the client a metadata document describes: a new row the first time its URL is
+    /// seen, else the existing row refreshed from the document (its id, creation time and use
+    /// stay). Returns the stored row; two replicas racing agree on one row.
+    pub async fn upsert_metadata_document_app(&self, app: OAuthApp) -> StoreResult<OAuthApp> {
+        let sql = format!(
+            "INSERT INTO oauth2_provider_apps (id, name, icon, redirect_uris, client_type, \
+             token_endpoint_auth_method, grant_types, response_types, scope, \
+             dynamically_registered, client_uri, logo_uri, tos_uri, policy_uri, contacts, \
+             software_id, software_version, registration_access_token, client_id_issued_at, \
+             last_used_at, created_at, updated_at, metadata_document_url) VALUES ($1, $2, $3, \
+             $4, $5, $6, $7, $8, $9, FALSE, $10, $11, $12, $13, $14, $15, $16, NULL, $17, NULL, \
+             $17, $17, $18) \
+             ON CONFLICT (metadata_document_url) WHERE metadata_document_url IS NOT NULL \
+             DO UPDATE SET name = excluded.name, icon = excluded.icon, \
+             redirect_uris = excluded.redirect_uris, client_type = excluded.client_type, \
+             token_endpoint_auth_method = excluded.token_endpoint_auth_method, \
+             grant_types = excluded.grant_types, response_types = excluded.response_types, \
+             scope = excluded.scope, client_uri = excluded.client_uri, \
+             logo_uri = excluded.logo_uri, tos_uri = excluded.tos_uri, \
+             policy_uri = excluded.policy_uri, contacts = excluded.contacts, \
+             software_id = excluded.software_id, software_version = excluded.software_version, \
+             updated_at = excluded.updated_at \
+             RETURNING {APP_COLUMNS}"
+        );
+        let row: AppRow = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql)
+                .bind(app.id.0)
+                .bind(&app.name)
+                .bind(&app.icon)
+                .bind(to_json_list(&app.redirect_uris))
+                .bind(app.client_type.as_str())
+                .bind(app.token_endpoint_auth_method.as_str())
+                .bind(to_json_list(&app.grant_types))
+                .bind(to_json_list(&app.response_types))
+                .bind(&app.scope)
+                .bind(&app.client_uri)
+                .bind(&app.logo_uri)
+                .bind(&app.tos_uri)
+                .bind(&app.policy_uri)
+                .bind(to_json_list(&app.contacts))
+                .bind(&app.software_id)
+                .bind(&app.software_version)
+                .bind(DbTime(app.updated_at))
+                .bind(&app.metadata_document_url)
+                .fetch_one(pool)
+                .await?
+        });
+        OAuthApp::try_from(row)
+    }
+
+    /// Records a client assertion's `jti` (hashed) until `expires_at`; false when it was
+    /// already recorded, i.e. the assertion is being replayed (RFC 7523 §3, item 7).
+    pub async fn record_assertion_jti(
+        &self,
+        jti_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let inserted = on!(&self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO oauth2_client_assertion_jtis (jti_hash, expires_at, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $3) ON CONFLICT (jti_hash) DO NOTHING",
+            )
+            .bind(jti_hash)
+            .bind(DbTime(expires_at))
+            .bind(DbTime(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    pub async fn delete_expired_assertion_jtis(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query("DELETE FROM oauth2_client_assertion_jtis WHERE expires_at < $1")
+                .bind(DbTime(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
     pub async fn get_oauth_app(&self, id: ClientId) -> StoreResult<Option<OAuthApp>> {
@@ -630,7 +726,8 @@ fn grant_ids(rows: Vec<(Uuid,)>) -> Vec<GrantId> {
 const APP_COLUMNS: &str = "id, name, icon, redirect_uris, client_type, \
      token_endpoint_auth_method, grant_types, response_types, scope, dynamically_registered, \
      client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id, software_version, \
-     registration_access_token, client_id_issued_at, last_used_at, created_at, updated_at";
+     registration_access_token, client_id_issued_at, last_used_at, created_at, updated_at, \
+     metadata_document_url";
 
 const SECRET_COLUMNS: &str =
     "id, app_id, secret_prefix, hashed_secret, display_secret, last_used_at, created_at";
@@ -670,6 +767,7 @@ struct AppRow {
     last_used_at: Option<DbTime>,
     created_at: DbTime,
     updated_at: DbTime,
+    metadata_document_url: Option<String>,
 }
 
 /// Lists of strings are stored as JSON arrays in text columns.
@@ -711,6 +809,7 @@ impl TryFrom<AppRow> for OAuthApp {
             software_id: row.software_id,
             software_version: row.software_version,
             registration_access_token_hash: row.registration_access_token,
+            metadata_document_url: row.metadata_document_url,
             client_id_issued_at: row.client_id_issued_at.0,
             last_used_at: row.last_used_at.map(|t| t.0),
             created_at: row.created_at.0,

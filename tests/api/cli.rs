@@ -546,10 +546,12 @@ async fn flags_beat_env_beat_config_file() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 42] = [
+const KEYS: [&str; 44] = [
     "http_address",
     "access_url",
     "experiments",
+    "oauth2_provider_enable",
+    "oauth2_client_id_metadata_document_enable",
     "postgres_url",
     "data_dir",
     "log_format",
@@ -596,6 +598,8 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         http_address,
         access_url,
         experiments,
+        oauth2_provider_enable,
+        oauth2_client_id_metadata_document_enable,
         postgres_url,
         data_dir,
         log_format,
@@ -639,6 +643,8 @@ fn every_key_is_set(options: ServerOptions) -> bool {
     http_address.is_some()
         && access_url.is_some()
         && experiments.is_some()
+        && oauth2_provider_enable.is_some()
+        && oauth2_client_id_metadata_document_enable.is_some()
         && postgres_url.is_some()
         && data_dir.is_some()
         && log_format.is_some()
@@ -1167,4 +1173,101 @@ async fn the_server_raises_its_open_file_limit_and_warns_when_it_cannot() {
         warning.contains("open_file_limit=4096") && warning.contains("LimitNOFILE"),
         "{warning}"
     );
+}
+
+/// Coder graduated its OAuth2 provider from the `oauth2` experiment to
+/// `--oauth2-provider-enable` / `CODER_OAUTH2_PROVIDER_ENABLE`: either turns the authorization
+/// server on, and without both it is a missing route.
+#[tokio::test]
+async fn oauth2_provider_enable_turns_the_authorization_server_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = path_str(&dir.path().join("data")).to_owned();
+    let base = [
+        "server",
+        "--http-address",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+    ];
+    let http = reqwest::Client::new();
+    let probe = |url: String| {
+        let http = http.clone();
+        async move {
+            let metadata = http
+                .get(format!("{url}/.well-known/oauth-authorization-server"))
+                .send()
+                .await
+                .unwrap();
+            let status = metadata.status();
+            let body: Value = metadata.json().await.unwrap_or(Value::Null);
+            let mcp = http
+                .post(format!("{url}/api/experimental/mcp/http"))
+                .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))
+                .send()
+                .await
+                .unwrap();
+            let challenge = mcp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (status, body, challenge)
+        }
+    };
+
+    let mut off = coder_command(&base);
+    off.env("CODER_EXPERIMENTS", "mcp-server-http");
+    let server = Server::start(off).await;
+    let (status, _, challenge) = probe(server.url.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!challenge.contains("resource_metadata"), "{challenge}");
+    server.stop().await;
+
+    let mut by_env = coder_command(&base);
+    by_env
+        .env("CODER_OAUTH2_PROVIDER_ENABLE", "true")
+        .env("CODER_EXPERIMENTS", "mcp-server-http");
+    let server = Server::start(by_env).await;
+    let (status, body, challenge) = probe(server.url.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["issuer"], server.url.as_str());
+    assert_eq!(body["client_id_metadata_document_supported"], true);
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+    server.stop().await;
+
+    let mut args = base.to_vec();
+    args.extend([
+        "--oauth2-provider-enable",
+        "--experiments",
+        "mcp-server-http",
+    ]);
+    let server = Server::start(coder_command(&args)).await;
+    let (status, _, _) = probe(server.url.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+
+    // The fetcher's test-only trust has no flag, variable or config key.
+    let defaults = ServerConfig::from_options(ServerOptions::default(), None).unwrap();
+    assert!(defaults.oauth2.cimd_test_trust.is_none());
+    assert!(defaults.oauth2.client_id_metadata_documents);
+    let file = dir.path().join("trust.yaml");
+    std::fs::write(&file, "cimd_test_trust: {allow_loopback: true}\n").unwrap();
+    assert!(ServerConfig::from_options(ServerOptions::default(), Some(&file)).is_err());
+
+    // The experiment alone still works, and the CIMD flag turns the documents off.
+    let mut args = base.to_vec();
+    args.extend([
+        "--experiments",
+        "oauth2,mcp-server-http",
+        "--oauth2-client-id-metadata-document-enable=false",
+    ]);
+    let server = Server::start(coder_command(&args)).await;
+    let (status, body, _) = probe(server.url.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.get("client_id_metadata_document_supported").is_none(),
+        "{body}"
+    );
+    server.stop().await;
 }

@@ -14,6 +14,7 @@ use crate::oauth_client::{CLAUDE_CALLBACK, hidden_field};
 
 both_backends!(
     owner_manages_apps_through_the_pages,
+    owner_sets_the_metadata_document_policy,
     owner_sees_a_new_secret_exactly_once_and_deletes_it,
     app_forms_show_validation_errors,
     page_forms_refuse_without_csrf,
@@ -596,4 +597,73 @@ async fn pages_answer_404_without_the_oauth2_experiment(backend: Backend) {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let html = browser.page("/").await;
     assert!(!html.contains("oauth2-provider"), "{html}");
+}
+
+async fn owner_sets_the_metadata_document_policy(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+    let html = browser.page(APPS).await;
+    assert!(html.contains("Client ID metadata documents"), "{html}");
+    assert!(
+        html.contains("name=\"cimd_policy\" value=\"any\" checked"),
+        "{html}"
+    );
+    let res = browser
+        .post(
+            "/deployment/oauth2-provider/settings/metadata-documents",
+            &[
+                ("cimd_policy", "listed_hosts"),
+                ("cimd_hosts", "claude.ai\nVSCode.dev"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{APPS}?done=metadata-documents"));
+    let settings = json_body(
+        app.get("/api/v2/oauth2-provider/settings", Some(&owner))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        settings["client_id_metadata_document_policy"],
+        "listed_hosts"
+    );
+    assert_eq!(
+        settings["client_id_metadata_document_hosts"],
+        json!(["claude.ai", "vscode.dev"])
+    );
+    let html = browser
+        .page(&format!("{APPS}?done=metadata-documents"))
+        .await;
+    assert!(
+        html.contains("Client metadata document policy saved."),
+        "{html}"
+    );
+    assert!(html.contains("value=\"listed_hosts\" checked"), "{html}");
+    assert!(html.contains("claude.ai\nvscode.dev"), "{html}");
+    // Listed hosts without a host is refused, and nothing changes.
+    let res = browser
+        .post(
+            "/deployment/oauth2-provider/settings/metadata-documents",
+            &[("cimd_policy", "listed_hosts"), ("cimd_hosts", "")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = browser
+        .post(
+            "/deployment/oauth2-provider/settings/metadata-documents",
+            &[("cimd_policy", "none"), ("cimd_hosts", "claude.ai")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let meta = json_body(
+        app.get("/.well-known/oauth-authorization-server", None)
+            .await,
+    )
+    .await;
+    assert!(
+        meta.get("client_id_metadata_document_supported").is_none(),
+        "{meta}"
+    );
 }

@@ -226,11 +226,7 @@ fn consent_page(
         .iter()
         .map(|(k, v)| hidden(k, v))
         .collect();
-    let caution = if app.dynamically_registered {
-        "<p class=\"muted\">This application registered itself with Coder. Allow it only if you started this connection and trust it.</p>"
-    } else {
-        ""
-    };
+    let caution = identity_notes(app);
     let error = error
         .map(|e| format!("<div class=\"error\" role=\"alert\">{}</div>", escape(e)))
         .unwrap_or_default();
@@ -268,4 +264,43 @@ fn form_action_source(uri: &str) -> String {
         Ok(u) => format!("{}:", u.scheme()),
         Err(_) => String::new(),
     }
+}
+
+/// What the consent page says about who the client is: for a client identified by a metadata
+/// document, the host that vouches for it ("identified by"), not "registered itself"; and a
+/// warning when every redirect URI stays on this computer, where any local program may listen.
+fn identity_notes(app: &crate::domain::OAuthApp) -> String {
+    let mut notes = match &app.metadata_document_url {
+        Some(url) => format!(
+            "<p class=\"muted\">This application is identified by <strong>{host}</strong>: Coder \
+             read its details from <code>{url}</code>. Allow it only if you started this \
+             connection and trust {host}.</p>",
+            host = escape(&redirect_uri::redirect_host(url)),
+            url = escape(url),
+        ),
+        None if app.dynamically_registered => "<p class=\"muted\">This application registered \
+            itself with Coder. Allow it only if you started this connection and trust it.</p>"
+            .to_owned(),
+        None => String::new(),
+    };
+    if !app.redirect_uris.is_empty() && app.redirect_uris.iter().all(|u| is_localhost(u)) {
+        notes.push_str(
+            "<p class=\"warning\" role=\"note\">This application only sends you back to \
+             <strong>localhost</strong>, a program on your own computer. Allow it only if you \
+             started it on this computer yourself.</p>",
+        );
+    }
+    notes
+}
+
+fn is_localhost(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| {
+        u.scheme() == "http"
+            && matches!(
+                u.host(),
+                Some(url::Host::Domain("localhost"))
+                    | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+                    | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+            )
+    })
 }

@@ -28,8 +28,11 @@ pub async fn authorization_server(
     State(state): State<AppState>,
 ) -> Result<Response, OAuthError> {
     let registration = state.oauth.dynamic_registration_enabled().await?;
+    let documents = state.oauth.metadata_documents_enabled().await?;
     Ok(cacheable(
-        state.oauth.authorization_server_metadata(registration),
+        state
+            .oauth
+            .authorization_server_metadata(registration, documents),
     ))
 }
 

@@ -52,6 +52,8 @@ pub async fn revoke(
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned),
                 secret_in_query: secret_in_query(uri.query()),
+                assertion_type: form.get("client_assertion_type").map(str::to_owned),
+                assertion: form.get("client_assertion").map(str::to_owned),
             },
         })
     });
@@ -74,11 +76,21 @@ pub async fn revoke_mine(
     ClientIp(ip): ClientIp,
     ApiQuery(query): ApiQuery<RevokeMineQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let app = uuid::Uuid::parse_str(&query.client_id)
-        .map(ClientId)
-        .map_err(|_| {
-            ApiError::bad_request("client_id must be the UUID of an OAuth2 application.")
-        })?;
+    let app = match uuid::Uuid::parse_str(&query.client_id) {
+        Ok(id) => ClientId(id),
+        // A client identified by a metadata document is named by its URL, as it is everywhere.
+        Err(_) if crate::oauth::cimd::is_document_url(&query.client_id) => state
+            .oauth
+            .metadata_document_app_id(&query.client_id)
+            .await
+            .map_err(DomainError::from)?
+            .ok_or_else(|| ApiError::bad_request("No application has this client_id."))?,
+        Err(_) => {
+            return Err(ApiError::bad_request(
+                "client_id must be the UUID of an OAuth2 application or a metadata document URL.",
+            ));
+        }
+    };
     state
         .oauth
         .revoke_user_app(me.user.id, app, &ip.to_string())

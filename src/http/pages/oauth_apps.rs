@@ -15,17 +15,20 @@ use self::view::{AppForm, Detail, render_detail, render_list};
 use super::{
     csrf_checked, error_page, error_status, form_expired, oauth2_page_user, respond, see_other,
 };
+use crate::domain::oauth::CimdPolicy;
 use crate::domain::{DomainError, Principal};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::web::AppState;
 
 const APPS: &str = "/deployment/oauth2-provider/apps";
 const SETTINGS: &str = "/deployment/oauth2-provider/settings";
+const METADATA_DOCUMENTS: &str = "/deployment/oauth2-provider/settings/metadata-documents";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(APPS, get(list).post(create))
         .route(SETTINGS, post(set_registration))
+        .route(METADATA_DOCUMENTS, post(set_metadata_documents))
         .route(&format!("{APPS}/{{app}}"), get(show).post(update))
         .route(&format!("{APPS}/{{app}}/delete"), post(delete))
         .route(&format!("{APPS}/{{app}}/secrets"), post(create_secret))
@@ -94,6 +97,7 @@ impl Done {
             "deleted" => format!("Deleted {name}. Every token issued to it stopped working."),
             "registration-on" => "Dynamic client registration is on.".to_owned(),
             "registration-off" => "Dynamic client registration is off.".to_owned(),
+            "metadata-documents" => "Client metadata document policy saved.".to_owned(),
             _ => return None,
         })
     }
@@ -181,6 +185,43 @@ async fn set_registration(
             };
             see_other(&format!("{APPS}?done={done}"), &[])
         }
+        Err(e) => error_page(&e, APPS),
+    }
+}
+
+/// The owners' policy for clients identified by a metadata document: any, listed hosts, none.
+async fn set_metadata_documents(
+    State(state): State<AppState>,
+    MaybeBrowserUser(user): MaybeBrowserUser,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let me = match owner(&state, user, APPS) {
+        Ok(me) => me,
+        Err(page) => return *page,
+    };
+    let Some(fields) = csrf_checked(&headers, form) else {
+        return form_expired(APPS);
+    };
+    let Some(policy) = CimdPolicy::parse(fields.get("cimd_policy")) else {
+        return error_page(
+            &DomainError::invalid("Choose any, listed hosts or none."),
+            APPS,
+        );
+    };
+    let hosts = fields
+        .get("cimd_hosts")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match state
+        .services
+        .set_metadata_document_policy(&me, policy, Some(hosts), &ip.to_string())
+        .await
+    {
+        Ok(_) => see_other(&format!("{APPS}?done=metadata-documents"), &[]),
         Err(e) => error_page(&e, APPS),
     }
 }

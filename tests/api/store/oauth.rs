@@ -49,6 +49,7 @@ fn app(name: &str, created_at: DateTime<Utc>, dynamic: bool) -> OAuthApp {
         software_id: String::new(),
         software_version: String::new(),
         registration_access_token_hash: dynamic.then(|| vec![1, 2, 3]),
+        metadata_document_url: None,
         client_id_issued_at: created_at,
         last_used_at: None,
         created_at,

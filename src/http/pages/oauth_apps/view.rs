@@ -6,7 +6,8 @@ use axum::response::Response;
 
 use super::super::layout::{error_box, escape, hidden, notice_box, post_form, time};
 use super::super::{FormFields, csrf, error_page, error_status, respond_wide};
-use super::{APPS, SETTINGS, app_path};
+use super::{APPS, METADATA_DOCUMENTS, SETTINGS, app_path};
+use crate::domain::oauth::CimdPolicy;
 use crate::domain::{AppSecret, ClientType, DomainError, OAuthApp, Principal, Scope, ScopeSet};
 use crate::service::AppInput;
 use crate::web::AppState;
@@ -153,7 +154,7 @@ pub(super) async fn render_list(
          <h1>OAuth2 applications</h1><p class=\"lead\">Applications that can ask users of this \
          deployment for access to their account.</p>{notice}{table}\
          <h2>Dynamic client registration</h2><p>Dynamic registration (RFC 7591) is {state_words} \
-         <code>{register}</code>.</p>{switch_form}\
+         <code>{register}</code>.</p>{switch_form}{documents}\
          <h2>Create an application</h2>{error}\
          <form method=\"post\" action=\"{APPS}\">{csrf}{fields}<button type=\"submit\">Create application</button></form>",
         notice = notice_box(notice),
@@ -165,6 +166,10 @@ pub(super) async fn render_list(
             &format!("Turn dynamic registration {switch}"),
             "secondary",
         ),
+        documents = match metadata_documents_section(state, me, &token).await {
+            Ok(section) => section,
+            Err(e) => return error_page(&e, "/"),
+        },
         error = error_box(error_message(err).as_deref()),
         csrf = hidden(csrf::FIELD, &token),
         fields = form.fields(err),
@@ -186,7 +191,9 @@ fn app_row(app: &OAuthApp) -> String {
         name = escape(&app.name),
         id = app.id,
         uris = uris.join("<br>"),
-        registered = if app.dynamically_registered {
+        registered = if app.metadata_document_url.is_some() {
+            "By its metadata document"
+        } else if app.dynamically_registered {
             "Dynamically"
         } else {
             "By an owner"
@@ -362,4 +369,55 @@ fn secrets_section(
         "{shown}{table}{create}",
         create = post_form(&format!("{path}/secrets"), token, "", "Create secret", "")
     )
+}
+
+/// The settings block for Client ID Metadata Documents: whether the server accepts them, and
+/// the owners' policy (any host, listed hosts, none) as one form.
+async fn metadata_documents_section(
+    state: &AppState,
+    me: &Principal,
+    token: &str,
+) -> Result<String, DomainError> {
+    let (policy, hosts) = state.services.get_metadata_document_policy(me).await?;
+    let flag_note = if state.oauth.metadata_documents_available() {
+        ""
+    } else {
+        "<p class=\"warning\">This server was started with \
+         <code>--oauth2-client-id-metadata-document-enable=false</code>: no policy below takes \
+         effect until it is turned on.</p>"
+    };
+    let radio = |value: CimdPolicy, label: &str| {
+        format!(
+            "<label><input type=\"radio\" name=\"cimd_policy\" value=\"{v}\"{checked}> {label}</label><br>",
+            v = value.as_str(),
+            checked = if policy == value { " checked" } else { "" },
+            label = escape(label),
+        )
+    };
+    let fields = format!(
+        "{any}{listed}{none}<label>Listed hosts (one per line, e.g. claude.ai)<br>\
+         <textarea name=\"cimd_hosts\" rows=\"3\">{hosts}</textarea></label><br>",
+        any = radio(
+            CimdPolicy::Any,
+            "Any client that serves a valid metadata document"
+        ),
+        listed = radio(
+            CimdPolicy::ListedHosts,
+            "Only clients whose document is on a listed host"
+        ),
+        none = radio(CimdPolicy::None, "None: turn client metadata documents off"),
+        hosts = escape(&hosts.join("\n")),
+    );
+    Ok(format!(
+        "<h2>Client ID metadata documents</h2><p>MCP clients such as Claude and VS Code can \
+         identify themselves with an https URL as their client ID; Coder fetches the client's \
+         details from that URL.</p>{flag_note}{form}",
+        form = post_form(
+            METADATA_DOCUMENTS,
+            token,
+            &fields,
+            "Save policy",
+            "secondary"
+        ),
+    ))
 }
