@@ -1,6 +1,7 @@
 //! In-process rate limiting: a fixed window of attempts per key (a client IP, a client id).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
@@ -68,6 +69,24 @@ impl RateLimiter {
     }
 }
 
+/// The part of a client address a limit counts: an IPv4 address, or an IPv6 address's /64.
+/// One IPv6 host is usually given a whole /64, so counting single addresses would let it rotate
+/// through 2^64 of them. An IPv4-mapped IPv6 address counts as its IPv4 address; a string that
+/// is no IP address counts as itself.
+pub fn ip_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Err(_) => ip.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -87,5 +106,14 @@ mod tests {
         assert_eq!(limiter.check("ip"), Err(RetryAfter(15)));
         clock.advance(Duration::seconds(15));
         assert!(limiter.check("ip").is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64() {
+        assert_eq!(ip_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(ip_key("2001:db8:1:2:ffff:1:2:3"), ip_key("2001:db8:1:2::9"));
+        assert_ne!(ip_key("2001:db8:1:3::1"), ip_key("2001:db8:1:2::1"));
+        assert_eq!(ip_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(ip_key("192.0.2.7"), "192.0.2.7");
     }
 }

@@ -23,7 +23,7 @@ use crate::clock::SharedClock;
 use crate::domain::GrantId;
 use crate::domain::oauth::{DCR_SETTING, dcr_enabled};
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, ip_key};
 use crate::revocation::RevocationList;
 use crate::store::SharedStore;
 
@@ -121,24 +121,57 @@ impl OAuthServer {
     }
 
     // Every endpoint's rate limits are checked here and only here: each counts the caller's IP
-    // before it reads the request; authorization also counts the client it names, token and
-    // revocation the client that authenticated.
+    // (an IPv6 caller by its /64) before it reads the request. The per-client limit is charged
+    // only once the client proved who it is (a confidential client's secret): a client id alone
+    // proves nothing, so a request that names a client without proving it (authorization, and
+    // every request of a public client) is counted against that client from that IP only.
+    // Otherwise anyone who knows a public client's id could exhaust its limit for all its users.
 
     /// Counts a request to `endpoint` against the per-IP limit.
     fn check_ip_limit(&self, endpoint: &str, ip: &str) -> OAuthResult<()> {
         self.inner
             .ip_limiter
-            .check(&format!("{endpoint}:{ip}"))
+            .check(&format!("{endpoint}:{}", ip_key(ip)))
             .map_err(|r| OAuthError::rate_limited(r.0))
     }
 
-    /// Counts a request to `endpoint` against the per-client limit. Per-IP limits alone would
-    /// either choke or not protect clients behind shared egress (mcp-requirements D7).
+    /// Counts a request to `endpoint` against the per-client limit of a client that proved its
+    /// identity. Per-IP limits alone would either choke or not protect clients behind shared
+    /// egress (mcp-requirements D7).
     fn check_client_limit(&self, endpoint: &str, client: &str) -> OAuthResult<()> {
         self.inner
             .client_limiter
             .check(&format!("{endpoint}:{client}"))
             .map_err(|r| OAuthError::rate_limited(r.0))
+    }
+
+    /// Counts a request to `endpoint` that names `client` without proving it: against that
+    /// client's limit from this IP (/64) only.
+    fn check_unproven_client_limit(
+        &self,
+        endpoint: &str,
+        client: &str,
+        ip: &str,
+    ) -> OAuthResult<()> {
+        self.inner
+            .client_limiter
+            .check(&format!("{endpoint}:{client}@{}", ip_key(ip)))
+            .map_err(|r| OAuthError::rate_limited(r.0))
+    }
+
+    /// The per-client limit for a client that authenticated at the token or revocation
+    /// endpoint: by itself when it proved a secret, by itself and the IP when it is public.
+    fn check_authenticated_client_limit(
+        &self,
+        endpoint: &str,
+        client: &client_auth::AuthenticatedClient,
+        ip: &str,
+    ) -> OAuthResult<()> {
+        let id = client.app.id.to_string();
+        match client.secret_id {
+            Some(_) => self.check_client_limit(endpoint, &id),
+            None => self.check_unproven_client_limit(endpoint, &id, ip),
+        }
     }
 
     pub async fn dynamic_registration_enabled(&self) -> OAuthResult<bool> {

@@ -101,7 +101,7 @@ impl OAuthServer {
             ));
         }
         let client = self.authenticate_client(&req.client).await?;
-        self.check_client_limit("token", &client.app.id.to_string())?;
+        self.check_authenticated_client_limit("token", &client, ip)?;
         if !client.app.grant_types.contains(&grant_type) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,

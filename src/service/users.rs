@@ -7,6 +7,7 @@ use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{
     DomainError, FieldError, NewUser, Page, Principal, Role, User, UserId, UserStatus,
 };
+use crate::ratelimit::ip_key;
 use crate::secret::Secret;
 use crate::store::StoreError;
 
@@ -134,7 +135,7 @@ impl Services {
         password_attempt: String,
         client_ip: &str,
     ) -> Result<(User, Secret), DomainError> {
-        if let Err(retry) = self.login_limiter.check(client_ip) {
+        if let Err(retry) = self.login_limiter.check(&ip_key(client_ip)) {
             return Err(DomainError::RateLimited {
                 message: "Too many sign-in attempts. Wait a minute and try again.".into(),
                 retry_after_secs: retry.0,

@@ -21,6 +21,7 @@ mod metrics;
 mod oauth_admin;
 mod oauth_client;
 mod oauth_flow;
+mod oauth_hardening;
 mod oauth_interop;
 mod oauth_pages;
 mod oauth_registration;

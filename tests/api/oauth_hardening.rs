@@ -1,0 +1,147 @@
+//! Issue 15's hardening of the authorization server and the pages: rate limits that a stranger
+//! cannot spend for others, registration caps, sign-in backoff and bounded password hashing,
+//! CSRF bound to the session, refresh edge cases and the MCP endpoint's audience.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, json_body};
+use crate::oauth_client::{AuthRequest, Client};
+
+both_backends!(
+    authorize_client_limit_is_per_client_and_ip,
+    public_client_token_limit_is_per_client_and_ip,
+    ip_limits_count_ipv6_by_its_64,
+);
+
+/// The app behind a trusted proxy on 127.0.0.1, so `X-Forwarded-For` names the caller, with
+/// per-IP and per-client limits per minute.
+async fn behind_proxy(backend: Backend, per_ip: u32, per_client: u32) -> TestApp {
+    TestApp::spawn_with(backend, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.proxy_trusted_origins = vec![coderd::config::IpNetwork::parse("127.0.0.1/32").unwrap()];
+        c.proxy_trusted_headers = vec!["X-Forwarded-For".into()];
+        c.oauth2.rate_limit_per_ip = per_ip;
+        c.oauth2.rate_limit_per_client = per_client;
+    })
+    .await
+}
+
+impl TestApp {
+    async fn authorize_from(&self, ip: &str, req: &AuthRequest) -> StatusCode {
+        self.client
+            .get(self.url("/oauth2/authorize"))
+            .query(&req.query())
+            .header("X-Forwarded-For", ip)
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+
+    async fn bogus_refresh_from(&self, ip: &str, client: &Client) -> StatusCode {
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", "coder_x".to_owned()),
+            ("client_id", client.id.clone()),
+        ];
+        if let Some(secret) = &client.secret {
+            form.push(("client_secret", secret.clone()));
+        }
+        self.client
+            .post(self.url("/oauth2/tokens"))
+            .header("X-Forwarded-For", ip)
+            .form(&form)
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+}
+
+/// Naming a client at the authorization endpoint proves nothing: a stranger who floods it with a
+/// client's id is limited, and that client's users elsewhere are not.
+async fn authorize_client_limit_is_per_client_and_ip(backend: Backend) {
+    let app = behind_proxy(backend, 1_000, 2).await;
+    let client = app.register_claude().await;
+    let req = AuthRequest::for_client(&client);
+    let attacker = "203.0.113.9";
+    // Not signed in: each request is a redirect to the sign-in page.
+    assert_eq!(app.authorize_from(attacker, &req).await, StatusCode::SEE_OTHER);
+    assert_eq!(app.authorize_from(attacker, &req).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.authorize_from(attacker, &req).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.authorize_from("198.51.100.7", &req).await,
+        StatusCode::SEE_OTHER,
+        "a user elsewhere still reaches the client"
+    );
+}
+
+/// A public client authenticates with its id alone, so its token-endpoint budget is counted per
+/// IP too; a confidential client proved its secret and keeps one budget wherever it calls from.
+async fn public_client_token_limit_is_per_client_and_ip(backend: Backend) {
+    let app = behind_proxy(backend, 1_000, 2).await;
+    let public = app.register_cursor().await;
+    let attacker = "203.0.113.9";
+    for _ in 0..2 {
+        assert_eq!(
+            app.bogus_refresh_from(attacker, &public).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        app.bogus_refresh_from(attacker, &public).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.bogus_refresh_from("198.51.100.7", &public).await,
+        StatusCode::BAD_REQUEST,
+        "the public client's users elsewhere are not locked out"
+    );
+
+    let confidential = app.register_claude().await;
+    for ip in ["203.0.113.9", "198.51.100.7"] {
+        assert_eq!(
+            app.bogus_refresh_from(ip, &confidential).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        app.bogus_refresh_from("192.0.2.1", &confidential).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an authenticated client has one budget"
+    );
+}
+
+/// One IPv6 host holds a whole /64: rotating addresses inside it does not escape the limit.
+async fn ip_limits_count_ipv6_by_its_64(backend: Backend) {
+    let app = behind_proxy(backend, 2, 1_000).await;
+    let register = |ip: &'static str| {
+        app.client
+            .post(app.url("/oauth2/register"))
+            .header("X-Forwarded-For", ip)
+            .json(&json!({"redirect_uris": ["https://example.com/cb"]}))
+            .send()
+    };
+    assert_eq!(
+        register("2001:db8:1:2::1").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        register("2001:db8:1:2:aaaa::2").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let limited = register("2001:db8:1:2:ffff:1:2:3").await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().get("retry-after").is_some());
+    assert_eq!(json_body(limited).await["error"], "invalid_request");
+    assert_eq!(
+        register("2001:db8:1:3::1").await.unwrap().status(),
+        StatusCode::CREATED,
+        "another /64 is another host"
+    );
+}
