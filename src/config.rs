@@ -612,6 +612,10 @@ pub struct OAuth2Config {
     pub rate_limit_per_ip: u32,
     pub rate_limit_per_client: u32,
     pub dynamic_client_ttl: Duration,
+    /// Dynamic registrations per hour from everyone together.
+    pub registrations_per_hour: u32,
+    /// Dynamically registered clients never used for a token that may exist at once.
+    pub max_unused_dynamic_clients: u32,
 }
 
 impl Default for OAuth2Config {
@@ -622,6 +626,8 @@ impl Default for OAuth2Config {
             rate_limit_per_ip: 300,
             rate_limit_per_client: 120,
             dynamic_client_ttl: Duration::from_secs(24 * 3600),
+            registrations_per_hour: 3_600,
+            max_unused_dynamic_clients: 10_000,
         }
     }
 }
@@ -716,6 +722,7 @@ impl ServerConfig {
                 "24h",
                 "oauth2-dynamic-client-ttl",
             )?,
+            ..OAuth2Config::default()
         };
         if oauth2.access_token_lifetime < Duration::from_secs(60) {
             bail!("--oauth2-access-token-lifetime must be at least 1m");

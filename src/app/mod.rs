@@ -101,6 +101,8 @@ impl App {
                 dynamic_client_ttl: chrono::Duration::from_std(oauth2.dynamic_client_ttl)?,
                 rate_limit_per_ip: oauth2.rate_limit_per_ip,
                 rate_limit_per_client: oauth2.rate_limit_per_client,
+                registrations_per_hour: oauth2.registrations_per_hour,
+                max_unused_dynamic_clients: oauth2.max_unused_dynamic_clients,
             },
             Reporting {
                 audit: audit.clone(),

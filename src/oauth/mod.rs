@@ -42,6 +42,12 @@ pub struct OAuthPolicy {
     pub rate_limit_per_ip: u32,
     /// Requests per minute per client id, for each OAuth endpoint.
     pub rate_limit_per_client: u32,
+    /// Dynamic registrations per hour from all callers together, besides the per-IP limit:
+    /// many addresses (a botnet, an IPv6 range) must not fill the database.
+    pub registrations_per_hour: u32,
+    /// Dynamically registered clients never used for a token that may exist at once; more
+    /// registrations wait until some are used or cleaned up.
+    pub max_unused_dynamic_clients: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +66,7 @@ struct Inner {
     policy: OAuthPolicy,
     ip_limiter: RateLimiter,
     client_limiter: RateLimiter,
+    registration_limiter: RateLimiter,
     audit: Auditor,
     metrics: Arc<Metrics>,
 }
@@ -90,6 +97,11 @@ impl OAuthServer {
                 client_limiter: RateLimiter::new(
                     policy.rate_limit_per_client,
                     minute,
+                    clock.clone(),
+                ),
+                registration_limiter: RateLimiter::new(
+                    policy.registrations_per_hour,
+                    Duration::hours(1),
                     clock.clone(),
                 ),
                 issuer: access_url.as_str().trim_end_matches('/').to_owned(),

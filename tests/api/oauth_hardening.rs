@@ -2,6 +2,7 @@
 //! cannot spend for others, registration caps, sign-in backoff and bounded password hashing,
 //! CSRF bound to the session, refresh edge cases and the MCP endpoint's audience.
 
+use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -13,6 +14,9 @@ both_backends!(
     authorize_client_limit_is_per_client_and_ip,
     public_client_token_limit_is_per_client_and_ip,
     ip_limits_count_ipv6_by_its_64,
+    registration_caps_every_field,
+    registration_has_a_global_hourly_cap,
+    registration_caps_unused_clients,
 );
 
 /// The app behind a trusted proxy on 127.0.0.1, so `X-Forwarded-For` names the caller, with
@@ -68,8 +72,14 @@ async fn authorize_client_limit_is_per_client_and_ip(backend: Backend) {
     let req = AuthRequest::for_client(&client);
     let attacker = "203.0.113.9";
     // Not signed in: each request is a redirect to the sign-in page.
-    assert_eq!(app.authorize_from(attacker, &req).await, StatusCode::SEE_OTHER);
-    assert_eq!(app.authorize_from(attacker, &req).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.authorize_from(attacker, &req).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.authorize_from(attacker, &req).await,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(
         app.authorize_from(attacker, &req).await,
         StatusCode::TOO_MANY_REQUESTS
@@ -143,5 +153,99 @@ async fn ip_limits_count_ipv6_by_its_64(backend: Backend) {
         register("2001:db8:1:3::1").await.unwrap().status(),
         StatusCode::CREATED,
         "another /64 is another host"
+    );
+}
+
+async fn register_raw(app: &TestApp, ip: &str, body: &serde_json::Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/oauth2/register"))
+        .header("X-Forwarded-For", ip)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Every string and list a client registers is bounded; the consent page shows them.
+async fn registration_caps_every_field(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let cb = "https://example.com/cb";
+    let long_uri = format!("https://example.com/{}", "a".repeat(2100));
+    let cases = [
+        json!({"redirect_uris": [cb], "client_name": "n".repeat(257)}),
+        json!({"redirect_uris": [cb], "scope": "user:read ".repeat(120)}),
+        json!({"redirect_uris": [cb], "client_uri": long_uri}),
+        json!({"redirect_uris": [cb], "logo_uri": long_uri}),
+        json!({"redirect_uris": [cb], "tos_uri": long_uri}),
+        json!({"redirect_uris": [cb], "policy_uri": long_uri}),
+        json!({"redirect_uris": [long_uri]}),
+        json!({"redirect_uris": [cb], "software_id": "s".repeat(257)}),
+        json!({"redirect_uris": [cb], "software_version": "v".repeat(257)}),
+        json!({"redirect_uris": [cb], "contacts": ["c".repeat(257)]}),
+        json!({"redirect_uris": [cb], "grant_types": vec!["authorization_code"; 9]}),
+        json!({"redirect_uris": [cb], "response_types": vec!["code"; 9]}),
+    ];
+    for body in cases {
+        let res = register_raw(&app, "127.0.0.1", &body).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error = json_body(res).await["error"].as_str().unwrap().to_owned();
+        assert!(
+            error == "invalid_client_metadata" || error == "invalid_redirect_uri",
+            "{error} for {body}"
+        );
+    }
+    // At the caps, it is accepted (a long name is shown cut).
+    let res = register_raw(
+        &app,
+        "127.0.0.1",
+        &json!({"redirect_uris": [cb], "client_name": "n".repeat(256), "scope": "user:read"}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+/// Many addresses together cannot register without bound: a deployment-wide hourly cap.
+async fn registration_has_a_global_hourly_cap(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.proxy_trusted_origins = vec![coderd::config::IpNetwork::parse("127.0.0.1/32").unwrap()];
+        c.proxy_trusted_headers = vec!["X-Forwarded-For".into()];
+        c.oauth2.registrations_per_hour = 3;
+    })
+    .await;
+    let body = json!({"redirect_uris": ["https://example.com/cb"]});
+    for i in 1..=3 {
+        let res = register_raw(&app, &format!("198.51.100.{i}"), &body).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let limited = register_raw(&app, "203.0.113.50", &body).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().get("retry-after").is_some());
+    app.clock.advance(Duration::minutes(61));
+    assert_eq!(
+        register_raw(&app, "203.0.113.50", &body).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+/// Clients registered and never used are capped; using one frees a place.
+async fn registration_caps_unused_clients(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.oauth2.max_unused_dynamic_clients = 2;
+    })
+    .await;
+    let owner = app.create_owner().await;
+    let first = app.register_claude().await;
+    app.register_claude().await;
+    let body = json!({"redirect_uris": ["https://example.com/cb"]});
+    let full = register_raw(&app, "127.0.0.1", &body).await;
+    assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(full.headers().get("retry-after").is_some());
+    assert_eq!(json_body(full).await["error"], "invalid_request");
+    app.obtain_tokens(&owner, &first).await;
+    assert_eq!(
+        register_raw(&app, "127.0.0.1", &body).await.status(),
+        StatusCode::CREATED
     );
 }
