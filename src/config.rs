@@ -360,6 +360,9 @@ pub struct ServerConfig {
     pub default_token_lifetime: Duration,
     pub max_token_lifetime: Duration,
     pub login_rate_limit: u32,
+    /// Password hashes computed at once, and how long a sign-in waits for a turn before a 503.
+    pub password_hash_concurrency: usize,
+    pub password_hash_wait: Duration,
     pub proxy_trusted_headers: Vec<String>,
     pub proxy_trusted_origins: Vec<IpNetwork>,
     pub oauth2: OAuth2Config,
@@ -604,6 +607,11 @@ fn parse_uid_range(raw: &str) -> anyhow::Result<std::ops::RangeInclusive<u32>> {
 
 pub use crate::domain::size::parse_bytes;
 
+/// At most one password hash per core: more would only queue, each holding its memory.
+fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// The authorization server's lifetimes and limits.
 #[derive(Debug, Clone)]
 pub struct OAuth2Config {
@@ -772,6 +780,8 @@ impl ServerConfig {
             default_token_lifetime,
             max_token_lifetime,
             login_rate_limit,
+            password_hash_concurrency: default_hash_concurrency(),
+            password_hash_wait: Duration::from_secs(2),
             proxy_trusted_headers: opts
                 .proxy_trusted_headers
                 .unwrap_or_default()
@@ -822,6 +832,8 @@ impl ServerConfig {
             default_token_lifetime: Duration::from_secs(168 * 3600),
             max_token_lifetime: Duration::from_secs(8760 * 3600),
             login_rate_limit: 30,
+            password_hash_concurrency: default_hash_concurrency(),
+            password_hash_wait: Duration::from_secs(2),
             proxy_trusted_headers: Vec::new(),
             proxy_trusted_origins: Vec::new(),
             oauth2: OAuth2Config::default(),

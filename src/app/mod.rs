@@ -123,6 +123,8 @@ impl App {
                 session_duration: config.session_duration,
                 default_token_lifetime: config.default_token_lifetime,
                 max_token_lifetime: config.max_token_lifetime,
+                password_hash_concurrency: config.password_hash_concurrency,
+                password_hash_wait: config.password_hash_wait,
             },
             RateLimiter::new(
                 config.login_rate_limit,

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, json_body};
+use crate::helpers::{Backend, PASSWORD, TestApp, json_body};
 use crate::oauth_client::{AuthRequest, Client};
 
 both_backends!(
@@ -17,6 +17,8 @@ both_backends!(
     registration_caps_every_field,
     registration_has_a_global_hourly_cap,
     registration_caps_unused_clients,
+    login_backs_off_per_account,
+    password_hashing_is_bounded,
 );
 
 /// The app behind a trusted proxy on 127.0.0.1, so `X-Forwarded-For` names the caller, with
@@ -246,6 +248,109 @@ async fn registration_caps_unused_clients(backend: Backend) {
     app.obtain_tokens(&owner, &first).await;
     assert_eq!(
         register_raw(&app, "127.0.0.1", &body).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v2/users/login"))
+        .header("X-Forwarded-For", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Wrong passwords from many addresses still slow down the account they target, without
+/// touching other accounts; the right password after the backoff works.
+async fn login_backs_off_per_account(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.proxy_trusted_origins = vec![coderd::config::IpNetwork::parse("127.0.0.1/32").unwrap()];
+        c.proxy_trusted_headers = vec!["X-Forwarded-For".into()];
+    })
+    .await;
+    let owner = app.create_owner().await;
+    app.create_member(&owner, "bob").await;
+    for i in 1..=6 {
+        let res = login_from(
+            &app,
+            &format!("198.51.100.{i}"),
+            "owner@example.com",
+            "wrong-password",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let blocked = login_from(&app, "203.0.113.1", "OWNER@example.com", PASSWORD).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(blocked.headers()["retry-after"], "1");
+    assert_eq!(
+        login_from(&app, "203.0.113.1", "bob@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::CREATED,
+        "other accounts are not affected"
+    );
+    // Each further failure doubles the wait.
+    app.clock.advance(Duration::seconds(1));
+    assert_eq!(
+        login_from(&app, "203.0.113.2", "owner@example.com", "wrong-again")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let blocked = login_from(&app, "203.0.113.1", "owner@example.com", PASSWORD).await;
+    assert_eq!(blocked.headers()["retry-after"], "2");
+    app.clock.advance(Duration::seconds(2));
+    assert_eq!(
+        login_from(&app, "203.0.113.1", "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    // A success starts over: one wrong password costs nothing again.
+    assert_eq!(
+        login_from(&app, "203.0.113.2", "owner@example.com", "wrong-again")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_from(&app, "203.0.113.1", "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+}
+
+/// A burst of sign-ins does not start a hash each: the excess waits briefly, then gets a 503
+/// with Retry-After, and the server keeps answering.
+async fn password_hashing_is_bounded(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.password_hash_concurrency = 1;
+        c.password_hash_wait = std::time::Duration::ZERO;
+    })
+    .await;
+    app.create_owner().await;
+    let burst = (0..8).map(|_| login_from(&app, "127.0.0.1", "owner@example.com", PASSWORD));
+    let responses = futures_util::future::join_all(burst).await;
+    let mut busy = 0;
+    for res in responses {
+        match res.status() {
+            StatusCode::CREATED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(res.headers().get("retry-after").is_some());
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(busy > 0, "eight logins at once with one hashing slot");
+    assert_eq!(
+        login_from(&app, "127.0.0.1", "owner@example.com", PASSWORD)
+            .await
+            .status(),
         StatusCode::CREATED
     );
 }
