@@ -8,7 +8,8 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::helpers::{Backend, PASSWORD, TestApp, json_body};
-use crate::oauth_client::{AuthRequest, Client};
+use crate::mcp_support::rpc;
+use crate::oauth_client::{AuthRequest, Client, MCP_PATH};
 
 both_backends!(
     authorize_client_limit_is_per_client_and_ip,
@@ -19,6 +20,10 @@ both_backends!(
     registration_caps_unused_clients,
     login_backs_off_per_account,
     password_hashing_is_bounded,
+    refresh_for_a_suspended_user_is_invalid_grant,
+    refresh_naming_only_unknown_scopes_is_invalid_scope,
+    mcp_accepts_only_its_own_url_as_audience,
+    mcp_internal_errors_are_not_401s,
 );
 
 /// The app behind a trusted proxy on 127.0.0.1, so `X-Forwarded-For` names the caller, with
@@ -353,4 +358,145 @@ async fn password_hashing_is_bounded(backend: Backend) {
             .status(),
         StatusCode::CREATED
     );
+}
+
+/// Runs SQL on the app's database behind its back: what no API does (suspending a user) or a
+/// fault (a table gone).
+async fn execute_sql(app: &TestApp, sql: &str) {
+    use sqlx::Connection;
+    match &app.db.target {
+        coderd::store::DatabaseTarget::Sqlite(path) => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("sqlite");
+            sqlx::query(sql).execute(&mut conn).await.expect("sql");
+        }
+        coderd::store::DatabaseTarget::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
+            sqlx::query(sql).execute(&mut conn).await.expect("sql");
+        }
+    }
+}
+
+async fn oauth_error(res: reqwest::Response) -> (StatusCode, String) {
+    let status = res.status();
+    let body = json_body(res).await;
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A suspended user's grants stop working at the next refresh (RFC 6749 §5.2 `invalid_grant`).
+async fn refresh_for_a_suspended_user_is_invalid_grant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let bob = app.create_member(&owner, "bob").await;
+    let client = app.register_claude().await;
+    let tokens = app.obtain_tokens(&bob, &client).await;
+    execute_sql(
+        &app,
+        "UPDATE users SET status = 'suspended' WHERE username = 'bob'",
+    )
+    .await;
+    let res = app
+        .refresh_tokens(&client, tokens["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        oauth_error(res).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
+    );
+}
+
+/// A refresh that asks only for scopes this server does not know gets `invalid_scope`, not the
+/// whole grant; the refresh token stays usable.
+async fn refresh_naming_only_unknown_scopes_is_invalid_scope(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_claude().await;
+    let tokens = app.obtain_tokens(&owner, &client).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let res = app
+        .token_request(
+            &client,
+            vec![
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", refresh.into()),
+                ("scope", "admin:everything".into()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        oauth_error(res).await,
+        (StatusCode::BAD_REQUEST, "invalid_scope".to_owned())
+    );
+    assert_eq!(
+        app.refresh_tokens(&client, refresh).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// A token issued for the deployment root is not one for the MCP endpoint.
+async fn mcp_accepts_only_its_own_url_as_audience(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_claude().await;
+    let mut req = AuthRequest::for_client(&client);
+    req.resource = Some(app.url.clone());
+    let code = app.authorize_code(&owner, &req).await;
+    let root = json_body(app.exchange_code(&client, &code, &req).await).await;
+    let (status, body) = rpc(
+        &app,
+        root["access_token"].as_str().unwrap(),
+        "tools/list",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("audience"),
+        "{body}"
+    );
+
+    let mut req = AuthRequest::for_client(&client);
+    req.resource = Some(app.url(MCP_PATH));
+    let code = app.authorize_code(&owner, &req).await;
+    let mcp = json_body(app.exchange_code(&client, &code, &req).await).await;
+    let (status, body) = rpc(
+        &app,
+        mcp["access_token"].as_str().unwrap(),
+        "tools/list",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// When the credential cannot be checked (here the users table is gone), the MCP endpoint says
+/// so with a 500 and no internal detail, never a 401 that makes the client drop a good token.
+async fn mcp_internal_errors_are_not_401s(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_claude().await;
+    let tokens = app.obtain_tokens(&owner, &client).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    execute_sql(&app, "ALTER TABLE users RENAME TO users_gone").await;
+    for token in [owner.as_str(), access] {
+        let res = crate::mcp_support::mcp_post(
+            &app,
+            "",
+            Some(token),
+            Some("2025-06-18"),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.headers().get("www-authenticate").is_none());
+        let text = res.text().await.unwrap();
+        for leak in ["users", "relation", "table", "sqlx"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+    }
 }
