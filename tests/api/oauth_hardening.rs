@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::both_backends;
 use crate::helpers::{Backend, PASSWORD, TestApp, json_body};
 use crate::mcp_support::rpc;
-use crate::oauth_client::{AuthRequest, Client, MCP_PATH};
+use crate::oauth_client::{AuthRequest, Client, MCP_PATH, hidden_field};
 
 both_backends!(
     authorize_client_limit_is_per_client_and_ip,
@@ -24,6 +24,8 @@ both_backends!(
     refresh_naming_only_unknown_scopes_is_invalid_scope,
     mcp_accepts_only_its_own_url_as_audience,
     mcp_internal_errors_are_not_401s,
+    consent_csrf_token_is_bound_to_the_session,
+    forms_refuse_cross_site_requests,
 );
 
 /// The app behind a trusted proxy on 127.0.0.1, so `X-Forwarded-For` names the caller, with
@@ -498,5 +500,119 @@ async fn mcp_internal_errors_are_not_401s(backend: Backend) {
         for leak in ["users", "relation", "table", "sqlx"] {
             assert!(!text.contains(leak), "{leak} in {text}");
         }
+    }
+}
+
+/// The consent page's CSRF token for `session`, and the form fields to post with `action`.
+async fn consent_form(
+    app: &TestApp,
+    session: &str,
+    req: &AuthRequest,
+    action: &str,
+) -> (String, Vec<(String, String)>) {
+    let page = app.authorize_get(Some(session), req).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let token = hidden_field(&page.text().await.unwrap(), "csrf_token").expect("csrf field");
+    let mut form: Vec<(String, String)> = req
+        .query()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    form.push(("action".into(), action.into()));
+    (token, form)
+}
+
+async fn post_consent(
+    app: &TestApp,
+    cookie: &str,
+    token: &str,
+    form: &[(String, String)],
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = form.to_vec();
+    form.push(("csrf_token".into(), token.into()));
+    let mut builder = app
+        .client
+        .post(app.url("/oauth2/authorize"))
+        .header("Cookie", cookie)
+        .form(&form);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.send().await.expect("request")
+}
+
+/// A CSRF token lifted from one user's page does not work in another user's session, even when
+/// the attacker also plants it as the double-submit cookie.
+async fn consent_csrf_token_is_bound_to_the_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let mallory = app.create_member(&owner, "mallory").await;
+    let client = app.register_claude().await;
+    let req = AuthRequest::for_client(&client);
+    let (mallorys_token, form) = consent_form(&app, &mallory, &req, "allow").await;
+    let planted = format!("coder_session_token={owner}; coder_csrf={mallorys_token}");
+    let res = post_consent(&app, &planted, &mallorys_token, &form, &[]).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "no code for the victim"
+    );
+    assert!(res.headers().get("location").is_none());
+
+    let (owners_token, _) = consent_form(&app, &owner, &req, "allow").await;
+    assert_ne!(owners_token, mallorys_token);
+    let res = post_consent(
+        &app,
+        &format!("coder_session_token={owner}"),
+        &owners_token,
+        &form,
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+}
+
+/// A browser that says the form came from another site is refused even with a good token.
+async fn forms_refuse_cross_site_requests(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_claude().await;
+    let req = AuthRequest::for_client(&client);
+    let (token, form) = consent_form(&app, &owner, &req, "allow").await;
+    let cookie = format!("coder_session_token={owner}");
+    for headers in [
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![("Sec-Fetch-Site", "same-site")],
+        vec![("Origin", "https://evil.example")],
+        vec![("Origin", "null")],
+    ] {
+        let res = post_consent(&app, &cookie, &token, &form, &headers).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    // Sign-out, one of the pages' forms, likewise.
+    let res = app
+        .client
+        .post(app.url("/logout"))
+        .header("Cookie", &cookie)
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(crate::helpers::set_cookie_named(&res, "coder_session_token").is_none());
+    assert_eq!(
+        app.get("/api/v2/users/me", Some(&owner)).await.status(),
+        StatusCode::OK
+    );
+    // This site's own pages pass.
+    let origin = app.url.clone();
+    for headers in [
+        vec![("Sec-Fetch-Site", "same-origin")],
+        vec![("Origin", origin.as_str())],
+    ] {
+        let (token, form) = consent_form(&app, &owner, &req, "allow").await;
+        let res = post_consent(&app, &cookie, &token, &form, &headers).await;
+        assert_eq!(res.status(), StatusCode::FOUND, "{headers:?}");
     }
 }

@@ -132,7 +132,7 @@ async fn create(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(APPS);
     };
     let form = AppForm::from_fields(&fields);
@@ -160,7 +160,7 @@ async fn set_registration(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(APPS);
     };
     let enabled = match fields.get("dynamic_registration") {
@@ -216,7 +216,7 @@ async fn update(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(&path);
     };
     let form = AppForm::from_fields(&fields);
@@ -251,7 +251,7 @@ async fn delete(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(&path);
     };
     if fields.get("confirm") != "yes" {
@@ -292,7 +292,7 @@ async fn create_secret(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    if csrf_checked(&headers, form).is_none() {
+    if csrf_checked(&state, &headers, form).is_none() {
         return form_expired(&path);
     }
     match state
@@ -326,7 +326,7 @@ async fn delete_secret(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    if csrf_checked(&headers, form).is_none() {
+    if csrf_checked(&state, &headers, form).is_none() {
         return form_expired(&path);
     }
     match state
