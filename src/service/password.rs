@@ -1,5 +1,6 @@
 //! Password hashing (argon2id, PHC strings) and the password policy.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -45,14 +46,14 @@ pub fn check_policy(password: &str, username: &str, email: &str) -> Result<(), F
 /// once, a request waits at most `wait` for a turn, then gets a 503 with `Retry-After`.
 #[derive(Debug)]
 pub struct HashingPool {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     wait: Duration,
 }
 
 impl HashingPool {
     pub fn new(permits: usize, wait: Duration) -> Self {
         Self {
-            permits: Semaphore::new(permits.max(1)),
+            permits: Arc::new(Semaphore::new(permits.max(1))),
             wait,
         }
     }
@@ -66,15 +67,19 @@ impl HashingPool {
             message: "The server is busy checking other passwords. Try again in a moment.".into(),
             retry_after_secs: 1,
         };
-        let permit = tokio::time::timeout(self.wait, self.permits.acquire())
+        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
-        let result = tokio::task::spawn_blocking(work)
-            .await
-            .map_err(DomainError::internal)?;
-        drop(permit);
-        result
+        // The permit goes with the work: a request abandoned mid-hash (the client hung up) does
+        // not free its slot before the hash it started is done.
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(DomainError::internal)?
     }
 }
 
