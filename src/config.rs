@@ -374,6 +374,9 @@ pub struct ServerConfig {
     pub default_token_lifetime: Duration,
     pub max_token_lifetime: Duration,
     pub login_rate_limit: u32,
+    /// Password hashes computed at once, and how long a sign-in waits for a turn before a 503.
+    pub password_hash_concurrency: usize,
+    pub password_hash_wait: Duration,
     pub proxy_trusted_headers: Vec<String>,
     pub proxy_trusted_origins: Vec<IpNetwork>,
     pub oauth2: OAuth2Config,
@@ -618,6 +621,11 @@ fn parse_uid_range(raw: &str) -> anyhow::Result<std::ops::RangeInclusive<u32>> {
 
 pub use crate::domain::size::parse_bytes;
 
+/// At most one password hash per core: more would only queue, each holding its memory.
+fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// The authorization server's lifetimes and limits.
 #[derive(Debug, Clone)]
 pub struct OAuth2Config {
@@ -644,6 +652,10 @@ pub struct CimdTestTrust {
     pub allow_loopback: bool,
     /// A shorter total fetch timeout than the default 5 seconds, so timeout tests run quickly.
     pub fetch_timeout: Option<Duration>,
+    /// Dynamic registrations per hour from everyone together.
+    pub registrations_per_hour: u32,
+    /// Dynamically registered clients never used for a token that may exist at once.
+    pub max_unused_dynamic_clients: u32,
 }
 
 impl Default for OAuth2Config {
@@ -656,6 +668,8 @@ impl Default for OAuth2Config {
             dynamic_client_ttl: Duration::from_secs(24 * 3600),
             client_id_metadata_documents: true,
             cimd_test_trust: None,
+            registrations_per_hour: 3_600,
+            max_unused_dynamic_clients: 10_000,
         }
     }
 }
@@ -758,6 +772,7 @@ impl ServerConfig {
                 .oauth2_client_id_metadata_document_enable
                 .unwrap_or(true),
             cimd_test_trust: None,
+            ..OAuth2Config::default()
         };
         if oauth2.access_token_lifetime < Duration::from_secs(60) {
             bail!("--oauth2-access-token-lifetime must be at least 1m");
@@ -807,6 +822,8 @@ impl ServerConfig {
             default_token_lifetime,
             max_token_lifetime,
             login_rate_limit,
+            password_hash_concurrency: default_hash_concurrency(),
+            password_hash_wait: Duration::from_secs(2),
             proxy_trusted_headers: opts
                 .proxy_trusted_headers
                 .unwrap_or_default()
@@ -857,6 +874,8 @@ impl ServerConfig {
             default_token_lifetime: Duration::from_secs(168 * 3600),
             max_token_lifetime: Duration::from_secs(8760 * 3600),
             login_rate_limit: 30,
+            password_hash_concurrency: default_hash_concurrency(),
+            password_hash_wait: Duration::from_secs(2),
             proxy_trusted_headers: Vec::new(),
             proxy_trusted_origins: Vec::new(),
             oauth2: OAuth2Config::default(),

@@ -102,6 +102,8 @@ impl App {
                 rate_limit_per_ip: oauth2.rate_limit_per_ip,
                 rate_limit_per_client: oauth2.rate_limit_per_client,
                 metadata_documents: metadata_document_fetcher(oauth2)?,
+                registrations_per_hour: oauth2.registrations_per_hour,
+                max_unused_dynamic_clients: oauth2.max_unused_dynamic_clients,
             },
             Reporting {
                 audit: audit.clone(),
@@ -122,6 +124,8 @@ impl App {
                 session_duration: config.session_duration,
                 default_token_lifetime: config.default_token_lifetime,
                 max_token_lifetime: config.max_token_lifetime,
+                password_hash_concurrency: config.password_hash_concurrency,
+                password_hash_wait: config.password_hash_wait,
             },
             RateLimiter::new(
                 config.login_rate_limit,

@@ -1,7 +1,7 @@
 //! Verifies OAuth access tokens (RFC 9068 JWTs) for the resource server: signature, issuer,
-//! audience (RFC 8707), expiry and revocation. A verified token's claims are cached by the
-//! token's hash until it expires, so the signature is checked once per token, not per request,
-//! and no request needs the database.
+//! audience (RFC 8707: the MCP endpoint's URL only), expiry and revocation. A verified token's
+//! claims are cached by the token's hash until it expires, so the signature is checked once per
+//! token, not per request, and no request needs the database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -135,7 +135,10 @@ impl AccessTokenVerifier {
         if claims.iss != self.issuer {
             return Err(TokenRejection::Invalid);
         }
-        if !self.resources.accepts_audience(&claims.aud) {
+        // The MCP endpoint is the only resource server that accepts our access tokens, so only
+        // a token issued for it is accepted (RFC 8707 §2, RFC 9068 §4): one whose `aud` is the
+        // deployment root was issued for another resource.
+        if claims.aud != self.resources.mcp_url {
             return Err(TokenRejection::WrongAudience);
         }
         let uuid = |s: &str| Uuid::parse_str(s).map_err(|_| TokenRejection::Invalid);

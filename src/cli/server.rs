@@ -139,6 +139,8 @@ impl CreateAdminUser {
                 session_duration: config.session_duration,
                 default_token_lifetime: config.default_token_lifetime,
                 max_token_lifetime: config.max_token_lifetime,
+                password_hash_concurrency: config.password_hash_concurrency,
+                password_hash_wait: config.password_hash_wait,
             },
             RateLimiter::new(1, chrono::Duration::minutes(1), clock),
         );

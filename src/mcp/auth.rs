@@ -84,11 +84,8 @@ pub async fn authenticate(
             .authenticate_api_key(&token)
             .await
             .map_err(|e| match e {
-                DomainError::Unavailable {
-                    message,
-                    retry_after_secs,
-                } => super::endpoint::unavailable(&message, retry_after_secs),
-                other => reject(&other.to_string()),
+                DomainError::Unauthenticated(why) => reject(&why),
+                other => lookup_failed(other),
             });
     }
     if !state.experiment_enabled(Experiment::OAuth2) {
@@ -104,16 +101,7 @@ pub async fn authenticate(
     let user = users
         .get(state, verified.user_id)
         .await
-        .map_err(|err| match err {
-            DomainError::Unavailable {
-                message,
-                retry_after_secs,
-            } => super::endpoint::unavailable(&message, retry_after_secs),
-            other => {
-                tracing::error!(error = %other, "could not look up the user of an access token");
-                super::endpoint::internal_error()
-            }
-        })?
+        .map_err(lookup_failed)?
         .filter(|u| u.status == UserStatus::Active)
         .ok_or_else(|| {
             reject("The user this token was issued to no longer exists or is suspended.")
@@ -126,6 +114,22 @@ pub async fn authenticate(
             scopes: verified.scopes.clone(),
         },
     })
+}
+
+/// A credential that could not be checked is no proof that it is wrong: a 401 would make the
+/// client drop a good token (and would carry the internal cause to it). The database being away
+/// is a 503 with Retry-After; anything else a 500 whose cause is only logged.
+fn lookup_failed(err: DomainError) -> Response {
+    match err {
+        DomainError::Unavailable {
+            message,
+            retry_after_secs,
+        } => super::endpoint::unavailable(&message, retry_after_secs),
+        other => {
+            tracing::error!(error = %other, "could not check the credential of an MCP request");
+            super::endpoint::internal_error()
+        }
+    }
 }
 
 /// RFC 6750 §3 parameter values are quoted strings; keep them free of quotes and backslashes.

@@ -113,7 +113,8 @@ fn page(title: &'static str, message: impl Into<String>) -> AuthorizeFailure {
 }
 
 impl OAuthServer {
-    /// The authorization endpoint counts the caller's IP and the client it names.
+    /// The authorization endpoint counts the caller's IP, and the client it names from that IP:
+    /// nothing here proves the client, so a stranger must not spend its budget for everyone.
     fn check_authorize_limits(
         &self,
         params: &AuthorizeParams,
@@ -121,7 +122,7 @@ impl OAuthServer {
     ) -> Result<(), AuthorizeFailure> {
         self.check_ip_limit("authorize", ip)
             .and_then(|()| match params.client_id.as_deref() {
-                Some(id) => self.check_client_limit("authorize", id),
+                Some(id) => self.check_unproven_client_limit("authorize", id, ip),
                 None => Ok(()),
             })
             .map_err(|err| AuthorizeFailure::RateLimited {

@@ -24,7 +24,7 @@ use crate::clock::SharedClock;
 use crate::domain::GrantId;
 use crate::domain::oauth::{DCR_SETTING, dcr_enabled};
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, ip_key};
 use crate::revocation::RevocationList;
 use crate::store::SharedStore;
 
@@ -45,6 +45,12 @@ pub struct OAuthPolicy {
     pub rate_limit_per_client: u32,
     /// The fetcher of Client ID Metadata Documents; `None` when the server flag turned them off.
     pub metadata_documents: Option<cimd::Fetcher>,
+    /// Dynamic registrations per hour from all callers together, besides the per-IP limit:
+    /// many addresses (a botnet, an IPv6 range) must not fill the database.
+    pub registrations_per_hour: u32,
+    /// Dynamically registered clients never used for a token that may exist at once; more
+    /// registrations wait until some are used or cleaned up.
+    pub max_unused_dynamic_clients: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +69,7 @@ struct Inner {
     policy: OAuthPolicy,
     ip_limiter: RateLimiter,
     client_limiter: RateLimiter,
+    registration_limiter: RateLimiter,
     audit: Auditor,
     metrics: Arc<Metrics>,
     documents: Option<cimd::Documents>,
@@ -100,6 +107,11 @@ impl OAuthServer {
                     .metadata_documents
                     .clone()
                     .map(|fetcher| cimd::Documents::new(fetcher, clock.clone())),
+                registration_limiter: RateLimiter::new(
+                    policy.registrations_per_hour,
+                    Duration::hours(1),
+                    clock.clone(),
+                ),
                 issuer: access_url.as_str().trim_end_matches('/').to_owned(),
                 resources: resource::Resources::new(access_url),
                 store,
@@ -129,24 +141,57 @@ impl OAuthServer {
     }
 
     // Every endpoint's rate limits are checked here and only here: each counts the caller's IP
-    // before it reads the request; authorization also counts the client it names, token and
-    // revocation the client that authenticated.
+    // (an IPv6 caller by its /64) before it reads the request. The per-client limit is charged
+    // only once the client proved who it is (a confidential client's secret): a client id alone
+    // proves nothing, so a request that names a client without proving it (authorization, and
+    // every request of a public client) is counted against that client from that IP only.
+    // Otherwise anyone who knows a public client's id could exhaust its limit for all its users.
 
     /// Counts a request to `endpoint` against the per-IP limit.
     fn check_ip_limit(&self, endpoint: &str, ip: &str) -> OAuthResult<()> {
         self.inner
             .ip_limiter
-            .check(&format!("{endpoint}:{ip}"))
+            .check(&format!("{endpoint}:{}", ip_key(ip)))
             .map_err(|r| OAuthError::rate_limited(r.0))
     }
 
-    /// Counts a request to `endpoint` against the per-client limit. Per-IP limits alone would
-    /// either choke or not protect clients behind shared egress (mcp-requirements D7).
+    /// Counts a request to `endpoint` against the per-client limit of a client that proved its
+    /// identity. Per-IP limits alone would either choke or not protect clients behind shared
+    /// egress (mcp-requirements D7).
     fn check_client_limit(&self, endpoint: &str, client: &str) -> OAuthResult<()> {
         self.inner
             .client_limiter
             .check(&format!("{endpoint}:{client}"))
             .map_err(|r| OAuthError::rate_limited(r.0))
+    }
+
+    /// Counts a request to `endpoint` that names `client` without proving it: against that
+    /// client's limit from this IP (/64) only.
+    fn check_unproven_client_limit(
+        &self,
+        endpoint: &str,
+        client: &str,
+        ip: &str,
+    ) -> OAuthResult<()> {
+        self.inner
+            .client_limiter
+            .check(&format!("{endpoint}:{client}@{}", ip_key(ip)))
+            .map_err(|r| OAuthError::rate_limited(r.0))
+    }
+
+    /// The per-client limit for a client that authenticated at the token or revocation
+    /// endpoint: by itself when it proved a secret, by itself and the IP when it is public.
+    fn check_authenticated_client_limit(
+        &self,
+        endpoint: &str,
+        client: &client_auth::AuthenticatedClient,
+        ip: &str,
+    ) -> OAuthResult<()> {
+        let id = client.app.id.to_string();
+        match client.secret_id {
+            Some(_) => self.check_client_limit(endpoint, &id),
+            None => self.check_unproven_client_limit(endpoint, &id, ip),
+        }
     }
 
     pub async fn dynamic_registration_enabled(&self) -> OAuthResult<bool> {

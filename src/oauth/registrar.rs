@@ -15,6 +15,12 @@ use crate::secret::{self, Secret};
 const MAX_REDIRECT_URIS: usize = 32;
 const MAX_NAME_CHARS: usize = 64;
 const MAX_CONTACTS: usize = 16;
+/// A `client_name` longer than this is refused rather than cut: nobody names an app in a page.
+const MAX_GIVEN_NAME_CHARS: usize = 256;
+/// Every scope we know fits many times over; claude.ai sends one unknown word.
+const MAX_SCOPE_CHARS: usize = 1024;
+/// `grant_types` and `response_types` entries; we serve two grant types and one response type.
+const MAX_LIST_ENTRIES: usize = 8;
 const DEFAULT_NAME: &str = "Dynamically Registered Client";
 
 /// RFC 7591 §2 client metadata. Unknown fields (`application_type`, vendor extras) are ignored,
@@ -168,6 +174,16 @@ pub(super) fn validate_for(meta: ClientMetadata, door: Door) -> OAuthResult<Vali
     let keys = client_keys(method, meta.jwks_uri, meta.jwks)?;
     let public = method.client_type() == ClientType::Public;
     let redirect_uris = redirect_uris(meta.redirect_uris.unwrap_or_default(), public)?;
+    for (field, list) in [
+        ("grant_types", &meta.grant_types),
+        ("response_types", &meta.response_types),
+    ] {
+        if list.as_ref().is_some_and(|l| l.len() > MAX_LIST_ENTRIES) {
+            return Err(bad_metadata(format!(
+                "{field} may list at most {MAX_LIST_ENTRIES} values"
+            )));
+        }
+    }
     let grant_types = grant_types(meta.grant_types)?;
     let response_types = response_types(meta.response_types)?;
     // RFC 7591 §2: every text field is stored and shown on the consent page; each passes the
@@ -181,9 +197,12 @@ pub(super) fn validate_for(meta: ClientMetadata, door: Door) -> OAuthResult<Vali
     let software_version = meta.software_version.unwrap_or_default();
     text("software_version", &software_version, limits::LABEL)?;
     let contacts = contacts(meta.contacts.unwrap_or_default())?;
-    // A long name is cut to 64 characters (see `client_name`); it must still be text.
+    // A long name is cut to 64 characters (see `client_name`); it must still be bounded text.
     if let Some(name) = &meta.client_name {
-        text("client_name", name, StoredText::line(usize::MAX))?;
+        text("client_name", name, StoredText::line(MAX_GIVEN_NAME_CHARS))?;
+    }
+    if let Some(scope) = &meta.scope {
+        text("scope", scope, StoredText::line(MAX_SCOPE_CHARS))?;
     }
     let name = client_name(meta.client_name.as_deref(), &client_uri, &redirect_uris);
     // Names outside the catalog (claude.ai registers "claudeai") are dropped: the client then
@@ -323,6 +342,7 @@ impl OAuthServer {
         }
         self.check_ip_limit("register", ip)?;
         let meta = validate(ClientMetadata::parse(body)?)?;
+        self.check_registration_capacity().await?;
         let now = self.inner.clock.now();
         let registration_token = credentials::generate();
         let app = OAuthApp {
@@ -373,6 +393,30 @@ impl OAuthServer {
         }
         info["registration_access_token"] = json!(registration_token.full.expose());
         Ok(info)
+    }
+
+    /// The deployment-wide caps on registration, checked once a request is valid: registrations
+    /// per hour from everyone together, and clients registered but never used. The per-IP limit
+    /// alone does not stop many addresses.
+    async fn check_registration_capacity(&self) -> OAuthResult<()> {
+        self.inner
+            .registration_limiter
+            .check("register")
+            .map_err(|r| OAuthError::rate_limited(r.0))?;
+        let unused = self.inner.store.count_unused_dynamic_apps().await?;
+        if unused >= i64::from(self.inner.policy.max_unused_dynamic_clients) {
+            tracing::warn!(
+                unused,
+                "dynamic registration refused: too many registered clients are still unused"
+            );
+            let mut err = OAuthError::invalid_request(
+                "too many registered clients have not been used yet; try again later",
+            )
+            .with_status(503);
+            err.retry_after = Some(300);
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// Creates a client secret; the full value is returned once and only its hash is kept.

@@ -26,7 +26,7 @@ impl OAuthServer {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("missing required parameter: token"))?;
         let client = self.authenticate_client(&client).await?;
-        self.check_client_limit("revoke", &client.app.id.to_string())?;
+        self.check_authenticated_client_limit("revoke", &client, ip)?;
         let Some(grant) = self.grant_behind(token).await? else {
             return Ok(());
         };

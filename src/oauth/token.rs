@@ -11,7 +11,9 @@ use super::jwt::{self, AccessTokenClaims};
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, pkce};
 use crate::audit::AuditEvent;
 use crate::domain::credentials;
-use crate::domain::{AuthorizationCode, Grant, GrantId, RefreshToken, ScopeSet, User, UserId};
+use crate::domain::{
+    AuthorizationCode, Grant, GrantId, RefreshToken, ScopeSet, User, UserId, UserStatus,
+};
 
 /// A token request's form fields; unknown ones are ignored.
 #[derive(Debug, Default, Clone)]
@@ -103,7 +105,7 @@ impl OAuthServer {
             ));
         }
         let client = self.authenticate_client(&req.client).await?;
-        self.check_client_limit("token", &client.app.id.to_string())?;
+        self.check_authenticated_client_limit("token", &client, ip)?;
         if !client.app.grant_types.contains(&grant_type) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
@@ -276,11 +278,19 @@ impl OAuthServer {
         let user = self.grant_user(grant.user_id).await?;
         let granted = cap_to_role(&ScopeSet::parse_known(&grant.scope), &user)?;
         // RFC 6749 §6: a refresh may narrow the scope of the new access token, never widen it.
-        let requested = req
+        // A scope naming nothing we know is not "the full grant": it is refused (§5.2).
+        let asked = req
             .scope
             .as_deref()
-            .map(ScopeSet::parse_known)
+            .map(str::trim)
             .filter(|s| !s.is_empty());
+        let requested = asked.map(ScopeSet::parse_known);
+        if requested.as_ref().is_some_and(ScopeSet::is_empty) {
+            return Err(OAuthError::invalid_scope(format!(
+                "the requested scope names no scope of this server; ask for some of {}",
+                granted.to_wire()
+            )));
+        }
         let scopes = match requested {
             Some(requested) if requested.is_subset_of(&granted) => requested,
             Some(_) => {
@@ -324,10 +334,18 @@ impl OAuthServer {
         }
     }
 
+    /// The user behind a grant, if they may still use it: a deleted or suspended user's codes
+    /// and refresh tokens are `invalid_grant` (RFC 6749 §5.2), so the client stops and asks again.
     async fn grant_user(&self, id: UserId) -> OAuthResult<User> {
-        self.inner.store.get_user_by_id(id).await?.ok_or_else(|| {
+        let user = self.inner.store.get_user_by_id(id).await?.ok_or_else(|| {
             OAuthError::invalid_grant("the user who granted access no longer exists")
-        })
+        })?;
+        if user.status != UserStatus::Active {
+            return Err(OAuthError::invalid_grant(
+                "the user who granted access is suspended",
+            ));
+        }
+        Ok(user)
     }
 
     /// A second use of a code means it leaked: revoke what the first use obtained.

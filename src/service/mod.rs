@@ -27,7 +27,7 @@ use crate::clock::SharedClock;
 use crate::domain::{DomainError, Principal};
 use crate::metrics::Metrics;
 use crate::provisioner::Provisioning;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{FailureBackoff, RateLimiter};
 use crate::revocation::RevocationList;
 use crate::store::{Constraint, SharedStore, StoreError};
 
@@ -45,7 +45,15 @@ pub struct ServicePolicy {
     pub session_duration: Duration,
     pub default_token_lifetime: Duration,
     pub max_token_lifetime: Duration,
+    /// Password hashes computed at once, and how long a sign-in waits for a turn.
+    pub password_hash_concurrency: usize,
+    pub password_hash_wait: Duration,
 }
+
+/// Wrong passwords an account may take before each further one blocks it for longer.
+const FREE_LOGIN_FAILURES: u32 = 5;
+/// The longest an account waits after wrong passwords.
+const MAX_LOGIN_BACKOFF_MINUTES: i64 = 15;
 
 /// The use cases, bound to a store and a clock. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -54,6 +62,9 @@ pub struct Services {
     clock: SharedClock,
     policy: Arc<ServicePolicy>,
     login_limiter: Arc<RateLimiter>,
+    /// Per-account backoff after wrong passwords, besides the per-IP limit.
+    account_backoff: Arc<FailureBackoff>,
+    hashing: Arc<password::HashingPool>,
     /// Workspaces run here; absent in commands that never touch them (create-admin-user).
     provisioning: Option<Provisioning>,
     /// The agents connected to this replica, and the way to the others'.
@@ -72,6 +83,15 @@ impl Services {
         login_limiter: RateLimiter,
     ) -> Self {
         Self {
+            account_backoff: Arc::new(FailureBackoff::new(
+                FREE_LOGIN_FAILURES,
+                chrono::Duration::minutes(MAX_LOGIN_BACKOFF_MINUTES),
+                clock.clone(),
+            )),
+            hashing: Arc::new(password::HashingPool::new(
+                policy.password_hash_concurrency,
+                policy.password_hash_wait,
+            )),
             store,
             clock,
             policy: Arc::new(policy),

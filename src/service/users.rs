@@ -7,6 +7,7 @@ use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{
     DomainError, FieldError, NewUser, Page, Principal, Role, User, UserId, UserStatus,
 };
+use crate::ratelimit::ip_key;
 use crate::secret::Secret;
 use crate::store::StoreError;
 
@@ -114,7 +115,7 @@ impl Services {
         if !problems.is_empty() {
             return Err(DomainError::invalid_fields("Invalid user.", problems));
         }
-        let hashed_password = password::hash(req.password).await?;
+        let hashed_password = password::hash(&self.hashing, req.password).await?;
         Ok(NewUser {
             id: UserId::new(),
             username,
@@ -134,7 +135,7 @@ impl Services {
         password_attempt: String,
         client_ip: &str,
     ) -> Result<(User, Secret), DomainError> {
-        if let Err(retry) = self.login_limiter.check(client_ip) {
+        if let Err(retry) = self.login_limiter.check(&ip_key(client_ip)) {
             return Err(DomainError::RateLimited {
                 message: "Too many sign-in attempts. Wait a minute and try again.".into(),
                 retry_after_secs: retry.0,
@@ -143,17 +144,30 @@ impl Services {
         // No account can have an email that breaks the stored-text rule (NUL, which PostgreSQL
         // cannot even compare); such an attempt fails like any wrong email.
         let email = email.trim();
+        // Per account too: an attacker with many addresses still guesses slowly. Unknown emails
+        // are counted alike, so the backoff does not tell which accounts exist.
+        let account = email.to_lowercase();
+        if let Err(retry) = self.account_backoff.check(&account) {
+            return Err(DomainError::RateLimited {
+                message: "Too many wrong passwords for this account. Wait and try again.".into(),
+                retry_after_secs: retry.0,
+            });
+        }
         let found = if validate::text("email", email, limits::EMAIL).is_ok() {
             self.store.get_user_credentials_by_email(email).await?
         } else {
             None
         };
         let stored_hash = found.as_ref().map(|c| c.hashed_password.clone());
-        let verified = password::verify(password_attempt, stored_hash).await?;
+        let verified = password::verify(&self.hashing, password_attempt, stored_hash).await?;
         let user = match found {
             Some(creds) if verified => creds.user,
-            _ => return Err(DomainError::Unauthenticated(LOGIN_FAILED.into())),
+            _ => {
+                self.account_backoff.fail(&account);
+                return Err(DomainError::Unauthenticated(LOGIN_FAILED.into()));
+            }
         };
+        self.account_backoff.succeed(&account);
         if user.status != UserStatus::Active {
             return Err(DomainError::Unauthenticated(
                 "Your account is suspended. Contact an owner of this deployment.".into(),

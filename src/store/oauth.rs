@@ -245,6 +245,20 @@ impl Store {
         Ok(())
     }
 
+    /// Dynamically registered clients never used for a token yet: what a flood of registrations
+    /// leaves behind until the cleanup deletes it.
+    pub async fn count_unused_dynamic_apps(&self) -> StoreResult<i64> {
+        let (count,): (i64,) = on!(&self.pool, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM oauth2_provider_apps WHERE dynamically_registered \
+                 AND last_used_at IS NULL",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count)
+    }
+
     /// Deletes dynamically registered clients never used for a token and created before `cutoff`.
     pub async fn delete_abandoned_dynamic_apps(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         Ok(on!(&self.pool, |pool| {

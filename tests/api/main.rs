@@ -23,6 +23,7 @@ mod oauth_admin;
 mod oauth_cimd;
 mod oauth_client;
 mod oauth_flow;
+mod oauth_hardening;
 mod oauth_interop;
 mod oauth_pages;
 mod oauth_registration;

@@ -27,11 +27,13 @@ both_backends!(
 const APPS: &str = "/deployment/oauth2-provider/apps";
 const AUTHORIZED: &str = "/settings/oauth2-provider";
 
-/// A browser: the session cookie, and the CSRF cookie the pages handed out.
+/// A browser: the session cookie, the CSRF cookie the pages handed out, and the CSRF token of
+/// the last form it loaded.
 struct Browser<'a> {
     app: &'a TestApp,
     session: Option<String>,
     csrf: Option<String>,
+    token: Option<String>,
 }
 
 impl<'a> Browser<'a> {
@@ -40,6 +42,7 @@ impl<'a> Browser<'a> {
             app,
             session: session.map(str::to_owned),
             csrf: None,
+            token: None,
         }
     }
 
@@ -70,20 +73,34 @@ impl<'a> Browser<'a> {
         res
     }
 
-    /// A page that must answer 200; its CSRF field must match the cookie.
+    /// A page that must answer 200; its CSRF field is kept for the next form.
     async fn page(&mut self, path: &str) -> String {
         let res = self.get(path).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let html = res.text().await.unwrap();
         if html.contains("name=\"csrf_token\"") {
-            assert_eq!(hidden_field(&html, "csrf_token"), self.csrf, "{path}");
+            self.token = hidden_field(&html, "csrf_token");
         }
         html
     }
 
     /// Submits a form with the page's CSRF token.
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        let csrf = self.csrf.clone().expect("load a page first");
+        let csrf = match self.token.clone() {
+            Some(token) => token,
+            // The page had no form: take the session's token from the home page's sign-out form.
+            None => {
+                let home = self
+                    .app
+                    .client
+                    .get(self.app.url("/"))
+                    .header("Cookie", self.cookie())
+                    .send()
+                    .await
+                    .unwrap();
+                hidden_field(&home.text().await.unwrap(), "csrf_token").expect("load a page first")
+            }
+        };
         let mut form = form.to_vec();
         form.push(("csrf_token", &csrf));
         self.post_raw(path, &form).await

@@ -527,8 +527,11 @@ async fn logout_form_ends_the_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     create_owner_via_api(&app).await;
     let token = sign_in_with_form(&app).await;
-    let csrf = csrf_token(&app, "/login").await;
-    let both = format!("{CSRF_COOKIE}={csrf}; {SESSION_COOKIE}={token}");
+    // Signed in, the form's token is bound to the session: the home page's sign-out form.
+    let home = get_page(&app, "/", Some(&format!("{SESSION_COOKIE}={token}"))).await;
+    let csrf = input_value(&home.text().await.unwrap(), "csrf_token").expect("csrf field");
+    let pre_session = csrf_token(&app, "/login").await;
+    let both = format!("{CSRF_COOKIE}={pre_session}; {SESSION_COOKIE}={token}");
     let me = |token: String| {
         let app = &app;
         async move { app.get("/api/v2/users/me", Some(&token)).await.status() }
@@ -546,6 +549,16 @@ async fn logout_form_ends_the_session(backend: Backend) {
     assert!(set_cookie_named(&res, SESSION_COOKIE).is_none());
     assert_eq!(me(token.clone()).await, StatusCode::OK);
     let res = post_form(&app, "/logout", Some(&both), &[("csrf_token", "wrong")]).await;
+    assert!(set_cookie_named(&res, SESSION_COOKIE).is_none());
+    assert_eq!(me(token.clone()).await, StatusCode::OK);
+    // Nor with the pre-session double-submit value, which a subdomain could plant.
+    let res = post_form(
+        &app,
+        "/logout",
+        Some(&both),
+        &[("csrf_token", &pre_session)],
+    )
+    .await;
     assert!(set_cookie_named(&res, SESSION_COOKIE).is_none());
     assert_eq!(me(token.clone()).await, StatusCode::OK);
 

@@ -536,7 +536,8 @@ async fn session_cookie_is_secure_behind_an_https_access_url(backend: Backend) {
         cookie_attributes(&cookie).contains(&"secure".to_owned()),
         "{cookie}"
     );
-    // The sign-in page's CSRF cookie too.
+    // The sign-in page's CSRF cookie too, with the `__Host-` prefix: Secure, Path=/, no Domain,
+    // so no sibling subdomain or plain-http response can plant one.
     let page = app
         .client
         .get(format!("{direct}/login"))
@@ -544,9 +545,13 @@ async fn session_cookie_is_secure_behind_an_https_access_url(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    let csrf = set_cookie_named(&page, "coder_csrf").expect("csrf cookie");
+    assert!(set_cookie_named(&page, "coder_csrf").is_none());
+    let csrf = set_cookie_named(&page, "__Host-coder_csrf").expect("csrf cookie");
+    let attributes = cookie_attributes(&csrf);
+    assert!(attributes.contains(&"secure".to_owned()), "{csrf}");
+    assert!(attributes.contains(&"path=/".to_owned()), "{csrf}");
     assert!(
-        cookie_attributes(&csrf).contains(&"secure".to_owned()),
+        !attributes.iter().any(|a| a.starts_with("domain")),
         "{csrf}"
     );
 }

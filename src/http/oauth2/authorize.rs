@@ -110,7 +110,7 @@ async fn handle(
             StatusCode::OK,
         );
     };
-    if !csrf::verify(headers, &decision.csrf_token) {
+    if !csrf::verify(state, headers, &decision.csrf_token) {
         return consent_page(
             state,
             headers,

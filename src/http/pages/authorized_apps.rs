@@ -113,7 +113,7 @@ async fn revoke(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(PAGE);
     };
     let not_found = || DomainError::NotFound("You have not authorized this application.".into());

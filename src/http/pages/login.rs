@@ -106,7 +106,7 @@ async fn submit(
         );
     };
     let redirect = safe_redirect(Some(&form.redirect));
-    if !csrf::verify(&headers, &form.csrf_token) {
+    if !csrf::verify(&state, &headers, &form.csrf_token) {
         return render(
             &state,
             &headers,
@@ -161,7 +161,7 @@ async fn logout(
     form: Result<Form<LogoutForm>, FormRejection>,
 ) -> Response {
     let submitted = form.map(|f| f.0.csrf_token).unwrap_or_default();
-    if !csrf::verify(&headers, &submitted) {
+    if !csrf::verify(&state, &headers, &submitted) {
         return see_other("/", &[]);
     }
     if let Some(user) = user

@@ -175,11 +175,12 @@ impl FormFields {
 
 /// The submitted form, if it carries this browser's CSRF token (an unreadable form does not).
 pub(crate) fn csrf_checked(
+    state: &AppState,
     headers: &HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Option<FormFields> {
     let fields = FormFields(form.map(|f| f.0).unwrap_or_default());
-    csrf::verify(headers, fields.get(csrf::FIELD)).then_some(fields)
+    csrf::verify(state, headers, fields.get(csrf::FIELD)).then_some(fields)
 }
 
 /// Keeps a post-login redirect on this server: only absolute paths, never `//host` or `/\host`

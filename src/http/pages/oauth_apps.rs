@@ -136,7 +136,7 @@ async fn create(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(APPS);
     };
     let form = AppForm::from_fields(&fields);
@@ -164,7 +164,7 @@ async fn set_registration(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(APPS);
     };
     let enabled = match fields.get("dynamic_registration") {
@@ -257,7 +257,7 @@ async fn update(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(&path);
     };
     let form = AppForm::from_fields(&fields);
@@ -292,7 +292,7 @@ async fn delete(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(&path);
     };
     if fields.get("confirm") != "yes" {
@@ -333,7 +333,7 @@ async fn create_secret(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    if csrf_checked(&headers, form).is_none() {
+    if csrf_checked(&state, &headers, form).is_none() {
         return form_expired(&path);
     }
     match state
@@ -367,7 +367,7 @@ async fn delete_secret(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    if csrf_checked(&headers, form).is_none() {
+    if csrf_checked(&state, &headers, form).is_none() {
         return form_expired(&path);
     }
     match state

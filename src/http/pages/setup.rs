@@ -108,7 +108,7 @@ async fn submit(
             StatusCode::BAD_REQUEST,
         );
     };
-    if !csrf::verify(&headers, &form.csrf_token) {
+    if !csrf::verify(&state, &headers, &form.csrf_token) {
         return render(
             &state,
             &headers,
