@@ -638,6 +638,10 @@ pub struct OAuth2Config {
     pub client_id_metadata_documents: bool,
     /// Test-only: never set from flags, env or the config file.
     pub cimd_test_trust: Option<CimdTestTrust>,
+    /// Dynamic registrations per hour from everyone together.
+    pub registrations_per_hour: u32,
+    /// Dynamically registered clients never used for a token that may exist at once.
+    pub max_unused_dynamic_clients: u32,
 }
 
 /// **Test-only** relaxation of the metadata-document fetcher's defences, so tests can serve
@@ -652,10 +656,6 @@ pub struct CimdTestTrust {
     pub allow_loopback: bool,
     /// A shorter total fetch timeout than the default 5 seconds, so timeout tests run quickly.
     pub fetch_timeout: Option<Duration>,
-    /// Dynamic registrations per hour from everyone together.
-    pub registrations_per_hour: u32,
-    /// Dynamically registered clients never used for a token that may exist at once.
-    pub max_unused_dynamic_clients: u32,
 }
 
 impl Default for OAuth2Config {

@@ -201,7 +201,7 @@ async fn set_metadata_documents(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(APPS);
     };
     let Some(policy) = CimdPolicy::parse(fields.get("cimd_policy")) else {
