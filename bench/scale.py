@@ -49,6 +49,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -270,10 +271,12 @@ class Dialect:
 
     def commit(self):
         if self.srv.backend == "sqlite":
+            # No ANALYZE: the server never runs it, so a real SQLite deployment plans without
+            # statistics, as this one will.
             self.db.execute("COMMIT")
-            self.db.execute("ANALYZE")  # what a long-lived deployment's optimizer would know
             self.db.close()
         else:
+            # PostgreSQL's autovacuum would have analyzed tables this size by now.
             psql(self.srv.pg_url, "ANALYZE", self.srv.schema)
 
 
@@ -345,6 +348,47 @@ def rest_lua(path: str, session: str) -> None:
 REST_FILTER = "/api/v2/workspaces?q=status%3Arunning%20owner%3Aalice"
 
 
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def same_as_exemplars(workspaces: list[dict]) -> None:
+    """Every cloned workspace of alice reads through the API exactly as the real workspace of
+    its status does, once ids and its name are blanked: the clones hold what the service wrote.
+    Except the agent's connection: the real running workspace's agent is a live process that
+    dials back after the restart, a clone's agent is not (2,000 agent processes would not fit
+    on the machine), so connection times, agent status and health are left out."""
+    live = {"health", "first_connected_at", "last_connected_at", "disconnected_at"}
+
+    def blank(v, name):
+        if isinstance(v, dict):
+            agent = "lifecycle_state" in v
+            return {k: "<live>" if k in live or (agent and k == "status") else blank(x, name)
+                    for k, x in v.items()}
+        if isinstance(v, list):
+            return [blank(x, name) for x in v]
+        if isinstance(v, str) and (UUID_RE.match(v) or v == name):
+            return "<blank>"
+        return v
+    real = {w["latest_build"]["status"]: blank(w, w["name"])
+            for w in workspaces if w["name"] in ("ws-running", "ws-stopped")}
+    if set(real) != {"running", "stopped"}:
+        S.die(f"alice's real workspaces are not one running and one stopped: {sorted(real)}")
+    for w in workspaces:
+        got, want = blank(w, w["name"]), real[w["latest_build"]["status"]]
+        if got != want:
+            S.die(f"the clone {w['name']} does not read like the real {w['latest_build']['status']} "
+                  f"workspace: {'; '.join(differences(got, want))[:800]}")
+
+
+def differences(a, b, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b))
+                for d in differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}"]
+
+
 def prepare_scenarios(srv: Server, seeded: dict, work: str) -> dict:
     http = S.Http(srv.url)
     pw = seeded["password"]
@@ -365,7 +409,9 @@ def prepare_scenarios(srv: Server, seeded: dict, work: str) -> dict:
     # One checked request of each: the answers must be what the data set says.
     checks = {}
     st, _, body = http.request("GET", "/api/v2/workspaces", None, {"Coder-Session-Token": alice["session"]})
-    checks["rest_member"] = json.loads(body)["count"] if st == 200 else S.die(f"rest_member {st}")
+    listing = json.loads(body) if st == 200 else S.die(f"rest_member {st}")
+    checks["rest_member"] = listing["count"]
+    same_as_exemplars(listing["workspaces"])
     st, _, body = http.request("GET", REST_FILTER, None, {"Coder-Session-Token": owner["session"]})
     v = json.loads(body) if st == 200 else S.die(f"rest_owner_filter {st}")
     if any(w["latest_build"]["status"] != "running" or w["owner_name"] != "alice" for w in v["workspaces"]):
@@ -410,23 +456,23 @@ def bench_backend(backend: str, args, work: str, results: list) -> dict:
     sets = {"small": args.large // 100 // PER_USER, "large": args.large // PER_USER}  # users per set
     servers = {}
     meta = {}
-    for name, users in sets.items():
-        srv = Server(args.bin, work, f"{backend}-{name}", backend, args.postgres_url)
-        if backend == "postgres":
-            psql(args.postgres_url, f"DROP SCHEMA IF EXISTS {srv.schema} CASCADE; CREATE SCHEMA {srv.schema}")
-        srv.start()
-        seeded = seed_api(srv, users)
-        srv.stop()
-        statuses = seed_sql(srv, seeded)
-        srv.start()
-        time.sleep(3)
-        idle = srv.status_kib("VmRSS")
-        log(f"{srv.tag}: idle RSS after start with {users * PER_USER} workspaces: {idle / 1024:.1f} MiB")
-        scen = prepare_scenarios(srv, seeded, work)
-        servers[name] = (srv, scen)
-        meta[name] = {"users": users, "workspaces": users * PER_USER, "statuses": statuses,
-                      "idle_rss_mib": round(idle / 1024, 1)}
     try:
+        for name, users in sets.items():
+            srv = Server(args.bin, work, f"{backend}-{name}", backend, args.postgres_url)
+            servers[name] = (srv, {})
+            if backend == "postgres":
+                psql(args.postgres_url, f"DROP SCHEMA IF EXISTS {srv.schema} CASCADE; CREATE SCHEMA {srv.schema}")
+            srv.start()
+            seeded = seed_api(srv, users)
+            srv.stop()
+            statuses = seed_sql(srv, seeded)
+            srv.start()
+            time.sleep(3)
+            idle = srv.status_kib("VmRSS")
+            log(f"{srv.tag}: idle RSS after start with {users * PER_USER} workspaces: {idle / 1024:.1f} MiB")
+            servers[name] = (srv, prepare_scenarios(srv, seeded, work))
+            meta[name] = {"users": users, "workspaces": users * PER_USER, "statuses": statuses,
+                          "idle_rss_mib": round(idle / 1024, 1)}
         for run in range(1, args.runs + 1):
             for name in (("small", "large") if run % 2 else ("large", "small")):
                 srv, scen = servers[name]
@@ -493,6 +539,8 @@ def report(results: list, metas: dict) -> str:
 
 
 def main() -> None:
+    # A TERM (or ^C) unwinds like an error, so the servers and schemas are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="both", choices=["sqlite", "postgres", "both"])
     p.add_argument("--runs", type=int, default=3)
