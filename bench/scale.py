@@ -132,6 +132,27 @@ class Server:
         f = stat.rsplit(") ", 1)[1].split()
         return int(f[11]) + int(f[12])
 
+    def db_ticks(self) -> dict[int, int]:
+        """PostgreSQL: utime+stime of each backend process serving this server's pool (matched
+        by the pool's client ports), so the database's own CPU counts too."""
+        if self.backend != "postgres":
+            return {}
+        ss = subprocess.run(["ss", "-tnpH", "state", "established", "( dport = :5432 )"],
+                            capture_output=True, text=True).stdout
+        ports = {line.split()[2].rsplit(":", 1)[1] for line in ss.splitlines()
+                 if f"pid={self.proc.pid}," in line}
+        out = {}
+        for line in psql(self.pg_url, "SELECT pid, client_port FROM pg_stat_activity "
+                         "WHERE backend_type = 'client backend'").splitlines():
+            pid, port = line.split("|")
+            if port in ports:
+                try:
+                    f = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()
+                    out[int(pid)] = int(f[11]) + int(f[12])
+                except OSError:
+                    pass
+        return out
+
     def status_kib(self, key: str) -> int:
         for line in open(f"/proc/{self.proc.pid}/status"):
             if line.startswith(key + ":"):
@@ -441,14 +462,21 @@ def run_wrk(srv: Server, path: str, script: str | None, args, out_file: str) -> 
     if script:
         cmd += ["-s", script]
     cmd.append(srv.url + path)
+    db0 = srv.db_ticks()
     t0 = srv.ticks()
     r = subprocess.run(cmd, capture_output=True, text=True)
     t1 = srv.ticks()
+    db1 = srv.db_ticks()
     open(out_file, "w").write(r.stdout + r.stderr)
     row = S.parse_wrk(r.stdout)
     if row["non2xx"] or row["socket_errors"]:
         S.die(f"{out_file}: {row['non2xx']} non-2xx, {row['socket_errors']} socket errors")
     row["cpu_us"] = (t1 - t0) * 1e6 / CLK_TCK / row["requests"]
+    if srv.backend == "postgres":
+        # Backends the pool opened during the run started at zero.
+        db = sum(t - db0.get(pid, 0) for pid, t in db1.items())
+        row["db_cpu_us"] = db * 1e6 / CLK_TCK / row["requests"]
+        row["total_cpu_us"] = row["cpu_us"] + row["db_cpu_us"]
     return row
 
 
@@ -485,8 +513,9 @@ def bench_backend(backend: str, args, work: str, results: list) -> dict:
                                   os.path.join(args.out, f"wrk-{srv.tag}-{key}-{run}.txt"))
                     row.update(backend=backend, set=name, run=run, scenario=key, load1=load)
                     results.append(row)
+                    db = f" (+{row['db_cpu_us']:.1f} µs in PostgreSQL)" if "db_cpu_us" in row else ""
                     log(f"{backend} {name:5} run {run} {key:18} {row['rps']:8.0f} req/s "
-                        f"{row['cpu_us']:8.1f} µs CPU/req  p50 {S.fmt_ms(row['p50_ms'])}  load {load:.2f}")
+                        f"{row['cpu_us']:8.1f} µs CPU/req{db}  p50 {S.fmt_ms(row['p50_ms'])}  load {load:.2f}")
                     time.sleep(1)
         for name, (srv, _) in servers.items():
             meta[name]["rss_after_mib"] = round(srv.status_kib("VmRSS") / 1024, 1)
@@ -517,24 +546,31 @@ def report(results: list, metas: dict) -> str:
             lines.append(f"- {name}: {m['users']} users, {m['workspaces']} workspaces {m['statuses']}; "
                          f"idle RSS after start {m['idle_rss_mib']} MiB, after the runs "
                          f"{m.get('rss_after_mib', '?')} MiB")
-        lines.append("")
-        lines.append("| scenario | CPU/req small (runs) | CPU/req large (runs) | median ratio large/small | ≤ 1.5 |")
-        lines.append("|---|---|---|---:|---|")
-        for key, label in SCEN_LABELS.items():
-            per = {}
-            for name in ("small", "large"):
-                per[name] = [r["cpu_us"] for r in rows if r["scenario"] == key and r["set"] == name]
-            if not per["small"] or not per["large"]:
-                continue
-            ms, ml = statistics.median(per["small"]), statistics.median(per["large"])
-            ratio = ml / ms
-            verdict = "(floor)" if key == "healthz" else ("yes" if ratio <= 1.5 else "**no**")
-            fmt = lambda v: ", ".join(f"{x:.0f}" for x in v)  # noqa: E731
-            lines.append(f"| {label} | {ms:.0f} µs ({fmt(per['small'])}) | {ml:.0f} µs ({fmt(per['large'])}) "
-                         f"| {ratio:.2f} | {verdict} |")
+        fields = [("cpu_us", "server CPU/req")]
+        if backend == "postgres":
+            fields.append(("total_cpu_us", "server + PostgreSQL CPU/req"))
+        for field, what in fields:
+            lines.append(table(rows, field, what))
         idle = meta["large"]["idle_rss_mib"]
         lines.append(f"\nIdle RSS after start with {meta['large']['workspaces']} workspaces: {idle} MiB "
                      f"(target < 40: {'yes' if idle < 40 else '**no**'})")
+    return "\n".join(lines)
+
+
+def table(rows: list, field: str, what: str) -> str:
+    lines = ["", f"| scenario | {what}, small set (runs) | {what}, large set (runs) | median ratio | ≤ 1.5 |",
+             "|---|---|---|---:|---|"]
+    fmt = lambda v: ", ".join(f"{x:.0f}" for x in v)  # noqa: E731
+    for key, label in SCEN_LABELS.items():
+        per = {name: [r[field] for r in rows if r["scenario"] == key and r["set"] == name]
+               for name in ("small", "large")}
+        if not per["small"] or not per["large"]:
+            continue
+        ms, ml = statistics.median(per["small"]), statistics.median(per["large"])
+        ratio = ml / ms
+        verdict = "(floor)" if key == "healthz" else ("yes" if ratio <= 1.5 else "**no**")
+        lines.append(f"| {label} | {ms:.0f} µs ({fmt(per['small'])}) | {ml:.0f} µs ({fmt(per['large'])}) "
+                     f"| {ratio:.2f} | {verdict} |")
     return "\n".join(lines)
 
 
