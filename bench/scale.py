@@ -37,6 +37,7 @@ Reports medians per deployment and the large/small ratio (target ≤ 1.5).
 
 Usage: bench/scale.py [--backend sqlite|postgres|both] [--runs 3] [--duration 5s]
                       [--connections 16] [--bin PATH] [--out DIR] [--large 10000]
+                      [--scenarios healthz,rest_owner_filter,...] [--max-load X]
 Python 3.11 standard library; needs wrk, psql (PostgreSQL), curl not needed.
 """
 
@@ -509,6 +510,8 @@ def bench_backend(backend: str, args, work: str, results: list) -> dict:
                         time.sleep(5)
                 load = os.getloadavg()[0]
                 for key, (path, script) in scen.items():
+                    if args.scenarios and key not in args.scenarios.split(","):
+                        continue
                     row = run_wrk(srv, path, script, args,
                                   os.path.join(args.out, f"wrk-{srv.tag}-{key}-{run}.txt"))
                     row.update(backend=backend, set=name, run=run, scenario=key, load1=load)
@@ -587,6 +590,7 @@ def main() -> None:
     p.add_argument("--postgres-url", default=os.environ.get("CODER_BENCH_POSTGRES_URL", PG_DEFAULT))
     p.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/coderd-target"),
                                                  "release", "coder"))
+    p.add_argument("--scenarios", default="", help="comma-separated subset of: " + ",".join(SCEN_LABELS))
     p.add_argument("--max-load", type=float, default=0.0, help="wait for a 1-minute load below this")
     p.add_argument("--out", default="")
     args = p.parse_args()
