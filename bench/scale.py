@@ -616,7 +616,8 @@ def main() -> None:
     open(os.path.join(args.out, "report.md"), "w").write(text + "\n")
     print(text)
     print(f"\nraw results: {args.out}")
-    shutil.rmtree(os.path.join(work), ignore_errors=True) if not args.out.startswith(work) else None
+    if not args.out.startswith(work):
+        shutil.rmtree(work, ignore_errors=True)  # the data, logs and token-bearing wrk scripts
 
 
 if __name__ == "__main__":
