@@ -9,6 +9,7 @@ mod basics;
 mod cli;
 mod cli_client;
 mod cli_support;
+mod cli_workspaces;
 mod db_outage;
 mod docker;
 mod helpers;
