@@ -10,6 +10,7 @@ mod cli;
 mod cli_client;
 mod cli_support;
 mod cli_workspaces;
+mod dashboard;
 mod db_outage;
 mod docker;
 mod helpers;

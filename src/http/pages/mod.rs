@@ -2,6 +2,7 @@
 //! applications and a user's authorized applications.
 
 mod authorized_apps;
+pub mod chrome;
 pub(crate) mod csrf;
 mod home;
 pub mod layout;
