@@ -122,3 +122,25 @@ pub fn browser_error(status: StatusCode) -> Response {
         &[],
     )
 }
+
+/// The pages' one script: copy buttons (`<button class="copy" data-copy="ID">`) copy the value
+/// of element ID. Without it the fields are still there to select and copy by hand.
+pub const COPY_SCRIPT: &str = "document.querySelectorAll('button.copy').forEach(function(b){b.addEventListener('click',function(){var el=document.getElementById(b.dataset.copy);if(!el||!navigator.clipboard){return;}navigator.clipboard.writeText(el.value).then(function(){b.textContent='Copied';});});});";
+
+/// Lets a page run [`COPY_SCRIPT`] and nothing else: its CSP allows that script by its SHA-256
+/// (CSP Level 3 §8.2 hash-source), so injected markup still cannot run a script.
+pub fn allow_copy_script(mut response: Response) -> Response {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(COPY_SCRIPT));
+    let policy = format!(
+        "{}; script-src 'sha256-{hash}'",
+        super::layout::content_security_policy(None)
+    );
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
