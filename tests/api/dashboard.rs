@@ -66,6 +66,7 @@ both_backends!(
     workspace_pages_create_stop_start_and_filter,
     token_page_shows_a_new_token_once,
     connect_page_shows_the_mcp_url_and_what_is_missing,
+    template_pages_upload_version_activate_delete,
 );
 
 /// A browser without JavaScript: keeps cookies, does not follow redirects, asks for HTML.
@@ -406,6 +407,104 @@ async fn connect_page_shows_the_mcp_url_and_what_is_missing(backend: Backend) {
     assert!(
         html.contains("the experiments mcp-server-http and oauth2 are off")
             && html.contains("--experiments=mcp-server-http,oauth2"),
+        "{html}"
+    );
+}
+
+/// A multipart/form-data body (RFC 7578) with text fields and one file.
+fn multipart(fields: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----coderd-test-boundary-7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.tar\"\r\nContent-Type: application/x-tar\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload_template(browser: &Browser, token: &str, name: &str, tar: Vec<u8>) -> Response {
+    let (content_type, body) = multipart(&[("csrf_token", token), ("name", name)], &tar);
+    browser
+        .client
+        .post(format!("{}/templates", browser.base))
+        .header("Accept", HTML)
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn template_pages_upload_version_activate_delete(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let member = app.create_member(&owner, "member").await;
+    let res = Browser::signed_in(&app, &member).get("/templates").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_html_page(&res);
+
+    let browser = Browser::signed_in(&app, &owner);
+    let html = browser.page("/templates").await;
+    assert!(html.contains("No templates yet."), "{html}");
+    let token = csrf(&html);
+    let tar = crate::workspace_support::tar_of(&[("coder.yaml", BASIC)]);
+
+    let res = upload_template(&browser, &token, "basic", tar.clone()).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let page = location(&res);
+    let html = browser.page(&page).await;
+    assert!(html.contains("<td>greeting</td>"), "parameters: {html}");
+    assert_eq!(html.matches("<strong>Active</strong>").count(), 1, "{html}");
+
+    // The same name again: a new version, made active; the first can be made active again.
+    let second = crate::workspace_support::tar_of(&[("coder.yaml", BASIC), ("extra.txt", "x")]);
+    let res = upload_template(&browser, &token, "basic", second).await;
+    assert_eq!(location(&res), page);
+    let html = browser.page(&page).await;
+    assert!(html.contains("Make active"), "{html}");
+    let first = input_value(&html, "name=\"version\"").unwrap();
+    let res = browser
+        .post(
+            &format!("{page}/active"),
+            &[("csrf_token", &token), ("version", &first)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let template_id = page.trim_start_matches("/templates/");
+    let t: serde_json::Value = app
+        .get(&format!("/api/v2/templates/{template_id}"), Some(&owner))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["active_version_id"], first.as_str());
+
+    // A broken archive: the reason and the import log, nothing created.
+    let broken = crate::workspace_support::tar_of(&[("coder.yaml", "parameters: [ {name: 1\n")]);
+    let res = upload_template(&browser, &token, "broken", broken).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("The import failed"), "{html}");
+
+    let res = browser
+        .post(&format!("{page}/delete"), &[("csrf_token", &token)])
+        .await;
+    assert_eq!(location(&res), "/templates?done=deleted");
+    let html = browser.page("/templates?done=deleted").await;
+    assert!(
+        html.contains("Template deleted.") && html.contains("No templates yet."),
         "{html}"
     );
 }

@@ -10,6 +10,7 @@ pub mod layout;
 mod login;
 mod oauth_apps;
 mod setup;
+mod templates;
 mod tokens;
 mod workspaces;
 
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .merge(workspaces::routes())
         .merge(tokens::routes())
         .merge(connect::routes())
+        .merge(templates::routes())
 }
 
 /// A page response with a status and optional cookies to set.
