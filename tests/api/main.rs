@@ -6,6 +6,7 @@ mod agents;
 mod api_keys;
 mod audit_log;
 mod basics;
+mod browser;
 mod cli;
 mod cli_client;
 mod cli_support;

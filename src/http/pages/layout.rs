@@ -99,7 +99,8 @@ fn shell(title: &str, body: &str, main_attrs: &str) -> Response {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · Coder</title><style>{STYLE}</style></head>\
-         <body><main{main_attrs}><div class=\"brand\">Coder</div><div class=\"card\">{body}</div></main></body></html>",
+         <body><header class=\"top\"><a class=\"brand\" href=\"/\">Coder</a></header>\
+         <main{main_attrs}><div class=\"card\">{body}</div></main></body></html>",
         title = escape(title),
     );
     with_page_headers(Html(html).into_response())
