@@ -13,10 +13,8 @@ use super::chrome::{COPY_SCRIPT, Chrome, allow_copy_script, render};
 use super::workspaces::signed_in;
 use crate::domain::Experiment;
 use crate::http::extract::MaybeBrowserUser;
+use crate::oauth::resource::MCP_PATH;
 use crate::web::AppState;
-
-/// Where the MCP endpoint is mounted (`mcp` serves it; the page only names it).
-pub const MCP_PATH: &str = "/api/experimental/mcp/http";
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/connect", get(show))
