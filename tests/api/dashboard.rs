@@ -469,12 +469,27 @@ async fn template_pages_upload_version_activate_delete(backend: Backend) {
     assert_eq!(html.matches("<strong>Active</strong>").count(), 1, "{html}");
 
     // The same name again: a new version, made active; the first can be made active again.
+    let template_id = page.trim_start_matches("/templates/").to_owned();
+    let active = || async {
+        let t: serde_json::Value = app
+            .get(&format!("/api/v2/templates/{template_id}"), Some(&owner))
+            .await
+            .json()
+            .await
+            .unwrap();
+        t["active_version_id"].as_str().unwrap().to_owned()
+    };
+    let first = active().await;
     let second = crate::workspace_support::tar_of(&[("coder.yaml", BASIC), ("extra.txt", "x")]);
     let res = upload_template(&browser, &token, "basic", second).await;
     assert_eq!(location(&res), page);
+    assert_ne!(active().await, first, "the new version is active");
     let html = browser.page(&page).await;
-    assert!(html.contains("Make active"), "{html}");
-    let first = input_value(&html, "name=\"version\"").unwrap();
+    assert_eq!(
+        input_value(&html, "name=\"version\"").as_deref(),
+        Some(first.as_str()),
+        "the first version can be made active: {html}"
+    );
     let res = browser
         .post(
             &format!("{page}/active"),
@@ -482,14 +497,7 @@ async fn template_pages_upload_version_activate_delete(backend: Backend) {
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let template_id = page.trim_start_matches("/templates/");
-    let t: serde_json::Value = app
-        .get(&format!("/api/v2/templates/{template_id}"), Some(&owner))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(t["active_version_id"], first.as_str());
+    assert_eq!(active().await, first);
 
     // A broken archive: the reason and the import log, nothing created.
     let broken = crate::workspace_support::tar_of(&[("coder.yaml", "parameters: [ {name: 1\n")]);
