@@ -117,7 +117,11 @@ impl Listeners {
         };
         // The two front doors side by side, under the one layer stack.
         let routes = crate::http::routes(&state).merge(crate::mcp::routes(&state));
-        let router = crate::web::stack::server(routes, state.clone());
+        let router = crate::web::stack::server(
+            routes,
+            state.clone(),
+            crate::http::pages::chrome::browser_error,
+        );
         let settings = state.settings.clone();
         let mut servers = tokio::task::JoinSet::new();
         if let Some(listener) = self.http {

@@ -190,6 +190,89 @@ impl ApiClient {
         Ok(())
     }
 
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let body = self.send(Method::PATCH, path, Some(body)).await?;
+        decode(&body, path)
+    }
+
+    /// Uploads raw bytes (a template archive) with their content type.
+    pub async fn upload<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        data: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        let request = self
+            .request(Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(data);
+        let body = self.finish(Method::POST, path, request).await?;
+        decode(&body, path)
+    }
+
+    /// Follows a newline-delimited JSON stream (`?follow=true`), calling `each` per line, until
+    /// the server ends it. No overall timeout: a build may take long; the server bounds it.
+    pub async fn follow_lines(
+        &self,
+        path: &str,
+        mut each: impl FnMut(Value),
+    ) -> anyhow::Result<()> {
+        let mut request = self
+            .http
+            .request(Method::GET, self.url(path))
+            .header(reqwest::header::ACCEPT, "application/x-ndjson");
+        if let Some(token) = &self.token {
+            request = request.header(TOKEN_HEADER, token);
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.base, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(ApiError {
+                method: Method::GET,
+                path: path.to_owned(),
+                status,
+                message: error_message(&bytes, None),
+                base: display_url(&self.base),
+            }
+            .into());
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| unreachable(&self.base, &e))?
+        {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if let Ok(value) = serde_json::from_slice::<Value>(&line) {
+                    each(value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .timeout(REQUEST_TIMEOUT)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(token) = &self.token {
+            request = request.header(TOKEN_HEADER, token);
+        }
+        request
+    }
+
     /// Sends one request; a non-2xx answer becomes an error carrying Coder's message.
     async fn send<B: Serialize>(
         &self,
@@ -197,17 +280,20 @@ impl ApiClient {
         path: &str,
         body: Option<&B>,
     ) -> anyhow::Result<Vec<u8>> {
-        let mut request = self
-            .http
-            .request(method.clone(), self.url(path))
-            .timeout(REQUEST_TIMEOUT)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(token) = &self.token {
-            request = request.header(TOKEN_HEADER, token);
-        }
+        let mut request = self.request(method.clone(), path);
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.finish(method, path, request).await
+    }
+
+    /// Sends a built request; a non-2xx answer becomes an error carrying Coder's message.
+    async fn finish(
+        &self,
+        method: Method,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<Vec<u8>> {
         let response = request
             .send()
             .await

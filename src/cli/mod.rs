@@ -11,10 +11,13 @@ mod mcp;
 mod open_files;
 mod output;
 mod password;
+mod prompt;
 mod provisioner;
 mod server;
+mod templates;
 mod tokens;
 mod users;
+mod workspaces;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +46,26 @@ enum Command {
     Users(users::UsersCommand),
     /// Create, list and remove API tokens.
     Tokens(tokens::TokensCommand),
+    /// Manage templates.
+    Templates(templates::TemplatesCommand),
+    /// Create a workspace from a template.
+    Create(workspaces::CreateCommand),
+    /// List workspaces.
+    #[command(alias = "ls")]
+    List(workspaces::ListCommand),
+    /// Show a workspace's resources, agents and apps.
+    Show(workspaces::ShowCommand),
+    /// Start a workspace.
+    Start(workspaces::BuildCommand),
+    /// Stop a workspace.
+    Stop(workspaces::BuildCommand),
+    /// Restart a workspace (stop, then start).
+    Restart(workspaces::BuildCommand),
+    /// Delete a workspace.
+    #[command(alias = "rm")]
+    Delete(workspaces::BuildCommand),
+    /// Show a workspace's build logs.
+    Logs(workspaces::LogsCommand),
     /// Read the audit log (owners only).
     Audit(audit::AuditCommand),
     /// Experimental commands.
@@ -62,6 +85,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami(cmd) => cmd.run().await,
         Command::Users(cmd) => cmd.run().await,
         Command::Tokens(cmd) => cmd.run().await,
+        Command::Templates(cmd) => cmd.run().await,
+        Command::Create(cmd) => cmd.run().await,
+        Command::List(cmd) => cmd.run().await,
+        Command::Show(cmd) => cmd.run().await,
+        Command::Start(cmd) => cmd.run(workspaces::Action::Start).await,
+        Command::Stop(cmd) => cmd.run(workspaces::Action::Stop).await,
+        Command::Restart(cmd) => cmd.run(workspaces::Action::Restart).await,
+        Command::Delete(cmd) => cmd.run(workspaces::Action::Delete).await,
+        Command::Logs(cmd) => cmd.run().await,
         Command::Audit(cmd) => cmd.run().await,
         Command::Exp(cmd) => cmd.run().await,
         Command::Agent(cmd) => cmd.run().await,

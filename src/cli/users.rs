@@ -3,7 +3,9 @@
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use super::client::{ClientArgs, display_url};
+use anyhow::Context;
+
+use super::client::{ApiClient, ClientArgs, display_url};
 use super::output::{self, OutputFormat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -78,6 +80,37 @@ pub struct UsersCommand {
 enum UsersSubcommand {
     /// Show a user: `me`, a username or an ID.
     Show(ShowUser),
+    /// List users.
+    #[command(alias = "ls")]
+    List(ListUsers),
+    /// Create a user (owners only).
+    Create(CreateUser),
+}
+
+#[derive(Debug, Args)]
+struct ListUsers {
+    /// table or json.
+    #[arg(short, long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+struct CreateUser {
+    /// The new user's email address.
+    #[arg(short, long)]
+    email: String,
+
+    /// The new user's username.
+    #[arg(short, long)]
+    username: String,
+
+    /// The new user's full name.
+    #[arg(short = 'n', long = "full-name", default_value = "")]
+    full_name: String,
+
+    /// Their password [default: a random one, printed once].
+    #[arg(short, long, env = "CODER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -92,8 +125,12 @@ struct ShowUser {
 
 impl UsersCommand {
     pub async fn run(self) -> anyhow::Result<()> {
-        let UsersSubcommand::Show(show) = self.sub;
         let client = self.client.authenticated()?;
+        let show = match self.sub {
+            UsersSubcommand::Show(show) => show,
+            UsersSubcommand::List(cmd) => return list_users(&client, cmd).await,
+            UsersSubcommand::Create(cmd) => return create_user(&client, cmd).await,
+        };
         let user: Value = client
             .get(&format!("/api/v2/users/{}", path_segment(&show.user)))
             .await?;
@@ -124,6 +161,80 @@ impl UsersCommand {
         }
         Ok(())
     }
+}
+
+async fn list_users(client: &ApiClient, cmd: ListUsers) -> anyhow::Result<()> {
+    let page: Value = client.get("/api/v2/users?limit=1000").await?;
+    let users = page
+        .get("users")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    match cmd.output {
+        OutputFormat::Json => println!("{}", output::json(&users)?),
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    let text = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or_default();
+                    vec![
+                        text("username").to_owned(),
+                        text("email").to_owned(),
+                        output::timestamp(Some(text("created_at"))),
+                        text("status").to_owned(),
+                        roles(u),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                output::table(
+                    &["username", "email", "created at", "status", "roles"],
+                    &rows
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn create_user(client: &ApiClient, cmd: CreateUser) -> anyhow::Result<()> {
+    let (password, generated) = match cmd.password.filter(|p| !p.is_empty()) {
+        Some(p) => (p, false),
+        None => (random_password(), true),
+    };
+    let user: Value = client
+        .post(
+            "/api/v2/users",
+            &json!({
+                "email": cmd.email,
+                "username": cmd.username,
+                "name": cmd.full_name,
+                "password": password,
+            }),
+        )
+        .await
+        .context("cannot create the user")?;
+    let username = user
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    println!("Created user {username:?} ({}).", cmd.email);
+    if generated {
+        println!("Their password (shown only now): {password}");
+    }
+    Ok(())
+}
+
+/// 24 alphanumeric characters from the OS's random source.
+fn random_password() -> String {
+    use rand::Rng;
+    use rand::distributions::Alphanumeric;
+    rand::rngs::OsRng
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
 }
 
 /// Site roles by name; a user without granted roles is a member.

@@ -21,7 +21,7 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
 /// The server's router: `routes` (the REST API, OAuth and pages beside the MCP endpoint, merged
 /// by `app`) under the one layer stack.
-pub fn server(routes: Router<AppState>, state: AppState) -> Router {
+pub fn server(routes: Router<AppState>, state: AppState, pages: ErrorPages) -> Router {
     // Layers run outside-in in the reverse order of this list: the trace span opens first,
     // then panics are caught inside it (so they are logged with the request), then headers
     // and the body cap apply to every response and extractor.
@@ -34,6 +34,8 @@ pub fn server(routes: Router<AppState>, state: AppState) -> Router {
         .layer(middleware::from_fn(close_after_unread_body))
         .layer(middleware::from_fn(require_one_host))
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outside the panic catcher, so a browser sees a page for a panic's 500 too.
+        .layer(middleware::from_fn_with_state(pages, browser_errors))
         // Outside the panic catcher, so a panic is counted as the 500 it became.
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -61,6 +63,47 @@ fn answer_the_rest(routes: Router<AppState>) -> Router<AppState> {
     routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Renders the HTML page a browser gets for an error status.
+pub type ErrorPages = fn(StatusCode) -> Response;
+
+/// Paths whose callers are programs, answered in their own formats whatever they accept:
+/// Coder's JSON on `/api`, RFC 6749 errors on `/oauth2`, discovery documents, probes.
+const MACHINE_PREFIXES: [&str; 5] = ["/api/", "/oauth2/", "/.well-known/", "/healthz", "/metrics"];
+
+/// A browser (one that asks for `text/html`) that reaches an error without a page of its own
+/// (no route, a wrong method, a panic, a refused permission: 403, 404, 405, 5xx) gets an HTML page with the same
+/// status instead of Coder's JSON; API clients keep the JSON.
+async fn browser_errors(
+    axum::extract::State(pages): axum::extract::State<ErrorPages>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let browser = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+        && path != "/api"
+        && !MACHINE_PREFIXES.iter().any(|p| path.starts_with(p));
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    let paged = matches!(
+        status,
+        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+    ) || status.is_server_error();
+    if browser && json && paged {
+        pages(status)
+    } else {
+        response
+    }
 }
 
 /// The outermost layer: the request's trace span, so that whatever happens inside (a panic

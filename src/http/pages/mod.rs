@@ -2,12 +2,17 @@
 //! applications and a user's authorized applications.
 
 mod authorized_apps;
+pub mod chrome;
+mod connect;
 pub(crate) mod csrf;
 mod home;
 pub mod layout;
 mod login;
 mod oauth_apps;
 mod setup;
+mod templates;
+mod tokens;
+mod workspaces;
 
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -26,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .merge(home::routes())
         .merge(oauth_apps::routes())
         .merge(authorized_apps::routes())
+        .merge(workspaces::routes())
+        .merge(tokens::routes())
+        .merge(connect::routes())
+        .merge(templates::routes())
 }
 
 /// A page response with a status and optional cookies to set.
@@ -153,7 +162,7 @@ pub(crate) fn error_page(err: &DomainError, back: &str) -> Response {
 
 /// A submitted form as name/value pairs, in order; a checkbox group repeats its name.
 #[derive(Debug, Default)]
-pub(crate) struct FormFields(Vec<(String, String)>);
+pub(crate) struct FormFields(pub(crate) Vec<(String, String)>);
 
 impl FormFields {
     /// The first value of `name`, or `""`.

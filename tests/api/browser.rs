@@ -1,0 +1,373 @@
+//! A real browser: Debian's Chromium, headless, driven over W3C WebDriver (chromedriver) through
+//! first-user setup, a template upload, a workspace with a parameter, stop and start, an API
+//! token and the Connect page, with an accessibility check (labels, names, landmarks, contrast)
+//! of every page on the way. Without Chromium the test says so and passes, except under
+//! `CI=true`, where it fails: CI installs it. `CODER_SCREENSHOTS=DIR` saves each page as a PNG.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+both_backends!(browser_walks_through_setup_template_workspace_token_connect,);
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+const WAIT: Duration = Duration::from_secs(45);
+
+/// chromedriver and one session of headless Chromium; both end when this is dropped.
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    _driver: Child,
+}
+
+impl Browser {
+    /// `None` when Chromium is not installed (allowed only outside CI).
+    async fn start() -> Option<Browser> {
+        let installed =
+            std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+        if !installed {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing: install the Debian \
+                 packages chromium and chromium-driver (.ci/run does)"
+            );
+            eprintln!("SKIPPED: the browser test needs the chromium and chromium-driver packages");
+            return None;
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if let Ok(r) = ready {
+                let body: Value = r.json().await.unwrap_or_default();
+                if body["value"]["ready"] == true {
+                    break;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver never ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                // Root in CI: Chromium's own sandbox needs an unprivileged user.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1000"],
+            },
+        }}});
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_owned();
+        Some(Browser {
+            http,
+            session: format!("{base}/session/{session}"),
+            _driver: driver,
+        })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(
+            res["value"].get("error").is_none(),
+            "webdriver {path}: {res}"
+        );
+        res["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn source(&self) -> String {
+        self.call(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn path(&self) -> String {
+        let url = self.call(reqwest::Method::GET, "/url", None).await;
+        let url: reqwest::Url = url.as_str().unwrap().parse().unwrap();
+        url.path().to_owned()
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Waits until the browser is at a path for which `at` holds (a form's navigation may still
+    /// be under way when the click returns).
+    async fn wait_path(&self, at: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let path = self.path().await;
+            let loaded = self.script("return document.readyState").await == "complete";
+            if at(&path) && loaded {
+                return path;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still at {path}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits, without reloading, until the page's source contains `needle`.
+    async fn wait_source(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let html = self.source().await;
+            if html.contains(needle) {
+                return html;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {needle:?}: {html}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reloads until the page's source contains `needle`.
+    async fn wait_for(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let html = self.source().await;
+            if html.contains(needle) {
+                return html;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {needle:?}: {html}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.script("location.reload()").await;
+        }
+    }
+
+    /// Checks the page as an accessibility audit would, and saves a screenshot if asked.
+    async fn audit(&self, name: &str) {
+        let problems = self.script(AUDIT).await;
+        assert_eq!(
+            problems,
+            json!([]),
+            "accessibility problems on {name} ({})",
+            self.path().await
+        );
+        if let Ok(dir) = std::env::var("CODER_SCREENSHOTS") {
+            use base64::Engine;
+            let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(png.as_str().unwrap())
+                .unwrap();
+            std::fs::write(format!("{dir}/{name}.png"), bytes).unwrap();
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Best effort: ends Chromium before chromedriver is killed.
+        let url = self.session.clone();
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            let _ = http.delete(url).send().await;
+        });
+    }
+}
+
+/// Our own checker (WCAG 2.2): every visible form control has a label or an accessible name
+/// (1.3.1, 4.1.2), every button and link has a name (2.4.4, 4.1.2), the page has one `main`
+/// and a `header` (1.3.1 landmarks), `html` has a `lang` (3.1.1), and the text of buttons,
+/// links and body text has a contrast ratio of at least 4.5:1 against its background (1.4.3).
+const AUDIT: &str = r#"
+const problems = [];
+const name = (el) => (el.getAttribute('aria-label') || el.textContent || el.value || '').trim();
+for (const el of document.querySelectorAll('input, select, textarea')) {
+  if (el.type === 'hidden') continue;
+  const labelled = (el.id && document.querySelector('label[for="' + el.id + '"]')) || el.closest('label') || el.getAttribute('aria-label');
+  if (!labelled) problems.push('unlabelled ' + el.tagName + ' ' + (el.name || el.id));
+}
+for (const el of document.querySelectorAll('button, a')) {
+  if (!name(el)) problems.push('nameless ' + el.tagName + ' ' + el.outerHTML.slice(0, 80));
+}
+if (document.querySelectorAll('main').length !== 1) problems.push('one main landmark expected');
+if (!document.querySelector('header')) problems.push('no header landmark');
+if (!document.documentElement.lang) problems.push('no lang on html');
+const rgb = (c) => { const m = c.match(/[\d.]+/g).map(Number); return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; };
+const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+const background = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0.5) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
+for (const el of document.querySelectorAll('button, a, p, td, th, label, h1, h2, dd, dt, span, strong')) {
+  if (!el.textContent.trim() || el.offsetParent === null) continue;
+  const fg = rgb(getComputedStyle(el).color), bg = background(el);
+  const [l1, l2] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+  const ratio = (l1 + 0.05) / (l2 + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ' on ' + el.tagName + ' "' + el.textContent.trim().slice(0, 30) + '"');
+}
+return problems;
+"#;
+
+async fn browser_walks_through_setup_template_workspace_token_connect(backend: Backend) {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let app = TestApp::spawn(backend).await;
+
+    // First-user setup: the home page sends a new deployment there.
+    b.go(&format!("{}/", app.url)).await;
+    assert_eq!(b.path().await, "/setup");
+    b.audit("setup").await;
+    b.type_into("input[name=email]", "owner@example.com").await;
+    b.type_into("input[name=username]", "owner").await;
+    b.type_into("input[name=password]", crate::helpers::PASSWORD)
+        .await;
+    b.click("button[type=submit]").await;
+    b.wait_path(|p| p == "/").await;
+
+    // A template from examples/templates/basic, uploaded as a tar.
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("basic.tar");
+    let basic = include_str!("../../examples/templates/basic/coder.yaml");
+    std::fs::write(
+        &tar,
+        crate::workspace_support::tar_of(&[("coder.yaml", basic)]),
+    )
+    .unwrap();
+    b.go(&format!("{}/templates", app.url)).await;
+    b.audit("templates").await;
+    b.type_into("#template-name", "basic").await;
+    b.type_into("#template-file", tar.to_str().unwrap()).await;
+    b.click("form[enctype] button[type=submit]").await;
+    b.wait_path(|p| p.starts_with("/templates/")).await;
+    b.wait_for("<td>greeting</td>").await;
+    b.audit("template").await;
+
+    // A workspace with a parameter; its page follows the build until it runs.
+    b.go(&format!("{}/workspaces/new", app.url)).await;
+    b.click("main form button[type=submit]").await;
+    b.wait_source("id=\"param-greeting\"").await;
+    b.audit("workspace-new").await;
+    b.type_into("#name", "dev").await;
+    b.type_into("#param-greeting", "Howdy").await;
+    b.click("main form button[type=submit]").await;
+    b.wait_path(|p| p.starts_with("/workspaces/") && p != "/workspaces/new")
+        .await;
+    b.wait_for("id=\"status\">running<").await;
+    b.audit("workspace").await;
+    b.click("input[value=stop] + button").await;
+    b.wait_path(|p| p.starts_with("/workspaces/")).await;
+    b.wait_for("id=\"status\">stopped<").await;
+    b.click("input[value=start] + button").await;
+    b.wait_path(|p| p.starts_with("/workspaces/")).await;
+    b.wait_for("id=\"status\">running<").await;
+    b.go(&format!("{}/workspaces", app.url)).await;
+    assert!(b.source().await.contains(">dev</a>"));
+    b.audit("workspaces").await;
+
+    // An API token, shown once, that works.
+    b.go(&format!("{}/settings/tokens", app.url)).await;
+    b.type_into("#token-name", "laptop").await;
+    b.click("main form button[type=submit]").await;
+    b.wait_source("id=\"new-token\"").await;
+    let token = b
+        .script("return document.getElementById('new-token').value")
+        .await;
+    let token = token.as_str().unwrap();
+    assert_eq!(
+        app.get("/api/v2/users/me", Some(token)).await.status(),
+        reqwest::StatusCode::OK
+    );
+    b.audit("tokens").await;
+
+    b.go(&format!("{}/connect", app.url)).await;
+    let html = b.source().await;
+    assert!(html.contains("/api/experimental/mcp/http"), "{html}");
+    b.audit("connect").await;
+
+    // A missing page is a page, with the layout.
+    b.go(&format!("{}/no-such-page", app.url)).await;
+    assert!(b.source().await.contains("Page not found"));
+    b.audit("not-found").await;
+}
