@@ -199,7 +199,7 @@ async fn upload(
         Err(_) => Err(DomainError::invalid("Upload the archive with the form.")),
     };
     let form = match form {
-        Ok(f) if csrf::verify(&headers, &f.csrf) => f,
+        Ok(f) if csrf::verify(&state, &headers, &f.csrf) => f,
         Ok(_) => return form_expired(LIST),
         Err(e) => {
             let (status, message) = error_status(&e);
@@ -466,7 +466,7 @@ async fn set_active(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(&back);
     };
     let result = match (
@@ -500,7 +500,7 @@ async fn delete(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    if csrf_checked(&headers, form).is_none() {
+    if csrf_checked(&state, &headers, form).is_none() {
         return form_expired(&back);
     }
     let result = match template_id(&id) {

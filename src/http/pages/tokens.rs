@@ -168,7 +168,7 @@ async fn create(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(PAGE);
     };
     let name = fields.get("name").trim().to_owned();
@@ -251,7 +251,7 @@ async fn delete(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    if csrf_checked(&headers, form).is_none() {
+    if csrf_checked(&state, &headers, form).is_none() {
         return form_expired(PAGE);
     }
     match state.services.delete_key(&me, &UserSelector::Me, &id).await {

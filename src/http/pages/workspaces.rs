@@ -333,7 +333,7 @@ async fn create(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired("/workspaces/new");
     };
     let template = fields.get("template").to_owned();
@@ -518,7 +518,7 @@ async fn build(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    let Some(fields) = csrf_checked(&headers, form) else {
+    let Some(fields) = csrf_checked(&state, &headers, form) else {
         return form_expired(&back);
     };
     let Ok(id) = uuid::Uuid::parse_str(&id).map(|u| u.to_string()) else {
