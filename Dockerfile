@@ -5,7 +5,8 @@
 # ---- build ------------------------------------------------------------------
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# askama.toml tells the page templates' compiler where they are (src/http/pages/html).
+COPY Cargo.toml Cargo.lock askama.toml ./
 # .cargo holds build settings (SQLite's compile flags); tests and benches are not built, but
 # Cargo.toml names their targets and cargo refuses a manifest whose targets are missing.
 COPY .cargo ./.cargo

@@ -1113,14 +1113,7 @@ fn server_with_open_file_limit(soft: u64, hard: u64, data: &Path) -> Command {
             "--data-dir",
             path_str(data),
         ]);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("CODER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    crate::cli_support::hermetic(&mut cmd);
     cmd
 }
 

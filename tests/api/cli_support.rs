@@ -15,6 +15,12 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn coder_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(CODER_BIN);
     cmd.args(args);
+    hermetic(&mut cmd);
+    cmd
+}
+
+/// Gives `cmd` (`coder`, or a wrapper that runs it) `coder_command`'s environment.
+pub fn hermetic(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("CODER_") {
             cmd.env_remove(key);
@@ -23,7 +29,6 @@ pub fn coder_command(args: &[&str]) -> Command {
     cmd.env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    cmd
 }
 
 /// Runs a command to completion within `STEP_TIMEOUT` and returns its output.
