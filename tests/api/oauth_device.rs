@@ -1,0 +1,239 @@
+//! Issue 15's device authorization grant (RFC 8628): the device authorization endpoint, who may
+//! use it, and its advertisement in the authorization server metadata.
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, json_body};
+use crate::oauth_client::Client;
+
+both_backends!(
+    device_authorization_issues_codes,
+    device_authorization_authenticates_confidential_clients,
+    device_authorization_refuses_bad_requests,
+    device_authorization_is_rate_limited_per_ip,
+    device_grant_is_advertised,
+);
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const USER_CODE_ALPHABET: &str = "BCDFGHJKLMNPQRSTVWXZ";
+
+impl TestApp {
+    /// A public client (a CLI) registered for the device grant.
+    async fn register_device_client(&self) -> Client {
+        self.register_client(json!({
+            "client_name": "Device CLI",
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": ["http://127.0.0.1/callback"],
+            "grant_types": ["authorization_code", "refresh_token", DEVICE_GRANT],
+        }))
+        .await
+    }
+
+    async fn device_request(&self, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url("/oauth2/device"))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+async fn oauth_error(res: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status);
+    let body = json_body(res).await;
+    assert_eq!(body["error"], code, "{body}");
+    body
+}
+
+fn is_user_code(shown: &str) -> bool {
+    let (head, tail) = shown.split_once('-').unwrap_or_default();
+    head.len() == 4
+        && tail.len() == 4
+        && head
+            .chars()
+            .chain(tail.chars())
+            .all(|c| USER_CODE_ALPHABET.contains(c))
+}
+
+/// RFC 8628 §3.2: every field, with the verification URI under the access URL and the code
+/// prefilled in the complete one; never cached; a fresh pair each time.
+async fn device_authorization_issues_codes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app.register_device_client().await;
+    let res = app
+        .device_request(&[("client_id", &client.id), ("scope", "workspaces:read")])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cache = res.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert_eq!(cache, "no-store");
+    let body = json_body(res).await;
+    let user_code = body["user_code"].as_str().unwrap();
+    assert!(is_user_code(user_code), "{user_code}");
+    let verify = format!("{}/oauth2/device/verify", app.url);
+    assert_eq!(body["verification_uri"], verify);
+    assert_eq!(
+        body["verification_uri_complete"],
+        format!("{verify}?user_code={user_code}")
+    );
+    assert_eq!(body["expires_in"], 600);
+    assert_eq!(body["interval"], 5);
+    let device_code = body["device_code"].as_str().unwrap();
+    assert!(device_code.len() >= 40, "{device_code}");
+
+    let again = json_body(app.device_request(&[("client_id", &client.id)]).await).await;
+    assert_ne!(again["device_code"], body["device_code"]);
+    assert_ne!(again["user_code"], body["user_code"]);
+}
+
+/// §3.1: a confidential client authenticates as at the token endpoint.
+async fn device_authorization_authenticates_confidential_clients(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app
+        .register_client(json!({
+            "client_name": "TV app",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "redirect_uris": ["https://tv.example/cb"],
+            "grant_types": ["authorization_code", DEVICE_GRANT],
+        }))
+        .await;
+    let secret = client.secret.clone().unwrap();
+    let res = app
+        .client
+        .post(app.url("/oauth2/device"))
+        .basic_auth(&client.id, Some(&secret))
+        .form(&[("scope", "user:read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(json_body(res).await["device_code"].is_string());
+
+    let no_secret = app.device_request(&[("client_id", &client.id)]).await;
+    oauth_error(no_secret, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let wrong = app
+        .client
+        .post(app.url("/oauth2/device"))
+        .basic_auth(
+            &client.id,
+            Some("coder_aaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+        )
+        .form(&[("scope", "user:read")])
+        .send()
+        .await
+        .unwrap();
+    oauth_error(wrong, StatusCode::UNAUTHORIZED, "invalid_client").await;
+}
+
+/// Each refusal with its RFC 6749 §5.2 / RFC 8707 code.
+async fn device_authorization_refuses_bad_requests(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let device = app.register_device_client().await;
+
+    // A client that did not register the device grant.
+    let cursor = app.register_cursor().await;
+    let res = app.device_request(&[("client_id", &cursor.id)]).await;
+    let body = oauth_error(res, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains(DEVICE_GRANT)
+    );
+
+    let unknown = app
+        .device_request(&[("client_id", "5f0e5a43-0000-4000-8000-000000000000")])
+        .await;
+    oauth_error(unknown, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let none = app.device_request(&[("scope", "user:read")]).await;
+    oauth_error(none, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+    let elsewhere = app
+        .device_request(&[
+            ("client_id", &device.id),
+            ("resource", "https://elsewhere.example/"),
+        ])
+        .await;
+    oauth_error(elsewhere, StatusCode::BAD_REQUEST, "invalid_target").await;
+    let mcp = format!("{}/api/experimental/mcp/http", app.url);
+    let ok = app
+        .device_request(&[("client_id", &device.id), ("resource", &mcp)])
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    // The client's allowlist leaves nothing of what was asked.
+    let narrow = app
+        .register_client(json!({
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": ["http://127.0.0.1/cb"],
+            "grant_types": ["authorization_code", DEVICE_GRANT],
+            "scope": "user:read",
+        }))
+        .await;
+    let res = app
+        .device_request(&[("client_id", &narrow.id), ("scope", "templates:write")])
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_scope").await;
+
+    let repeated = app
+        .device_request(&[
+            ("client_id", &device.id),
+            ("scope", "user:read"),
+            ("scope", "x"),
+        ])
+        .await;
+    oauth_error(repeated, StatusCode::BAD_REQUEST, "invalid_request").await;
+
+    // Registration accepts the device grant, and still nothing it does not serve.
+    let res = app
+        .post_json(
+            "/oauth2/register",
+            None,
+            &json!({
+                "redirect_uris": ["https://x.example/cb"],
+                "grant_types": ["authorization_code", DEVICE_GRANT, "client_credentials"],
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Counted per IP before anything is read, like the other OAuth endpoints.
+async fn device_authorization_is_rate_limited_per_ip(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.oauth2.rate_limit_per_ip = 2;
+    })
+    .await;
+    let client = app.register_device_client().await;
+    for _ in 0..2 {
+        let res = app.device_request(&[("client_id", &client.id)]).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let res = app.device_request(&[("client_id", &client.id)]).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+}
+
+/// RFC 8628 §4: the endpoint and the grant type in the authorization server metadata.
+async fn device_grant_is_advertised(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let doc = json_body(
+        app.get("/.well-known/oauth-authorization-server", None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        doc["device_authorization_endpoint"],
+        format!("{}/oauth2/device", app.url)
+    );
+    assert!(
+        doc["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(DEVICE_GRANT)),
+        "{doc}"
+    );
+}
