@@ -4,12 +4,16 @@
 use chrono::Duration;
 use rand::Rng;
 use serde::Serialize;
+use serde_json::json;
 use uuid::Uuid;
 
 use super::client_auth::ClientCredentials;
 use super::scopes::negotiate;
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer};
-use crate::domain::{DEVICE_CODE_GRANT, DeviceCode, GrantId, Role, ScopeSet, credentials};
+use crate::audit::AuditEvent;
+use crate::domain::{
+    DEVICE_CODE_GRANT, DeviceCode, GrantId, OAuthApp, Role, ScopeSet, User, credentials,
+};
 
 /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`).
 pub const DEVICE_CODE_LIFETIME: Duration = Duration::minutes(10);
@@ -196,5 +200,134 @@ mod tests {
             "vowel: not in the alphabet"
         );
         assert_eq!(normalize_user_code("BCDF-GHJ0"), None);
+    }
+}
+
+/// A pending device request as the verification page shows it.
+#[derive(Debug, Clone)]
+pub struct PendingDevice {
+    pub code: DeviceCode,
+    pub app: OAuthApp,
+    /// What approving would grant this user.
+    pub scopes: ScopeSet,
+}
+
+/// Why the verification page cannot go on with a code.
+#[derive(Debug, Clone)]
+pub enum VerifyFailure {
+    /// Unknown, expired, already decided, or not grantable to this user: say so and let them
+    /// type it again.
+    Refused(String),
+    /// Too many tries from this address or account.
+    RateLimited(OAuthError),
+    /// The database failed.
+    Failed(OAuthError),
+}
+
+impl From<OAuthError> for VerifyFailure {
+    fn from(err: OAuthError) -> Self {
+        VerifyFailure::Failed(err)
+    }
+}
+
+impl OAuthServer {
+    /// The pending request a signed-in user typed the code of. Every lookup counts against the
+    /// caller's IP and the user (RFC 8628 §5.1: user codes are short, so guessing must be slow).
+    pub async fn pending_device(
+        &self,
+        typed: &str,
+        user: &User,
+        ip: &str,
+    ) -> Result<PendingDevice, VerifyFailure> {
+        self.check_ip_limit("device_verify", ip)
+            .and_then(|()| self.check_client_limit("device_verify", &format!("user:{}", user.id.0)))
+            .map_err(VerifyFailure::RateLimited)?;
+        let invalid = || {
+            VerifyFailure::Refused(
+                "This code is not valid. Check it and try again, or start again on your device."
+                    .to_owned(),
+            )
+        };
+        let normalized = normalize_user_code(typed).ok_or_else(invalid)?;
+        let code = self
+            .inner
+            .store
+            .get_device_code_by_user_code(&normalized)
+            .await
+            .map_err(OAuthError::from)?
+            .ok_or_else(invalid)?;
+        if code.approved_at.is_some() || code.denied_at.is_some() {
+            return Err(VerifyFailure::Refused(
+                "This code was already used. Start again on your device.".to_owned(),
+            ));
+        }
+        if code.expires_at <= self.inner.clock.now() {
+            return Err(VerifyFailure::Refused(
+                "This code expired. Start again on your device.".to_owned(),
+            ));
+        }
+        let app = self
+            .inner
+            .store
+            .get_oauth_app(code.app_id)
+            .await
+            .map_err(OAuthError::from)?
+            .ok_or_else(invalid)?;
+        let scopes = negotiate(Some(&code.scope), &app.scope, user.role).ok_or_else(|| {
+            VerifyFailure::Refused(
+                "Your role does not allow any of the access this device asks for.".to_owned(),
+            )
+        })?;
+        Ok(PendingDevice { code, app, scopes })
+    }
+
+    /// The user's decision (RFC 8628 §3.3), recorded and audited as consent is.
+    pub async fn decide_device(
+        &self,
+        pending: &PendingDevice,
+        user: &User,
+        approved: bool,
+        ip: &str,
+    ) -> Result<(), VerifyFailure> {
+        let now = self.inner.clock.now();
+        let decided = self
+            .inner
+            .store
+            .decide_device_code(
+                pending.code.id,
+                user.id,
+                &pending.scopes.to_wire(),
+                approved,
+                now,
+            )
+            .await
+            .map_err(OAuthError::from)?;
+        if !decided {
+            return Err(VerifyFailure::Refused(
+                "This code was already used or expired. Start again on your device.".to_owned(),
+            ));
+        }
+        let app = &pending.app;
+        self.inner
+            .metrics
+            .oauth_authorization(app.client_type, approved);
+        let action = if approved {
+            "oauth2.consent.allow"
+        } else {
+            "oauth2.consent.deny"
+        };
+        let mut event = AuditEvent::new(action, "oauth2_provider_app", app.id)
+            .by(user.id)
+            .client(app.id)
+            .from_ip(ip);
+        if approved {
+            event = event.details(json!({
+                "scope": pending.scopes.to_wire(),
+                "audience": pending.code.audience,
+                "grant_type": DEVICE_CODE_GRANT,
+            }));
+        }
+        self.inner.audit.record(event).await;
+        Ok(())
     }
 }

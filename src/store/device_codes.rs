@@ -125,3 +125,33 @@ impl From<DeviceCodeRow> for DeviceCode {
         }
     }
 }
+
+impl Store {
+    /// Records the user's decision on a pending, unexpired request; false (nothing written) when
+    /// it was already decided or expired. `scope` is what the approver's role allows.
+    pub async fn decide_device_code(
+        &self,
+        id: Uuid,
+        user: UserId,
+        scope: &str,
+        approved: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let column = if approved { "approved_at" } else { "denied_at" };
+        let sql = format!(
+            "UPDATE oauth2_device_codes SET user_id = $2, scope = $3, {column} = $4, \
+             updated_at = $4 WHERE id = $1 AND approved_at IS NULL AND denied_at IS NULL \
+             AND expires_at > $4"
+        );
+        Ok(on!(&self.pool, |pool| {
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(user.0)
+                .bind(scope)
+                .bind(DbTime(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }) == 1)
+    }
+}

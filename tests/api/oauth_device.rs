@@ -5,8 +5,9 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, json_body};
+use crate::helpers::{Backend, TestApp, json_body, location};
 use crate::oauth_client::Client;
+use crate::oauth_pages::Browser;
 
 both_backends!(
     device_authorization_issues_codes,
@@ -14,6 +15,10 @@ both_backends!(
     device_authorization_refuses_bad_requests,
     device_authorization_is_rate_limited_per_ip,
     device_grant_is_advertised,
+    verification_page_approves_after_sign_in,
+    verification_page_denies,
+    verification_page_checks_csrf,
+    verification_page_limits_wrong_codes,
 );
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -29,6 +34,18 @@ impl TestApp {
             "grant_types": ["authorization_code", "refresh_token", DEVICE_GRANT],
         }))
         .await
+    }
+
+    /// A device request from the device client; the user code as shown.
+    async fn start_device(&self, client: &Client) -> Value {
+        let res = self
+            .device_request(&[
+                ("client_id", &client.id),
+                ("scope", "workspaces:read user:read"),
+            ])
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        json_body(res).await
     }
 
     async fn device_request(&self, form: &[(&str, &str)]) -> Response {
@@ -236,4 +253,151 @@ async fn device_grant_is_advertised(backend: Backend) {
             .contains(&json!(DEVICE_GRANT)),
         "{doc}"
     );
+}
+
+fn verify_path(user_code: &str) -> String {
+    format!("/oauth2/device/verify?user_code={user_code}")
+}
+
+/// RFC 8628 §3.3: a visitor signs in first and comes back to the code; the page names the client
+/// and the scopes; approving is audited as consent is, and a code is decided once.
+async fn verification_page_approves_after_sign_in(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_device_client().await;
+    let started = app.start_device(&client).await;
+    let user_code = started["user_code"].as_str().unwrap();
+
+    let mut visitor = Browser::new(&app, None);
+    let res = visitor.get(&verify_path(user_code)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let back: String =
+        url::form_urlencoded::byte_serialize(verify_path(user_code).as_bytes()).collect();
+    assert_eq!(location(&res), format!("/login?redirect={back}"));
+
+    let mut browser = Browser::new(&app, Some(&owner));
+    let form = browser.page("/oauth2/device/verify").await;
+    assert!(form.contains("name=\"user_code\""), "{form}");
+    // Typed in lower case without the dash: the same code.
+    let html = browser
+        .page(&verify_path(&user_code.replace('-', "").to_lowercase()))
+        .await;
+    assert!(html.contains("Device CLI"), "{html}");
+    assert!(
+        html.contains("workspaces:read") && html.contains("user:read"),
+        "{html}"
+    );
+    assert!(html.contains(user_code), "{html}");
+    let normalized = user_code.replace('-', "");
+    let res = browser
+        .post(
+            "/oauth2/device/verify",
+            &[("user_code", &normalized), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("Device connected"));
+
+    let logs = app.audit_logs().await;
+    let allow = logs
+        .iter()
+        .find(|e| e.action == "oauth2.consent.allow")
+        .expect("consent audited");
+    assert_eq!(
+        allow.client_id.map(|c| c.0.to_string()),
+        Some(client.id.clone())
+    );
+    assert_eq!(allow.details["grant_type"], DEVICE_GRANT);
+
+    let again = browser
+        .post(
+            "/oauth2/device/verify",
+            &[("user_code", &normalized), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(again.text().await.unwrap().contains("already used"));
+}
+
+async fn verification_page_denies(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_device_client().await;
+    let started = app.start_device(&client).await;
+    let user_code = started["user_code"].as_str().unwrap();
+    let mut browser = Browser::new(&app, Some(&owner));
+    browser.page(&verify_path(user_code)).await;
+    let res = browser
+        .post(
+            "/oauth2/device/verify",
+            &[("user_code", user_code), ("action", "deny")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("Request denied"));
+    assert!(
+        app.audit_logs()
+            .await
+            .iter()
+            .any(|e| e.action == "oauth2.consent.deny")
+    );
+}
+
+/// The decision needs this session's CSRF token, exactly as the consent page does.
+async fn verification_page_checks_csrf(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_device_client().await;
+    let started = app.start_device(&client).await;
+    let user_code = started["user_code"].as_str().unwrap();
+    let mut browser = Browser::new(&app, Some(&owner));
+    browser.page(&verify_path(user_code)).await;
+    let forged = browser
+        .post_raw(
+            "/oauth2/device/verify",
+            &[
+                ("user_code", user_code),
+                ("action", "allow"),
+                ("csrf_token", "forged"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let cross_site = app
+        .client
+        .post(app.url("/oauth2/device/verify"))
+        .header("Cookie", format!("coder_session_token={owner}"))
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("user_code", user_code), ("action", "allow")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    // Still pending: the real form goes through.
+    let res = browser
+        .post(
+            "/oauth2/device/verify",
+            &[("user_code", user_code), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// RFC 8628 §5.1: user codes are short, so wrong guesses are counted and then refused.
+async fn verification_page_limits_wrong_codes(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
+        c.oauth2.rate_limit_per_ip = 3;
+    })
+    .await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+    for wrong in ["BCDF-GHJK", "bcdfghjm", "not-a-code"] {
+        let res = browser.get(&verify_path(wrong)).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{wrong}");
+        assert!(res.text().await.unwrap().contains("not valid"));
+    }
+    let res = browser.get(&verify_path("BCDF-GHJN")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
 }

@@ -1,8 +1,9 @@
 //! Server-rendered pages: sign-in, first-user setup, the signed-in home page, the owner's OAuth2
-//! applications and a user's authorized applications.
+//! applications, a user's authorized applications, and device verification.
 
 mod authorized_apps;
 pub(crate) mod csrf;
+mod device;
 mod home;
 pub mod layout;
 mod login;
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .merge(home::routes())
         .merge(oauth_apps::routes())
         .merge(authorized_apps::routes())
+        .merge(device::routes())
 }
 
 /// A page response with a status and optional cookies to set.
