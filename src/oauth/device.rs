@@ -19,6 +19,8 @@ use crate::domain::{
 pub const DEVICE_CODE_LIFETIME: Duration = Duration::minutes(10);
 /// The minimum seconds between polls (RFC 8628 §3.2 `interval`).
 pub const POLL_INTERVAL_SECS: i64 = 5;
+/// What each `slow_down` adds to the interval (RFC 8628 §3.5).
+pub const SLOW_DOWN_SECS: i64 = 5;
 /// Where the user goes to enter the code, under the access URL.
 pub const VERIFICATION_PATH: &str = "/oauth2/device/verify";
 

@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use super::oauth::{insert_grant, insert_refresh_token};
 use super::pool::on;
 use super::time::DbTime;
 use super::{Store, StoreResult};
-use crate::domain::{ClientId, DeviceCode, GrantId, UserId};
+use crate::domain::{ClientId, DeviceCode, Grant, GrantId, RefreshToken, UserId};
 
 const COLUMNS: &str = "id, secret_prefix, hashed_secret, user_code, app_id, scope, audience, \
      grant_id, interval_secs, last_polled_at, user_id, approved_at, denied_at, used_at, \
@@ -153,5 +154,74 @@ impl Store {
                 .await?
                 .rows_affected()
         }) == 1)
+    }
+}
+
+impl Store {
+    /// Records a poll at `now` if the previous one was at least `interval_secs` before; else
+    /// adds `slow_down_secs` to the interval (RFC 8628 §3.5) and answers false. Conditional on
+    /// the stored poll time, so concurrent polls cannot both pass.
+    pub async fn poll_device_code(
+        &self,
+        code: &DeviceCode,
+        now: DateTime<Utc>,
+        slow_down_secs: i64,
+    ) -> StoreResult<bool> {
+        let too_soon = code
+            .last_polled_at
+            .is_some_and(|last| now < last + chrono::Duration::seconds(code.interval_secs));
+        let interval = if too_soon {
+            code.interval_secs + slow_down_secs
+        } else {
+            code.interval_secs
+        };
+        let changed = on!(&self.pool, |pool| {
+            sqlx::query(
+                "UPDATE oauth2_device_codes SET last_polled_at = $2, interval_secs = $3, \
+                 updated_at = $2 WHERE id = $1 AND interval_secs = $4 AND \
+                 (last_polled_at = $5 OR (last_polled_at IS NULL AND $5 IS NULL))",
+            )
+            .bind(code.id)
+            .bind(DbTime(now))
+            .bind(interval)
+            .bind(code.interval_secs)
+            .bind(code.last_polled_at.map(DbTime))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        // A concurrent poll changed the row first: this one was too soon as well.
+        Ok(changed == 1 && !too_soon)
+    }
+
+    /// Marks an approved device code used and creates its grant and first refresh token in one
+    /// transaction; false (nothing written) when it was already used.
+    pub async fn redeem_device_code(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        grant: Grant,
+        refresh: RefreshToken,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let consumed = on!(tx.conn(), |c| {
+            sqlx::query(
+                "UPDATE oauth2_device_codes SET used_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND used_at IS NULL AND approved_at IS NOT NULL",
+            )
+            .bind(id)
+            .bind(DbTime(now))
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        if consumed != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_grant(&mut tx, &grant).await?;
+        insert_refresh_token(&mut tx, &refresh).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -19,6 +19,8 @@ both_backends!(
     verification_page_denies,
     verification_page_checks_csrf,
     verification_page_limits_wrong_codes,
+    device_grant_issues_tokens_once_after_approval,
+    device_grant_reports_denial_and_expiry,
 );
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -46,6 +48,17 @@ impl TestApp {
             .await;
         assert_eq!(res.status(), StatusCode::OK);
         json_body(res).await
+    }
+
+    async fn poll(&self, client: &Client, device_code: &str) -> Response {
+        self.token_request(
+            client,
+            vec![
+                ("grant_type", DEVICE_GRANT.to_owned()),
+                ("device_code", device_code.to_owned()),
+            ],
+        )
+        .await
     }
 
     async fn device_request(&self, form: &[(&str, &str)]) -> Response {
@@ -400,4 +413,131 @@ async fn verification_page_limits_wrong_codes(backend: Backend) {
     let res = browser.get(&verify_path("BCDF-GHJN")).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key("retry-after"));
+}
+
+/// RFC 8628 §3.4–3.5 through the real page: pending while the user decides, slow_down (and a
+/// longer interval) when polled too fast, then an access token that works and a refresh token,
+/// once.
+async fn device_grant_issues_tokens_once_after_approval(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_device_client().await;
+    let started = app.start_device(&client).await;
+    let device_code = started["device_code"].as_str().unwrap();
+    let user_code = started["user_code"].as_str().unwrap();
+
+    let pending = app.poll(&client, device_code).await;
+    oauth_error(pending, StatusCode::BAD_REQUEST, "authorization_pending").await;
+    // Polled again at once: slow down, and the interval for this code is now 10 s.
+    app.clock.advance(chrono::Duration::seconds(1));
+    let fast = app.poll(&client, device_code).await;
+    oauth_error(fast, StatusCode::BAD_REQUEST, "slow_down").await;
+    app.clock.advance(chrono::Duration::seconds(6));
+    let still_fast = app.poll(&client, device_code).await;
+    oauth_error(still_fast, StatusCode::BAD_REQUEST, "slow_down").await;
+    app.clock.advance(chrono::Duration::seconds(16));
+    let pending = app.poll(&client, device_code).await;
+    oauth_error(pending, StatusCode::BAD_REQUEST, "authorization_pending").await;
+
+    let mut browser = Browser::new(&app, Some(&owner));
+    browser.page(&verify_path(user_code)).await;
+    let res = browser
+        .post(
+            "/oauth2/device/verify",
+            &[("user_code", user_code), ("action", "allow")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Another client cannot redeem it.
+    let other = app.register_device_client().await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let stolen = app.poll(&other, device_code).await;
+    oauth_error(stolen, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    let res = app.poll(&client, device_code).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens = json_body(res).await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "user:read workspaces:read");
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    // An MCP access token (its audience), valid for the approving user.
+    app.state
+        .access_tokens
+        .verify(access)
+        .await
+        .expect("a valid access token");
+    let me = json_body(app.get("/api/v2/users/me", Some(&owner)).await).await;
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            access.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], me["id"]);
+    assert_eq!(claims["client_id"], client.id.as_str());
+    let refreshed = app
+        .refresh_tokens(&client, tokens["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+
+    app.clock.advance(chrono::Duration::seconds(30));
+    let replay = app.poll(&client, device_code).await;
+    oauth_error(replay, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+async fn device_grant_reports_denial_and_expiry(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_device_client().await;
+
+    let denied = app.start_device(&client).await;
+    let mut browser = Browser::new(&app, Some(&owner));
+    let user_code = denied["user_code"].as_str().unwrap();
+    browser.page(&verify_path(user_code)).await;
+    let res = browser
+        .post(
+            "/oauth2/device/verify",
+            &[("user_code", user_code), ("action", "deny")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app
+        .poll(&client, denied["device_code"].as_str().unwrap())
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "access_denied").await;
+
+    let expired = app.start_device(&client).await;
+    app.clock.advance(chrono::Duration::minutes(10));
+    let res = app
+        .poll(&client, expired["device_code"].as_str().unwrap())
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "expired_token").await;
+    // The page refuses the expired code too.
+    let res = browser
+        .get(&verify_path(expired["user_code"].as_str().unwrap()))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("expired"));
+
+    let res = app
+        .poll(
+            &client,
+            "coder_aaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        )
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let res = app
+        .token_request(&client, vec![("grant_type", DEVICE_GRANT.to_owned())])
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // A client that did not register the grant.
+    let cursor = app.register_cursor().await;
+    let res = app
+        .poll(&cursor, denied["device_code"].as_str().unwrap())
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "unauthorized_client").await;
 }
