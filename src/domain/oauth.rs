@@ -302,3 +302,33 @@ pub struct AuditEntry {
     pub ip: String,
     pub details: serde_json::Value,
 }
+
+/// The grant type of the device authorization grant (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// One device authorization request (RFC 8628 §3.1–3.2) and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceCode {
+    pub id: Uuid,
+    /// The device code, stored like the other OAuth secrets.
+    pub secret_prefix: String,
+    pub hashed_secret: Vec<u8>,
+    /// Normalized: upper case, without the dash shown to users.
+    pub user_code: String,
+    pub app_id: ClientId,
+    /// The scope the client may get, before the approving user's role narrows it.
+    pub scope: String,
+    pub audience: String,
+    /// The grant the device code's tokens will belong to.
+    pub grant_id: GrantId,
+    /// The polling interval in seconds, raised by `slow_down` (RFC 8628 §3.5).
+    pub interval_secs: i64,
+    pub last_polled_at: Option<DateTime<Utc>>,
+    /// The user who approved or denied the request, with the granted scope once approved.
+    pub user_id: Option<UserId>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub denied_at: Option<DateTime<Utc>>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}

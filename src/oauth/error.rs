@@ -19,6 +19,10 @@ pub enum ErrorCode {
     InvalidToken,
     TemporarilyUnavailable,
     ServerError,
+    /// RFC 8628 §3.5: the device flow's token endpoint answers while the user decides.
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -38,6 +42,9 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
         }
     }
 }

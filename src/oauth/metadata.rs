@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::OAuthServer;
 use super::resource::MCP_PATH;
-use crate::domain::Scope;
+use crate::domain::{DEVICE_CODE_GRANT, Scope};
 
 impl OAuthServer {
     /// RFC 8414 §2. `registration_endpoint` appears only while registration is enabled, so
@@ -27,7 +27,8 @@ impl OAuthServer {
             "scopes_supported": scope_names(),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "device_authorization_endpoint": format!("{issuer}/oauth2/device"),
+            "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"],
             "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256", "RS256"],

@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
+pub mod device;
 pub mod error;
 pub mod jwt;
 pub mod keys;
@@ -212,6 +213,7 @@ impl OAuthServer {
         let policy = &self.inner.policy;
         let mut removed = store.delete_expired_auth_codes(now).await?;
         removed += store.delete_expired_refresh_tokens(now).await?;
+        removed += store.delete_expired_device_codes(now).await?;
         // A revocation must outlive every access token it denies.
         let horizon = now - policy.access_token_lifetime - Duration::minutes(5);
         removed += store.delete_revocations_before(horizon).await?;

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer};
 use crate::audit::AuditEvent;
 use crate::domain::text::{StoredText, limits};
-use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, ScopeSet, TokenAuthMethod};
+use crate::domain::{
+    AppSecret, ClientId, ClientType, DEVICE_CODE_GRANT, OAuthApp, ScopeSet, TokenAuthMethod,
+};
 use crate::domain::{credentials, redirect_uri};
 use crate::secret::{self, Secret};
 
@@ -247,17 +249,18 @@ fn redirect_uris(uris: Vec<String>, public: bool) -> OAuthResult<Vec<String>> {
     Ok(uris)
 }
 
-/// The grant types served, authorization_code among them; both when none are given.
+/// The grant types served, authorization_code among them; authorization_code and
+/// refresh_token when none are given. The device grant (RFC 8628) is only for clients that ask.
 fn grant_types(given: Option<Vec<String>>) -> OAuthResult<Vec<String>> {
     let grant_types = given
         .filter(|g| !g.is_empty())
         .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
     if let Some(bad) = grant_types
         .iter()
-        .find(|g| *g != "authorization_code" && *g != "refresh_token")
+        .find(|g| !["authorization_code", "refresh_token", DEVICE_CODE_GRANT].contains(&g.as_str()))
     {
         return Err(bad_metadata(format!(
-            "grant type {bad:?} is not supported; use authorization_code and refresh_token"
+            "grant type {bad:?} is not supported; use authorization_code, refresh_token and {DEVICE_CODE_GRANT}"
         )));
     }
     if !grant_types.iter().any(|g| g == "authorization_code") {

@@ -10,10 +10,10 @@ use super::client_auth::{AuthenticatedClient, ClientCredentials};
 use super::jwt::{self, AccessTokenClaims};
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, pkce};
 use crate::audit::AuditEvent;
-use crate::domain::credentials;
 use crate::domain::{
     AuthorizationCode, Grant, GrantId, RefreshToken, ScopeSet, User, UserId, UserStatus,
 };
+use crate::domain::{DEVICE_CODE_GRANT, credentials};
 
 /// A token request's form fields; unknown ones are ignored.
 #[derive(Debug, Default, Clone)]
@@ -23,6 +23,8 @@ pub struct TokenRequest {
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
     pub refresh_token: Option<String>,
+    /// RFC 8628 §3.4.
+    pub device_code: Option<String>,
     pub scope: Option<String>,
     pub resource: Option<String>,
     pub client: ClientCredentials,
@@ -41,6 +43,7 @@ impl TokenRequest {
                 "redirect_uri" => &mut req.redirect_uri,
                 "code_verifier" => &mut req.code_verifier,
                 "refresh_token" => &mut req.refresh_token,
+                "device_code" => &mut req.device_code,
                 "scope" => &mut req.scope,
                 "resource" => &mut req.resource,
                 "client_id" => &mut req.client.body_client_id,
@@ -98,10 +101,14 @@ impl OAuthServer {
             )));
         }
         let grant_type = required(&req.grant_type, "grant_type")?.to_owned();
-        if grant_type != "authorization_code" && grant_type != "refresh_token" {
+        if !["authorization_code", "refresh_token", DEVICE_CODE_GRANT]
+            .contains(&grant_type.as_str())
+        {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                "grant_type must be authorization_code or refresh_token",
+                format!(
+                    "grant_type must be authorization_code, refresh_token or {DEVICE_CODE_GRANT}"
+                ),
             ));
         }
         let client = self.authenticate_client(&req.client).await?;
@@ -112,10 +119,10 @@ impl OAuthServer {
                 format!("this client did not register the {grant_type} grant type"),
             ));
         }
-        let response = if grant_type == "authorization_code" {
-            self.exchange_code(&req, &client).await?
-        } else {
-            self.refresh(&req, &client).await?
+        let response = match grant_type.as_str() {
+            "authorization_code" => self.exchange_code(&req, &client).await?,
+            DEVICE_CODE_GRANT => self.exchange_device_code(&req, &client).await?,
+            _ => self.refresh(&req, &client).await?,
         };
         self.inner
             .store
@@ -235,6 +242,96 @@ impl OAuthServer {
             ));
         }
         Ok(code)
+    }
+
+    /// RFC 8628 §3.4–3.5: the device polls with its device code until the user decides.
+    async fn exchange_device_code(
+        &self,
+        req: &TokenRequest,
+        client: &AuthenticatedClient,
+    ) -> OAuthResult<TokenResponse> {
+        let raw = required(&req.device_code, "device_code")?;
+        let invalid = || OAuthError::invalid_grant("the device code is invalid or already used");
+        let presented = credentials::parse(raw).ok_or_else(invalid)?;
+        let code = self
+            .inner
+            .store
+            .get_device_code_by_prefix(presented.prefix)
+            .await?
+            .filter(|c| presented.matches(&c.hashed_secret))
+            .ok_or_else(invalid)?;
+        if code.app_id != client.app.id {
+            return Err(OAuthError::invalid_grant(
+                "the device code was issued to another client",
+            ));
+        }
+        if code.used_at.is_some() {
+            return Err(invalid());
+        }
+        let now = self.inner.clock.now();
+        if code.expires_at <= now {
+            return Err(OAuthError::new(
+                ErrorCode::ExpiredToken,
+                "the device code expired; start the device flow again",
+            ));
+        }
+        if !self
+            .inner
+            .store
+            .poll_device_code(&code, now, super::device::SLOW_DOWN_SECS)
+            .await?
+        {
+            return Err(OAuthError::new(
+                ErrorCode::SlowDown,
+                format!(
+                    "polled faster than the interval; wait {} seconds between requests",
+                    code.interval_secs + super::device::SLOW_DOWN_SECS
+                ),
+            ));
+        }
+        if code.denied_at.is_some() {
+            return Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the user denied the request",
+            ));
+        }
+        let (Some(_), Some(user_id)) = (code.approved_at, code.user_id) else {
+            return Err(OAuthError::new(
+                ErrorCode::AuthorizationPending,
+                "the user has not decided yet",
+            ));
+        };
+        self.check_resource(req.resource.as_deref(), &code.audience)?;
+        let user = self.grant_user(user_id).await?;
+        let scopes = cap_to_role(&ScopeSet::parse_known(&code.scope), &user)?;
+        let grant = Grant {
+            id: code.grant_id,
+            app_id: client.app.id,
+            user_id: user.id,
+            app_secret_id: client.secret_id,
+            scope: scopes.to_wire(),
+            audience: code.audience.clone(),
+            last_used_at: now,
+            revoked_at: None,
+            created_at: now,
+        };
+        let (refresh, refresh_token) = self.new_refresh_token(grant.id);
+        if !self
+            .inner
+            .store
+            .redeem_device_code(code.id, now, grant, refresh)
+            .await?
+        {
+            return Err(invalid());
+        }
+        Ok(self.mint(
+            &user,
+            client,
+            code.grant_id,
+            &code.audience,
+            &scopes,
+            refresh_token,
+        ))
     }
 
     async fn refresh(

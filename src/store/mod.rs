@@ -6,6 +6,7 @@
 
 mod agents;
 mod audit;
+mod device_codes;
 mod dialect;
 mod error;
 mod health;

@@ -441,23 +441,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        on!(tx.conn(), |c| {
-            sqlx::query(
-                "INSERT INTO oauth2_grants (id, app_id, user_id, app_secret_id, scope, audience, \
-                 last_used_at, revoked_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)",
-            )
-            .bind(grant.id.0)
-            .bind(grant.app_id.0)
-            .bind(grant.user_id.0)
-            .bind(grant.app_secret_id)
-            .bind(&grant.scope)
-            .bind(&grant.audience)
-            .bind(DbTime(grant.last_used_at))
-            .bind(DbTime(grant.created_at))
-            .execute(c)
-            .await?;
-        });
+        insert_grant(&mut tx, &grant).await?;
         insert_refresh_token(&mut tx, &refresh).await?;
         tx.commit().await?;
         Ok(true)
@@ -714,7 +698,28 @@ async fn record_revocations(
     Ok(())
 }
 
-async fn insert_refresh_token(tx: &mut Tx, token: &RefreshToken) -> StoreResult<()> {
+pub(super) async fn insert_grant(tx: &mut Tx, grant: &Grant) -> StoreResult<()> {
+    on!(tx.conn(), |c| {
+        sqlx::query(
+            "INSERT INTO oauth2_grants (id, app_id, user_id, app_secret_id, scope, audience, \
+             last_used_at, revoked_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)",
+        )
+        .bind(grant.id.0)
+        .bind(grant.app_id.0)
+        .bind(grant.user_id.0)
+        .bind(grant.app_secret_id)
+        .bind(&grant.scope)
+        .bind(&grant.audience)
+        .bind(DbTime(grant.last_used_at))
+        .bind(DbTime(grant.created_at))
+        .execute(c)
+        .await?;
+    });
+    Ok(())
+}
+
+pub(super) async fn insert_refresh_token(tx: &mut Tx, token: &RefreshToken) -> StoreResult<()> {
     on!(tx.conn(), |c| {
         sqlx::query(
             "INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, \

@@ -25,6 +25,7 @@ mod metrics;
 mod oauth_admin;
 mod oauth_cimd;
 mod oauth_client;
+mod oauth_device;
 mod oauth_flow;
 mod oauth_hardening;
 mod oauth_interop;

@@ -29,7 +29,7 @@ const AUTHORIZED: &str = "/settings/oauth2-provider";
 
 /// A browser: the session cookie, the CSRF cookie the pages handed out, and the CSRF token of
 /// the last form it loaded.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     session: Option<String>,
     csrf: Option<String>,
@@ -37,7 +37,7 @@ struct Browser<'a> {
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp, session: Option<&str>) -> Browser<'a> {
+    pub(crate) fn new(app: &'a TestApp, session: Option<&str>) -> Browser<'a> {
         Browser {
             app,
             session: session.map(str::to_owned),
@@ -57,7 +57,7 @@ impl<'a> Browser<'a> {
         parts.join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> Response {
+    pub(crate) async fn get(&mut self, path: &str) -> Response {
         let res = self
             .app
             .client
@@ -74,7 +74,7 @@ impl<'a> Browser<'a> {
     }
 
     /// A page that must answer 200; its CSRF field is kept for the next form.
-    async fn page(&mut self, path: &str) -> String {
+    pub(crate) async fn page(&mut self, path: &str) -> String {
         let res = self.get(path).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let html = res.text().await.unwrap();
@@ -85,7 +85,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Submits a form with the page's CSRF token.
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
         let csrf = match self.token.clone() {
             Some(token) => token,
             // The page had no form: take the session's token from the home page's sign-out form.
@@ -106,7 +106,7 @@ impl<'a> Browser<'a> {
         self.post_raw(path, &form).await
     }
 
-    async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> Response {
         let res = self
             .app
             .client

@@ -121,7 +121,11 @@ async fn as_metadata_has_every_field_and_is_cacheable(backend: Backend) {
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     assert_eq!(
         doc["grant_types_supported"],
-        json!(["authorization_code", "refresh_token"])
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     let methods = doc["token_endpoint_auth_methods_supported"]

@@ -1,7 +1,9 @@
-//! The OAuth2 authorization server's HTTP surface: discovery, authorization, tokens, revocation
-//! and dynamic client registration. Everything here exists only with the `oauth2` experiment.
+//! The OAuth2 authorization server's HTTP surface: discovery, authorization, device
+//! authorization, tokens, revocation and dynamic client registration. Everything here exists
+//! only with the `oauth2` experiment.
 
 mod authorize;
+mod device;
 mod discovery;
 mod form;
 mod register;
@@ -68,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/revoke", post(token::revoke))
+        .route("/oauth2/device", post(device::authorize_device))
         .route("/oauth2/register", post(register::register))
         .route(
             "/oauth2/clients/{client_id}",

@@ -1,10 +1,12 @@
-//! Server-rendered pages: sign-in, first-user setup, the signed-in home page, the owner's OAuth2
-//! applications and a user's authorized applications.
+//! Server-rendered pages: sign-in, first-user setup, the signed-in home page, workspaces,
+//! templates, API tokens, connecting an AI agent, the owner's OAuth2 applications, a user's
+//! authorized applications, and device verification.
 
 mod authorized_apps;
 pub mod chrome;
 mod connect;
 pub(crate) mod csrf;
+mod device;
 mod home;
 pub mod layout;
 mod login;
@@ -35,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .merge(tokens::routes())
         .merge(connect::routes())
         .merge(templates::routes())
+        .merge(device::routes())
 }
 
 /// A page response with a status and optional cookies to set.
