@@ -99,6 +99,9 @@ stop_server() {
 cleanup() {
     local status=$?
     stop_server
+    # Workspaces outlive their server by design: end the sandboxes this run started (their
+    # bubblewrap command lines name its work directory).
+    [[ -z "$work" ]] || pkill -KILL -f -- "$work/" 2>/dev/null || true
     if [[ $status -ne 0 && -n "${log:-}" && -s "${log:-}" ]]; then
         echo "--- server log (last 30 lines)" >&2
         tail -n 30 "$log" >&2 || true

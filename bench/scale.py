@@ -525,6 +525,9 @@ def bench_backend(backend: str, args, work: str, results: list) -> dict:
     finally:
         for srv, _ in servers.values():
             srv.stop()
+            # Workspaces outlive their server by design: end the sandboxes this data set
+            # started (their bubblewrap command lines name its data directory).
+            subprocess.run(["pkill", "-KILL", "-f", "--", srv.data + "/"], check=False)
             if backend == "postgres":
                 psql(args.postgres_url, f"DROP SCHEMA IF EXISTS {srv.schema} CASCADE")
             shutil.rmtree(srv.data, ignore_errors=True)

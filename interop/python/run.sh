@@ -63,6 +63,9 @@ cleanup() {
         kill -9 "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    # Workspaces outlive their server by design: end the sandbox this check started (its
+    # bubblewrap command line names the work directory).
+    [[ -z "$work" ]] || pkill -KILL -f -- "$work/" 2>/dev/null || true
     if [[ $status -ne 0 ]]; then
         if [[ -s "$work/server.log" ]]; then
             echo "--- server log (last 40 lines)" >&2
