@@ -151,21 +151,22 @@ impl OAuthServer {
         let now = self.inner.clock.now();
         let code = self.redeemable_code(req, client, now).await?;
         self.check_resource(req.resource.as_deref(), &code.audience)?;
-        let user = self.grant_user(code.user_id).await?;
-        let scopes = cap_to_role(&ScopeSet::parse_known(&code.scope), &user)?;
-
-        let grant = Grant {
-            id: code.grant_id,
-            app_id: client.app.id,
-            user_id: user.id,
-            app_secret_id: client.secret_id,
-            scope: scopes.to_wire(),
-            audience: code.audience.clone(),
-            last_used_at: now,
-            revoked_at: None,
-            created_at: now,
-        };
-        let (refresh, refresh_token) = self.new_refresh_token(grant.id);
+        let ApprovedGrant {
+            user,
+            scopes,
+            grant,
+            refresh,
+            refresh_token,
+        } = self
+            .approved_grant(
+                client,
+                code.grant_id,
+                code.user_id,
+                &code.scope,
+                &code.audience,
+                now,
+            )
+            .await?;
         if !self
             .inner
             .store
@@ -302,20 +303,22 @@ impl OAuthServer {
             ));
         };
         self.check_resource(req.resource.as_deref(), &code.audience)?;
-        let user = self.grant_user(user_id).await?;
-        let scopes = cap_to_role(&ScopeSet::parse_known(&code.scope), &user)?;
-        let grant = Grant {
-            id: code.grant_id,
-            app_id: client.app.id,
-            user_id: user.id,
-            app_secret_id: client.secret_id,
-            scope: scopes.to_wire(),
-            audience: code.audience.clone(),
-            last_used_at: now,
-            revoked_at: None,
-            created_at: now,
-        };
-        let (refresh, refresh_token) = self.new_refresh_token(grant.id);
+        let ApprovedGrant {
+            user,
+            scopes,
+            grant,
+            refresh,
+            refresh_token,
+        } = self
+            .approved_grant(
+                client,
+                code.grant_id,
+                user_id,
+                &code.scope,
+                &code.audience,
+                now,
+            )
+            .await?;
         if !self
             .inner
             .store
@@ -332,6 +335,41 @@ impl OAuthServer {
             &scopes,
             refresh_token,
         ))
+    }
+
+    /// What redeeming a code the user approved (an authorization code, a device code) grants
+    /// `client`: the user's `scope`, capped to their role now, for the code's audience, and the
+    /// refresh token that opens the grant. The caller stores both in the code's redemption.
+    async fn approved_grant(
+        &self,
+        client: &AuthenticatedClient,
+        grant_id: GrantId,
+        user_id: UserId,
+        scope: &str,
+        audience: &str,
+        now: DateTime<Utc>,
+    ) -> OAuthResult<ApprovedGrant> {
+        let user = self.grant_user(user_id).await?;
+        let scopes = cap_to_role(&ScopeSet::parse_known(scope), &user)?;
+        let grant = Grant {
+            id: grant_id,
+            app_id: client.app.id,
+            user_id: user.id,
+            app_secret_id: client.secret_id,
+            scope: scopes.to_wire(),
+            audience: audience.to_owned(),
+            last_used_at: now,
+            revoked_at: None,
+            created_at: now,
+        };
+        let (refresh, refresh_token) = self.new_refresh_token(grant.id);
+        Ok(ApprovedGrant {
+            user,
+            scopes,
+            grant,
+            refresh,
+            refresh_token,
+        })
     }
 
     async fn refresh(
@@ -544,6 +582,15 @@ impl OAuthServer {
             scope: claims.scope,
         }
     }
+}
+
+/// A grant about to open: see `OAuthServer::approved_grant`.
+struct ApprovedGrant {
+    user: User,
+    scopes: ScopeSet,
+    grant: Grant,
+    refresh: RefreshToken,
+    refresh_token: String,
 }
 
 /// Drops scopes the user's current role no longer allows; nothing left is an error.
