@@ -124,10 +124,10 @@ fn lookup_failed(err: DomainError) -> Response {
         DomainError::Unavailable {
             message,
             retry_after_secs,
-        } => super::endpoint::unavailable(&message, retry_after_secs),
+        } => super::wire::unavailable(&message, retry_after_secs),
         other => {
             tracing::error!(error = %other, "could not check the credential of an MCP request");
-            super::endpoint::internal_error()
+            super::wire::internal_error()
         }
     }
 }

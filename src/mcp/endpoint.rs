@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower::ServiceExt;
 
 use super::auth::{self, UserCache};
@@ -478,36 +478,6 @@ fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
     response
 }
 
-/// 503 with `Retry-After` and a JSON-RPC error a client can retry, for a request that needs
-/// the database while it is unreachable.
-pub(super) fn unavailable(message: &str, retry_after_secs: u64) -> Response {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": Value::Null,
-        "error": {
-            "code": super::handler::UNAVAILABLE,
-            "message": message,
-            "data": { "retryAfterSeconds": retry_after_secs },
-        },
-    });
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    response
-}
-
-/// 500 with a JSON-RPC error, for a failure the client cannot fix (the cause is logged).
-pub(super) fn internal_error() -> Response {
-    jsonrpc_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Value::Null,
-        -32603,
-        "The server failed to handle the request. Try again; if it keeps failing, tell an owner.",
-    )
-}
-
 fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
-    let body = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } });
-    (status, axum::Json(body)).into_response()
+    wire::Rejection::new(status, id, code, message).into_response()
 }

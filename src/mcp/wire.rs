@@ -1,7 +1,7 @@
 //! JSON-RPC and transport checks made before a message reaches rmcp, where rmcp 3.11 would
 //! answer with a plain-text 406/415/400 or the wrong error code (mcp-requirements §7.2).
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use serde::Deserialize;
@@ -58,6 +58,34 @@ impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         (self.status, axum::Json(self.body())).into_response()
     }
+}
+
+/// 503 with `Retry-After` and a JSON-RPC error a client can retry, for a request that needs
+/// the database while it is unreachable.
+pub(super) fn unavailable(message: &str, retry_after_secs: u64) -> Response {
+    let mut rejection = Rejection::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Value::Null,
+        i64::from(super::handler::UNAVAILABLE),
+        message,
+    );
+    rejection.data = Some(json!({ "retryAfterSeconds": retry_after_secs }));
+    let mut response = rejection.into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
+}
+
+/// 500 with a JSON-RPC error, for a failure the client cannot fix (the cause is logged).
+pub(super) fn internal_error() -> Response {
+    Rejection::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Value::Null,
+        -32603,
+        "The server failed to handle the request. Try again; if it keeps failing, tell an owner.",
+    )
+    .into_response()
 }
 
 /// `Accept` must name both `application/json` and `text/event-stream` (406), and the body must
