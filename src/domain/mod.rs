@@ -6,6 +6,7 @@ pub mod container;
 pub mod credentials;
 pub mod error;
 pub mod experiment;
+mod id;
 pub mod manifest;
 pub mod oauth;
 pub mod page;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::template::uuid_id;
+use super::id::uuid_id;
 use super::{DomainError, FieldError, OrganizationId};
 
 uuid_id!(ProvisionerKeyId);

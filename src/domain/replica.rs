@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::template::uuid_id;
+use super::id::uuid_id;
 use super::{AgentId, AgentLifecycle, WorkspaceAgent};
 
 uuid_id!(

@@ -1,34 +1,8 @@
 //! Organizations, uploaded files, templates, template versions and provisioner jobs.
 
 use super::UserId;
+use super::id::uuid_id;
 use chrono::{DateTime, Utc};
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(pub ::uuid::Uuid);
-
-        impl $name {
-            pub fn new() -> Self {
-                Self(::uuid::Uuid::new_v4())
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-pub(crate) use uuid_id;
 
 uuid_id!(OrganizationId);
 uuid_id!(FileId);

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::template::uuid_id;
+use super::id::uuid_id;
 use super::{JobStatus, LogLevel, OrganizationId, TemplateId, TemplateVersionId, UserId};
 use crate::domain::JobId;
 
