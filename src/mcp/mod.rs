@@ -8,6 +8,7 @@ mod rendered;
 mod result;
 pub mod tools;
 pub mod toolset;
+mod twin;
 mod wire;
 
 pub use endpoint::routes;

@@ -23,6 +23,8 @@ pub struct RenderSlot(Arc<Mutex<Option<Rendered>>>);
 #[derive(Debug)]
 pub struct Rendered {
     json: String,
+    /// `json` as a JSON string, when the tool wrote it alongside (`TwinJson`).
+    text: Option<Vec<u8>>,
     value_marker: String,
     text_marker: String,
 }
@@ -38,13 +40,15 @@ impl RenderSlot {
     /// Anything but an object is refused (returned as is): rmcp moves structured content that
     /// is not an object out of the result for peers before 2026-07-28, and only its own model
     /// does that right.
-    pub fn defer(&self, json: String) -> Result<CallToolResult, String> {
+    /// `text`, when given, is `json` already escaped as a JSON string (quotes included).
+    pub fn defer(&self, json: String, text: Option<Vec<u8>>) -> Result<CallToolResult, String> {
         if !json.starts_with('{') {
             return Err(json);
         }
         let id = next_marker();
         let rendered = Rendered {
             json,
+            text,
             value_marker: format!("{id}-structured"),
             text_marker: format!("{id}-text"),
         };
@@ -82,13 +86,19 @@ impl Rendered {
             .ok_or_else(|| MissingPlaceholder(self.value_marker.clone()))?;
         let text_at = find_once(body, &format!("\"{}\"", self.text_marker))
             .ok_or_else(|| MissingPlaceholder(self.text_marker.clone()))?;
-        let mut out = Vec::with_capacity(body.len() + 2 * self.json.len() + self.json.len() / 4);
+        let text_len = self
+            .text
+            .as_ref()
+            .map_or(self.json.len() + self.json.len() / 4, Vec::len);
+        let mut out = Vec::with_capacity(body.len() + self.json.len() + text_len);
         let mut rest = 0;
         let mut places = [(value_at, false), (text_at, true)];
         places.sort_by_key(|(range, _)| range.start);
         for (range, as_text) in places {
             out.extend_from_slice(&body[rest..range.start]);
-            if as_text {
+            if let (true, Some(text)) = (as_text, &self.text) {
+                out.extend_from_slice(text);
+            } else if as_text {
                 // A JSON string of the JSON text: the same escaping rmcp would have applied.
                 serde_json::to_writer(&mut out, self.json.as_str())
                     .map_err(|_| MissingPlaceholder(self.text_marker.clone()))?;
@@ -147,7 +157,7 @@ mod tests {
         let expected: Value = serde_json::from_slice(&response_bytes(direct)).expect("json");
 
         let slot = RenderSlot::default();
-        let body = response_bytes(slot.defer(json).expect("an object"));
+        let body = response_bytes(slot.defer(json, None).expect("an object"));
         let rendered = slot.take().expect("deferred");
         let spliced: Value =
             serde_json::from_slice(&rendered.splice(&body).expect("spliced")).expect("json");
@@ -156,9 +166,37 @@ mod tests {
     }
 
     #[test]
+    fn a_text_written_alongside_is_spliced_as_given() {
+        let mut twin = crate::mcp::twin::TwinJson::with_capacity(8);
+        twin.raw("{");
+        twin.key("name");
+        twin.str("quote \" and \\");
+        twin.raw("}");
+        let (json, text) = twin.finish();
+        let value: Value = serde_json::from_str(&json).expect("json");
+
+        let mut direct = CallToolResult::success(vec![ContentBlock::text(json.clone())]);
+        direct.structured_content = Some(value);
+        let expected = response_bytes(direct);
+
+        let slot = RenderSlot::default();
+        let body = response_bytes(slot.defer(json, Some(text)).expect("an object"));
+        let spliced = slot
+            .take()
+            .expect("deferred")
+            .splice(&body)
+            .expect("spliced");
+        let spliced: Value = serde_json::from_slice(&spliced).expect("json");
+        assert_eq!(
+            spliced,
+            serde_json::from_slice::<Value>(&expected).expect("json")
+        );
+    }
+
+    #[test]
     fn a_missing_or_repeated_placeholder_is_an_error() {
         let slot = RenderSlot::default();
-        let body = response_bytes(slot.defer("{}".into()).expect("an object"));
+        let body = response_bytes(slot.defer("{}".into(), None).expect("an object"));
         let rendered = slot.take().expect("deferred");
         assert!(rendered.splice(b"{\"result\":{}}").is_err());
         let twice = [body.as_slice(), body.as_slice()].concat();
@@ -168,7 +206,10 @@ mod tests {
     #[test]
     fn only_objects_are_deferred() {
         let slot = RenderSlot::default();
-        assert_eq!(slot.defer("[1,2]".into()).err().as_deref(), Some("[1,2]"));
+        assert_eq!(
+            slot.defer("[1,2]".into(), None).err().as_deref(),
+            Some("[1,2]")
+        );
         assert!(slot.take().is_none());
     }
 

@@ -11,10 +11,10 @@ use super::tools::{MAX_RESULT_CHARS, ToolError, ToolOutput};
 /// "Structured Content" asks for both). With a `slot`, the JSON is left there for the endpoint
 /// to write into rmcp's response (`rendered`); without one, it goes through rmcp's model.
 pub fn success(output: ToolOutput, slot: Option<&RenderSlot>) -> CallToolResult {
-    let mut text = output.into_json();
+    let (mut text, escaped) = output.into_parts();
     if text.len() <= MAX_RESULT_CHARS {
         if let Some(slot) = slot {
-            match slot.defer(text) {
+            match slot.defer(text, escaped) {
                 Ok(deferred) => return deferred,
                 Err(not_deferred) => text = not_deferred,
             }

@@ -220,6 +220,13 @@ impl Tx {
 /// instead of failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// SQLite connections, each a thread of sqlx's with its own statement and page caches and its
+/// own allocator heap. Four keep two cores busy while one holds the write lock, and peaked
+/// 4-6 MiB lower than eight under 64 MCP connections (docs/benchmarks.md, issue 19).
+const SQLITE_CONNECTIONS: u32 = 4;
+/// Each SQLite connection's page cache, in KiB (`PRAGMA cache_size`, negative for KiB).
+const SQLITE_CACHE_KIB: u32 = 512;
+
 /// The embedded default: opens (creating if needed) one SQLite file in WAL mode and migrates it.
 pub(super) async fn open_sqlite(path: &Path) -> anyhow::Result<Pool> {
     if let Some(dir) = path.parent() {
@@ -232,9 +239,13 @@ pub(super) async fn open_sqlite(path: &Path) -> anyhow::Result<Pool> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // SQLite's default page cache is 2,000 KiB a connection, which fills as the audit log
+        // grows; what lists and token checks read stays far below this (docs/benchmarks.md,
+        // issue 19).
+        .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"));
     let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(SQLITE_CONNECTIONS)
         // sqlx pings every connection it hands out by default: a round trip to the
         // connection's worker thread per query. A database file cannot hang up, so the
         // ping only costs (a third of a one-query request's CPU).

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::toolset::Toolset;
+use super::twin::TwinJson;
 use crate::domain::{DomainError, Principal, Scope, ScopeSet};
 use crate::web::AppState;
 
@@ -107,10 +108,12 @@ pub type ToolResult = Result<ToolOutput, ToolError>;
 pub const MAX_RESULT_CHARS: usize = 150_000;
 
 /// A tool's result: its compact JSON text, which is both the `structuredContent` and the text
-/// block of the MCP result.
+/// block of the MCP result, and, when the tool wrote it alongside (`TwinJson`), that text
+/// already escaped as a JSON string.
 #[derive(Debug)]
 pub struct ToolOutput {
     json: String,
+    text: Option<Vec<u8>>,
 }
 
 impl ToolOutput {
@@ -119,12 +122,21 @@ impl ToolOutput {
     pub fn of<T: serde::Serialize>(view: &T) -> Result<Self, ToolError> {
         let json = serde_json::to_string(view)
             .map_err(|e| ToolError::from(crate::domain::DomainError::internal(e)))?;
-        Ok(Self { json })
+        Ok(Self { json, text: None })
     }
 
-    /// The JSON text, compact as serde_json writes it.
-    pub fn into_json(self) -> String {
-        self.json
+    /// A result written with its text copy in one pass (the hottest large results).
+    pub fn twin(twin: TwinJson) -> Self {
+        let (json, text) = twin.finish();
+        Self {
+            json,
+            text: Some(text),
+        }
+    }
+
+    /// The JSON text, compact as serde_json writes it, and its string form if already written.
+    pub fn into_parts(self) -> (String, Option<Vec<u8>>) {
+        (self.json, self.text)
     }
 }
 
@@ -133,7 +145,7 @@ impl From<Value> for ToolOutput {
         // Not `value.to_string()`: `Display` writes through `fmt::Write` piece by piece, about
         // 2.5 times slower than serializing into a buffer.
         let json = serde_json::to_string(&value).unwrap_or_default();
-        Self { json }
+        Self { json, text: None }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::args::{self, object, string};
@@ -13,6 +13,7 @@ use crate::domain::{
     BuildId, Page, ParameterValue, Scope, TemplateId, TemplateVersionId, Transition,
     WorkspaceSummary,
 };
+use crate::mcp::twin::TwinJson;
 use crate::service::UserSelector;
 use crate::service::builds::CreateBuildRequest;
 use crate::service::views::WorkspaceView;
@@ -199,50 +200,61 @@ pub async fn list(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
             },
         )
         .await?;
-    ToolOutput::of(&WorkspaceList {
-        workspaces: found.iter().map(MinimalWorkspace::from).collect(),
-        count,
-    })
+    Ok(ToolOutput::twin(list_json(&found, count)))
 }
 
-#[derive(Serialize)]
-struct WorkspaceList<'a> {
-    workspaces: Vec<MinimalWorkspace<'a>>,
-    count: i64,
-}
+/// About how many bytes of JSON one workspace of a list takes (three ids, names, an icon path).
+const LIST_ENTRY_LEN: usize = 400;
 
-/// The fields an agent needs to pick a workspace, as Coder's tool returns them.
-#[derive(Serialize)]
-struct MinimalWorkspace<'a> {
-    id: uuid::Uuid,
-    name: &'a str,
-    owner_name: &'a str,
-    template_id: uuid::Uuid,
-    template_name: &'a str,
-    template_display_name: &'a str,
-    template_icon: &'a str,
-    template_active_version_id: uuid::Uuid,
-    outdated: bool,
-    status: &'static str,
-    transition: &'static str,
-}
-
-impl<'a> From<&'a WorkspaceSummary> for MinimalWorkspace<'a> {
-    fn from(w: &'a WorkspaceSummary) -> Self {
-        Self {
-            id: w.id.0,
-            name: &w.name,
-            owner_name: &w.owner_name,
-            template_id: w.template_id.0,
-            template_name: &w.template_name,
-            template_display_name: &w.template_display_name,
-            template_icon: &w.template_icon,
-            template_active_version_id: w.template_active_version_id.0,
-            outdated: w.outdated(),
-            status: w.status().as_str(),
-            transition: w.transition.as_str(),
-        }
+/// `{"workspaces":[...],"count":N}` with the fields an agent needs to pick a workspace, as
+/// Coder's tool returns them (`MinimalWorkspace` in codersdk/toolsdk), written with its text
+/// copy in one pass (`TwinJson`, docs/benchmarks.md).
+fn list_json(found: &[WorkspaceSummary], count: i64) -> TwinJson {
+    let mut out = TwinJson::with_capacity(64 + found.len() * LIST_ENTRY_LEN);
+    out.raw("{");
+    out.key("workspaces");
+    out.raw("[");
+    for (i, w) in found.iter().enumerate() {
+        out.raw(if i == 0 { "{" } else { ",{" });
+        out.key("id");
+        out.uuid(w.id.0);
+        out.raw(",");
+        out.key("name");
+        out.str(&w.name);
+        out.raw(",");
+        out.key("owner_name");
+        out.str(&w.owner_name);
+        out.raw(",");
+        out.key("template_id");
+        out.uuid(w.template_id.0);
+        out.raw(",");
+        out.key("template_name");
+        out.str(&w.template_name);
+        out.raw(",");
+        out.key("template_display_name");
+        out.str(&w.template_display_name);
+        out.raw(",");
+        out.key("template_icon");
+        out.str(&w.template_icon);
+        out.raw(",");
+        out.key("template_active_version_id");
+        out.uuid(w.template_active_version_id.0);
+        out.raw(",");
+        out.key("outdated");
+        out.bool(w.outdated());
+        out.raw(",");
+        out.key("status");
+        out.str_unescaped(w.status().as_str());
+        out.raw(",");
+        out.key("transition");
+        out.str_unescaped(w.transition.as_str());
+        out.raw("}");
     }
+    out.raw("],");
+    out.key("count");
+    out.i64(count);
+    out.raw("}");
+    out
 }
 
 #[derive(Deserialize)]
@@ -447,4 +459,106 @@ pub async fn build_logs(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Valu
         .workspace_build_logs(&ctx.principal, id, 0)
         .await?;
     Ok(json!({ "logs": logs, "finished": finished }).into())
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::domain::{JobStatus, WorkspaceId};
+    use proptest::prelude::*;
+    use serde::Serialize;
+
+    /// The list as it was serialized through serde before `list_json`: the reference for its
+    /// bytes.
+    #[derive(Serialize)]
+    struct WorkspaceList<'a> {
+        workspaces: Vec<MinimalWorkspace<'a>>,
+        count: i64,
+    }
+
+    #[derive(Serialize)]
+    struct MinimalWorkspace<'a> {
+        id: uuid::Uuid,
+        name: &'a str,
+        owner_name: &'a str,
+        template_id: uuid::Uuid,
+        template_name: &'a str,
+        template_display_name: &'a str,
+        template_icon: &'a str,
+        template_active_version_id: uuid::Uuid,
+        outdated: bool,
+        status: &'static str,
+        transition: &'static str,
+    }
+
+    fn summary(name: &str, display: &str, icon: &str, outdated: bool) -> WorkspaceSummary {
+        let active = TemplateVersionId(uuid::Uuid::new_v4());
+        WorkspaceSummary {
+            id: WorkspaceId(uuid::Uuid::new_v4()),
+            name: name.into(),
+            owner_name: "alice".into(),
+            template_id: TemplateId(uuid::Uuid::new_v4()),
+            template_name: "docker".into(),
+            template_display_name: display.into(),
+            template_icon: icon.into(),
+            template_active_version_id: active,
+            build_template_version_id: if outdated {
+                TemplateVersionId(uuid::Uuid::new_v4())
+            } else {
+                active
+            },
+            transition: Transition::Stop,
+            job_status: JobStatus::Succeeded,
+        }
+    }
+
+    fn check(found: &[WorkspaceSummary], count: i64) {
+        let reference = WorkspaceList {
+            workspaces: found
+                .iter()
+                .map(|w| MinimalWorkspace {
+                    id: w.id.0,
+                    name: &w.name,
+                    owner_name: &w.owner_name,
+                    template_id: w.template_id.0,
+                    template_name: &w.template_name,
+                    template_display_name: &w.template_display_name,
+                    template_icon: &w.template_icon,
+                    template_active_version_id: w.template_active_version_id.0,
+                    outdated: w.outdated(),
+                    status: w.status().as_str(),
+                    transition: w.transition.as_str(),
+                })
+                .collect(),
+            count,
+        };
+        let expected = serde_json::to_string(&reference).expect("serializable");
+        let (json, text) = list_json(found, count).finish();
+        assert_eq!(json, expected);
+        let expected_text = serde_json::to_string(&expected).expect("serializable");
+        assert_eq!(String::from_utf8(text).expect("utf-8"), expected_text);
+    }
+
+    #[test]
+    fn the_list_is_written_byte_for_byte_as_serde_wrote_it() {
+        check(&[], 0);
+        check(
+            &[
+                summary("dev", "Docker \"dev\" \\ box\n", "/icon/docker.svg", false),
+                summary("b", "Ünïcödé ☃", "", true),
+            ],
+            7,
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_names_are_written_as_serde_writes_them(
+            name in any::<String>(), display in any::<String>(), icon in any::<String>(),
+            outdated in any::<bool>(), count in any::<i64>(),
+        ) {
+            check(&[summary(&name, &display, &icon, outdated)], count);
+        }
+    }
 }
