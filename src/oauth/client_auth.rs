@@ -37,9 +37,12 @@ fn auth_failed(detail: &str) -> OAuthError {
 }
 
 impl OAuthServer {
+    /// `ip` is the request's client address: a metadata-document client seen here for the first
+    /// time is recorded in the audit log with it, as on the authorization endpoint.
     pub async fn authenticate_client(
         &self,
         creds: &ClientCredentials,
+        ip: &str,
     ) -> OAuthResult<AuthenticatedClient> {
         if creds.secret_in_query {
             return Err(OAuthError::invalid_request(
@@ -47,7 +50,7 @@ impl OAuthServer {
             ));
         }
         if creds.assertion.is_some() || creds.assertion_type.is_some() {
-            return self.authenticate_with_assertion(creds).await;
+            return self.authenticate_with_assertion(creds, ip).await;
         }
         if creds.basic.is_some() && creds.body_client_secret.is_some() {
             return Err(OAuthError::invalid_request(
@@ -69,7 +72,9 @@ impl OAuthServer {
             }
         };
         if super::cimd::is_document_url(client_id) {
-            return self.authenticate_document_client(client_id, creds).await;
+            return self
+                .authenticate_document_client(client_id, creds, ip)
+                .await;
         }
         let app = match Uuid::parse_str(client_id) {
             Ok(id) => self.inner.store.get_oauth_app(ClientId(id)).await?,
@@ -123,9 +128,10 @@ impl OAuthServer {
         &self,
         client_id: &str,
         creds: &ClientCredentials,
+        ip: &str,
     ) -> OAuthResult<AuthenticatedClient> {
         let (app, _doc) =
-            self.metadata_document_client(client_id, "")
+            self.metadata_document_client(client_id, ip)
                 .await
                 .map_err(|refused| match refused.unavailable {
                     Some(err) => err,
@@ -151,6 +157,7 @@ impl OAuthServer {
     async fn authenticate_with_assertion(
         &self,
         creds: &ClientCredentials,
+        ip: &str,
     ) -> OAuthResult<AuthenticatedClient> {
         if creds.assertion_type.as_deref() != Some(assertion::ASSERTION_TYPE) {
             return Err(auth_failed(&format!(
@@ -181,7 +188,7 @@ impl OAuthServer {
             None => auth_failed(&r.message()),
         };
         let (app, doc) = self
-            .metadata_document_client(&client_id, "")
+            .metadata_document_client(&client_id, ip)
             .await
             .map_err(refused)?;
         if app.token_endpoint_auth_method != TokenAuthMethod::PrivateKeyJwt {
