@@ -32,6 +32,20 @@ pub struct AuthenticatedClient {
     pub secret_id: Option<Uuid>,
 }
 
+/// How stale a client's or a secret's `last_used_at` may get before a use writes it again. It is
+/// shown to owners and users as "last used", to the minute at best; writing it on every token
+/// request was two of the three write transactions of a refresh (docs/benchmarks.md). The first
+/// use is always written: an unused dynamically registered client is one never used.
+const LAST_USED_RESOLUTION: Duration = Duration::minutes(1);
+
+/// Whether a use at `now` should record itself over `last_used_at`.
+pub(super) fn last_use_is_stale(
+    last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    last_used_at.is_none_or(|last| now - last >= LAST_USED_RESOLUTION || last > now)
+}
+
 fn auth_failed(detail: &str) -> OAuthError {
     OAuthError::invalid_client(format!("Client authentication failed: {detail}"))
 }
@@ -237,10 +251,10 @@ impl OAuthServer {
             .await?
             .filter(|s| s.app_id == app.id && presented.matches(&s.hashed_secret))
             .ok_or_else(wrong)?;
-        self.inner
-            .store
-            .touch_app_secret(stored.id, self.inner.clock.now())
-            .await?;
+        let now = self.inner.clock.now();
+        if last_use_is_stale(stored.last_used_at, now) {
+            self.inner.store.touch_app_secret(stored.id, now).await?;
+        }
         Ok(stored.id)
     }
 }

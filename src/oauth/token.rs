@@ -124,10 +124,10 @@ impl OAuthServer {
             DEVICE_CODE_GRANT => self.exchange_device_code(&req, &client).await?,
             _ => self.refresh(&req, &client).await?,
         };
-        self.inner
-            .store
-            .touch_oauth_app(client.app.id, self.inner.clock.now())
-            .await?;
+        let now = self.inner.clock.now();
+        if super::client_auth::last_use_is_stale(client.app.last_used_at, now) {
+            self.inner.store.touch_oauth_app(client.app.id, now).await?;
+        }
         self.inner
             .metrics
             .oauth_token_issued(client.app.client_type, &grant_type);
