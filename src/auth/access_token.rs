@@ -120,35 +120,38 @@ impl AccessTokenVerifier {
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<VerifiedAccessToken, TokenRejection> {
-        let claims = match jwt::verify(token, |kid| self.keys.verifying_key(kid)) {
+        // The MCP endpoint is the only resource server that accepts our access tokens, so only
+        // a token issued for it is accepted (RFC 8707 §2, RFC 9068 §4): one whose `aud` is the
+        // deployment root was issued for another resource.
+        let expected = jwt::Expected {
+            issuer: &self.issuer,
+            audience: Some(&self.resources.mcp_url),
+        };
+        let claims = match jwt::verify(token, &expected, |kid| self.keys.verifying_key(kid)) {
             Err(JwtError::UnknownKey) => {
                 // Another replica may have rotated keys since we loaded them.
                 if matches!(self.keys.reload(false).await, Ok(true)) {
-                    jwt::verify(token, |kid| self.keys.verifying_key(kid))
+                    jwt::verify(token, &expected, |kid| self.keys.verifying_key(kid))
                 } else {
                     Err(JwtError::UnknownKey)
                 }
             }
             other => other,
         }
-        .map_err(|_| TokenRejection::Invalid)?;
-        if claims.iss != self.issuer {
-            return Err(TokenRejection::Invalid);
-        }
-        // The MCP endpoint is the only resource server that accepts our access tokens, so only
-        // a token issued for it is accepted (RFC 8707 §2, RFC 9068 §4): one whose `aud` is the
-        // deployment root was issued for another resource.
-        if claims.aud != self.resources.mcp_url {
-            return Err(TokenRejection::WrongAudience);
-        }
+        .map_err(|e| match e {
+            JwtError::WrongAudience => TokenRejection::WrongAudience,
+            _ => TokenRejection::Invalid,
+        })?;
         let uuid = |s: &str| Uuid::parse_str(s).map_err(|_| TokenRejection::Invalid);
         let expires_at = Utc
             .timestamp_opt(claims.exp, 0)
             .single()
             .ok_or(TokenRejection::Invalid)?;
+        // A metadata-document client's `client_id` is its URL; `cid` then names its row.
+        let client_row = claims.cid.as_deref().unwrap_or(&claims.client_id);
         Ok(VerifiedAccessToken {
             user_id: UserId(uuid(&claims.sub)?),
-            client_id: ClientId(uuid(&claims.client_id)?),
+            client_id: ClientId(uuid(client_row)?),
             grant_id: GrantId(uuid(&claims.gid)?),
             scopes: ScopeSet::parse_known(&claims.scope),
             audience: claims.aud,

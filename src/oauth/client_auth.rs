@@ -32,14 +32,31 @@ pub struct AuthenticatedClient {
     pub secret_id: Option<Uuid>,
 }
 
+/// How stale a client's or a secret's `last_used_at` may get before a use writes it again. It is
+/// shown to owners and users as "last used", to the minute at best; writing it on every token
+/// request was two of the three write transactions of a refresh (docs/benchmarks.md). The first
+/// use is always written: an unused dynamically registered client is one never used.
+const LAST_USED_RESOLUTION: Duration = Duration::minutes(1);
+
+/// Whether a use at `now` should record itself over `last_used_at`.
+pub(super) fn last_use_is_stale(
+    last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    last_used_at.is_none_or(|last| now - last >= LAST_USED_RESOLUTION || last > now)
+}
+
 fn auth_failed(detail: &str) -> OAuthError {
     OAuthError::invalid_client(format!("Client authentication failed: {detail}"))
 }
 
 impl OAuthServer {
+    /// `ip` is the request's client address: a metadata-document client seen here for the first
+    /// time is recorded in the audit log with it, as on the authorization endpoint.
     pub async fn authenticate_client(
         &self,
         creds: &ClientCredentials,
+        ip: &str,
     ) -> OAuthResult<AuthenticatedClient> {
         if creds.secret_in_query {
             return Err(OAuthError::invalid_request(
@@ -47,7 +64,7 @@ impl OAuthServer {
             ));
         }
         if creds.assertion.is_some() || creds.assertion_type.is_some() {
-            return self.authenticate_with_assertion(creds).await;
+            return self.authenticate_with_assertion(creds, ip).await;
         }
         if creds.basic.is_some() && creds.body_client_secret.is_some() {
             return Err(OAuthError::invalid_request(
@@ -69,7 +86,9 @@ impl OAuthServer {
             }
         };
         if super::cimd::is_document_url(client_id) {
-            return self.authenticate_document_client(client_id, creds).await;
+            return self
+                .authenticate_document_client(client_id, creds, ip)
+                .await;
         }
         let app = match Uuid::parse_str(client_id) {
             Ok(id) => self.inner.store.get_oauth_app(ClientId(id)).await?,
@@ -123,9 +142,10 @@ impl OAuthServer {
         &self,
         client_id: &str,
         creds: &ClientCredentials,
+        ip: &str,
     ) -> OAuthResult<AuthenticatedClient> {
         let (app, _doc) =
-            self.metadata_document_client(client_id, "")
+            self.metadata_document_client(client_id, ip)
                 .await
                 .map_err(|refused| match refused.unavailable {
                     Some(err) => err,
@@ -151,6 +171,7 @@ impl OAuthServer {
     async fn authenticate_with_assertion(
         &self,
         creds: &ClientCredentials,
+        ip: &str,
     ) -> OAuthResult<AuthenticatedClient> {
         if creds.assertion_type.as_deref() != Some(assertion::ASSERTION_TYPE) {
             return Err(auth_failed(&format!(
@@ -181,7 +202,7 @@ impl OAuthServer {
             None => auth_failed(&r.message()),
         };
         let (app, doc) = self
-            .metadata_document_client(&client_id, "")
+            .metadata_document_client(&client_id, ip)
             .await
             .map_err(refused)?;
         if app.token_endpoint_auth_method != TokenAuthMethod::PrivateKeyJwt {
@@ -230,10 +251,10 @@ impl OAuthServer {
             .await?
             .filter(|s| s.app_id == app.id && presented.matches(&s.hashed_secret))
             .ok_or_else(wrong)?;
-        self.inner
-            .store
-            .touch_app_secret(stored.id, self.inner.clock.now())
-            .await?;
+        let now = self.inner.clock.now();
+        if last_use_is_stale(stored.last_used_at, now) {
+            self.inner.store.touch_app_secret(stored.id, now).await?;
+        }
         Ok(stored.id)
     }
 }

@@ -117,7 +117,7 @@ impl OAuthServer {
                 "the parameter {name} was sent more than once"
             )));
         }
-        let client = self.authenticate_client(&req.client).await?;
+        let client = self.authenticate_client(&req.client, ip).await?;
         self.check_authenticated_client_limit("device", &client, ip)?;
         if !client
             .app

@@ -1,13 +1,28 @@
 //! JWT access tokens (RFC 9068 `at+jwt`): compact JWS (RFC 7515) signed with Ed25519 (`EdDSA`,
-//! RFC 8037), the signing key and its public JWK (RFC 7517), and signature verification.
-//! Expiry, audience and issuer are the caller's to check, against its clock and configuration.
+//! RFC 8037), the signing key and its public JWK (RFC 7517), and verification.
+//!
+//! Encoding, signature dispatch and the `iss`/`aud` claim checks are the `jsonwebtoken` crate's.
+//! Its cryptography is a process-wide provider: ours ([`PROVIDER`]) knows only EdDSA and verifies
+//! with `verify_strict`, where the crate's RustCrypto backend uses the permissive `verify` and
+//! would build RSA, P-256, P-384 and HMAC besides. What the crate does not check, the header, is
+//! checked here first on the raw JSON: `alg`, `typ`, `crit`, no parameter but the three we issue,
+//! no member twice. Expiry is the caller's to check against its own clock (the crate reads the
+//! system time).
+
+use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer};
+use ed25519_dalek::Signature;
+use jsonwebtoken::crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{
+    Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey, Header, Validation,
+};
 use rand::RngCore;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 pub use ed25519_dalek::VerifyingKey;
 
@@ -17,6 +32,15 @@ const ALG: &str = "EdDSA";
 const TYP: &str = "at+jwt";
 /// Length of a generated key id.
 const KID_LEN: usize = 16;
+/// The header parameters we issue; a token carrying any other was not made here. In particular
+/// `jwk`, `jku`, `x5u` and `x5c` name a key to verify with (RFC 7515 §4.1.2-4.1.6): keys come
+/// only from our key ring, by `kid`, so such a header is refused rather than ignored.
+const HEADER_PARAMETERS: [&str; 3] = ["alg", "typ", "kid"];
+/// RFC 8410 §7 (RFC 5958 `OneAsymmetricKey` v1): the DER of an Ed25519 private key is this
+/// prefix and the 32-byte seed. It is how `jsonwebtoken` carries an EdDSA signing key.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 /// Why a token or key was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,20 +53,36 @@ pub enum JwtError {
     UnknownKey,
     #[error("token signature is invalid")]
     BadSignature,
+    #[error("token issued by another issuer")]
+    WrongIssuer,
+    #[error("token issued for another audience")]
+    WrongAudience,
     #[error("invalid Ed25519 key: expected 32 bytes in base64url without padding")]
     BadKey,
+    #[error("could not sign the token: {0}")]
+    Signing(String),
+}
+
+/// What a token must say besides being signed by one of our keys: its `iss`, and its `aud`
+/// when the caller cares which resource it was issued for.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub issuer: &'a str,
+    pub audience: Option<&'a str>,
 }
 
 /// The Ed25519 key access tokens are signed with, and its key id (`kid`, RFC 7515 §4.1.4).
 #[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
-    // The dalek key keeps the 32-byte seed and zeroizes it on drop.
+    // The dalek key keeps the 32-byte seed and zeroizes it on drop; `encoding` is the same seed
+    // in the PKCS#8 form `jsonwebtoken` takes, zeroized on drop as well.
     key: ed25519_dalek::SigningKey,
+    encoding: EncodingKey,
 }
 
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
             .field("kid", &self.kid)
             .finish_non_exhaustive()
@@ -54,20 +94,30 @@ impl SigningKey {
     pub fn generate() -> Self {
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
-        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let key = Self::from_seed(crate::secret::random_alphanumeric(KID_LEN), &seed);
         seed.fill(0);
-        Self {
-            kid: crate::secret::random_alphanumeric(KID_LEN),
-            key,
-        }
+        key
     }
 
     /// Rebuilds a stored key from its id and its seed as written by [`SigningKey::seed_b64`].
     pub fn from_parts(kid: String, seed_b64: &str) -> Result<Self, JwtError> {
         let mut seed = decode_32(seed_b64)?;
-        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let key = Self::from_seed(kid, &seed);
         seed.fill(0);
-        Ok(Self { kid, key })
+        Ok(key)
+    }
+
+    fn from_seed(kid: String, seed: &[u8; 32]) -> Self {
+        let mut der = [0u8; 48];
+        der[..16].copy_from_slice(&PKCS8_ED25519_PREFIX);
+        der[16..].copy_from_slice(seed);
+        let encoding = EncodingKey::from_ed_der(&der);
+        der.fill(0);
+        Self {
+            kid,
+            key: ed25519_dalek::SigningKey::from_bytes(seed),
+            encoding,
+        }
     }
 
     /// The 32-byte seed (RFC 8032 §5.1.5 private key) in base64url without padding, for storage.
@@ -118,61 +168,86 @@ fn decode_32(b64: &str) -> Result<[u8; 32], JwtError> {
 }
 
 /// The claims of an access token (RFC 9068 §2.2, RFC 8693 §4.3 `client_id`), plus `gid`, the
-/// grant the token was issued from, which revocation deny-lists.
+/// grant the token was issued from, which revocation deny-lists, and `cid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
     pub iss: String,
     pub sub: String,
     pub aud: String,
+    /// The `client_id` the client uses on the wire (RFC 9068 §2.2): a registered client's UUID,
+    /// or the URL of a client's metadata document.
     pub client_id: String,
     pub scope: String,
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
     pub gid: String,
+    /// The client's row id, when `client_id` is not it (a metadata-document client), so the
+    /// resource server learns which client it is without a database round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
 }
 
-/// Signs `claims` as a compact JWS with the header `{"alg":"EdDSA","typ":"at+jwt","kid":…}`
+/// Signs `claims` as a compact JWS with the header `{"typ":"at+jwt","alg":"EdDSA","kid":…}`
 /// (RFC 9068 §2.1, RFC 7515 §7.1).
-pub fn sign(key: &SigningKey, claims: &AccessTokenClaims) -> String {
-    let header = json!({ "alg": ALG, "typ": TYP, "kid": key.kid });
-    // Built as a `Value` so serialization cannot fail; `Deserialize` reads the same names.
-    let payload = json!({
-        "iss": claims.iss,
-        "sub": claims.sub,
-        "aud": claims.aud,
-        "client_id": claims.client_id,
-        "scope": claims.scope,
-        "iat": claims.iat,
-        "exp": claims.exp,
-        "jti": claims.jti,
-        "gid": claims.gid,
-    });
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(payload.to_string())
-    );
-    let signature: Signature = key.key.sign(signing_input.as_bytes());
-    format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature.to_bytes())
-    )
+pub fn sign(key: &SigningKey, claims: &AccessTokenClaims) -> Result<String, JwtError> {
+    install_provider();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(TYP.to_owned());
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding)
+        .map_err(|e| JwtError::Signing(e.to_string()))
 }
 
-/// Verifies the header and signature of an access token and returns its claims.
+/// Verifies an access token and returns its claims.
 ///
 /// The header must say `alg: EdDSA` (RFC 8725 §3.1: never trust another algorithm), `typ`
 /// `at+jwt` or `application/at+jwt` (RFC 9068 §4, compared case-insensitively per RFC 7515
-/// §4.1.9), and carry a `kid` that `key_for` resolves. The signature is checked with
-/// `verify_strict` (no malleable or small-order encodings). `exp`, `aud` and `iss` are not
-/// checked here.
+/// §4.1.9), carry no `crit` (RFC 7515 §4.1.11) nor any parameter we do not issue, and a `kid`
+/// that `key_for` resolves. The signature is checked with `verify_strict` (no malleable or
+/// small-order encodings), then `iss` and, when `expected` names one, `aud` must match exactly.
+/// `exp` is not checked here: the caller's clock decides.
 pub fn verify(
     token: &str,
+    expected: &Expected<'_>,
     key_for: impl Fn(&str) -> Option<VerifyingKey>,
 ) -> Result<AccessTokenClaims, JwtError> {
+    let kid = checked_header(token)?;
+    let key = key_for(&kid).ok_or(JwtError::UnknownKey)?;
+    install_provider();
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    // The crate would compare `exp` with the system time and a minute's leeway; the caller
+    // compares it with the deployment's clock and grants none.
+    validation.validate_exp = false;
+    validation.leeway = 0;
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.set_issuer(&[expected.issuer]);
+    match expected.audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
+    let decoded = jsonwebtoken::decode::<AccessTokenClaims>(
+        token,
+        &DecodingKey::from_ed_der(key.as_bytes()),
+        &validation,
+    )
+    .map_err(|e| match e.kind() {
+        ErrorKind::InvalidSignature => JwtError::BadSignature,
+        ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+        ErrorKind::InvalidAudience => JwtError::WrongAudience,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm => JwtError::UnsupportedHeader(e.to_string()),
+        ErrorKind::InvalidEddsaKey | ErrorKind::InvalidKeyFormat => JwtError::BadKey,
+        _ => JwtError::Malformed,
+    })?;
+    Ok(decoded.claims)
+}
+
+/// The checks `jsonwebtoken` does not make, on the header as sent; returns its `kid`.
+fn checked_header(token: &str) -> Result<String, JwtError> {
     let mut segments = token.split('.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (
+    let (Some(header_b64), Some(_), Some(_), None) = (
         segments.next(),
         segments.next(),
         segments.next(),
@@ -180,12 +255,11 @@ pub fn verify(
     ) else {
         return Err(JwtError::Malformed);
     };
-
     let header_bytes = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| JwtError::Malformed)?;
-    let header: Value = serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed)?;
-    let header = header.as_object().ok_or(JwtError::Malformed)?;
+    let UniqueMembers(header) =
+        serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed)?;
 
     match header.get("alg") {
         Some(Value::String(alg)) if alg == ALG => {}
@@ -216,29 +290,153 @@ pub fn verify(
             "crit extensions are not supported".into(),
         ));
     }
-    let Some(Value::String(kid)) = header.get("kid") else {
-        return Err(JwtError::UnsupportedHeader("missing kid".into()));
+    if let Some(name) = header
+        .keys()
+        .find(|name| !HEADER_PARAMETERS.contains(&name.as_str()))
+    {
+        return Err(JwtError::UnsupportedHeader(format!(
+            "the header parameter `{name}` is not accepted"
+        )));
+    }
+    match header.get("kid") {
+        Some(Value::String(kid)) => Ok(kid.clone()),
+        _ => Err(JwtError::UnsupportedHeader("missing kid".into())),
+    }
+}
+
+/// A JSON object whose members are all distinct: RFC 7515 §4 lets a parser take the last of
+/// duplicated header parameters, which would let two parsers read different headers; a
+/// duplicate is refused instead.
+struct UniqueMembers(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = UniqueMembers;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object with distinct member names")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueMembers, A::Error> {
+                let mut members = Map::new();
+                while let Some((name, value)) = map.next_entry::<String, Value>()? {
+                    if members.contains_key(&name) {
+                        return Err(de::Error::custom(format!("duplicate member `{name}`")));
+                    }
+                    members.insert(name, value);
+                }
+                Ok(UniqueMembers(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// The cryptography `jsonwebtoken` uses in this process: EdDSA only, see the module docs.
+static PROVIDER: CryptoProvider = CryptoProvider {
+    signer_factory: ed25519_signer,
+    verifier_factory: ed25519_verifier,
+    // We build and read JWKs ourselves; the crate's JWK helpers are never called.
+    jwk_utils: JwkUtils::new_unimplemented(),
+};
+
+/// Installs [`PROVIDER`] before the first use of the crate (a no-op afterwards). Nothing else in
+/// the process uses `jsonwebtoken`, so ours is the one installed.
+fn install_provider() {
+    let _ = PROVIDER.install_default();
+}
+
+fn ed25519_signer(
+    alg: &Algorithm,
+    key: &EncodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
+    if *alg != Algorithm::EdDSA || key.family() != AlgorithmFamily::Ed {
+        return Err(ErrorKind::InvalidAlgorithm.into());
+    }
+    let seed: &[u8; 32] = key
+        .inner()
+        .strip_prefix(&PKCS8_ED25519_PREFIX)
+        .and_then(|seed| seed.try_into().ok())
+        .ok_or(ErrorKind::InvalidEddsaKey)?;
+    Ok(Box::new(Ed25519Signer(
+        ed25519_dalek::SigningKey::from_bytes(seed),
+    )))
+}
+
+fn ed25519_verifier(
+    alg: &Algorithm,
+    key: &DecodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
+    if *alg != Algorithm::EdDSA || key.family() != AlgorithmFamily::Ed {
+        return Err(ErrorKind::InvalidAlgorithm.into());
+    }
+    let DecodingKeyKind::SecretOrDer(bytes) = key.kind() else {
+        return Err(ErrorKind::InvalidEddsaKey.into());
     };
-    let key = key_for(kid).ok_or(JwtError::UnknownKey)?;
+    let bytes: &[u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| ErrorKind::InvalidEddsaKey)?;
+    let key = VerifyingKey::from_bytes(bytes).map_err(|_| ErrorKind::InvalidEddsaKey)?;
+    if key.is_weak() {
+        return Err(ErrorKind::InvalidEddsaKey.into());
+    }
+    Ok(Box::new(Ed25519Verifier(key)))
+}
 
-    let signature_bytes = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| JwtError::Malformed)?;
-    let signature = Signature::from_slice(&signature_bytes).map_err(|_| JwtError::BadSignature)?;
-    let signing_input_len = header_b64.len() + 1 + payload_b64.len();
-    let signing_input = &token.as_bytes()[..signing_input_len];
-    key.verify_strict(signing_input, &signature)
-        .map_err(|_| JwtError::BadSignature)?;
+struct Ed25519Signer(ed25519_dalek::SigningKey);
 
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload_b64)
-        .map_err(|_| JwtError::Malformed)?;
-    serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)
+impl jsonwebtoken::signature::Signer<Vec<u8>> for Ed25519Signer {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, jsonwebtoken::signature::Error> {
+        let signature: Signature = jsonwebtoken::signature::Signer::sign(&self.0, msg);
+        Ok(signature.to_bytes().to_vec())
+    }
+}
+
+impl JwtSigner for Ed25519Signer {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
+    }
+}
+
+struct Ed25519Verifier(VerifyingKey);
+
+impl jsonwebtoken::signature::Verifier<Vec<u8>> for Ed25519Verifier {
+    fn verify(
+        &self,
+        msg: &[u8],
+        signature: &Vec<u8>,
+    ) -> Result<(), jsonwebtoken::signature::Error> {
+        let signature = Signature::from_slice(signature)?;
+        // RFC 8032 §5.1.7 with the checks `verify` skips: canonical S, and neither the key nor
+        // R of small order.
+        self.0.verify_strict(msg, &signature)
+    }
+}
+
+impl JwtVerifier for Ed25519Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::Signer;
+
+    const EXPECTED: Expected<'static> = Expected {
+        issuer: "https://coder.example.com",
+        audience: Some("https://coder.example.com/api/experimental/mcp/http"),
+    };
+
+    /// `sign`, which cannot fail with a key made here.
+    fn sign_ok(key: &SigningKey, claims: &AccessTokenClaims) -> String {
+        match sign(key, claims) {
+            Ok(token) => token,
+            Err(e) => panic!("{e}"),
+        }
+    }
 
     fn claims() -> AccessTokenClaims {
         AccessTokenClaims {
@@ -251,6 +449,7 @@ mod tests {
             exp: 1_700_003_600,
             jti: "j1".into(),
             gid: "g1".into(),
+            cid: None,
         }
     }
 
@@ -282,14 +481,14 @@ mod tests {
     #[test]
     fn sign_verify_round_trip() {
         let key = SigningKey::generate();
-        let token = sign(&key, &claims());
-        assert_eq!(verify(&token, resolver(&key)), Ok(claims()));
+        let token = sign_ok(&key, &claims());
+        assert_eq!(verify(&token, &EXPECTED, resolver(&key)), Ok(claims()));
     }
 
     #[test]
     fn header_is_eddsa_at_jwt_with_kid() {
         let key = SigningKey::generate();
-        let token = sign(&key, &claims());
+        let token = sign_ok(&key, &claims());
         let parts = segments(&token);
         assert_eq!(parts.len(), 3);
         assert!(parts.iter().all(|p| !p.contains('=')));
@@ -310,7 +509,7 @@ mod tests {
     #[test]
     fn payload_matches_serde_form_of_claims() {
         let key = SigningKey::generate();
-        let token = sign(&key, &claims());
+        let token = sign_ok(&key, &claims());
         let parts = segments(&token);
         let payload: Option<Value> = URL_SAFE_NO_PAD
             .decode(&parts[1])
@@ -322,7 +521,7 @@ mod tests {
     #[test]
     fn tampered_payload_is_bad_signature() {
         let key = SigningKey::generate();
-        let token = sign(&key, &claims());
+        let token = sign_ok(&key, &claims());
         let parts = segments(&token);
         let mut other = claims();
         other.scope = "coder:all".into();
@@ -331,26 +530,35 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let forged = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
-        assert_eq!(verify(&forged, resolver(&key)), Err(JwtError::BadSignature));
+        assert_eq!(
+            verify(&forged, &EXPECTED, resolver(&key)),
+            Err(JwtError::BadSignature)
+        );
     }
 
     #[test]
     fn tampered_signature_is_bad_signature() {
         let key = SigningKey::generate();
-        let token = sign(&key, &claims());
+        let token = sign_ok(&key, &claims());
         let parts = segments(&token);
         let mut sig = URL_SAFE_NO_PAD.decode(&parts[2]).unwrap_or_default();
         assert_eq!(sig.len(), 64);
         sig[0] ^= 1;
         let forged = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(&sig));
-        assert_eq!(verify(&forged, resolver(&key)), Err(JwtError::BadSignature));
+        assert_eq!(
+            verify(&forged, &EXPECTED, resolver(&key)),
+            Err(JwtError::BadSignature)
+        );
         let short = format!(
             "{}.{}.{}",
             parts[0],
             parts[1],
             URL_SAFE_NO_PAD.encode([0u8; 10])
         );
-        assert_eq!(verify(&short, resolver(&key)), Err(JwtError::BadSignature));
+        assert_eq!(
+            verify(&short, &EXPECTED, resolver(&key)),
+            Err(JwtError::BadSignature)
+        );
     }
 
     #[test]
@@ -358,16 +566,22 @@ mod tests {
         let key = SigningKey::generate();
         let mut impostor = SigningKey::generate();
         impostor.kid = key.kid.clone();
-        let token = sign(&impostor, &claims());
-        assert_eq!(verify(&token, resolver(&key)), Err(JwtError::BadSignature));
+        let token = sign_ok(&impostor, &claims());
+        assert_eq!(
+            verify(&token, &EXPECTED, resolver(&key)),
+            Err(JwtError::BadSignature)
+        );
     }
 
     #[test]
     fn unknown_kid_is_unknown_key() {
         let key = SigningKey::generate();
         let other = SigningKey::generate();
-        let token = sign(&other, &claims());
-        assert_eq!(verify(&token, resolver(&key)), Err(JwtError::UnknownKey));
+        let token = sign_ok(&other, &claims());
+        assert_eq!(
+            verify(&token, &EXPECTED, resolver(&key)),
+            Err(JwtError::UnknownKey)
+        );
     }
 
     #[test]
@@ -379,8 +593,14 @@ mod tests {
             (new.kid.clone(), new.verifying_key()),
         ];
         let key_for = |kid: &str| keys.iter().find(|(k, _)| k == kid).map(|(_, v)| *v);
-        assert_eq!(verify(&sign(&old, &claims()), key_for), Ok(claims()));
-        assert_eq!(verify(&sign(&new, &claims()), key_for), Ok(claims()));
+        assert_eq!(
+            verify(&sign_ok(&old, &claims()), &EXPECTED, key_for),
+            Ok(claims())
+        );
+        assert_eq!(
+            verify(&sign_ok(&new, &claims()), &EXPECTED, key_for),
+            Ok(claims())
+        );
     }
 
     #[test]
@@ -391,7 +611,7 @@ mod tests {
             let token = signed_with_header(&key, &header);
             assert!(
                 matches!(
-                    verify(&token, resolver(&key)),
+                    verify(&token, &EXPECTED, resolver(&key)),
                     Err(JwtError::UnsupportedHeader(_))
                 ),
                 "{alg}"
@@ -402,12 +622,12 @@ mod tests {
         let payload = serde_json::to_value(claims()).unwrap_or_default();
         let token = format!("{}.{}.", b64(&header), b64(&payload));
         assert!(matches!(
-            verify(&token, resolver(&key)),
+            verify(&token, &EXPECTED, resolver(&key)),
             Err(JwtError::UnsupportedHeader(_))
         ));
         let no_alg = signed_with_header(&key, &json!({"typ": "at+jwt", "kid": key.kid}));
         assert!(matches!(
-            verify(&no_alg, resolver(&key)),
+            verify(&no_alg, &EXPECTED, resolver(&key)),
             Err(JwtError::UnsupportedHeader(_))
         ));
     }
@@ -426,7 +646,7 @@ mod tests {
             let token = signed_with_header(&key, &header);
             assert!(
                 matches!(
-                    verify(&token, resolver(&key)),
+                    verify(&token, &EXPECTED, resolver(&key)),
                     Err(JwtError::UnsupportedHeader(_))
                 ),
                 "{typ}"
@@ -434,7 +654,7 @@ mod tests {
         }
         let missing = signed_with_header(&key, &json!({"alg": "EdDSA", "kid": key.kid}));
         assert!(matches!(
-            verify(&missing, resolver(&key)),
+            verify(&missing, &EXPECTED, resolver(&key)),
             Err(JwtError::UnsupportedHeader(_))
         ));
     }
@@ -450,7 +670,11 @@ mod tests {
         ] {
             let header = json!({"alg": "EdDSA", "typ": typ, "kid": key.kid});
             let token = signed_with_header(&key, &header);
-            assert_eq!(verify(&token, resolver(&key)), Ok(claims()), "{typ}");
+            assert_eq!(
+                verify(&token, &EXPECTED, resolver(&key)),
+                Ok(claims()),
+                "{typ}"
+            );
         }
     }
 
@@ -463,7 +687,7 @@ mod tests {
         ] {
             let token = signed_with_header(&key, &header);
             assert!(matches!(
-                verify(&token, resolver(&key)),
+                verify(&token, &EXPECTED, resolver(&key)),
                 Err(JwtError::UnsupportedHeader(_))
             ));
         }
@@ -476,7 +700,7 @@ mod tests {
             json!({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid, "crit": ["b64"], "b64": false});
         let token = signed_with_header(&key, &header);
         assert!(matches!(
-            verify(&token, resolver(&key)),
+            verify(&token, &EXPECTED, resolver(&key)),
             Err(JwtError::UnsupportedHeader(_))
         ));
     }
@@ -484,7 +708,7 @@ mod tests {
     #[test]
     fn garbage_is_malformed() {
         let key = SigningKey::generate();
-        let valid = sign(&key, &claims());
+        let valid = sign_ok(&key, &claims());
         let parts = segments(&valid);
         for token in [
             String::new(),
@@ -512,7 +736,7 @@ mod tests {
             format!("{}.{}.{}=", parts[0], parts[1], parts[2]),
         ] {
             assert_eq!(
-                verify(&token, resolver(&key)),
+                verify(&token, &EXPECTED, resolver(&key)),
                 Err(JwtError::Malformed),
                 "{token}"
             );
@@ -527,7 +751,10 @@ mod tests {
         let input = format!("{}.{}", b64(&header), b64(&payload));
         let sig = key.key.sign(input.as_bytes());
         let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
-        assert_eq!(verify(&token, resolver(&key)), Err(JwtError::Malformed));
+        assert_eq!(
+            verify(&token, &EXPECTED, resolver(&key)),
+            Err(JwtError::Malformed)
+        );
     }
 
     #[test]
@@ -544,7 +771,7 @@ mod tests {
         assert_eq!(again.seed_b64(), seed);
         // A token from the restored key verifies with the original public key.
         assert_eq!(
-            verify(&sign(&again, &claims()), resolver(&key)),
+            verify(&sign_ok(&again, &claims()), &EXPECTED, resolver(&key)),
             Ok(claims())
         );
     }
@@ -632,5 +859,219 @@ mod tests {
             JwtError::UnsupportedHeader("missing kid".into()).to_string(),
             "unsupported token header: missing kid"
         );
+    }
+
+    /// A token whose header and payload are the given JSON texts (duplicates kept as written),
+    /// validly signed by `key`.
+    fn signed_raw(key: &SigningKey, header: &str, payload: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = key.key.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    }
+
+    fn payload_text(claims: &AccessTokenClaims) -> String {
+        serde_json::to_string(claims).unwrap_or_default()
+    }
+
+    #[test]
+    fn hs256_with_the_public_key_as_secret_is_unsupported() {
+        use hmac::{Hmac, Mac};
+        let key = SigningKey::generate();
+        let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": key.kid});
+        let input = format!(
+            "{}.{}",
+            b64(&header),
+            URL_SAFE_NO_PAD.encode(payload_text(&claims()))
+        );
+        // The classic key confusion: the verifier's public key, in each form it is published,
+        // used as an HMAC secret.
+        for secret in [
+            key.verifying_key().as_bytes().to_vec(),
+            key.public_b64().into_bytes(),
+            key.public_jwk().to_string().into_bytes(),
+        ] {
+            let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&secret) else {
+                panic!("hmac key")
+            };
+            mac.update(input.as_bytes());
+            let token = format!(
+                "{input}.{}",
+                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            );
+            assert!(
+                matches!(
+                    verify(&token, &EXPECTED, resolver(&key)),
+                    Err(JwtError::UnsupportedHeader(_))
+                ),
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_bearing_and_unknown_header_parameters_are_refused() {
+        let key = SigningKey::generate();
+        let attacker = SigningKey::generate();
+        // Signed by the attacker, who embeds their own key and points at their own key set.
+        for header in [
+            json!({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid, "jwk": attacker.public_jwk()}),
+            json!({"alg": "EdDSA", "typ": "at+jwt", "jwk": attacker.public_jwk()}),
+            json!({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid, "jku": "https://evil.example/jwks"}),
+        ] {
+            let token = signed_with_header(&attacker, &header);
+            assert!(
+                matches!(
+                    verify(&token, &EXPECTED, resolver(&key)),
+                    Err(JwtError::UnsupportedHeader(_))
+                ),
+                "{header}"
+            );
+        }
+        // Refused for what they are, whoever signed: we never issue them.
+        for (name, value) in [
+            ("jwk", key.public_jwk()),
+            ("jku", json!("https://coder.example.com/oauth2/jwks")),
+            ("x5u", json!("https://evil.example/cert.pem")),
+            ("x5c", json!(["MIIB"])),
+            ("cty", json!("JWT")),
+            ("b64", json!(false)),
+            ("zip", json!("DEF")),
+        ] {
+            let mut header = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid});
+            header[name] = value;
+            let token = signed_with_header(&key, &header);
+            assert_eq!(
+                verify(&token, &EXPECTED, resolver(&key)),
+                Err(JwtError::UnsupportedHeader(format!(
+                    "the header parameter `{name}` is not accepted"
+                ))),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicated_header_parameters_and_claims_are_malformed() {
+        let key = SigningKey::generate();
+        let kid = &key.kid;
+        let payload = payload_text(&claims());
+        for header in [
+            format!(r#"{{"alg":"none","alg":"EdDSA","typ":"at+jwt","kid":"{kid}"}}"#),
+            format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}","alg":"HS256"}}"#),
+            format!(r#"{{"alg":"EdDSA","typ":"JWT","typ":"at+jwt","kid":"{kid}"}}"#),
+            format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"other","kid":"{kid}"}}"#),
+        ] {
+            let token = signed_raw(&key, &header, &payload);
+            assert_eq!(
+                verify(&token, &EXPECTED, resolver(&key)),
+                Err(JwtError::Malformed),
+                "{header}"
+            );
+        }
+        let header = format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}"}}"#);
+        assert_eq!(
+            verify(
+                &signed_raw(&key, &header, &payload),
+                &EXPECTED,
+                resolver(&key)
+            ),
+            Ok(claims())
+        );
+        // The same claim twice, the first one wrong: one parser could read the first and
+        // another the last, so neither is believed.
+        let body = payload.trim_start_matches('{');
+        for dup in [
+            r#""aud":"https://other.example.com/mcp","#,
+            r#""iss":"https://evil.example","#,
+            r#""scope":"coder:all","#,
+            r#""sub":"3f1c2b7a-0000-4000-8000-000000000002","#,
+            r#""exp":99999999999,"#,
+        ] {
+            let twice = format!("{{{dup}{body}");
+            assert_eq!(
+                verify(
+                    &signed_raw(&key, &header, &twice),
+                    &EXPECTED,
+                    resolver(&key)
+                ),
+                Err(JwtError::Malformed),
+                "{twice}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_must_match() {
+        let key = SigningKey::generate();
+        let mut other = claims();
+        other.iss = "https://coder.example.com/".into();
+        assert_eq!(
+            verify(&sign_ok(&key, &other), &EXPECTED, resolver(&key)),
+            Err(JwtError::WrongIssuer)
+        );
+        let mut other = claims();
+        other.aud = "https://coder.example.com".into();
+        let token = sign_ok(&key, &other);
+        assert_eq!(
+            verify(&token, &EXPECTED, resolver(&key)),
+            Err(JwtError::WrongAudience)
+        );
+        // Without an expected audience (revocation: any token we issued), any audience does.
+        let any_audience = Expected {
+            audience: None,
+            ..EXPECTED
+        };
+        assert_eq!(verify(&token, &any_audience, resolver(&key)), Ok(other));
+        // A claim the crate would read as a list of audiences is not our shape.
+        let header = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid});
+        let mut payload = serde_json::to_value(claims()).unwrap_or_default();
+        payload["aud"] = json!([EXPECTED.audience, "https://other.example.com"]);
+        let token = signed_raw(&key, &header.to_string(), &payload.to_string());
+        assert_eq!(
+            verify(&token, &EXPECTED, resolver(&key)),
+            Err(JwtError::Malformed)
+        );
+        // Required claims: no `exp`, no token.
+        let mut payload = serde_json::to_value(claims()).unwrap_or_default();
+        if let Some(map) = payload.as_object_mut() {
+            map.remove("exp");
+        }
+        let token = signed_raw(&key, &header.to_string(), &payload.to_string());
+        assert_eq!(
+            verify(&token, &EXPECTED, resolver(&key)),
+            Err(JwtError::Malformed)
+        );
+    }
+
+    #[test]
+    fn expiry_is_left_to_the_callers_clock() {
+        // Long expired by the system clock: the crate must not judge it, the caller does.
+        let key = SigningKey::generate();
+        let mut old = claims();
+        old.iat = 1_000;
+        old.exp = 2_000;
+        assert_eq!(
+            verify(&sign_ok(&key, &old), &EXPECTED, resolver(&key)),
+            Ok(old)
+        );
+    }
+
+    #[test]
+    fn cid_is_carried_only_when_set() {
+        let key = SigningKey::generate();
+        let mut cimd = claims();
+        cimd.client_id = "https://claude.ai/oauth/claude-code-client-metadata".into();
+        cimd.cid = Some("3f1c2b7a-0000-4000-8000-0000000000c1".into());
+        let token = sign_ok(&key, &cimd);
+        assert_eq!(verify(&token, &EXPECTED, resolver(&key)), Ok(cimd));
+        let plain = sign_ok(&key, &claims());
+        let payload = URL_SAFE_NO_PAD
+            .decode(segments(&plain)[1].as_bytes())
+            .unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&payload).contains("cid"));
     }
 }

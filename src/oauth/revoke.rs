@@ -25,7 +25,7 @@ impl OAuthServer {
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("missing required parameter: token"))?;
-        let client = self.authenticate_client(&client).await?;
+        let client = self.authenticate_client(&client, ip).await?;
         self.check_authenticated_client_limit("revoke", &client, ip)?;
         let Some(grant) = self.grant_behind(token).await? else {
             return Ok(());
@@ -72,9 +72,12 @@ impl OAuthServer {
             return Ok(found.map(|t| t.grant_id));
         }
         // An access token: its signature proves we issued it; expiry does not matter here.
-        let claims = jwt::verify(token, |kid| self.keys().verifying_key(kid)).ok();
+        let expected = jwt::Expected {
+            issuer: self.issuer(),
+            audience: None,
+        };
+        let claims = jwt::verify(token, &expected, |kid| self.keys().verifying_key(kid)).ok();
         Ok(claims
-            .filter(|c| c.iss == self.issuer())
             .and_then(|c| uuid::Uuid::parse_str(&c.gid).ok())
             .map(GrantId))
     }

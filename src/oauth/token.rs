@@ -111,7 +111,7 @@ impl OAuthServer {
                 ),
             ));
         }
-        let client = self.authenticate_client(&req.client).await?;
+        let client = self.authenticate_client(&req.client, ip).await?;
         self.check_authenticated_client_limit("token", &client, ip)?;
         if !client.app.grant_types.contains(&grant_type) {
             return Err(OAuthError::new(
@@ -124,10 +124,10 @@ impl OAuthServer {
             DEVICE_CODE_GRANT => self.exchange_device_code(&req, &client).await?,
             _ => self.refresh(&req, &client).await?,
         };
-        self.inner
-            .store
-            .touch_oauth_app(client.app.id, self.inner.clock.now())
-            .await?;
+        let now = self.inner.clock.now();
+        if super::client_auth::last_use_is_stale(client.app.last_used_at, now) {
+            self.inner.store.touch_oauth_app(client.app.id, now).await?;
+        }
         self.inner
             .metrics
             .oauth_token_issued(client.app.client_type, &grant_type);
@@ -176,14 +176,14 @@ impl OAuthServer {
             // Lost a race with another exchange of the same code.
             return Err(self.code_replayed(code.grant_id, client).await);
         }
-        Ok(self.mint(
+        self.mint(
             &user,
             client,
             code.grant_id,
             &code.audience,
             &scopes,
             refresh_token,
-        ))
+        )
     }
 
     /// The authorization code the request presents, if `client` may redeem it `now`: issued to
@@ -327,14 +327,14 @@ impl OAuthServer {
         {
             return Err(invalid());
         }
-        Ok(self.mint(
+        self.mint(
             &user,
             client,
             code.grant_id,
             &code.audience,
             &scopes,
             refresh_token,
-        ))
+        )
     }
 
     /// What redeeming a code the user approved (an authorization code, a device code) grants
@@ -445,14 +445,14 @@ impl OAuthServer {
         {
             return Err(self.refresh_replayed(grant.id, client).await);
         }
-        Ok(self.mint(
+        self.mint(
             &user,
             client,
             grant.id,
             &grant.audience,
             &scopes,
             next_token,
-        ))
+        )
     }
 
     /// A `resource` on the token request must name the audience the grant was bound to.
@@ -555,22 +555,31 @@ impl OAuthServer {
         audience: &str,
         scopes: &ScopeSet,
         refresh_token: String,
-    ) -> TokenResponse {
+    ) -> OAuthResult<TokenResponse> {
         let now = self.inner.clock.now();
         let lifetime = self.inner.policy.access_token_lifetime;
         let claims = AccessTokenClaims {
             iss: self.issuer().to_owned(),
             sub: user.id.to_string(),
             aud: audience.to_owned(),
-            client_id: client.app.id.to_string(),
+            // RFC 9068 §2.2: the client identifier the client used; `cid` keeps the row id
+            // for a metadata-document client, whose identifier is its document's URL.
+            client_id: client.app.wire_client_id(),
             scope: scopes.to_wire(),
             iat: now.timestamp(),
             exp: (now + lifetime).timestamp(),
             jti: Uuid::new_v4().to_string(),
             gid: grant.to_string(),
+            cid: client
+                .app
+                .metadata_document_url
+                .is_some()
+                .then(|| client.app.id.to_string()),
         };
-        TokenResponse {
-            access_token: jwt::sign(&self.keys().current(), &claims),
+        let access_token =
+            jwt::sign(&self.keys().current(), &claims).map_err(OAuthError::server_error)?;
+        Ok(TokenResponse {
+            access_token,
             token_type: "Bearer",
             expires_in: lifetime.num_seconds(),
             refresh_token: client
@@ -580,7 +589,7 @@ impl OAuthServer {
                 .any(|g| g == "refresh_token")
                 .then_some(refresh_token),
             scope: claims.scope,
-        }
+        })
     }
 }
 

@@ -1376,7 +1376,7 @@ async fn tokens_for_another_resource_are_refused(backend: Backend) {
     let mut claims: coderd::oauth::jwt::AccessTokenClaims =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     claims.aud = "https://other.example.com/api/experimental/mcp/http".into();
-    let foreign = coderd::oauth::jwt::sign(&app.state.oauth.keys().current(), &claims);
+    let foreign = coderd::oauth::jwt::sign(&app.state.oauth.keys().current(), &claims).unwrap();
     let res = send(mcp_post(&app, "", Some(&foreign), None, list.clone())).await;
     assert_mcp_invalid_token(&app, res, "audience").await;
 

@@ -19,6 +19,7 @@ both_backends!(
     deleting_an_app_revokes_its_tokens,
     admin_actions_are_audited,
     users_list_and_revoke_their_authorized_apps,
+    last_used_is_recorded_to_the_minute,
 );
 
 const APPS: &str = "/api/v2/oauth2-provider/apps";
@@ -707,4 +708,55 @@ async fn users_list_and_revoke_their_authorized_apps(backend: Backend) {
         .delete("/oauth2/tokens?client_id=nope", Some(&bob))
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+/// An app's and a secret's `last_used_at`: the first use is recorded, later ones only once the
+/// recorded time is a minute old (a token request no longer writes them every time).
+async fn last_used_is_recorded_to_the_minute(backend: Backend) {
+    use coderd::clock::Clock;
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let created = create_app(&app, &owner, json!({"name": "x", "callback_url": CALLBACK})).await;
+    let id = created["id"].as_str().unwrap();
+    let (secret_id, secret) = create_secret(&app, &owner, id).await;
+    let last_used = || async {
+        let one = json_body(app.get(&format!("{APPS}/{id}"), Some(&owner)).await).await;
+        let secrets = json_body(app.get(&format!("{APPS}/{id}/secrets"), Some(&owner)).await).await;
+        let secret = secrets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == secret_id.as_str())
+            .cloned()
+            .unwrap();
+        let at = |v: &Value| {
+            v["last_used_at"]
+                .as_str()
+                .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc())
+        };
+        (at(&one), at(&secret))
+    };
+    assert_eq!(last_used().await, (None, None));
+
+    let member = app.create_member(&owner, "bob").await;
+    let client = client_for(id, &secret, "client_secret_basic");
+    let t0 = app.clock.now();
+    let tokens = app.obtain_tokens(&member, &client).await;
+    assert_eq!(last_used().await, (Some(t0), Some(t0)));
+
+    app.clock.advance(chrono::Duration::seconds(59));
+    let res = app
+        .refresh_tokens(&client, tokens["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens = json_body(res).await;
+    assert_eq!(last_used().await, (Some(t0), Some(t0)));
+
+    app.clock.advance(chrono::Duration::seconds(1));
+    let t1 = app.clock.now();
+    let res = app
+        .refresh_tokens(&client, tokens["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(last_used().await, (Some(t1), Some(t1)));
 }

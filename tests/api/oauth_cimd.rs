@@ -22,6 +22,7 @@ both_backends!(
     one_fetch_per_url_at_a_time_and_a_per_host_rate_limit,
     owners_policy_any_listed_hosts_or_none,
     private_key_jwt_clients_authenticate_with_signed_assertions,
+    first_sight_at_the_token_endpoint_is_audited_with_the_ip,
 );
 
 const SETTINGS: &str = "/api/v2/oauth2-provider/settings";
@@ -87,6 +88,16 @@ async fn assert_refused(app: &TestApp, session: &str, client_id: &str, reason: &
     );
 }
 
+/// The claims of an access token, unverified.
+fn claims(access: &str) -> Value {
+    use base64::Engine;
+    let payload = access.split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 /// Consent, code exchange, `tools/list`, refresh, revocation: one client's whole life.
 async fn play(app: &TestApp, owner: &str, docs: &DocServer, id: &str, redirect: &str, name: &str) {
     let mut req = request(id, redirect);
@@ -110,6 +121,8 @@ async fn play(app: &TestApp, owner: &str, docs: &DocServer, id: &str, redirect: 
     assert_eq!(res.status(), StatusCode::OK);
     let tokens = json_body(res).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
+    // RFC 9068 §2.2: `client_id` is the identifier the client used, its document's URL.
+    assert_eq!(claims(&access)["client_id"], id, "{access}");
     let (status, listed) = rpc(app, &access, "tools/list", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert!(
@@ -126,6 +139,7 @@ async fn play(app: &TestApp, owner: &str, docs: &DocServer, id: &str, redirect: 
     let refreshed = json_body(res).await;
     let access = refreshed["access_token"].as_str().unwrap().to_owned();
     let refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&access)["client_id"], id, "{access}");
     assert_eq!(
         rpc(app, &access, "tools/list", json!({})).await.0,
         StatusCode::OK
@@ -945,4 +959,45 @@ async fn private_key_jwt_clients_authenticate_with_signed_assertions(backend: Ba
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     assert_eq!(docs.hits("/jwks"), 1, "the key set is cached");
+}
+
+/// A metadata-document client whose first request is to the token endpoint (here with a refresh
+/// token it never had) is stored and audited from the request's address, as on the
+/// authorization endpoint.
+async fn first_sight_at_the_token_endpoint_is_audited_with_the_ip(backend: Backend) {
+    let docs = DocServer::start().await;
+    let app = spawn(backend, &docs).await;
+    let id = docs.document(
+        "/oauth/first-seen-at-the-token-endpoint",
+        json!({
+            "client_name": "Token First",
+            "redirect_uris": [CLAUDE_CALLBACK],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }),
+    );
+    let res = app
+        .client
+        .post(app.url("/oauth2/tokens"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                "coder_abcdefghij_0123456789abcdef0123456789abcdef",
+            ),
+            ("client_id", id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_body(res).await["error"], "invalid_grant");
+    let entries = app.audit_logs().await;
+    let seen: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "oauth2.client.metadata_document")
+        .collect();
+    assert_eq!(seen.len(), 1, "{entries:?}");
+    assert_eq!(seen[0].details["client_id"], id.as_str());
+    assert_eq!(seen[0].ip, "127.0.0.1", "{:?}", seen[0]);
 }
