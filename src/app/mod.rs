@@ -104,6 +104,7 @@ impl App {
                 metadata_documents: metadata_document_fetcher(oauth2)?,
                 registrations_per_hour: oauth2.registrations_per_hour,
                 max_unused_dynamic_clients: oauth2.max_unused_dynamic_clients,
+                cli_session_lifetime: chrono::Duration::from_std(config.session_duration)?,
             },
             Reporting {
                 audit: audit.clone(),
@@ -181,6 +182,7 @@ impl App {
             .with_agent_links(links.clone())
             .with_oauth_apps(audit.clone(), revocations.clone(), metrics.clone());
         services.ensure_default_organization().await?;
+        oauth.ensure_builtin_clients().await?;
         let state = AppState {
             services,
             oauth,

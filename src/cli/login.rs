@@ -25,6 +25,11 @@ pub struct LoginCommand {
     #[arg(long, env = "CODER_PASSWORD", hide_env_values = true)]
     password: Option<String>,
 
+    /// Sign in without a password: print a code to approve in a browser where you are signed in
+    /// (the OAuth2 device flow, RFC 8628). Needs the server's OAuth2 provider enabled.
+    #[arg(long, conflicts_with_all = ["email", "password"])]
+    device: bool,
+
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -35,6 +40,7 @@ impl std::fmt::Debug for LoginCommand {
             .field("server", &self.server)
             .field("email", &self.email)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("device", &self.device)
             .field("client", &self.client)
             .finish()
     }
@@ -73,6 +79,7 @@ impl LoginCommand {
 
         let token = match non_empty(self.client.token.as_deref()) {
             Some(token) => token.to_owned(),
+            None if self.device => super::device_login::run(&anonymous).await?,
             None => self.password_login(&anonymous).await?,
         };
         let client = ApiClient::new(url.clone(), Some(token.clone()))?;

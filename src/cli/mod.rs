@@ -4,6 +4,7 @@ mod agent;
 mod audit;
 mod client;
 mod config_dir;
+mod device_login;
 mod exp;
 mod logging;
 mod login;

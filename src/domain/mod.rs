@@ -25,8 +25,9 @@ pub use api_key::{ApiKey, ApiKeyId, LoginType};
 pub use error::{DomainError, FieldError};
 pub use experiment::{Experiment, Experiments};
 pub use oauth::{
-    AppSecret, AuditEntry, AuthorizationCode, ClientId, ClientType, DEVICE_CODE_GRANT, DeviceCode,
-    Grant, GrantId, OAuthApp, RefreshToken, StoredSigningKey, TokenAuthMethod,
+    AppSecret, AuditEntry, AuthorizationCode, CLI_CLIENT_ID, ClientId, ClientType,
+    DEVICE_CODE_GRANT, DeviceCode, Grant, GrantId, OAuthApp, RefreshToken, StoredSigningKey,
+    TokenAuthMethod,
 };
 pub use page::{Page, ZeroLimit};
 pub use principal::{Credential, Principal};

@@ -179,7 +179,50 @@ pub struct OAuthApp {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The Coder CLI's `client_id`: the server's built-in first-party client, used by
+/// `coder login --device`. Fixed and documented (docs/oauth2.md) so every CLI knows it without
+/// registering; "c0de c11" reads "code cli".
+pub const CLI_CLIENT_ID: ClientId =
+    ClientId(Uuid::from_u128(0xc0de_0c11_0000_4000_8000_0000_0000_0001));
+
 impl OAuthApp {
+    /// The built-in Coder CLI client: public (no secret), the device grant only (RFC 8628 needs
+    /// no redirect URI), all scopes. Its approved device codes open API sessions rather than
+    /// MCP grants (see `oauth::token`). Owners can neither change nor delete it.
+    pub fn coder_cli(now: DateTime<Utc>) -> OAuthApp {
+        OAuthApp {
+            id: CLI_CLIENT_ID,
+            name: "Coder CLI".to_owned(),
+            icon: String::new(),
+            redirect_uris: Vec::new(),
+            client_type: ClientType::Public,
+            token_endpoint_auth_method: TokenAuthMethod::None,
+            grant_types: vec![DEVICE_CODE_GRANT.to_owned()],
+            response_types: Vec::new(),
+            scope: String::new(),
+            dynamically_registered: false,
+            client_uri: String::new(),
+            logo_uri: String::new(),
+            tos_uri: String::new(),
+            policy_uri: String::new(),
+            contacts: Vec::new(),
+            software_id: String::new(),
+            software_version: String::new(),
+            registration_access_token_hash: None,
+            metadata_document_url: None,
+            client_id_issued_at: now,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Whether this is a client built into the server rather than one an owner or a client
+    /// registered.
+    pub fn is_builtin(&self) -> bool {
+        self.id == CLI_CLIENT_ID
+    }
+
     /// The `client_id` clients send: the metadata document's URL, else the UUID.
     pub fn wire_client_id(&self) -> String {
         match &self.metadata_document_url {

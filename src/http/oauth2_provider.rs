@@ -13,7 +13,7 @@ use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
 use crate::domain::oauth::CimdPolicy;
 use crate::domain::{AppSecret, DomainError, Experiment, FieldError, OAuthApp, ScopeSet};
 use crate::service::UserSelector;
-use crate::service::{AppInput, AuthorizedApp};
+use crate::service::{AppInput, AppRequest, AuthorizedApp};
 use crate::web::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -67,6 +67,8 @@ pub fn app_json(state: &AppState, app: &OAuthApp) -> Value {
         "redirect_uris": app.redirect_uris,
         "icon": app.icon,
         "scope": app.scope,
+        "grant_types": app.grant_types,
+        "builtin": app.is_builtin(),
         "client_type": app.client_type.as_str(),
         "token_endpoint_auth_method": app.token_endpoint_auth_method.as_str(),
         "dynamically_registered": app.dynamically_registered,
@@ -78,7 +80,7 @@ pub fn app_json(state: &AppState, app: &OAuthApp) -> Value {
             "authorization": format!("{base}/oauth2/authorize"),
             "token": format!("{base}/oauth2/tokens"),
             "token_revoke": format!("{base}/oauth2/revoke"),
-            "device_authorization": "",
+            "device_authorization": format!("{base}/oauth2/device"),
         },
     })
 }
@@ -130,16 +132,22 @@ struct AppBody {
     #[serde(default)]
     icon: String,
     scope: Option<String>,
+    /// Absent keeps the application's grant types (a new one: authorization_code and
+    /// refresh_token).
+    grant_types: Option<Vec<String>>,
 }
 
-impl From<AppBody> for AppInput {
+impl From<AppBody> for AppRequest {
     fn from(b: AppBody) -> Self {
-        AppInput {
-            name: b.name,
-            callback_url: b.callback_url,
-            redirect_uris: b.redirect_uris,
-            icon: b.icon,
-            scope: b.scope,
+        AppRequest {
+            input: AppInput {
+                name: b.name,
+                callback_url: b.callback_url,
+                redirect_uris: b.redirect_uris,
+                icon: b.icon,
+                scope: b.scope,
+            },
+            grant_types: b.grant_types,
         }
     }
 }
@@ -153,7 +161,7 @@ async fn create_app(
     require_oauth2(&state)?;
     let app = state
         .services
-        .create_oauth_app(&me, body.into(), &ip.to_string())
+        .create_oauth_app(&me, AppRequest::from(body), &ip.to_string())
         .await?;
     Ok((StatusCode::CREATED, Json(app_json(&state, &app))))
 }
@@ -178,7 +186,7 @@ async fn update_app(
     require_oauth2(&state)?;
     let app = state
         .services
-        .update_oauth_app(&me, &app, body.into(), &ip.to_string())
+        .update_oauth_app(&me, &app, AppRequest::from(body), &ip.to_string())
         .await?;
     Ok(Json(app_json(&state, &app)))
 }

@@ -166,6 +166,15 @@ impl OAuthServer {
         } else {
             self.registered_client(raw_id).await?
         };
+        // A device-only client (the Coder CLI, RFC 8628 clients) is never redirected: say so on a
+        // page instead of trusting a redirect URI it may not have (RFC 6749 §4.1.2.1).
+        if !app.grant_types.iter().any(|g| g == "authorization_code") {
+            return Err(page(
+                "Unauthorized client",
+                "This application did not register the authorization_code grant: it signs in \
+                 with a device code, not through this page.",
+            ));
+        }
         let (redirect, sent) = match params.redirect_uri.as_deref().filter(|s| !s.is_empty()) {
             Some(requested) if redirect_uri::matches(&app.redirect_uris, requested) => {
                 (requested.to_owned(), true)
@@ -404,6 +413,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::oauth::client_auth::ClientForm;
     use crate::oauth::token::TokenRequest;
     use crate::proptest_support::{config, hostile_text};
 

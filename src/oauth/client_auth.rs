@@ -25,6 +25,76 @@ pub struct ClientCredentials {
     pub assertion: Option<String>,
 }
 
+/// The form parameters that identify and authenticate a client (RFC 6749 §2.3.1, RFC 7523 §2.2).
+const CLIENT_PARAMS: [&str; 4] = [
+    "client_id",
+    "client_secret",
+    "client_assertion_type",
+    "client_assertion",
+];
+
+impl ClientCredentials {
+    fn form_slot(&mut self, key: &str) -> Option<&mut Option<String>> {
+        match key {
+            "client_id" => Some(&mut self.body_client_id),
+            "client_secret" => Some(&mut self.body_client_secret),
+            "client_assertion_type" => Some(&mut self.assertion_type),
+            "client_assertion" => Some(&mut self.assertion),
+            _ => None,
+        }
+    }
+}
+
+/// RFC 6749 §3.1, §3.2: request parameters must not be included more than once.
+pub fn refuse_repeated(repeated: &[String]) -> OAuthResult<()> {
+    match repeated.first() {
+        Some(name) => Err(OAuthError::invalid_request(format!(
+            "the parameter {name} was sent more than once"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A client's form request to an endpoint that authenticates clients (the token endpoint, the
+/// device authorization endpoint): how it is read, and which grant it is for. The reading, the
+/// checks and the client authentication are one step, `OAuthServer::authenticated_request`.
+pub trait ClientForm: Default {
+    /// Where a parameter of this request (besides the client's) goes; `None` ignores it.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<String>>;
+    fn client_mut(&mut self) -> &mut ClientCredentials;
+    fn client(&self) -> &ClientCredentials;
+    /// Names of parameters sent more than once.
+    fn repeated(&self) -> &[String];
+    fn set_repeated(&mut self, repeated: Vec<String>);
+    /// The grant type the client must have registered to make this request.
+    fn grant_type(&self) -> OAuthResult<&str>;
+
+    fn refuse_repeated(&self) -> OAuthResult<()> {
+        refuse_repeated(self.repeated())
+    }
+
+    /// Reads the form body: unknown parameters are ignored, empty ones count as absent, and
+    /// `client_id` and `client_secret` go to the client credentials.
+    fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut req = Self::default();
+        let mut repeated = Vec::new();
+        for (key, value) in pairs {
+            let slot = if CLIENT_PARAMS.contains(&key) {
+                req.client_mut().form_slot(key)
+            } else {
+                req.slot(key)
+            };
+            let Some(slot) = slot else { continue };
+            if slot.is_some() {
+                repeated.push(key.to_owned());
+            }
+            *slot = Some(value.to_owned()).filter(|v| !v.is_empty());
+        }
+        req.set_repeated(repeated);
+        req
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     pub app: OAuthApp,
@@ -51,6 +121,31 @@ fn auth_failed(detail: &str) -> OAuthError {
 }
 
 impl OAuthServer {
+    /// What the token and device authorization endpoints do before their own work: count the
+    /// caller's IP (before reading anything, so unreadable requests count too), refuse an
+    /// unreadable request or repeated parameters, authenticate the client, count it, and check
+    /// it registered the grant type the request is for (RFC 6749 §5.2 `unauthorized_client`).
+    pub(super) async fn authenticated_request<T: ClientForm>(
+        &self,
+        endpoint: &'static str,
+        read: OAuthResult<T>,
+        ip: &str,
+    ) -> OAuthResult<(T, AuthenticatedClient)> {
+        self.check_ip_limit(endpoint, ip)?;
+        let req = read?;
+        req.refuse_repeated()?;
+        let grant_type = req.grant_type()?;
+        let client = self.authenticate_client(req.client(), ip).await?;
+        self.check_authenticated_client_limit(endpoint, &client, ip)?;
+        if !client.app.grant_types.iter().any(|g| g == grant_type) {
+            return Err(OAuthError::new(
+                super::ErrorCode::UnauthorizedClient,
+                format!("this client did not register the {grant_type} grant type"),
+            ));
+        }
+        Ok((req, client))
+    }
+
     /// `ip` is the request's client address: a metadata-document client seen here for the first
     /// time is recorded in the audit log with it, as on the authorization endpoint.
     pub async fn authenticate_client(

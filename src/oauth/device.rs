@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::client_auth::ClientCredentials;
+use super::client_auth::{ClientCredentials, ClientForm};
 use super::scopes::negotiate;
-use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer};
+use super::{OAuthError, OAuthResult, OAuthServer};
 use crate::audit::AuditEvent;
 use crate::domain::{
     DEVICE_CODE_GRANT, DeviceCode, GrantId, OAuthApp, Role, ScopeSet, User, credentials,
@@ -69,25 +69,34 @@ pub struct DeviceAuthorizationRequest {
     pub repeated: Vec<String>,
 }
 
-impl DeviceAuthorizationRequest {
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut req = DeviceAuthorizationRequest::default();
-        for (key, value) in pairs {
-            let slot = match key {
-                "scope" => &mut req.scope,
-                "resource" => &mut req.resource,
-                "client_id" => &mut req.client.body_client_id,
-                "client_secret" => &mut req.client.body_client_secret,
-                "client_assertion_type" => &mut req.client.assertion_type,
-                "client_assertion" => &mut req.client.assertion,
-                _ => continue,
-            };
-            if slot.is_some() {
-                req.repeated.push(key.to_owned());
-            }
-            *slot = Some(value.to_owned()).filter(|v| !v.is_empty());
+impl ClientForm for DeviceAuthorizationRequest {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
+        match key {
+            "scope" => Some(&mut self.scope),
+            "resource" => Some(&mut self.resource),
+            _ => None,
         }
-        req
+    }
+
+    fn client_mut(&mut self) -> &mut ClientCredentials {
+        &mut self.client
+    }
+
+    fn client(&self) -> &ClientCredentials {
+        &self.client
+    }
+
+    fn repeated(&self) -> &[String] {
+        &self.repeated
+    }
+
+    fn set_repeated(&mut self, repeated: Vec<String>) {
+        self.repeated = repeated;
+    }
+
+    /// RFC 8628 §3.1: only clients that registered the device grant may ask for a device code.
+    fn grant_type(&self) -> OAuthResult<&str> {
+        Ok(DEVICE_CODE_GRANT)
     }
 }
 
@@ -110,26 +119,7 @@ impl OAuthServer {
         read: OAuthResult<DeviceAuthorizationRequest>,
         ip: &str,
     ) -> OAuthResult<DeviceAuthorizationResponse> {
-        self.check_ip_limit("device", ip)?;
-        let req = read?;
-        if let Some(name) = req.repeated.first() {
-            return Err(OAuthError::invalid_request(format!(
-                "the parameter {name} was sent more than once"
-            )));
-        }
-        let client = self.authenticate_client(&req.client, ip).await?;
-        self.check_authenticated_client_limit("device", &client, ip)?;
-        if !client
-            .app
-            .grant_types
-            .iter()
-            .any(|g| g == DEVICE_CODE_GRANT)
-        {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                format!("this client did not register the {DEVICE_CODE_GRANT} grant type"),
-            ));
-        }
+        let (req, client) = self.authenticated_request("device", read, ip).await?;
         let audience = self
             .resources()
             .audience_for(req.resource.as_deref())

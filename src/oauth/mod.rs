@@ -52,6 +52,9 @@ pub struct OAuthPolicy {
     /// Dynamically registered clients never used for a token that may exist at once; more
     /// registrations wait until some are used or cleaned up.
     pub max_unused_dynamic_clients: u32,
+    /// How long an API session opened by `coder login --device` lasts: the session duration of
+    /// a password sign-in.
+    pub cli_session_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +206,13 @@ impl OAuthServer {
     /// Records revoked grants locally so this instance denies their tokens at once.
     fn note_revoked(&self, grants: impl IntoIterator<Item = GrantId>) {
         self.inner.revocations.add(grants, self.inner.clock.now());
+    }
+
+    /// Writes the clients built into the server (the Coder CLI) if they are missing; run at
+    /// every start.
+    pub async fn ensure_builtin_clients(&self) -> crate::store::StoreResult<()> {
+        let cli = crate::domain::OAuthApp::coder_cli(self.inner.clock.now());
+        self.inner.store.ensure_oauth_app(cli).await
     }
 
     /// Deletes expired codes, refresh tokens, old revocations and retired keys, and abandoned

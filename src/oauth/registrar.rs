@@ -175,7 +175,6 @@ pub(super) fn validate_for(meta: ClientMetadata, door: Door) -> OAuthResult<Vali
     let method = auth_method(meta.token_endpoint_auth_method.as_deref(), door)?;
     let keys = client_keys(method, meta.jwks_uri, meta.jwks)?;
     let public = method.client_type() == ClientType::Public;
-    let redirect_uris = redirect_uris(meta.redirect_uris.unwrap_or_default(), public)?;
     for (field, list) in [
         ("grant_types", &meta.grant_types),
         ("response_types", &meta.response_types),
@@ -187,7 +186,16 @@ pub(super) fn validate_for(meta: ClientMetadata, door: Door) -> OAuthResult<Vali
         }
     }
     let grant_types = grant_types(meta.grant_types)?;
-    let response_types = response_types(meta.response_types)?;
+    // RFC 7591 §2.1: `code` goes with authorization_code; a device-only client (RFC 8628) has
+    // no response type and, never being redirected, needs no redirect URI.
+    let redirects = grant_types.iter().any(|g| g == "authorization_code");
+    let response_types = response_types(meta.response_types, redirects)?;
+    let given_uris = meta.redirect_uris.unwrap_or_default();
+    let redirect_uris = if redirects || !given_uris.is_empty() {
+        redirect_uris(given_uris, public)?
+    } else {
+        Vec::new()
+    };
     // RFC 7591 §2: every text field is stored and shown on the consent page; each passes the
     // stored-text rule (no NUL or control characters, bounded length), as on every other door.
     let client_uri = web_uri("client_uri", meta.client_uri)?;
@@ -249,8 +257,9 @@ fn redirect_uris(uris: Vec<String>, public: bool) -> OAuthResult<Vec<String>> {
     Ok(uris)
 }
 
-/// The grant types served, authorization_code among them; authorization_code and
-/// refresh_token when none are given. The device grant (RFC 8628) is only for clients that ask.
+/// The grant types served, authorization_code or the device grant (RFC 8628) among them (a
+/// refresh token is only ever issued by one of those); authorization_code and refresh_token when
+/// none are given. The device grant is only for clients that ask.
 fn grant_types(given: Option<Vec<String>>) -> OAuthResult<Vec<String>> {
     let grant_types = given
         .filter(|g| !g.is_empty())
@@ -263,17 +272,30 @@ fn grant_types(given: Option<Vec<String>>) -> OAuthResult<Vec<String>> {
             "grant type {bad:?} is not supported; use authorization_code, refresh_token and {DEVICE_CODE_GRANT}"
         )));
     }
-    if !grant_types.iter().any(|g| g == "authorization_code") {
-        return Err(bad_metadata("grant_types must include authorization_code"));
+    if !grant_types
+        .iter()
+        .any(|g| g == "authorization_code" || g == DEVICE_CODE_GRANT)
+    {
+        return Err(bad_metadata(format!(
+            "grant_types must include authorization_code or {DEVICE_CODE_GRANT}"
+        )));
     }
     Ok(grant_types)
 }
 
-/// Only `code`, which is also the default.
-fn response_types(given: Option<Vec<String>>) -> OAuthResult<Vec<String>> {
-    let response_types = given
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| vec!["code".into()]);
+/// With the authorization_code grant: only `code`, which is also the default. Without it (a
+/// device-only client): none, since nothing is asked for at the authorization endpoint.
+fn response_types(given: Option<Vec<String>>, redirects: bool) -> OAuthResult<Vec<String>> {
+    let given = given.filter(|r| !r.is_empty());
+    if !redirects {
+        return match given {
+            None => Ok(Vec::new()),
+            Some(_) => Err(bad_metadata(
+                "response_types must be empty without the authorization_code grant (RFC 7591 §2.1)",
+            )),
+        };
+    }
+    let response_types = given.unwrap_or_else(|| vec!["code".into()]);
     if response_types.iter().any(|r| r != "code") {
         return Err(bad_metadata("response_types may only contain code"));
     }

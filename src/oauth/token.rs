@@ -6,14 +6,16 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::client_auth::{AuthenticatedClient, ClientCredentials};
+use super::client_auth::{AuthenticatedClient, ClientCredentials, ClientForm, refuse_repeated};
 use super::jwt::{self, AccessTokenClaims};
 use super::{ErrorCode, OAuthError, OAuthResult, OAuthServer, pkce};
 use crate::audit::AuditEvent;
 use crate::domain::{
-    AuthorizationCode, Grant, GrantId, RefreshToken, ScopeSet, User, UserId, UserStatus,
+    ApiKey, AuthorizationCode, ClientId, DeviceCode, Grant, GrantId, LoginType, RefreshToken,
+    ScopeSet, User, UserId, UserStatus,
 };
 use crate::domain::{DEVICE_CODE_GRANT, credentials};
+use crate::store::{Redemption, StoreResult};
 
 /// A token request's form fields; unknown ones are ignored.
 #[derive(Debug, Default, Clone)]
@@ -32,32 +34,62 @@ pub struct TokenRequest {
     pub repeated: Vec<String>,
 }
 
-impl TokenRequest {
-    /// Reads the form body; `client_id` and `client_secret` go to the client credentials.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut req = TokenRequest::default();
-        for (key, value) in pairs {
-            let slot = match key {
-                "grant_type" => &mut req.grant_type,
-                "code" => &mut req.code,
-                "redirect_uri" => &mut req.redirect_uri,
-                "code_verifier" => &mut req.code_verifier,
-                "refresh_token" => &mut req.refresh_token,
-                "device_code" => &mut req.device_code,
-                "scope" => &mut req.scope,
-                "resource" => &mut req.resource,
-                "client_id" => &mut req.client.body_client_id,
-                "client_secret" => &mut req.client.body_client_secret,
-                "client_assertion_type" => &mut req.client.assertion_type,
-                "client_assertion" => &mut req.client.assertion,
-                _ => continue,
-            };
-            if slot.is_some() {
-                req.repeated.push(key.to_owned());
-            }
-            *slot = Some(value.to_owned()).filter(|v| !v.is_empty());
+/// The grant types the token endpoint knows.
+const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", DEVICE_CODE_GRANT];
+
+impl ClientForm for TokenRequest {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
+        Some(match key {
+            "grant_type" => &mut self.grant_type,
+            "code" => &mut self.code,
+            "redirect_uri" => &mut self.redirect_uri,
+            "code_verifier" => &mut self.code_verifier,
+            "refresh_token" => &mut self.refresh_token,
+            "device_code" => &mut self.device_code,
+            "scope" => &mut self.scope,
+            "resource" => &mut self.resource,
+            _ => return None,
+        })
+    }
+
+    fn client_mut(&mut self) -> &mut ClientCredentials {
+        &mut self.client
+    }
+
+    fn client(&self) -> &ClientCredentials {
+        &self.client
+    }
+
+    fn repeated(&self) -> &[String] {
+        &self.repeated
+    }
+
+    fn set_repeated(&mut self, repeated: Vec<String>) {
+        self.repeated = repeated;
+    }
+
+    /// A repeated `grant_type` is an unsupported one, whatever else was repeated.
+    fn refuse_repeated(&self) -> OAuthResult<()> {
+        if self.repeated.iter().any(|n| n == "grant_type") {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type was sent more than once",
+            ));
         }
-        req
+        refuse_repeated(&self.repeated)
+    }
+
+    fn grant_type(&self) -> OAuthResult<&str> {
+        let grant_type = required(&self.grant_type, "grant_type")?;
+        if !GRANT_TYPES.contains(&grant_type) {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!(
+                    "grant_type must be authorization_code, refresh_token or {DEVICE_CODE_GRANT}"
+                ),
+            ));
+        }
+        Ok(grant_type)
     }
 }
 
@@ -87,41 +119,11 @@ impl OAuthServer {
         read: OAuthResult<TokenRequest>,
         ip: &str,
     ) -> OAuthResult<TokenResponse> {
-        self.check_ip_limit("token", ip)?;
-        let req = read?;
-        if req.repeated.iter().any(|n| n == "grant_type") {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "grant_type was sent more than once",
-            ));
-        }
-        if let Some(name) = req.repeated.first() {
-            return Err(OAuthError::invalid_request(format!(
-                "the parameter {name} was sent more than once"
-            )));
-        }
-        let grant_type = required(&req.grant_type, "grant_type")?.to_owned();
-        if !["authorization_code", "refresh_token", DEVICE_CODE_GRANT]
-            .contains(&grant_type.as_str())
-        {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!(
-                    "grant_type must be authorization_code, refresh_token or {DEVICE_CODE_GRANT}"
-                ),
-            ));
-        }
-        let client = self.authenticate_client(&req.client, ip).await?;
-        self.check_authenticated_client_limit("token", &client, ip)?;
-        if !client.app.grant_types.contains(&grant_type) {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                format!("this client did not register the {grant_type} grant type"),
-            ));
-        }
+        let (req, client) = self.authenticated_request("token", read, ip).await?;
+        let grant_type = req.grant_type()?.to_owned();
         let response = match grant_type.as_str() {
             "authorization_code" => self.exchange_code(&req, &client).await?,
-            DEVICE_CODE_GRANT => self.exchange_device_code(&req, &client).await?,
+            DEVICE_CODE_GRANT => self.exchange_device_code(&req, &client, ip).await?,
             _ => self.refresh(&req, &client).await?,
         };
         let now = self.inner.clock.now();
@@ -205,19 +207,11 @@ impl OAuthServer {
         let invalid = || {
             OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
         };
-        let presented = credentials::parse(raw).ok_or_else(invalid)?;
-        let code = self
-            .inner
-            .store
-            .get_auth_code_by_prefix(presented.prefix)
-            .await?
-            .filter(|c| presented.matches(&c.hashed_secret))
-            .ok_or_else(invalid)?;
-        if code.app_id != client.app.id {
-            return Err(OAuthError::invalid_grant(
-                "the authorization code was issued to another client",
-            ));
-        }
+        let code: AuthorizationCode =
+            issued_code(raw, "authorization code", client, invalid, |prefix| {
+                self.inner.store.get_auth_code_by_prefix(prefix)
+            })
+            .await?;
         if code.used_at.is_some() {
             return Err(self.code_replayed(code.grant_id, client).await);
         }
@@ -250,22 +244,14 @@ impl OAuthServer {
         &self,
         req: &TokenRequest,
         client: &AuthenticatedClient,
+        ip: &str,
     ) -> OAuthResult<TokenResponse> {
         let raw = required(&req.device_code, "device_code")?;
         let invalid = || OAuthError::invalid_grant("the device code is invalid or already used");
-        let presented = credentials::parse(raw).ok_or_else(invalid)?;
-        let code = self
-            .inner
-            .store
-            .get_device_code_by_prefix(presented.prefix)
-            .await?
-            .filter(|c| presented.matches(&c.hashed_secret))
-            .ok_or_else(invalid)?;
-        if code.app_id != client.app.id {
-            return Err(OAuthError::invalid_grant(
-                "the device code was issued to another client",
-            ));
-        }
+        let code: DeviceCode = issued_code(raw, "device code", client, invalid, |prefix| {
+            self.inner.store.get_device_code_by_prefix(prefix)
+        })
+        .await?;
         if code.used_at.is_some() {
             return Err(invalid());
         }
@@ -291,6 +277,18 @@ impl OAuthServer {
             ));
         }
         if code.denied_at.is_some() {
+            // RFC 8628 §3.5 makes `access_denied` final ("the device MUST stop polling") but
+            // does not say what a later poll gets. Our reading: the denial is answered once and
+            // uses the code up, so a later poll is `invalid_grant` (RFC 6749 §5.2: the grant is
+            // no longer valid) like any used code, not `access_denied` for ten minutes.
+            if !self
+                .inner
+                .store
+                .consume_denied_device_code(code.id, now)
+                .await?
+            {
+                return Err(invalid());
+            }
             return Err(OAuthError::new(
                 ErrorCode::AccessDenied,
                 "the user denied the request",
@@ -302,6 +300,9 @@ impl OAuthServer {
                 "the user has not decided yet",
             ));
         };
+        if client.app.is_builtin() {
+            return self.open_cli_session(&code, user_id, now, ip).await;
+        }
         self.check_resource(req.resource.as_deref(), &code.audience)?;
         let ApprovedGrant {
             user,
@@ -322,7 +323,7 @@ impl OAuthServer {
         if !self
             .inner
             .store
-            .redeem_device_code(code.id, now, grant, refresh)
+            .redeem_device_code(code.id, now, Redemption::Grant { grant, refresh })
             .await?
         {
             return Err(invalid());
@@ -335,6 +336,63 @@ impl OAuthServer {
             &scopes,
             refresh_token,
         )
+    }
+
+    /// The built-in Coder CLI's approved device code opens an API session (an API key, as a
+    /// password sign-in does), not an MCP grant. Why: the CLI speaks `/api/v2`, which takes API
+    /// keys and refuses our JWT access tokens (their audience is the MCP endpoint); Coder's own
+    /// OAuth2 provider issues API keys as access tokens too. The key is returned as a Bearer
+    /// `access_token` with its real lifetime (the session duration) and no refresh token (the
+    /// CLI signs in again, as after a password session ends); it is revoked like any session
+    /// (`coder logout`, `DELETE /api/v2/users/{user}/keys/{id}`) and its opening is audited.
+    async fn open_cli_session(
+        &self,
+        code: &DeviceCode,
+        user_id: UserId,
+        now: DateTime<Utc>,
+        ip: &str,
+    ) -> OAuthResult<TokenResponse> {
+        let user = self.grant_user(user_id).await?;
+        let scopes = cap_to_role(&ScopeSet::parse_known(&code.scope), &user)?;
+        let lifetime = self.inner.policy.cli_session_lifetime;
+        let (key, token) = ApiKey::generate(
+            user.id,
+            LoginType::OAuth2ProviderApp,
+            String::new(),
+            lifetime,
+            now,
+        );
+        let key_id = key.id.clone();
+        if !self
+            .inner
+            .store
+            .redeem_device_code(code.id, now, Redemption::Session(key))
+            .await?
+        {
+            return Err(OAuthError::invalid_grant(
+                "the device code is invalid or already used",
+            ));
+        }
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new("user.login", "api_key", key_id)
+                    .by(user.id)
+                    .client(code.app_id)
+                    .from_ip(ip)
+                    .details(json!({
+                        "login_type": LoginType::OAuth2ProviderApp.as_str(),
+                        "grant_type": DEVICE_CODE_GRANT,
+                    })),
+            )
+            .await;
+        Ok(TokenResponse {
+            access_token: token.into_inner(),
+            token_type: "Bearer",
+            expires_in: lifetime.num_seconds(),
+            refresh_token: None,
+            scope: scopes.to_wire(),
+        })
     }
 
     /// What redeeming a code the user approved (an authorization code, a device code) grants
@@ -600,6 +658,57 @@ struct ApprovedGrant {
     grant: Grant,
     refresh: RefreshToken,
     refresh_token: String,
+}
+
+/// A single-use code the token endpoint redeems.
+trait IssuedCode {
+    fn hashed_secret(&self) -> &[u8];
+    fn app_id(&self) -> ClientId;
+}
+
+impl IssuedCode for AuthorizationCode {
+    fn hashed_secret(&self) -> &[u8] {
+        &self.hashed_secret
+    }
+    fn app_id(&self) -> ClientId {
+        self.app_id
+    }
+}
+
+impl IssuedCode for DeviceCode {
+    fn hashed_secret(&self) -> &[u8] {
+        &self.hashed_secret
+    }
+    fn app_id(&self) -> ClientId {
+        self.app_id
+    }
+}
+
+/// The stored code `raw` names (an authorization code, a device code), if it is genuine (found by
+/// its prefix, its secret compared in constant time) and was issued to `client`; `invalid` is the
+/// answer for a code that is not. The lookup both code grants share.
+async fn issued_code<'a, T, Fut>(
+    raw: &'a str,
+    kind: &str,
+    client: &AuthenticatedClient,
+    invalid: impl Fn() -> OAuthError,
+    lookup: impl FnOnce(&'a str) -> Fut,
+) -> OAuthResult<T>
+where
+    T: IssuedCode,
+    Fut: Future<Output = StoreResult<Option<T>>>,
+{
+    let presented = credentials::parse(raw).ok_or_else(&invalid)?;
+    let code = lookup(presented.prefix)
+        .await?
+        .filter(|c| presented.matches(c.hashed_secret()))
+        .ok_or_else(invalid)?;
+    if code.app_id() != client.app.id {
+        return Err(OAuthError::invalid_grant(format!(
+            "the {kind} was issued to another client"
+        )));
+    }
+    Ok(code)
 }
 
 /// Drops scopes the user's current role no longer allows; nothing left is an error.

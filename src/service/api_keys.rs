@@ -13,8 +13,7 @@ use crate::domain::{
 };
 use crate::secret::{self, Secret};
 
-const ID_LEN: usize = 10;
-const SECRET_LEN: usize = 22;
+use crate::domain::api_key::{KEY_ID_LEN as ID_LEN, KEY_SECRET_LEN as SECRET_LEN};
 
 /// `last_used` is written at most this often per key, so authentication is not a write per request.
 const LAST_USED_RESOLUTION: Duration = Duration::seconds(60);
@@ -190,20 +189,7 @@ impl Services {
         lifetime: Duration,
     ) -> Result<IssuedKey, DomainError> {
         let now: DateTime<Utc> = self.clock.now();
-        let id = secret::random_alphanumeric(ID_LEN);
-        let secret_part = secret::random_alphanumeric(SECRET_LEN);
-        let key = ApiKey {
-            id: ApiKeyId(id.clone()),
-            user_id: user,
-            hashed_secret: secret::sha256(secret_part.as_bytes()),
-            login_type,
-            token_name,
-            lifetime_seconds: lifetime.num_seconds(),
-            expires_at: now + lifetime,
-            last_used: now,
-            created_at: now,
-            updated_at: now,
-        };
+        let (key, token) = ApiKey::generate(user, login_type, token_name, lifetime, now);
         self.store.insert_api_key(key.clone()).await.map_err(|e| {
             if conflict_field(&e) == Some("token_name") {
                 DomainError::conflict(
@@ -214,10 +200,7 @@ impl Services {
                 e.into()
             }
         })?;
-        Ok(IssuedKey {
-            key,
-            token: Secret::new(format!("{id}-{secret_part}")),
-        })
+        Ok(IssuedKey { key, token })
     }
 }
 

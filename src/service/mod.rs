@@ -34,7 +34,7 @@ use crate::store::{Constraint, SharedStore, StoreError};
 pub use agents::{AgentTarget, ExecuteRequest};
 pub use api_keys::{CreateTokenRequest, IssuedKey};
 pub use builds::CreateBuildRequest;
-pub use oauth_apps::{AppInput, AuthorizedApp};
+pub use oauth_apps::{AppInput, AppRequest, AuthorizedApp};
 pub use templates::{CreateTemplateRequest, CreateTemplateVersionRequest};
 pub use users::{CreateUserRequest, UserSelector};
 pub use workspaces::{CreateWorkspaceRequest, WorkspaceRef};

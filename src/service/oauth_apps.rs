@@ -17,8 +17,8 @@ use crate::domain::oauth::{
 use crate::domain::redirect_uri;
 use crate::domain::text::{StoredText, limits};
 use crate::domain::{
-    AppSecret, ClientId, ClientType, DomainError, FieldError, GrantId, OAuthApp, Principal, Scope,
-    ScopeSet, TokenAuthMethod,
+    AppSecret, ClientId, ClientType, DEVICE_CODE_GRANT, DomainError, FieldError, GrantId, OAuthApp,
+    Principal, Scope, ScopeSet, TokenAuthMethod,
 };
 use crate::metrics::Metrics;
 use crate::revocation::RevocationList;
@@ -49,6 +49,32 @@ pub struct AppInput {
     pub scope: Option<String>,
 }
 
+/// An owner's request to create or change an application: the fields of `AppInput` and the
+/// grant types it may use. The pages send an `AppInput` alone (grant types kept).
+#[derive(Debug, Clone, Default)]
+pub struct AppRequest {
+    pub input: AppInput,
+    /// `None` keeps the current grant types; a new application gets `authorization_code` and
+    /// `refresh_token`.
+    pub grant_types: Option<Vec<String>>,
+}
+
+impl From<AppInput> for AppRequest {
+    fn from(input: AppInput) -> Self {
+        AppRequest {
+            input,
+            grant_types: None,
+        }
+    }
+}
+
+/// The grant types an application may have (RFC 7591 §2 names; RFC 8628 §3.4).
+const SUPPORTED_GRANTS: [&str; 3] = ["authorization_code", "refresh_token", DEVICE_CODE_GRANT];
+
+fn default_grants() -> Vec<String> {
+    vec!["authorization_code".into(), "refresh_token".into()]
+}
+
 /// An application a user has authorized, with what it holds.
 #[derive(Debug, Clone)]
 pub struct AuthorizedApp {
@@ -74,10 +100,51 @@ struct ValidInput {
     redirect_uris: Vec<String>,
     icon: String,
     scope: Option<String>,
+    grant_types: Vec<String>,
+    response_types: Vec<String>,
 }
 
-fn validate(input: AppInput) -> Result<ValidInput, DomainError> {
-    let mut problems = Vec::new();
+/// Checks the grant types an owner asked for (`None`: `current`), in the order given, without
+/// repeats.
+fn validate_grants(
+    asked: Option<Vec<String>>,
+    current: Vec<String>,
+    problems: &mut Vec<FieldError>,
+) -> Vec<String> {
+    let Some(asked) = asked else {
+        return current;
+    };
+    let mut grants: Vec<String> = Vec::new();
+    for grant in asked {
+        let grant = grant.trim().to_owned();
+        if !SUPPORTED_GRANTS.contains(&grant.as_str()) {
+            problems.push(FieldError::new(
+                "grant_types",
+                format!(
+                    "Unsupported grant type {grant:?}. Supported: {}.",
+                    SUPPORTED_GRANTS.join(", ")
+                ),
+            ));
+        } else if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    // A refresh token is only ever issued by another grant.
+    if !grants.iter().any(|g| g != "refresh_token") && problems.is_empty() {
+        problems.push(FieldError::new(
+            "grant_types",
+            format!("Choose authorization_code, {DEVICE_CODE_GRANT}, or both."),
+        ));
+    }
+    grants
+}
+
+/// Checks the fields, given the grant types already checked (and what was wrong with them).
+fn validate(
+    input: AppInput,
+    grants: Vec<String>,
+    mut problems: Vec<FieldError>,
+) -> Result<ValidInput, DomainError> {
     let name = input.name.trim().to_owned();
     if name.is_empty() {
         problems.push(FieldError::new(
@@ -92,10 +159,13 @@ fn validate(input: AppInput) -> Result<ValidInput, DomainError> {
         (_, Some(url)) if !url.trim().is_empty() => vec![url.trim().to_owned()],
         _ => Vec::new(),
     };
-    if redirect_uris.is_empty() {
+    // Only the authorization code grant redirects; a device-only application needs no redirect
+    // URI (RFC 8628 §3.1: the user approves on the server's own verification page).
+    let redirects = grants.iter().any(|g| g == "authorization_code");
+    if redirect_uris.is_empty() && redirects {
         problems.push(FieldError::new(
             "redirect_uris",
-            "At least one redirect URI is required.",
+            "At least one redirect URI is required for the authorization_code grant.",
         ));
     }
     for uri in &redirect_uris {
@@ -138,7 +208,31 @@ fn validate(input: AppInput) -> Result<ValidInput, DomainError> {
         redirect_uris,
         icon,
         scope,
+        response_types: if redirects {
+            vec!["code".into()]
+        } else {
+            Vec::new()
+        },
+        grant_types: grants,
     })
+}
+
+/// Checks `request` against the application's `current` grant types (a new one: the default).
+fn validate_request(request: AppRequest, current: Vec<String>) -> Result<ValidInput, DomainError> {
+    let mut problems = Vec::new();
+    let grants = validate_grants(request.grant_types, current, &mut problems);
+    validate(request.input, grants, problems)
+}
+
+/// The built-in clients belong to the server: owners see them but cannot change them.
+fn refuse_builtin(app: &OAuthApp) -> Result<(), DomainError> {
+    if app.is_builtin() {
+        return Err(DomainError::Forbidden(format!(
+            "{} is built into the server; it cannot be changed or deleted, and has no secrets.",
+            app.name
+        )));
+    }
+    Ok(())
 }
 
 impl Services {
@@ -156,7 +250,10 @@ impl Services {
 
     pub async fn list_oauth_apps(&self, actor: &Principal) -> Result<Vec<OAuthApp>, DomainError> {
         require_owner_to(actor, MANAGE_APPS)?;
-        Ok(self.store.list_oauth_apps().await?)
+        // The built-in clients are not the owners' to manage; they stay readable by id.
+        let mut apps = self.store.list_oauth_apps().await?;
+        apps.retain(|app| !app.is_builtin());
+        Ok(apps)
     }
 
     pub async fn get_oauth_app(
@@ -174,11 +271,11 @@ impl Services {
     pub async fn create_oauth_app(
         &self,
         actor: &Principal,
-        input: AppInput,
+        request: impl Into<AppRequest>,
         ip: &str,
     ) -> Result<OAuthApp, DomainError> {
         require_owner_to(actor, MANAGE_APPS)?;
-        let valid = validate(input)?;
+        let valid = validate_request(request.into(), default_grants())?;
         let now = self.clock.now();
         let app = OAuthApp {
             id: ClientId(Uuid::new_v4()),
@@ -187,8 +284,8 @@ impl Services {
             redirect_uris: valid.redirect_uris,
             client_type: ClientType::Confidential,
             token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            response_types: vec!["code".into()],
+            grant_types: valid.grant_types,
+            response_types: valid.response_types,
             scope: valid.scope.unwrap_or_default(),
             dynamically_registered: false,
             client_uri: String::new(),
@@ -215,15 +312,18 @@ impl Services {
         &self,
         actor: &Principal,
         id: &str,
-        input: AppInput,
+        request: impl Into<AppRequest>,
         ip: &str,
     ) -> Result<OAuthApp, DomainError> {
         let current = self.get_oauth_app(actor, id).await?;
-        let valid = validate(input)?;
+        refuse_builtin(&current)?;
+        let valid = validate_request(request.into(), current.grant_types.clone())?;
         let updated = OAuthApp {
             name: valid.name,
             icon: valid.icon,
             redirect_uris: valid.redirect_uris,
+            grant_types: valid.grant_types,
+            response_types: valid.response_types,
             scope: valid.scope.unwrap_or(current.scope.clone()),
             updated_at: self.clock.now(),
             ..current
@@ -243,7 +343,7 @@ impl Services {
         id: &str,
         ip: &str,
     ) -> Result<(), DomainError> {
-        require_owner_to(actor, MANAGE_APPS)?;
+        refuse_builtin(&self.get_oauth_app(actor, id).await?)?;
         let id = parse_app_id(id)?;
         let revoked = self
             .store
@@ -262,6 +362,7 @@ impl Services {
         ip: &str,
     ) -> Result<(AppSecret, Secret), DomainError> {
         let app = self.get_oauth_app(actor, id).await?;
+        refuse_builtin(&app)?;
         if app.client_type == ClientType::Public {
             return Err(DomainError::invalid(
                 "Public clients authenticate with PKCE and have no secrets.",

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::oauth::{insert_grant, insert_refresh_token};
+use super::oauth::Redemption;
 use super::pool::on;
 use super::time::DbTime;
 use super::{Store, StoreResult};
-use crate::domain::{ClientId, DeviceCode, Grant, GrantId, RefreshToken, UserId};
+use crate::domain::{ClientId, DeviceCode, GrantId, UserId};
 
 const COLUMNS: &str = "id, secret_prefix, hashed_secret, user_code, app_id, scope, audience, \
      grant_id, interval_secs, last_polled_at, user_id, approved_at, denied_at, used_at, \
@@ -194,34 +194,39 @@ impl Store {
         Ok(changed == 1 && !too_soon)
     }
 
-    /// Marks an approved device code used and creates its grant and first refresh token in one
-    /// transaction; false (nothing written) when it was already used.
+    /// Marks an approved device code used and opens what it grants (a grant and its first
+    /// refresh token, or the CLI's API session) in one transaction; false (nothing written) when
+    /// it was already used.
     pub async fn redeem_device_code(
         &self,
         id: Uuid,
         now: DateTime<Utc>,
-        grant: Grant,
-        refresh: RefreshToken,
+        opens: Redemption,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let consumed = on!(tx.conn(), |c| {
-            sqlx::query(
-                "UPDATE oauth2_device_codes SET used_at = $2, updated_at = $2 \
-                 WHERE id = $1 AND used_at IS NULL AND approved_at IS NOT NULL",
-            )
-            .bind(id)
-            .bind(DbTime(now))
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
-        if consumed != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_grant(&mut tx, &grant).await?;
-        insert_refresh_token(&mut tx, &refresh).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.redeem_code(
+            "UPDATE oauth2_device_codes SET used_at = $2, updated_at = $2 \
+             WHERE id = $1 AND used_at IS NULL AND approved_at IS NOT NULL",
+            id,
+            now,
+            opens,
+        )
+        .await
+    }
+
+    /// Uses up a denied device code, so the device hears `access_denied` once (RFC 8628 §3.5);
+    /// false when it was already used up.
+    pub async fn consume_denied_device_code(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.redeem_code(
+            "UPDATE oauth2_device_codes SET used_at = $2, updated_at = $2 \
+             WHERE id = $1 AND used_at IS NULL AND denied_at IS NOT NULL",
+            id,
+            now,
+            Redemption::Nothing,
+        )
+        .await
     }
 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 pub use audit::AuditFilter;
 pub use error::{Constraint, StoreError, StoreResult};
 pub use jobs::OrphanScope;
+pub use oauth::Redemption;
 pub use provisioner_daemons::ListedDaemon;
 pub use templates::DeleteTemplateOutcome;
 pub use users::UserCredentials;

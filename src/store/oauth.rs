@@ -9,50 +9,62 @@ use uuid::Uuid;
 use super::error::{corrupt, corrupt_json};
 use super::pool::{Tx, on};
 use super::time::DbTime;
+use super::users::insert_api_key;
 use super::{Store, StoreError, StoreResult, convert_all};
 use crate::domain::{
-    AppSecret, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp, RefreshToken,
-    StoredSigningKey, TokenAuthMethod, UserId,
+    ApiKey, AppSecret, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp,
+    RefreshToken, StoredSigningKey, TokenAuthMethod, UserId,
 };
 
 /// Client applications.
 impl Store {
     pub async fn insert_oauth_app(&self, app: OAuthApp) -> StoreResult<()> {
-        on!(&self.pool, |pool| {
-            sqlx::query(
-                "INSERT INTO oauth2_provider_apps (id, name, icon, redirect_uris, client_type, \
+        self.insert_app(app, "").await
+    }
+
+    /// Inserts `app` unless a client with its id exists: the built-in clients, written at every
+    /// start (replicas starting together do not conflict).
+    pub async fn ensure_oauth_app(&self, app: OAuthApp) -> StoreResult<()> {
+        self.insert_app(app, " ON CONFLICT (id) DO NOTHING").await
+    }
+
+    async fn insert_app(&self, app: OAuthApp, on_conflict: &str) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO oauth2_provider_apps (id, name, icon, redirect_uris, client_type, \
                  token_endpoint_auth_method, grant_types, response_types, scope, \
                  dynamically_registered, client_uri, logo_uri, tos_uri, policy_uri, contacts, \
                  software_id, software_version, registration_access_token, client_id_issued_at, \
                  last_used_at, created_at, updated_at, metadata_document_url) VALUES ($1, $2, $3, \
                  $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                 $21, $22, $23)",
-            )
-            .bind(app.id.0)
-            .bind(&app.name)
-            .bind(&app.icon)
-            .bind(to_json_list(&app.redirect_uris))
-            .bind(app.client_type.as_str())
-            .bind(app.token_endpoint_auth_method.as_str())
-            .bind(to_json_list(&app.grant_types))
-            .bind(to_json_list(&app.response_types))
-            .bind(&app.scope)
-            .bind(app.dynamically_registered)
-            .bind(&app.client_uri)
-            .bind(&app.logo_uri)
-            .bind(&app.tos_uri)
-            .bind(&app.policy_uri)
-            .bind(to_json_list(&app.contacts))
-            .bind(&app.software_id)
-            .bind(&app.software_version)
-            .bind(&app.registration_access_token_hash)
-            .bind(DbTime(app.client_id_issued_at))
-            .bind(app.last_used_at.map(DbTime))
-            .bind(DbTime(app.created_at))
-            .bind(DbTime(app.updated_at))
-            .bind(&app.metadata_document_url)
-            .execute(pool)
-            .await?;
+                 $21, $22, $23){on_conflict}"
+        );
+        on!(&self.pool, |pool| {
+            sqlx::query(&sql)
+                .bind(app.id.0)
+                .bind(&app.name)
+                .bind(&app.icon)
+                .bind(to_json_list(&app.redirect_uris))
+                .bind(app.client_type.as_str())
+                .bind(app.token_endpoint_auth_method.as_str())
+                .bind(to_json_list(&app.grant_types))
+                .bind(to_json_list(&app.response_types))
+                .bind(&app.scope)
+                .bind(app.dynamically_registered)
+                .bind(&app.client_uri)
+                .bind(&app.logo_uri)
+                .bind(&app.tos_uri)
+                .bind(&app.policy_uri)
+                .bind(to_json_list(&app.contacts))
+                .bind(&app.software_id)
+                .bind(&app.software_version)
+                .bind(&app.registration_access_token_hash)
+                .bind(DbTime(app.client_id_issued_at))
+                .bind(app.last_used_at.map(DbTime))
+                .bind(DbTime(app.created_at))
+                .bind(DbTime(app.updated_at))
+                .bind(&app.metadata_document_url)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
@@ -423,26 +435,48 @@ impl Store {
         grant: Grant,
         refresh: RefreshToken,
     ) -> StoreResult<bool> {
+        self.redeem_code(
+            "UPDATE oauth2_provider_app_codes SET used_at = $2, updated_at = $2 \
+             WHERE id = $1 AND used_at IS NULL",
+            code_id,
+            now,
+            Redemption::Grant { grant, refresh },
+        )
+        .await
+    }
+
+    /// The one step that redeems a single-use code (an authorization code, a device code):
+    /// `consume` is a conditional UPDATE of the code's row (`$1` its id, `$2` now), and what the
+    /// code opens is written in the same transaction. Of two concurrent redemptions only one sees
+    /// a row change (RFC 6749 §4.1.2 single use); false, with nothing written, for the other.
+    pub(super) async fn redeem_code(
+        &self,
+        consume: &'static str,
+        code_id: Uuid,
+        now: DateTime<Utc>,
+        opens: Redemption,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        // The conditional update is the single point where a code is consumed: of two
-        // concurrent exchanges, only one sees a row change (RFC 6749 §4.1.2 single use).
         let consumed = on!(tx.conn(), |c| {
-            sqlx::query(
-                "UPDATE oauth2_provider_app_codes SET used_at = $2, updated_at = $2 \
-                 WHERE id = $1 AND used_at IS NULL",
-            )
-            .bind(code_id)
-            .bind(DbTime(now))
-            .execute(c)
-            .await?
-            .rows_affected()
+            sqlx::query(consume)
+                .bind(code_id)
+                .bind(DbTime(now))
+                .execute(c)
+                .await?
+                .rows_affected()
         });
         if consumed != 1 {
             tx.rollback().await?;
             return Ok(false);
         }
-        insert_grant(&mut tx, &grant).await?;
-        insert_refresh_token(&mut tx, &refresh).await?;
+        match opens {
+            Redemption::Grant { grant, refresh } => {
+                insert_grant(&mut tx, &grant).await?;
+                insert_refresh_token(&mut tx, &refresh).await?;
+            }
+            Redemption::Session(key) => insert_api_key(&mut tx, &key).await?,
+            Redemption::Nothing => {}
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -675,6 +709,17 @@ impl Store {
                 .rows_affected()
         }))
     }
+}
+
+/// What redeeming a code opens.
+#[derive(Debug)]
+pub enum Redemption {
+    /// A grant with its first refresh token (third-party clients).
+    Grant { grant: Grant, refresh: RefreshToken },
+    /// An API session (the built-in CLI client's device login).
+    Session(ApiKey),
+    /// Nothing: the code is only used up (a denied device code after its one `access_denied`).
+    Nothing,
 }
 
 /// Writes revoked grants to the feed every replica's token verifier follows.

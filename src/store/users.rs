@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::error::corrupt;
-use super::pool::{Backend, on};
+use super::pool::{Backend, Tx, on};
 use super::time::DbTime;
 use super::{Store, StoreError, StoreResult, convert_all, unstorable};
 use crate::domain::{ApiKey, ApiKeyId, LoginType, NewUser, Page, Role, User, UserId, UserStatus};
@@ -163,25 +163,9 @@ impl Store {
     }
 
     pub async fn insert_api_key(&self, key: ApiKey) -> StoreResult<()> {
-        on!(&self.pool, |pool| {
-            sqlx::query(
-                "INSERT INTO api_keys (id, user_id, hashed_secret, login_type, token_name, \
-                 lifetime_seconds, expires_at, last_used, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&key.id.0)
-            .bind(key.user_id.0)
-            .bind(&key.hashed_secret)
-            .bind(key.login_type.as_str())
-            .bind(&key.token_name)
-            .bind(key.lifetime_seconds)
-            .bind(DbTime(key.expires_at))
-            .bind(DbTime(key.last_used))
-            .bind(DbTime(key.created_at))
-            .bind(DbTime(key.updated_at))
-            .execute(pool)
-            .await?;
-        });
+        let mut tx = self.pool.begin().await?;
+        insert_api_key(&mut tx, &key).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -361,4 +345,29 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             updated_at: row.updated_at.0,
         })
     }
+}
+
+/// Inserts a key inside a transaction: a session may open in the same transaction that consumes
+/// what proved the user (an approved device code).
+pub(super) async fn insert_api_key(tx: &mut Tx, key: &ApiKey) -> StoreResult<()> {
+    on!(tx.conn(), |c| {
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, hashed_secret, login_type, token_name, \
+             lifetime_seconds, expires_at, last_used, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&key.id.0)
+        .bind(key.user_id.0)
+        .bind(&key.hashed_secret)
+        .bind(key.login_type.as_str())
+        .bind(&key.token_name)
+        .bind(key.lifetime_seconds)
+        .bind(DbTime(key.expires_at))
+        .bind(DbTime(key.last_used))
+        .bind(DbTime(key.created_at))
+        .bind(DbTime(key.updated_at))
+        .execute(c)
+        .await?;
+    });
+    Ok(())
 }

@@ -10,6 +10,7 @@ mod browser;
 mod cimd_support;
 mod cli;
 mod cli_client;
+mod cli_device_login;
 mod cli_support;
 mod cli_workspaces;
 mod dashboard;

@@ -21,6 +21,9 @@ both_backends!(
     verification_page_limits_wrong_codes,
     device_grant_issues_tokens_once_after_approval,
     device_grant_reports_denial_and_expiry,
+    denied_device_code_is_used_up,
+    device_only_clients_register_without_redirect_uris,
+    owners_give_apps_the_device_grant,
 );
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -540,4 +543,174 @@ async fn device_grant_reports_denial_and_expiry(backend: Backend) {
         .poll(&cursor, denied["device_code"].as_str().unwrap())
         .await;
     oauth_error(res, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+}
+
+/// RFC 8628 §3.5: `access_denied` is answered once and uses the code up; a later poll is
+/// `invalid_grant` like any used code (the reading `oauth::token` documents).
+async fn denied_device_code_is_used_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_device_client().await;
+    let started = app.start_device(&client).await;
+    let device_code = started["device_code"].as_str().unwrap();
+    let user_code = started["user_code"].as_str().unwrap();
+    let mut browser = Browser::new(&app, Some(&owner));
+    browser.page(&verify_path(user_code)).await;
+    let res = browser
+        .post(
+            "/oauth2/device/verify",
+            &[("user_code", user_code), ("action", "deny")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.poll(&client, device_code).await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "access_denied").await;
+    for _ in 0..2 {
+        app.clock.advance(chrono::Duration::seconds(30));
+        let res = app.poll(&client, device_code).await;
+        oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+}
+
+/// RFC 7591 with RFC 8628: a client that only uses the device grant registers without redirect
+/// URIs and response types, and gets device codes; asking for authorization_code still needs a
+/// redirect URI, and response types must match the grants.
+async fn device_only_clients_register_without_redirect_uris(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for body in [
+        json!({"client_name": "TV", "token_endpoint_auth_method": "none", "grant_types": [DEVICE_GRANT]}),
+        json!({"token_endpoint_auth_method": "none", "grant_types": [DEVICE_GRANT, "refresh_token"], "response_types": [], "redirect_uris": []}),
+    ] {
+        let res = app.post_json("/oauth2/register", None, &body).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "{body}");
+        let info = json_body(res).await;
+        assert_eq!(info["redirect_uris"], json!([]), "{info}");
+        assert_eq!(info["response_types"], json!([]), "{info}");
+        let client_id = info["client_id"].as_str().unwrap();
+        let res = app.device_request(&[("client_id", client_id)]).await;
+        assert_eq!(res.status(), StatusCode::OK, "{info}");
+    }
+    for (body, error) in [
+        (
+            json!({"token_endpoint_auth_method": "none", "grant_types": ["authorization_code", DEVICE_GRANT]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"token_endpoint_auth_method": "none", "grant_types": [DEVICE_GRANT], "response_types": ["code"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"token_endpoint_auth_method": "none", "grant_types": ["refresh_token"]}),
+            "invalid_client_metadata",
+        ),
+    ] {
+        let res = app.post_json("/oauth2/register", None, &body).await;
+        let err = oauth_error(res, StatusCode::BAD_REQUEST, error).await;
+        assert!(err["error_description"].is_string(), "{body}");
+    }
+}
+
+/// Owners choose an application's grant types: the device grant alone needs no callback URL;
+/// omitting the field keeps them (a new app: authorization_code and refresh_token); an unknown
+/// one is a Coder 400 naming `grant_types`.
+async fn owners_give_apps_the_device_grant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    const APPS: &str = "/api/v2/oauth2-provider/apps";
+
+    let res = app
+        .post_json(
+            APPS,
+            Some(&owner),
+            &json!({"name": "kiosk", "grant_types": [DEVICE_GRANT, "refresh_token"]}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let kiosk = json_body(res).await;
+    assert_eq!(kiosk["grant_types"], json!([DEVICE_GRANT, "refresh_token"]));
+    assert_eq!(kiosk["redirect_uris"], json!([]));
+    let id = kiosk["id"].as_str().unwrap().to_owned();
+    let secret = json_body(
+        app.post_json(&format!("{APPS}/{id}/secrets"), Some(&owner), &json!({}))
+            .await,
+    )
+    .await["client_secret_full"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .post(app.url("/oauth2/device"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("scope", "user:read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Omitted: a new app gets the defaults, and cannot ask for device codes.
+    let res = app
+        .post_json(
+            APPS,
+            Some(&owner),
+            &json!({"name": "web", "callback_url": "https://web.example/cb"}),
+        )
+        .await;
+    let web = json_body(res).await;
+    assert_eq!(
+        web["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    let web_id = web["id"].as_str().unwrap().to_owned();
+    let path = format!("{APPS}/{web_id}");
+    let put = |body: Value| {
+        let path = path.clone();
+        let owner = owner.clone();
+        let app = &app;
+        async move {
+            app.request(reqwest::Method::PUT, &path, Some(&owner))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = put(json!({"name": "web", "callback_url": "https://web.example/cb", "grant_types": ["authorization_code", DEVICE_GRANT]})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        json_body(res).await["grant_types"],
+        json!(["authorization_code", DEVICE_GRANT])
+    );
+    // Omitted on update: kept.
+    let res = put(json!({"name": "web 2", "callback_url": "https://web.example/cb"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        json_body(res).await["grant_types"],
+        json!(["authorization_code", DEVICE_GRANT])
+    );
+
+    for body in [
+        json!({"name": "x", "callback_url": "https://x.example/cb", "grant_types": ["client_credentials"]}),
+        json!({"name": "x", "callback_url": "https://x.example/cb", "grant_types": ["refresh_token"]}),
+        json!({"name": "x", "callback_url": "https://x.example/cb", "grant_types": []}),
+    ] {
+        let res = app.post_json(APPS, Some(&owner), &body).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        let err = json_body(res).await;
+        assert!(err["message"].is_string(), "{err}");
+        assert_eq!(err["validations"][0]["field"], "grant_types", "{err}");
+    }
+    // The authorization code grant still needs a callback URL.
+    let res = app
+        .post_json(
+            APPS,
+            Some(&owner),
+            &json!({"name": "x", "grant_types": ["authorization_code"]}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json_body(res).await["validations"][0]["field"],
+        "redirect_uris"
+    );
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::RequireOAuth2;
-use super::form::{OAuthForm, basic_credentials, secret_in_query};
+use super::form::{OAuthForm, client_request};
 use crate::http::extract::ClientIp;
 use crate::oauth::OAuthError;
 use crate::oauth::device::DeviceAuthorizationRequest;
@@ -20,12 +20,7 @@ pub async fn authorize_device(
     headers: HeaderMap,
     form: Result<OAuthForm, OAuthError>,
 ) -> Result<Response, OAuthError> {
-    let read = form.and_then(|form| {
-        let mut request = DeviceAuthorizationRequest::from_pairs(form.pairs());
-        request.client.basic = basic_credentials(&headers)?;
-        request.client.secret_in_query = secret_in_query(uri.query());
-        Ok(request)
-    });
+    let read = client_request::<DeviceAuthorizationRequest>(form, &headers, &uri);
     let issued = state
         .oauth
         .device_authorization(read, &ip.to_string())

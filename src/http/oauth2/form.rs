@@ -2,10 +2,11 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use base64::Engine;
 
 use crate::oauth::OAuthError;
+use crate::oauth::client_auth::ClientForm;
 
 /// An `application/x-www-form-urlencoded` body as ordered pairs (so repeats can be detected).
 pub struct OAuthForm(pub Vec<(String, String)>);
@@ -56,6 +57,21 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
 
 /// `Authorization: Basic` credentials, each part form-urlencoded (RFC 6749 §2.3.1).
 /// `Ok(None)` without such a header; an unreadable one is an `invalid_client` error.
+/// A client's request to an endpoint that authenticates clients, as the endpoint could read it:
+/// the form's parameters with the credentials of an `Authorization: Basic` header, noting a
+/// secret put in the query (refused later, after the per-IP limit counted the request).
+pub fn client_request<T: ClientForm>(
+    form: Result<OAuthForm, OAuthError>,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<T, OAuthError> {
+    let form = form?;
+    let mut request = T::from_pairs(form.pairs());
+    request.client_mut().basic = basic_credentials(headers)?;
+    request.client_mut().secret_in_query = secret_in_query(uri.query());
+    Ok(request)
+}
+
 pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = headers
         .get(header::AUTHORIZATION)

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::RequireOAuth2;
-use super::form::{OAuthForm, basic_credentials, secret_in_query};
+use super::form::{OAuthForm, basic_credentials, client_request, secret_in_query};
 use crate::domain::{ClientId, DomainError};
 use crate::http::extract::{ApiQuery, ClientIp, CurrentUser};
 use crate::oauth::OAuthError;
@@ -23,12 +23,7 @@ pub async fn token(
     headers: HeaderMap,
     form: Result<OAuthForm, OAuthError>,
 ) -> Result<Response, OAuthError> {
-    let read = form.and_then(|form| {
-        let mut request = TokenRequest::from_pairs(form.pairs());
-        request.client.basic = basic_credentials(&headers)?;
-        request.client.secret_in_query = secret_in_query(uri.query());
-        Ok(request)
-    });
+    let read = client_request::<TokenRequest>(form, &headers, &uri);
     let issued = state.oauth.token(read, &ip.to_string()).await?;
     Ok(Json(issued).into_response())
 }

@@ -182,11 +182,21 @@ fn confirm_page(
             )
         })
         .collect();
+    // The built-in CLI gets a session, as a password sign-in does: say so rather than list
+    // scopes that do not bound it.
+    let access = if pending.app.is_builtin() {
+        "<p>The Coder CLI (<code>coder login --device</code>) will be signed in as you, with \
+         the same access as signing in with your password, until the session expires or you \
+         run <code>coder logout</code>.</p>"
+            .to_owned()
+    } else {
+        format!("<p>It will be able to:</p><ul class=\"plain\">{scopes}</ul>")
+    };
     let body = format!(
         "<h1>Authorize {name}</h1>\
          <p class=\"lead\"><strong>{name}</strong> on a device showing the code \
          <strong>{code}</strong> wants to access your Coder account <strong>{username}</strong> \
-         ({email}).</p><p>It will be able to:</p><ul class=\"plain\">{scopes}</ul>\
+         ({email}).</p>{access}\
          <p class=\"warning\" role=\"note\">Allow it only if you started this on your own device \
          and the code matches. Never enter a code someone else gave you.</p>\
          <form method=\"post\" action=\"{VERIFICATION_PATH}\">{csrf}{user_code}\
