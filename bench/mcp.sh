@@ -4,14 +4,17 @@
 # workspaces, then loads 127.0.0.1 with wrk (64 connections, 10 s each):
 #   GET /healthz (the floor), tools/list, tools/call coder_get_authenticated_user,
 #   tools/call coder_list_workspaces
-# and reports req/s, p50, p99, server CPU time per request, peak RSS, idle RSS and the
-# issue's target ratios to the floor.
+# then tools/list again with many connections at once (1,000 by default, issue 19), and reports
+# req/s, p50, p99, socket errors, server CPU time per request, peak RSS, idle RSS and the
+# issues' target ratios (to the floor, and the p99 at many connections to the p99 at 64).
 #
 # Usage: bench/mcp.sh [options]
 #   --backend sqlite|postgres|both  (default both; also CODER_BENCH_BACKEND)
 #   --runs N                        measure every scenario N times, interleaved (default 1);
 #                                   the target ratios use the medians
 #   --duration 10s --connections 64 --threads 2 --workspaces 100
+#   --connections-high N            the many-connections tools/list run (default 1000; 0 skips
+#                                   it); wrk's open file limit is raised to fit
 #   --postgres-url URL              database for the Postgres run (default
 #                                   $CODER_BENCH_POSTGRES_URL, else
 #                                   postgres://postgres@127.0.0.1:5432/test); the script
@@ -36,6 +39,7 @@ backend="${CODER_BENCH_BACKEND:-both}"
 runs=1
 duration=10s
 connections=64
+connections_high=1000
 threads=2
 workspaces=100
 pg_url="${CODER_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -52,6 +56,7 @@ while [[ $# -gt 0 ]]; do
         --runs) runs="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
         --connections) connections="$2"; shift 2 ;;
+        --connections-high) connections_high="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
         --workspaces) workspaces="$2"; shift 2 ;;
         --postgres-url) pg_url="$2"; shift 2 ;;
@@ -59,7 +64,7 @@ while [[ $# -gt 0 ]]; do
         --out) out="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
         --bin) bin="$2"; build=0; shift 2 ;;
-        -h | --help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -125,6 +130,13 @@ if ! command -v wrk >/dev/null; then
     fi
 fi
 clk_tck="$(getconf CLK_TCK)"
+if ((connections_high > 0)); then
+    # wrk holds one socket per connection: its soft open file limit (often 1024) must fit them.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    open_files="$(ulimit -n)"
+    [[ "$open_files" == unlimited ]] || ((open_files >= connections_high + 64)) ||
+        die "--connections-high $connections_high needs an open file limit above $((connections_high + 64)); the hard limit is $open_files"
+fi
 
 bin="${bin:-$CARGO_TARGET_DIR/release/coder}"
 if [[ "$build" == 1 ]]; then
@@ -273,9 +285,26 @@ run_backend() {
             kill -0 "$server_pid" 2>/dev/null || die "the server died during $s"
             py row --results "$results" --backend "$name" --run "$run" --scenario "$s" \
                 --wrk-out "$out/wrk-$name-$s-$run.txt" --ticks-before "$t0" --ticks-after "$t1" \
-                --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)"
+                --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)" --connections "$connections"
             sleep 1
         done
+        if ((connections_high > 0)); then
+            # Every connection opens at once and stays open (keep-alive) for the whole run;
+            # wrk's 2 s timeout counts a request that waits longer as an error.
+            s=tools_list_high
+            echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true
+            t0="$(cpu_ticks)"
+            wrk -t"$threads" -c"$connections_high" -d"$duration" --timeout 2s --latency \
+                -s "$work/tools_list.lua" "$url/api/experimental/mcp/http" \
+                >"$out/wrk-$name-$s-$run.txt" 2>&1
+            t1="$(cpu_ticks)"
+            kill -0 "$server_pid" 2>/dev/null || die "the server died during $s"
+            py row --results "$results" --backend "$name" --run "$run" --scenario "$s" \
+                --wrk-out "$out/wrk-$name-$s-$run.txt" --ticks-before "$t0" --ticks-after "$t1" \
+                --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)" \
+                --connections "$connections_high"
+            sleep 1
+        fi
     done
     step "$name: one request of each after the load"
     check_all "$url" "$token"

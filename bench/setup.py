@@ -402,6 +402,7 @@ def cmd_row(args) -> None:
         "cpu_us_per_req": ticks * 1e6 / args.clk_tck / row["requests"] if row["requests"] else None,
         "cpu_cores": ticks / args.clk_tck / row["seconds"] if row["seconds"] else None,
         "hwm_kib": args.hwm_kib,
+        "connections": args.connections,
     })
     with open(args.results, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -423,6 +424,7 @@ SCENARIOS = [
     ("tools_list", "tools/list"),
     ("get_authenticated_user", "tools/call coder_get_authenticated_user"),
     ("list_workspaces", "tools/call coder_list_workspaces ({n} workspaces)"),
+    ("tools_list_high", "tools/list at {c} connections"),
 ]
 
 
@@ -445,7 +447,7 @@ def cmd_report(args) -> None:
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for key, label in SCENARIOS:
             for r in (r for r in b if r["scenario"] == key):
-                print(f"| {label.format(n=info.get('workspaces', '?'))} | {r['run']} | {r['rps']:.0f} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
+                print(f"| {label.format(n=info.get('workspaces', '?'), c=r.get('connections'))} | {r['run']} | {r['rps']:.0f} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
                       f"{r['cpu_us_per_req']:.1f} µs | {r['cpu_cores']:.2f} | {r['hwm_kib'] / 1024:.1f} MiB | "
                       f"{r['non2xx'] + r['socket_errors']} |")
 
@@ -467,6 +469,16 @@ def cmd_report(args) -> None:
                 checks.append(("coder_list_workspaces CPU/req ÷ floor CPU/req", wc / floor_cpu, "≤ 10", wc / floor_cpu <= 10))
             if uc is not None:
                 checks.append(("coder_get_authenticated_user CPU/req ÷ floor CPU/req", uc / floor_cpu, "(no target)", None))
+        # Issue 19, "Connections": many keep-alive connections at once, with no errors and a
+        # p99 at most 3× the p99 of the usual run.
+        high = [r for r in b if r["scenario"] == "tools_list_high"]
+        hp99, lp99 = med("tools_list_high", "p99_ms"), med("tools_list", "p99_ms")
+        if high and hp99 is not None and lp99:
+            c = high[0].get("connections")
+            low = next(r for r in b if r["scenario"] == "tools_list").get("connections") or 64
+            checks.append((f"tools/list p99 at {c} connections ÷ p99 at {low}", hp99 / lp99, "≤ 3", hp99 / lp99 <= 3))
+            errors = sum(r["socket_errors"] + r["non2xx"] for r in high)
+            checks.append((f"tools/list errors at {c} connections (all runs)", errors, "0", errors == 0))
         if info:
             rss = info["idle_rss_kib"] / 1024
             checks.append(("idle RSS (MiB)", rss, "< 30", rss < 30))
@@ -477,7 +489,8 @@ def cmd_report(args) -> None:
         for name, value, target, met in checks:
             verdict = "–" if met is None else ("yes" if met else "**no**")
             ok = ok and met is not False
-            print(f"| {name} | {value:.2f} | {target} | {verdict} |")
+            shown = str(value) if isinstance(value, int) else f"{value:.2f}"
+            print(f"| {name} | {shown} | {target} | {verdict} |")
     print()
     print("All targets met." if ok else "Some targets are missed.")
 
@@ -535,6 +548,7 @@ def main() -> None:
     s.add_argument("--ticks-after", type=int, required=True)
     s.add_argument("--clk-tck", type=int, required=True)
     s.add_argument("--hwm-kib", type=int, required=True)
+    s.add_argument("--connections", type=int)
     s.set_defaults(fn=cmd_row)
     s = sub.add_parser("meta")
     s.add_argument("--results", required=True)

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod listen;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;

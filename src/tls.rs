@@ -244,7 +244,7 @@ impl TlsListener {
         config: &TlsConfig,
         certificates: Arc<Certificates>,
     ) -> anyhow::Result<TlsListener> {
-        let tcp = TcpListener::bind(&config.address)
+        let tcp = crate::listen::bind(&config.address)
             .await
             .with_context(|| format!("cannot listen on {} for HTTPS", config.address))?;
         let local = tcp.local_addr()?;
@@ -280,6 +280,11 @@ async fn accept_loop(
                 continue;
             }
         };
+        // No Nagle, as on the plain listener (`app/listeners.rs`): the handshake and a response
+        // written in pieces would otherwise wait for the client's delayed ACKs.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %err, "could not set TCP_NODELAY on a connection");
+        }
         let (acceptor, queue) = (acceptor.clone(), queue.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

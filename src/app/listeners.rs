@@ -37,7 +37,7 @@ impl Listeners {
         let http = match config.http_address.as_str() {
             "" => None,
             address => Some(
-                TcpListener::bind(address)
+                crate::listen::bind(address)
                     .await
                     .with_context(|| format!("cannot listen on {address}"))?,
             ),
@@ -55,7 +55,7 @@ impl Listeners {
         };
         let metrics = match &config.prometheus_address {
             Some(address) => Some(
-                TcpListener::bind(address)
+                crate::listen::bind(address)
                     .await
                     .with_context(|| format!("cannot listen on {address} for the metrics"))?,
             ),
@@ -128,7 +128,7 @@ impl Listeners {
             let app = on_listener(router.clone(), settings.clone(), Transport::Http);
             servers.spawn(
                 axum::serve(
-                    listener,
+                    listener.tap_io(no_delay),
                     app.into_make_service_with_connect_info::<SocketAddr>(),
                 )
                 .with_graceful_shutdown(until_stopped())
@@ -176,6 +176,15 @@ impl Listeners {
         }
         drop(certificate_watch);
         served
+    }
+}
+
+/// Turns off Nagle's algorithm on an accepted connection, as Go (and so Coder) does for every
+/// TCP connection: a response written in pieces (an MCP progress stream, a relayed answer)
+/// otherwise waits for the client's delayed ACK, up to 40 ms on Linux, before its next piece.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %err, "could not set TCP_NODELAY on a connection");
     }
 }
 

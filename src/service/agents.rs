@@ -16,7 +16,7 @@ use crate::domain::agent::{
 };
 use crate::domain::{
     AgentId, DomainError, JobStatus, Principal, Scope, Transition, Workspace, WorkspaceAgent,
-    WorkspaceStatus,
+    WorkspaceBuild, WorkspaceStatus,
 };
 
 /// The longest command line a shell can be given: the kernel refuses a single argument of
@@ -79,6 +79,9 @@ fn check_command(command: &str) -> Result<(), DomainError> {
 struct Resolved {
     workspace: Workspace,
     agent: WorkspaceAgent,
+    /// The workspace's latest build, when finding the agent already read it (by workspace),
+    /// so that `running_agent` does not read it a second time.
+    latest_build: Option<WorkspaceBuild>,
 }
 
 impl Services {
@@ -96,9 +99,11 @@ impl Services {
                     .await?
                     .ok_or_else(agent_not_found)?;
                 match self.store.get_workspace(agent.workspace_id).await? {
-                    Some(workspace) if can_access(actor, &workspace) => {
-                        Ok(Resolved { workspace, agent })
-                    }
+                    Some(workspace) if can_access(actor, &workspace) => Ok(Resolved {
+                        workspace,
+                        agent,
+                        latest_build: None,
+                    }),
                     _ => Err(agent_not_found()),
                 }
             }
@@ -118,7 +123,11 @@ impl Services {
                         None,
                     )
                 })?;
-                Ok(Resolved { workspace, agent })
+                Ok(Resolved {
+                    workspace,
+                    agent,
+                    latest_build: Some(build),
+                })
             }
         }
     }
@@ -129,12 +138,15 @@ impl Services {
         actor: &Principal,
         target: &AgentTarget,
     ) -> Result<Resolved, DomainError> {
-        let resolved = self.resolve_agent(actor, target).await?;
-        let build = self
-            .store
-            .get_latest_workspace_build(resolved.workspace.id)
-            .await?
-            .ok_or_else(workspace_not_found)?;
+        let mut resolved = self.resolve_agent(actor, target).await?;
+        let build = match resolved.latest_build.take() {
+            Some(build) => build,
+            None => self
+                .store
+                .get_latest_workspace_build(resolved.workspace.id)
+                .await?
+                .ok_or_else(workspace_not_found)?,
+        };
         let job = self
             .store
             .get_job(build.job_id)

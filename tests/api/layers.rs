@@ -26,7 +26,7 @@ const PARTS: &[(&str, &[&str])] = &[
     ("domain",      &["domain"]),
     ("agent",       &["agent"]),
     ("provisionerd", &["provisionerd"]),
-    ("base",        &["lib", "clock", "secret", "ratelimit", "proptest_support"]),
+    ("base",        &["lib", "clock", "secret", "ratelimit", "listen", "proptest_support"]),
 ];
 
 /// What each part may import besides itself; everything else fails this test. Imports flow one
