@@ -78,11 +78,15 @@ mod tests {
     async fn binds_names_and_reports_unusable_addresses() {
         let listener = bind("localhost:0").await;
         assert!(listener.is_ok(), "{listener:?}");
+        // The listener stays open (borrowed, not consumed) while its address is bound again.
         let taken = listener
-            .and_then(|l| l.local_addr())
+            .as_ref()
+            .ok()
+            .and_then(|l| l.local_addr().ok())
             .map(|a| a.to_string())
             .unwrap_or_default();
         assert!(bind(&taken).await.is_err(), "{taken} is already in use");
+        drop(listener);
         assert!(bind("not an address").await.is_err());
     }
 }

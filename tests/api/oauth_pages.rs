@@ -380,7 +380,7 @@ async fn app_forms_show_validation_errors(backend: Backend) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let html = res.text().await.unwrap();
     assert!(
-        html.contains("At least one redirect URI is required."),
+        html.contains("At least one redirect URI is required for the authorization_code grant."),
         "{html}"
     );
 }
