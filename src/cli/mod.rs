@@ -15,6 +15,7 @@ mod password;
 mod prompt;
 mod provisioner;
 mod server;
+mod spinner;
 mod templates;
 mod tokens;
 mod users;

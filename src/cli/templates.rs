@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::client::{ApiClient, ClientArgs, api_status};
 use super::output::{self, OutputFormat};
 use super::prompt;
+use super::spinner::Progress;
 use super::users::path_segment;
 
 /// This deployment's one organization, as Coder names its default.
@@ -251,6 +252,7 @@ async fn push(client: &ApiClient, cmd: Push) -> anyhow::Result<()> {
 /// Polls the version's import job, printing its log lines as they come; fails with the job's
 /// error when the import did not succeed.
 async fn wait_for_import(client: &ApiClient, id: &str) -> anyhow::Result<Value> {
+    let progress = Progress::start("Importing the template");
     let deadline = tokio::time::Instant::now() + IMPORT_MAX;
     let mut after = 0_i64;
     loop {
@@ -261,7 +263,7 @@ async fn wait_for_import(client: &ApiClient, id: &str) -> anyhow::Result<Value> 
             .get(&format!("/api/v2/templateversions/{id}/logs?after={after}"))
             .await?;
         for line in &logs {
-            print_log(line);
+            progress.line(&log_text(line));
             after = after.max(line.get("id").and_then(Value::as_i64).unwrap_or(after));
         }
         let job = version.get("job").cloned().unwrap_or(Value::Null);
@@ -282,13 +284,13 @@ async fn wait_for_import(client: &ApiClient, id: &str) -> anyhow::Result<Value> 
 }
 
 /// A provisioner log line as Coder's CLI shows it: the stage, then the output.
-pub fn print_log(line: &Value) {
+pub fn log_text(line: &Value) -> String {
     let stage = text(line, "stage");
     let out = text(line, "output");
     if stage.is_empty() {
-        eprintln!("{out}");
+        out.to_owned()
     } else {
-        eprintln!("{stage}: {out}");
+        format!("{stage}: {out}")
     }
 }
 

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use super::client::{ApiClient, ClientArgs};
 use super::output::{self, OutputFormat};
 use super::prompt;
-use super::templates::{DEFAULT_ORG, one_line, print_log, template_by_name};
+use super::spinner::Progress;
+use super::templates::{DEFAULT_ORG, log_text, one_line, template_by_name};
 use super::users::path_segment;
 
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {
@@ -110,7 +111,7 @@ impl CreateCommand {
             .get("latest_build")
             .map(|b| text(b, "id"))
             .unwrap_or_default();
-        follow_build(&client, build_id).await?;
+        follow_build(&client, build_id, &format!("Building workspace {ws_name}")).await?;
         println!("The {ws_name} workspace has been created and is running.");
         Ok(())
     }
@@ -186,14 +187,16 @@ fn parameter_values(
 }
 
 /// Streams a build's log until it ends; a build that did not succeed is an error naming why.
-async fn follow_build(client: &ApiClient, build_id: &str) -> anyhow::Result<Value> {
+/// `doing` says what, for the spinner on a terminal ("Starting workspace dev").
+async fn follow_build(client: &ApiClient, build_id: &str, doing: &str) -> anyhow::Result<Value> {
     if build_id.is_empty() {
         bail!("the server answered without a build");
     }
+    let progress = Progress::start(doing);
     client
         .follow_lines(
             &format!("/api/v2/workspacebuilds/{build_id}/logs?follow=true"),
-            |line| print_log(&line),
+            |line| progress.line(&log_text(&line)),
         )
         .await?;
     // The stream ends with the build, or when the server stops following; wait for the job.
@@ -458,7 +461,13 @@ async fn build(client: &ApiClient, workspace: &Value, transition: &str) -> anyho
         )
         .await
         .with_context(|| format!("cannot {transition} the workspace"))?;
-    follow_build(client, text(&created, "id")).await
+    let doing = match transition {
+        "start" => "Starting",
+        "stop" => "Stopping",
+        _ => "Deleting",
+    };
+    let doing = format!("{doing} workspace {}", text(workspace, "name"));
+    follow_build(client, text(&created, "id"), &doing).await
 }
 
 #[derive(Debug, Args)]
@@ -499,7 +508,7 @@ impl LogsCommand {
             client
                 .follow_lines(
                     &format!("/api/v2/workspacebuilds/{id}/logs?follow=true"),
-                    |line| println!("{}", line_text(&line)),
+                    |line| println!("{}", log_text(&line)),
                 )
                 .await?;
         } else {
@@ -507,16 +516,9 @@ impl LogsCommand {
                 .get(&format!("/api/v2/workspacebuilds/{id}/logs"))
                 .await?;
             for line in &logs {
-                println!("{}", line_text(line));
+                println!("{}", log_text(line));
             }
         }
         Ok(())
-    }
-}
-
-fn line_text(line: &Value) -> String {
-    match text(line, "stage") {
-        "" => text(line, "output").to_owned(),
-        stage => format!("{stage}: {}", text(line, "output")),
     }
 }

@@ -41,6 +41,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v2/workspacebuilds/{id}", get(get_build))
         .route("/api/v2/workspacebuilds/{id}/logs", get(build_logs))
+        .route(
+            "/api/v2/workspacebuilds/{id}/parameters",
+            get(build_parameters),
+        )
         .route("/api/v2/workspacebuilds/{id}/cancel", patch(cancel_build))
 }
 
@@ -205,6 +209,19 @@ struct LogsQuery {
 
 /// The build's log lines; with `follow=true`, a stream of one JSON line per log line that ends
 /// when the build does.
+async fn build_parameters(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ParameterValue>>> {
+    Ok(Json(
+        state
+            .services
+            .workspace_build_parameters(&me, build_id(&id)?)
+            .await?,
+    ))
+}
+
 async fn build_logs(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,

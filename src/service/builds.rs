@@ -164,6 +164,18 @@ impl Services {
         self.build_view(&workspace, &build).await
     }
 
+    /// The parameter values a build ran with, as Coder's
+    /// `GET /api/v2/workspacebuilds/{workspacebuild}/parameters`.
+    pub async fn workspace_build_parameters(
+        &self,
+        actor: &Principal,
+        id: BuildId,
+    ) -> Result<Vec<ParameterValue>, DomainError> {
+        require_scope(actor, Scope::WorkspacesRead)?;
+        let (build, _) = self.load_build(actor, id).await?;
+        Ok(build.parameters)
+    }
+
     /// A workspace's builds, newest first.
     pub async fn list_workspace_builds(
         &self,

@@ -12,8 +12,9 @@ use tokio::process::{Child, Command};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
+use crate::oauth_client::AuthRequest;
 
-both_backends!(browser_walks_through_setup_template_workspace_token_connect,);
+both_backends!(browser_walks_through_the_dashboard,);
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -160,10 +161,13 @@ impl Browser {
             .to_owned()
     }
 
-    async fn path(&self) -> String {
+    async fn url(&self) -> reqwest::Url {
         let url = self.call(reqwest::Method::GET, "/url", None).await;
-        let url: reqwest::Url = url.as_str().unwrap().parse().unwrap();
-        url.path().to_owned()
+        url.as_str().unwrap().parse().unwrap()
+    }
+
+    async fn path(&self) -> String {
+        self.url().await.path().to_owned()
     }
 
     async fn script(&self, script: &str) -> Value {
@@ -285,7 +289,7 @@ for (const el of document.querySelectorAll('button, a, p, td, th, label, h1, h2,
 return problems;
 "#;
 
-async fn browser_walks_through_setup_template_workspace_token_connect(backend: Backend) {
+async fn browser_walks_through_the_dashboard(backend: Backend) {
     let b = Browser::start().await;
     let app = TestApp::spawn(backend).await;
 
@@ -360,8 +364,84 @@ async fn browser_walks_through_setup_template_workspace_token_connect(backend: B
     assert!(html.contains("/api/experimental/mcp/http"), "{html}");
     b.audit("connect").await;
 
+    // An AI agent connects: it registers itself as claude.ai does (its callback a page on this
+    // machine), the user consents in the browser, and the client exchanges the code.
+    let callback = Callback::start().await;
+    let client = app
+        .register_client(json!({
+            "client_name": "Claude",
+            "redirect_uris": [callback.url.clone()],
+            "token_endpoint_auth_method": "client_secret_post",
+        }))
+        .await;
+    let req = AuthRequest::for_client(&client);
+    let authorize =
+        reqwest::Url::parse_with_params(&format!("{}/oauth2/authorize", app.url), req.query())
+            .unwrap();
+    b.go(authorize.as_str()).await;
+    b.wait_source("value=\"allow\"").await;
+    b.audit("consent").await;
+    b.click("button[value=allow]").await;
+    b.wait_path(|p| p == "/callback").await;
+    let code = b
+        .url()
+        .await
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("the callback got a code");
+    let res = app.exchange_code(&client, &code, &req).await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let tokens: Value = res.json().await.unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    // The user takes that access back, and the client's refresh token stops working.
+    b.go(&format!("{}/settings/oauth2-provider", app.url)).await;
+    b.wait_source("Claude").await;
+    b.audit("authorized-apps").await;
+    b.click("main form button.danger").await;
+    b.wait_source("Revoked access for Claude").await;
+    let res = app.refresh_tokens(&client, refresh).await;
+    assert_eq!(res.status(), reqwest::StatusCode::BAD_REQUEST);
+
     // A missing page is a page, with the layout.
     b.go(&format!("{}/no-such-page", app.url)).await;
     assert!(b.source().await.contains("Page not found"));
     b.audit("not-found").await;
+}
+
+/// The page an OAuth client sends the browser back to: any GET gets a small HTML page, so the
+/// browser shows it and its address carries the code.
+struct Callback {
+    url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Callback {
+    async fn start() -> Callback {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/callback", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0_u8; 4096];
+                    let _ = conn.read(&mut request).await;
+                    let page = "<!doctype html><html lang=\"en\"><title>Signed in</title><p>Done.</p></html>";
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                        page.len()
+                    );
+                    let _ = conn.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Callback { url, server }
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }

@@ -17,6 +17,7 @@ both_backends!(
     create_names_missing_and_unknown_parameters,
     failed_imports_exit_non_zero_with_one_line,
     users_create_and_list,
+    a_terminal_shows_a_spinner_and_a_pipe_does_not,
 );
 
 /// The repository's basic example template.
@@ -405,4 +406,62 @@ async fn users_create_and_list(backend: Backend) {
     )
     .await;
     assert!(refused.contains("cannot create the user"), "{refused}");
+}
+
+/// `coder create` on a terminal (a pseudo-terminal from util-linux's `script`) draws a spinner
+/// naming what it waits for; the same command into a pipe prints only the log lines.
+async fn a_terminal_shows_a_spinner_and_a_pipe_does_not(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let dir = basic_template();
+    ok(
+        &app,
+        &owner,
+        &[
+            "templates",
+            "push",
+            "basic",
+            "-d",
+            dir.to_str().unwrap(),
+            "-y",
+        ],
+    )
+    .await;
+
+    let piped = ok(
+        &app,
+        &owner,
+        &["create", "piped", "--template", "basic", "-y"],
+    )
+    .await;
+    assert!(
+        !piped.contains('\x1b') && !piped.contains('\r'),
+        "{piped:?}"
+    );
+    assert!(!piped.contains("Building workspace"), "{piped:?}");
+
+    let home = tempfile::tempdir().unwrap();
+    let line = format!(
+        "{} create tty --template basic -y",
+        crate::cli_support::CODER_BIN
+    );
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qfec", &line, "/dev/null"]);
+    crate::cli_support::hermetic(&mut cmd);
+    cmd.env("HOME", home.path())
+        .env("CODER_CONFIG_DIR", home.path().join("cfg"))
+        .env("CODER_URL", &app.url)
+        .env("CODER_SESSION_TOKEN", &owner)
+        .env("TERM", "xterm");
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", describe_output(&out));
+    let screen = output_text(&out);
+    assert!(
+        screen.contains("\r\x1b[2K⠋ Building workspace tty (0s)"),
+        "a spinner: {screen:?}"
+    );
+    assert!(
+        screen.contains("The tty workspace has been created and is running."),
+        "{screen:?}"
+    );
 }

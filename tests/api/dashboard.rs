@@ -254,6 +254,36 @@ async fn workspace_pages_create_stop_start_and_filter(backend: Backend) {
         |l| l.to_string().contains("Howdy from dev"),
     )
     .await;
+    // The page shows the values the build ran with and what the agent's startup printed.
+    let html = browser.page(&page).await;
+    assert!(
+        html.contains("<td>greeting</td><td>Howdy</td>"),
+        "parameters: {html}"
+    );
+    assert!(
+        html.contains("Agent startup log") && html.contains("Howdy from dev"),
+        "agent log: {html}"
+    );
+    let build = ws["latest_build"]["id"].as_str().unwrap();
+    let res = app
+        .get(
+            &format!("/api/v2/workspacebuilds/{build}/parameters"),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!([{"name": "greeting", "value": "Howdy"}])
+    );
+    let stranger = app.create_member(&owner, "stranger").await;
+    let res = app
+        .get(
+            &format!("/api/v2/workspacebuilds/{build}/parameters"),
+            Some(&stranger),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "another user's build");
 
     let res = browser
         .post(

@@ -100,6 +100,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v2/workspacebuilds/{}", "G"),
     ("/api/v2/workspacebuilds/{}/cancel", "A"),
     ("/api/v2/workspacebuilds/{}/logs", "G"),
+    ("/api/v2/workspacebuilds/{}/parameters", "G"),
     ("/api/v2/workspaces", "G"),
     ("/api/v2/workspaces/{}", "G"),
     ("/api/v2/workspaces/{}/builds", "GP"),

@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::http::extract::MaybeBrowserUser;
 use crate::service::views::{TemplateVersionParameterView, WorkspaceBuildView, WorkspaceView};
-use crate::service::{CreateBuildRequest, CreateWorkspaceRequest, UserSelector};
+use crate::service::{AgentTarget, CreateBuildRequest, CreateWorkspaceRequest, UserSelector};
 use crate::web::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -412,6 +412,10 @@ struct WorkspacePage {
     builds: Vec<BuildRow>,
     shown_number: i64,
     logs: Vec<String>,
+    /// The values the latest build runs with, in the template's order.
+    parameters: Vec<ParameterValue>,
+    /// What the agent's startup script printed (its first page), when the workspace has one.
+    agent_logs: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -462,7 +466,18 @@ async fn workspace_page(
         .services
         .workspace_build_logs(me, BuildId(shown.id), 0)
         .await?;
-    let building = !latest.finished();
+    let parameters = state
+        .services
+        .workspace_build_parameters(me, BuildId(latest.id))
+        .await?;
+    let agent_logs = agent_log_lines(state, me, &id).await?;
+    let agent_starting = latest
+        .resources
+        .iter()
+        .flat_map(|r| &r.agents)
+        .any(|a| matches!(a.lifecycle_state, "created" | "starting"));
+    // The page follows a build, and then the agent's startup, by reloading itself.
+    let building = !latest.finished() || (latest.status == "running" && agent_starting);
     let actions = match latest.status {
         _ if building => Vec::new(),
         "running" => vec![
@@ -502,8 +517,25 @@ async fn workspace_page(
                 }
             })
             .collect(),
+        parameters,
+        agent_logs,
         w: Row::from(&w),
     })
+}
+
+/// The agent's startup log, or `None` when the workspace has no agent to ask (stopped, or a
+/// template without one); other failures are the page's.
+async fn agent_log_lines(
+    state: &AppState,
+    me: &Principal,
+    workspace: &str,
+) -> Result<Option<Vec<String>>, DomainError> {
+    let target = AgentTarget::Workspace(workspace.to_owned());
+    match state.services.agent_logs(me, &target, 0).await {
+        Ok(logs) => Ok(Some(logs.into_iter().map(|l| l.output).collect())),
+        Err(DomainError::NotFound(_) | DomainError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 async fn build(
