@@ -304,22 +304,19 @@ async fn browser_walks_through_the_dashboard(backend: Backend) {
     b.click("button[type=submit]").await;
     b.wait_path(|p| p == "/").await;
 
-    // A template from examples/templates/basic, uploaded as a tar.
-    let dir = tempfile::tempdir().unwrap();
-    let tar = dir.path().join("basic.tar");
-    let basic = include_str!("../../examples/templates/basic/coder.yaml");
-    std::fs::write(
-        &tar,
-        crate::workspace_support::tar_of(&[("coder.yaml", basic)]),
-    )
-    .unwrap();
+    // A template: the folder examples/templates/basic, chosen in the form, named after it.
+    let basic = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/templates/basic");
     b.go(&format!("{}/templates", app.url)).await;
     b.audit("templates").await;
-    b.type_into("#template-name", "basic").await;
-    b.type_into("#template-file", tar.to_str().unwrap()).await;
+    b.type_into("#template-folder", basic.to_str().unwrap())
+        .await;
     b.click("form[enctype] button[type=submit]").await;
     b.wait_path(|p| p.starts_with("/templates/")).await;
-    b.wait_for("<td>greeting</td>").await;
+    let html = b.wait_for("<td>greeting</td>").await;
+    assert!(
+        html.contains("<h1>basic</h1>"),
+        "named after the folder: {html}"
+    );
     b.audit("template").await;
 
     // A workspace with a parameter; its page follows the build until it runs.

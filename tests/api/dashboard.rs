@@ -67,6 +67,7 @@ both_backends!(
     token_page_shows_a_new_token_once,
     connect_page_shows_the_mcp_url_and_what_is_missing,
     template_pages_upload_version_activate_delete,
+    template_pages_take_a_folder,
 );
 
 /// A browser without JavaScript: keeps cookies, does not follow redirects, asks for HTML.
@@ -441,8 +442,8 @@ async fn connect_page_shows_the_mcp_url_and_what_is_missing(backend: Backend) {
     );
 }
 
-/// A multipart/form-data body (RFC 7578) with text fields and one file.
-fn multipart(fields: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
+/// A multipart/form-data body (RFC 7578): text fields, then file parts `(field, filename, data)`.
+fn multipart_files(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "----coderd-test-boundary-7MA4YWxk";
     let mut body = Vec::new();
     for (name, value) in fields {
@@ -453,19 +454,26 @@ fn multipart(fields: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
             .as_bytes(),
         );
     }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.tar\"\r\nContent-Type: application/x-tar\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    for (name, filename, data) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn upload_template(browser: &Browser, token: &str, name: &str, tar: Vec<u8>) -> Response {
-    let (content_type, body) = multipart(&[("csrf_token", token), ("name", name)], &tar);
+/// A multipart/form-data body with text fields and one archive.
+fn multipart(fields: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
+    multipart_files(fields, &[("file", "t.tar", file)])
+}
+
+async fn post_multipart(browser: &Browser, (content_type, body): (String, Vec<u8>)) -> Response {
     browser
         .client
         .post(format!("{}/templates", browser.base))
@@ -475,6 +483,83 @@ async fn upload_template(browser: &Browser, token: &str, name: &str, tar: Vec<u8
         .send()
         .await
         .unwrap()
+}
+
+async fn upload_template(browser: &Browser, token: &str, name: &str, tar: Vec<u8>) -> Response {
+    post_multipart(
+        browser,
+        multipart(&[("csrf_token", token), ("name", name)], &tar),
+    )
+    .await
+}
+
+/// A folder chosen in the form arrives as one part per file, named by its relative path; it
+/// becomes a template named after the folder, and a path that leaves the folder is refused.
+async fn template_pages_take_a_folder(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let browser = Browser::signed_in(&app, &owner);
+    let token = csrf(&browser.page("/templates").await);
+
+    let res = post_multipart(
+        &browser,
+        multipart_files(
+            &[("csrf_token", &token), ("name", "")],
+            &[
+                ("folder", "Basic/coder.yaml", BASIC.as_bytes()),
+                ("folder", "Basic/README.md", b"# basic"),
+                ("folder", "Basic/.git/HEAD", b"ref: refs/heads/main"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let page = location(&res);
+    let html = browser.page(&page).await;
+    assert!(html.contains("<td>greeting</td>"), "parameters: {html}");
+    let template: serde_json::Value = app
+        .get("/api/v2/organizations/coder/templates/basic", Some(&owner))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(template["name"], "basic", "{template}");
+
+    let res = post_multipart(
+        &browser,
+        multipart_files(
+            &[("csrf_token", &token), ("name", "evil")],
+            &[("folder", "../coder.yaml", BASIC.as_bytes())],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("a path a template cannot hold"), "{html}");
+
+    let res = post_multipart(
+        &browser,
+        multipart_files(
+            &[("csrf_token", &token), ("name", "both")],
+            &[
+                (
+                    "file",
+                    "t.tar",
+                    &crate::workspace_support::tar_of(&[("coder.yaml", BASIC)]),
+                ),
+                ("folder", "b/coder.yaml", BASIC.as_bytes()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("either an archive or a folder"),
+        "both"
+    );
 }
 
 async fn template_pages_upload_version_activate_delete(backend: Backend) {

@@ -7,6 +7,7 @@ pub mod chrome;
 mod connect;
 pub(crate) mod csrf;
 mod device;
+mod folder_upload;
 mod home;
 pub mod layout;
 mod login;

@@ -14,6 +14,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::chrome::{Chrome, render};
+use super::folder_upload::{self, FolderFile};
 use super::workspaces::signed_in;
 use super::{csrf, csrf_checked, error_page, error_status, form_expired, see_other};
 use crate::domain::{
@@ -162,7 +163,7 @@ async fn list_page(
     render(&page, status, cookie.as_slice())
 }
 
-/// The upload form's fields.
+/// The upload form's fields: an archive, or a folder's files packed into one.
 #[derive(Default)]
 struct Upload {
     csrf: String,
@@ -172,13 +173,34 @@ struct Upload {
 
 async fn read_upload(mut multipart: Multipart) -> Result<Upload, DomainError> {
     let mut upload = Upload::default();
+    let mut folder = Vec::new();
     let unreadable = |_| DomainError::invalid("The form could not be read; upload it again.");
     while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         match field.name() {
             Some(csrf::FIELD) => upload.csrf = field.text().await.map_err(unreadable)?,
             Some("name") => upload.name = field.text().await.map_err(unreadable)?.trim().into(),
             Some("file") => upload.archive = field.bytes().await.map_err(unreadable)?.to_vec(),
+            Some("folder") => {
+                let path = field.file_name().unwrap_or_default().to_owned();
+                let data = field.bytes().await.map_err(unreadable)?.to_vec();
+                // A folder input left empty still sends one nameless, empty part.
+                if !path.is_empty() {
+                    folder.push(FolderFile { path, data });
+                }
+            }
             _ => {}
+        }
+    }
+    if !folder.is_empty() {
+        if !upload.archive.is_empty() {
+            return Err(DomainError::invalid(
+                "Choose either an archive or a folder, not both.",
+            ));
+        }
+        let (folder_name, archive) = folder_upload::pack(folder)?;
+        upload.archive = archive;
+        if upload.name.is_empty() {
+            upload.name = folder_name.to_lowercase();
         }
     }
     Ok(upload)
@@ -237,7 +259,7 @@ async fn import(
     }
     if form.archive.is_empty() {
         return Err(plain(DomainError::invalid(
-            "Choose a .tar archive to upload.",
+            "Choose a .tar archive or a folder to upload.",
         )));
     }
     let existing = match state
