@@ -500,7 +500,7 @@ async fn pages_escape_reflected_input(backend: Backend) {
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(!html.contains("<script>"), "{html}");
-    assert!(html.contains("/x&quot;&gt;&lt;script&gt;"), "{html}");
+    assert!(html.contains("/x&#34;&#62;&#60;script&#62;"), "{html}");
 
     let csrf = csrf_token(&app, "/login").await;
     let res = post_form(
@@ -518,7 +518,7 @@ async fn pages_escape_reflected_input(backend: Backend) {
     let html = res.text().await.unwrap();
     assert!(!html.contains("<img"), "{html}");
     assert!(
-        html.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"),
+        html.contains("&#34;&#62;&#60;img src=x onerror=alert(1)&#62;"),
         "{html}"
     );
 }
