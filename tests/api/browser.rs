@@ -360,6 +360,58 @@ async fn browser_walks_through_setup_template_workspace_token_connect(backend: B
     assert!(html.contains("/api/experimental/mcp/http"), "{html}");
     b.audit("connect").await;
 
+    // The home page: a dashboard in the layout.
+    b.go(&format!("{}/", app.url)).await;
+    assert!(b.source().await.contains("href=\"/deployment/users\""));
+    b.audit("home").await;
+
+    // An OAuth2 application made with the form; its secret is shown once, after a redirect, so
+    // reloading neither re-submits nor shows it again.
+    b.go(&format!("{}/deployment/oauth2-provider/apps", app.url))
+        .await;
+    b.audit("oauth2-apps").await;
+    b.type_into("#name", "Build bot").await;
+    b.type_into("#redirect_uris", "https://app.example.com/callback")
+        .await;
+    b.click("form[action=\"/deployment/oauth2-provider/apps\"] button[type=submit]")
+        .await;
+    let app_page = b
+        .wait_path(|p| p.starts_with("/deployment/oauth2-provider/apps/"))
+        .await;
+    b.audit("oauth2-app").await;
+    b.click("form[action$=\"/secrets\"] button").await;
+    b.wait_source("It will not be shown again.").await;
+    b.audit("oauth2-app-secret").await;
+    b.go(&format!("{}{app_page}", app.url)).await;
+    assert!(!b.source().await.contains("It will not be shown again."));
+
+    // The consent page for it, asking for a powerful scope.
+    let client_id = app_page.rsplit('/').next().unwrap();
+    let authorize = format!(
+        "{}/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcallback&code_challenge={}&code_challenge_method=S256&state=s&scope=user%3Aread%20workspaces%3Aexec",
+        app.url,
+        "a".repeat(43)
+    );
+    b.go(&authorize).await;
+    assert!(b.source().await.contains("Powerful permissions"));
+    b.audit("consent").await;
+    b.go(&format!("{}/settings/oauth2-provider", app.url)).await;
+    b.audit("authorized-apps").await;
+    b.go(&format!("{}/oauth2/device/verify", app.url)).await;
+    b.audit("device").await;
+
+    // Signed out, the same request asks to sign in to continue to the application.
+    b.click("header form button").await;
+    b.wait_path(|p| p == "/login").await;
+    b.audit("login").await;
+    b.go(&authorize).await;
+    b.wait_path(|p| p == "/login").await;
+    assert!(
+        b.source()
+            .await
+            .contains("Sign in to continue to <strong>Build bot</strong>")
+    );
+
     // A missing page is a page, with the layout.
     b.go(&format!("{}/no-such-page", app.url)).await;
     assert!(b.source().await.contains("Page not found"));

@@ -58,7 +58,7 @@ async fn show(
         Err(page) => return *page,
     };
     let Some(typed) = typed else {
-        return code_form(None, StatusCode::OK);
+        return code_form(signed_in(&state, &headers, &me), None, StatusCode::OK);
     };
     match state
         .oauth
@@ -66,7 +66,7 @@ async fn show(
         .await
     {
         Ok(pending) => confirm_page(&state, &headers, &me, &pending, StatusCode::OK),
-        Err(failure) => failure_page(failure),
+        Err(failure) => failure_page(signed_in(&state, &headers, &me), failure),
     }
 }
 
@@ -74,6 +74,7 @@ async fn decide(
     _: OAuth2Pages,
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     SignedInForm { me, fields, .. }: SignedInForm,
 ) -> Response {
     let ip = ip.to_string();
@@ -83,7 +84,7 @@ async fn decide(
         .await
     {
         Ok(pending) => pending,
-        Err(failure) => return failure_page(failure),
+        Err(failure) => return failure_page(signed_in(&state, &headers, &me), failure),
     };
     let approved = fields.get("action") == "allow";
     if let Err(failure) = state
@@ -91,7 +92,7 @@ async fn decide(
         .decide_device(&pending, &me.user, approved, &ip)
         .await
     {
-        return failure_page(failure);
+        return failure_page(signed_in(&state, &headers, &me), failure);
     }
     let (title, message) = if approved {
         (
@@ -139,21 +140,36 @@ struct ConfirmPage<'a> {
 
 /// The form to type the code in; it is a GET to this page, so nothing changes until the user
 /// confirms on the next page.
-fn code_form(error: Option<&str>, status: StatusCode) -> Response {
+/// The layout for the signed-in user, with the CSRF cookie to set if the browser had none.
+fn signed_in(state: &AppState, headers: &HeaderMap, me: &Principal) -> (Chrome, Option<String>) {
+    Chrome::signed_in(me, headers, state.settings.secure_cookies(), "")
+}
+
+fn code_form(
+    (chrome, cookie): (Chrome, Option<String>),
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let page = CodePage {
-        chrome: Chrome::anonymous(),
+        chrome,
         title: "Connect a device",
         action: VERIFICATION_PATH,
         error,
     };
-    render(&page, status, &[])
+    render(&page, status, cookie.as_slice())
 }
 
-fn failure_page(failure: VerifyFailure) -> Response {
+fn failure_page(chrome: (Chrome, Option<String>), failure: VerifyFailure) -> Response {
     match failure {
-        VerifyFailure::Refused(message) => code_form(Some(&message), StatusCode::BAD_REQUEST),
+        VerifyFailure::Refused(message) => {
+            code_form(chrome, Some(&message), StatusCode::BAD_REQUEST)
+        }
         VerifyFailure::RateLimited(err) => {
-            let mut page = code_form(Some(&err.description), StatusCode::TOO_MANY_REQUESTS);
+            let mut page = code_form(
+                chrome,
+                Some(&err.description),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
             if let Some(secs) = err.retry_after {
                 page.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -180,7 +196,7 @@ fn confirm_page(
     pending: &PendingDevice,
     status: StatusCode,
 ) -> Response {
-    let (chrome, cookie) = Chrome::signed_in(me, headers, state.settings.secure_cookies(), "");
+    let (chrome, cookie) = signed_in(state, headers, me);
     let page = ConfirmPage {
         chrome,
         title: "Authorize device",
