@@ -135,7 +135,9 @@ struct ConfirmPage<'a> {
     username: &'a str,
     email: &'a str,
     builtin: bool,
+    /// (name, description) of the scopes asked for, the powerful ones apart.
     scopes: Vec<(&'static str, &'static str)>,
+    powerful: Vec<(&'static str, &'static str)>,
 }
 
 /// The form to type the code in; it is a GET to this page, so nothing changes until the user
@@ -212,6 +214,13 @@ fn confirm_page(
         scopes: pending
             .scopes
             .iter()
+            .filter(|s| !s.powerful())
+            .map(|s| (s.name(), s.description()))
+            .collect(),
+        powerful: pending
+            .scopes
+            .iter()
+            .filter(|s| s.powerful())
             .map(|s| (s.name(), s.description()))
             .collect(),
     };
