@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::chrome::{Chrome, render};
 use super::form::SignedInForm;
 use super::parts::When;
-use super::{OAuth2Pages, error_page, oauth2_page_user, see_other};
+use super::{OAuth2Pages, error_page, see_other, signed_in};
 use crate::domain::{ClientId, DomainError};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::service::{AuthorizedApp, UserSelector};
@@ -71,7 +71,7 @@ async fn show(
     query: Result<Query<Revoked>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let me = match oauth2_page_user(user, PAGE) {
+    let me = match signed_in(user, PAGE) {
         Ok(me) => me,
         Err(page) => return *page,
     };

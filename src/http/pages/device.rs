@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::chrome::{Chrome, render};
 use super::form::SignedInForm;
 use super::parts::message_page;
-use super::{OAuth2Pages, oauth2_page_user};
+use super::{OAuth2Pages, signed_in};
 use crate::domain::Principal;
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::oauth::device::{PendingDevice, VERIFICATION_PATH, VerifyFailure, display_user_code};
@@ -53,12 +53,12 @@ async fn show(
         ),
         None => VERIFICATION_PATH.to_owned(),
     };
-    let me = match oauth2_page_user(user, &back) {
+    let me = match signed_in(user, &back) {
         Ok(me) => me,
         Err(page) => return *page,
     };
     let Some(typed) = typed else {
-        return code_form(signed_in(&state, &headers, &me), None, StatusCode::OK);
+        return code_form(layout_for(&state, &headers, &me), None, StatusCode::OK);
     };
     match state
         .oauth
@@ -66,7 +66,7 @@ async fn show(
         .await
     {
         Ok(pending) => confirm_page(&state, &headers, &me, &pending, StatusCode::OK),
-        Err(failure) => failure_page(signed_in(&state, &headers, &me), failure),
+        Err(failure) => failure_page(layout_for(&state, &headers, &me), failure),
     }
 }
 
@@ -84,7 +84,7 @@ async fn decide(
         .await
     {
         Ok(pending) => pending,
-        Err(failure) => return failure_page(signed_in(&state, &headers, &me), failure),
+        Err(failure) => return failure_page(layout_for(&state, &headers, &me), failure),
     };
     let approved = fields.get("action") == "allow";
     if let Err(failure) = state
@@ -92,7 +92,7 @@ async fn decide(
         .decide_device(&pending, &me.user, approved, &ip)
         .await
     {
-        return failure_page(signed_in(&state, &headers, &me), failure);
+        return failure_page(layout_for(&state, &headers, &me), failure);
     }
     let (title, message) = if approved {
         (
@@ -143,7 +143,7 @@ struct ConfirmPage<'a> {
 /// The form to type the code in; it is a GET to this page, so nothing changes until the user
 /// confirms on the next page.
 /// The layout for the signed-in user, with the CSRF cookie to set if the browser had none.
-fn signed_in(state: &AppState, headers: &HeaderMap, me: &Principal) -> (Chrome, Option<String>) {
+fn layout_for(state: &AppState, headers: &HeaderMap, me: &Principal) -> (Chrome, Option<String>) {
     Chrome::signed_in(me, headers, state.settings.secure_cookies(), "")
 }
 
@@ -198,7 +198,7 @@ fn confirm_page(
     pending: &PendingDevice,
     status: StatusCode,
 ) -> Response {
-    let (chrome, cookie) = signed_in(state, headers, me);
+    let (chrome, cookie) = layout_for(state, headers, me);
     let page = ConfirmPage {
         chrome,
         title: "Authorize device",

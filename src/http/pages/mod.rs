@@ -82,12 +82,8 @@ impl FromRequestParts<AppState> for OAuth2Pages {
     }
 }
 
-/// The signed-in user of an OAuth2 page (behind [`OAuth2Pages`]), or the redirect to sign in
-/// and come back to `path`.
-pub(crate) fn oauth2_page_user(
-    user: Option<Principal>,
-    path: &str,
-) -> Result<Principal, Box<Response>> {
+/// The signed-in user of a page, or the redirect to sign in and come back to `path`.
+pub(crate) fn signed_in(user: Option<Principal>, path: &str) -> Result<Principal, Box<Response>> {
     user.ok_or_else(|| Box::new(sign_in_first(path)))
 }
 

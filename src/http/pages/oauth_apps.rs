@@ -16,7 +16,7 @@ use serde::Deserialize;
 use self::view::{AppForm, Detail, render_detail, render_list};
 use super::form::{FormPage, SignedInForm};
 use super::parts::message_page;
-use super::{OAuth2Pages, error_page, error_status, oauth2_page_user, see_other};
+use super::{OAuth2Pages, error_page, error_status, see_other, signed_in};
 use crate::domain::oauth::CimdPolicy;
 use crate::domain::{DomainError, Principal};
 use crate::http::cookies::read_cookie;
@@ -88,7 +88,7 @@ fn owners_only() -> Response {
 
 /// The owner behind a page request, or the response that stands in for the page.
 fn owner(user: Option<Principal>, path: &str) -> Result<Principal, Box<Response>> {
-    let me = oauth2_page_user(user, path)?;
+    let me = signed_in(user, path)?;
     if me.is_owner() {
         Ok(me)
     } else {

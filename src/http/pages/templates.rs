@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::chrome::{Chrome, render};
 use super::form::SignedInForm;
-use super::workspaces::signed_in;
+use super::signed_in;
 use super::{csrf, error_page, error_status, form_expired, see_other};
 use crate::domain::{
     DEFAULT_ORGANIZATION_NAME, DomainError, Principal, TemplateId, TemplateVersionId,

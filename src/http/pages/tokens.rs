@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::chrome::{COPY_SCRIPT, Chrome, allow_copy_script, render};
 use super::form::SignedInForm;
-use super::workspaces::signed_in;
+use super::signed_in;
 use super::{error_page, error_status, see_other};
 use crate::domain::{DomainError, Principal};
 use crate::http::cookies::read_cookie;

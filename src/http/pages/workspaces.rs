@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::chrome::{Chrome, render};
 use super::form::SignedInForm;
-use super::{error_page, error_status, see_other, sign_in_first};
+use super::{error_page, error_status, see_other, signed_in};
 use crate::domain::{
     BuildId, DomainError, FieldError, Page, ParameterValue, Principal, TemplateId, Transition,
     ZeroLimit,
@@ -34,11 +34,6 @@ pub fn routes() -> Router<AppState> {
 
 /// How long a restart waits for its stop before starting.
 const RESTART_WAIT: Duration = Duration::from_secs(60);
-
-/// The signed-in user, or a redirect to sign in and come back to `path`.
-pub(crate) fn signed_in(user: Option<Principal>, path: &str) -> Result<Principal, Box<Response>> {
-    user.ok_or_else(|| Box::new(sign_in_first(path)))
-}
 
 fn when(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
