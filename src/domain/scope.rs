@@ -48,6 +48,12 @@ impl Scope {
         }
     }
 
+    /// Whether the scope lets a client run code as the user or change what every workspace is
+    /// built from; consent pages set these apart under a warning.
+    pub fn powerful(self) -> bool {
+        matches!(self, Scope::WorkspacesExec | Scope::TemplatesWrite)
+    }
+
     pub fn parse(name: &str) -> Option<Scope> {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
@@ -117,6 +123,16 @@ impl FromIterator<Scope> for ScopeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_exec_and_template_writes_are_powerful() {
+        let powerful: Vec<&str> = Scope::ALL
+            .iter()
+            .filter(|s| s.powerful())
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(powerful, ["workspaces:exec", "templates:write"]);
+    }
 
     #[test]
     fn unknown_scopes_are_dropped_and_order_is_canonical() {

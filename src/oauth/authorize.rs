@@ -205,6 +205,25 @@ impl OAuthServer {
     }
 
     /// The registered client a UUID `client_id` names.
+    /// The name of the client behind `client_id`, for the sign-in page an authorization request
+    /// sends a visitor to: a registered application by its id, a client identified by a metadata
+    /// document by its URL (the request stored it before redirecting; nothing is fetched here).
+    /// `None` when the server does not know it.
+    pub async fn client_name(&self, client_id: &str) -> Option<String> {
+        let store = &self.inner.store;
+        let app = if super::cimd::is_document_url(client_id) {
+            let url = url::Url::parse(client_id).ok()?;
+            store
+                .get_oauth_app_by_metadata_url(url.as_str())
+                .await
+                .ok()??
+        } else {
+            let id = Uuid::parse_str(client_id).ok()?;
+            store.get_oauth_app(ClientId(id)).await.ok()??
+        };
+        Some(app.name)
+    }
+
     async fn registered_client(&self, raw_id: &str) -> Result<OAuthApp, AuthorizeFailure> {
         let unknown = || {
             page(

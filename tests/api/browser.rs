@@ -361,6 +361,42 @@ async fn browser_walks_through_the_dashboard(backend: Backend) {
     assert!(html.contains("/api/experimental/mcp/http"), "{html}");
     b.audit("connect").await;
 
+    // The home page: a dashboard in the layout.
+    b.go(&format!("{}/", app.url)).await;
+    assert!(b.source().await.contains("href=\"/deployment/users\""));
+    b.audit("home").await;
+
+    // An OAuth2 application made with the form; its secret is shown once, after a redirect, so
+    // reloading neither re-submits nor shows it again.
+    b.go(&format!("{}/deployment/oauth2-provider/apps", app.url))
+        .await;
+    b.audit("oauth2-apps").await;
+    b.type_into("#name", "Build bot").await;
+    b.type_into("#redirect_uris", "https://app.example.com/callback")
+        .await;
+    b.click("form[action=\"/deployment/oauth2-provider/apps\"] button[type=submit]")
+        .await;
+    let app_page = b
+        .wait_path(|p| p.starts_with("/deployment/oauth2-provider/apps/"))
+        .await;
+    b.audit("oauth2-app").await;
+    b.click("form[action$=\"/secrets\"] button").await;
+    b.wait_source("It will not be shown again.").await;
+    b.audit("oauth2-app-secret").await;
+    b.go(&format!("{}{app_page}", app.url)).await;
+    assert!(!b.source().await.contains("It will not be shown again."));
+
+    // The consent page for it, asking for a powerful scope.
+    let client_id = app_page.rsplit('/').next().unwrap();
+    let authorize = format!(
+        "{}/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcallback&code_challenge={}&code_challenge_method=S256&state=s&scope=user%3Aread%20workspaces%3Aexec",
+        app.url,
+        "a".repeat(43)
+    );
+    b.go(&authorize).await;
+    assert!(b.source().await.contains("Powerful permissions"));
+    b.audit("consent").await;
+
     // An AI agent connects: it registers itself as claude.ai does (its callback a page on this
     // machine), the user consents in the browser, and the client exchanges the code.
     let callback = Callback::start().await;
@@ -372,12 +408,11 @@ async fn browser_walks_through_the_dashboard(backend: Backend) {
         }))
         .await;
     let req = AuthRequest::for_client(&client);
-    let authorize =
+    let claude_authorize =
         reqwest::Url::parse_with_params(&format!("{}/oauth2/authorize", app.url), req.query())
             .unwrap();
-    b.go(authorize.as_str()).await;
+    b.go(claude_authorize.as_str()).await;
     b.wait_source("value=\"allow\"").await;
-    b.audit("consent").await;
     b.click("button[value=allow]").await;
     b.wait_path(|p| p == "/callback").await;
     let code = b
@@ -400,6 +435,20 @@ async fn browser_walks_through_the_dashboard(backend: Backend) {
     b.wait_source("Revoked access for Claude").await;
     let res = app.refresh_tokens(&client, refresh).await;
     assert_eq!(res.status(), reqwest::StatusCode::BAD_REQUEST);
+    b.go(&format!("{}/oauth2/device/verify", app.url)).await;
+    b.audit("device").await;
+
+    // Signed out, the same request asks to sign in to continue to the application.
+    b.click("header form button").await;
+    b.wait_path(|p| p == "/login").await;
+    b.audit("login").await;
+    b.go(&authorize).await;
+    b.wait_path(|p| p == "/login").await;
+    assert!(
+        b.source()
+            .await
+            .contains("Sign in to continue to <strong>Build bot</strong>")
+    );
 
     // A missing page is a page, with the layout.
     b.go(&format!("{}/no-such-page", app.url)).await;

@@ -102,6 +102,23 @@ fn claims(access: &str) -> Value {
 async fn play(app: &TestApp, owner: &str, docs: &DocServer, id: &str, redirect: &str, name: &str) {
     let mut req = request(id, redirect);
     req.resource = Some(app.url(MCP_PATH));
+    // Signed out, the request sends the visitor to sign in, which names the client.
+    let res = app.authorize_get(None, &req).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let login = res.headers()["location"].to_str().unwrap().to_owned();
+    let html = app
+        .client
+        .get(app.url(&login))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("Sign in to continue to <strong>{name}</strong>")),
+        "{html}"
+    );
     let page = app.authorize_get(Some(owner), &req).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();

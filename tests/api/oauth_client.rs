@@ -91,10 +91,18 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')?;
+    // Named entities, and the numeric ones askama writes.
     Some(
         html[start..start + end]
+            .replace("&quot;", "\"")
+            .replace("&#34;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&#60;", "<")
+            .replace("&gt;", ">")
+            .replace("&#62;", ">")
             .replace("&amp;", "&")
-            .replace("&quot;", "\""),
+            .replace("&#38;", "&"),
     )
 }
 

@@ -333,6 +333,33 @@ async fn verification_page_approves_after_sign_in(backend: Backend) {
         .await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
     assert!(again.text().await.unwrap().contains("already used"));
+    assert!(!html.contains("Powerful permissions"), "{html}");
+
+    // A request for a powerful scope shows it apart, under a warning.
+    let res = app
+        .device_request(&[
+            ("client_id", &client.id),
+            ("scope", "user:read workspaces:exec"),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let code = json_body(res).await["user_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let html = browser.page(&verify_path(&code)).await;
+    let (ordinary, powerful) = html
+        .split_once("<h2 id=\"powerful-heading\">Powerful permissions</h2>")
+        .expect("the warning heading");
+    assert!(ordinary.contains("<strong>user:read</strong>"), "{html}");
+    assert!(
+        !ordinary.contains("<strong>workspaces:exec</strong>"),
+        "{html}"
+    );
+    assert!(
+        powerful.contains("<strong>workspaces:exec</strong>"),
+        "{html}"
+    );
 }
 
 async fn verification_page_denies(backend: Backend) {

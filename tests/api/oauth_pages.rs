@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, TestApp, assert_page_headers, cookie_value, json_body, location, set_cookie_named,
+    Backend, TestApp, assert_page_headers, cookie_attributes, cookie_value, json_body, location,
+    set_cookie_named,
 };
-use crate::oauth_client::{CLAUDE_CALLBACK, hidden_field};
+use crate::oauth_client::{AuthRequest, CLAUDE_CALLBACK, Pkce, hidden_field};
 
 both_backends!(
     owner_manages_apps_through_the_pages,
@@ -22,6 +23,11 @@ both_backends!(
     user_revokes_an_authorized_app,
     authorized_page_escapes_app_names,
     pages_answer_404_without_the_oauth2_experiment,
+    app_form_round_trips_grant_types,
+    the_builtin_cli_is_listed_read_only,
+    sign_in_names_the_application_asking,
+    consent_sets_powerful_scopes_apart_and_shows_https_icons,
+    home_page_links_by_role,
 );
 
 const APPS: &str = "/deployment/oauth2-provider/apps";
@@ -58,11 +64,20 @@ impl<'a> Browser<'a> {
     }
 
     pub(crate) async fn get(&mut self, path: &str) -> Response {
+        self.get_with_cookie(path, None).await
+    }
+
+    /// A GET that also sends `extra` (`name=value`), a cookie a page set for itself.
+    pub(crate) async fn get_with_cookie(&mut self, path: &str, extra: Option<&str>) -> Response {
+        let mut cookie = self.cookie();
+        if let Some(extra) = extra {
+            cookie = format!("{cookie}; {extra}");
+        }
         let res = self
             .app
             .client
             .get(self.app.url(path))
-            .header("Cookie", self.cookie())
+            .header("Cookie", cookie)
             .send()
             .await
             .unwrap();
@@ -173,6 +188,32 @@ async fn secret_works(app: &TestApp, client_id: &str, secret: &str) -> bool {
         .await
         .unwrap();
     res.status() == StatusCode::OK
+}
+
+/// Whether the token endpoint authenticates the client with `secret` sent as a form field
+/// (`client_secret_post`): a bogus code is then `invalid_grant`, a bad secret `invalid_client`.
+async fn token_endpoint_accepts(app: &TestApp, client_id: &str, secret: &str) -> bool {
+    let res = app
+        .client
+        .post(app.url("/oauth2/tokens"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "not-a-code"),
+            ("code_verifier", &"v".repeat(43)),
+            ("redirect_uri", "https://app.example.com/callback"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    match body["error"].as_str() {
+        Some("invalid_grant") => true,
+        Some("invalid_client") => false,
+        other => panic!("{status}: {other:?} {body}"),
+    }
 }
 
 async fn owner_manages_apps_through_the_pages(backend: Backend) {
@@ -305,9 +346,36 @@ async fn owner_sees_a_new_secret_exactly_once_and_deletes_it(backend: Backend) {
     let html = browser.page(&page).await;
     assert!(html.contains("No secrets yet"), "{html}");
 
+    // Post/redirect/get: the POST answers 303 and hands the secret to the page in a short-lived
+    // cookie scoped to it, so a reload neither re-submits nor lands on a POST-only URL.
     let res = browser.post(&format!("{page}/secrets"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{page}?done=secret-created"));
+    let flash = set_cookie_named(&res, "coder_new_client_secret").expect("the flash cookie");
+    let attrs = cookie_attributes(&flash);
+    for attr in [
+        "httponly",
+        "samesite=strict",
+        &format!("path={page}").to_lowercase(),
+    ] {
+        assert!(attrs.contains(&attr.to_owned()), "{attr}: {flash}");
+    }
+    assert!(
+        attrs
+            .iter()
+            .any(|a| a.starts_with("max-age=") && a != "max-age=0"),
+        "{flash}"
+    );
+    let flash = format!("coder_new_client_secret={}", cookie_value(&flash));
+    let res = browser.get_with_cookie(location(&res), Some(&flash)).await;
     assert_eq!(res.status(), StatusCode::OK);
+    let cleared = set_cookie_named(&res, "coder_new_client_secret").expect("cleared");
+    assert!(
+        cookie_attributes(&cleared).contains(&"max-age=0".to_owned()),
+        "{cleared}"
+    );
     let html = res.text().await.unwrap();
+    assert!(html.contains("Secret created."), "{html}");
     assert!(html.contains("It will not be shown again."), "{html}");
     let shown = html
         .split("<div class=\"secret\"")
@@ -321,6 +389,8 @@ async fn owner_sees_a_new_secret_exactly_once_and_deletes_it(backend: Backend) {
         .to_owned();
     assert!(secret.len() >= 20, "{secret}");
     assert!(secret_works(&app, &id, &secret).await);
+    assert!(token_endpoint_accepts(&app, &id, &secret).await);
+    assert!(!token_endpoint_accepts(&app, &id, "wrong-secret-0123456789").await);
 
     let secrets = api_secrets(&app, &owner, &id).await;
     assert_eq!(secrets.len(), 1);
@@ -332,7 +402,7 @@ async fn owner_sees_a_new_secret_exactly_once_and_deletes_it(backend: Backend) {
     assert!(html.contains(&truncated));
 
     // Never again: the page lists only the truncated form.
-    let html = browser.page(&page).await;
+    let html = browser.page(&format!("{page}?done=secret-created")).await;
     assert!(!html.contains(&secret), "the full secret was shown twice");
     assert!(!html.contains("It will not be shown again."));
     assert!(html.contains(&truncated), "{html}");
@@ -370,7 +440,7 @@ async fn app_forms_show_validation_errors(backend: Backend) {
     assert!(html.contains("class=\"field-error\">not a url:"), "{html}");
     assert!(html.contains("Unknown scopes: nonsense"), "{html}");
     // What was typed is kept, escaped.
-    assert!(html.contains("value=\"Kept &lt;name&gt;\""), "{html}");
+    assert!(html.contains("value=\"Kept &#60;name&#62;\""), "{html}");
     assert!(html.contains(">not a url</textarea>"), "{html}");
     assert!(api_apps(&app, &owner).await.is_empty());
 
@@ -574,7 +644,7 @@ async fn authorized_page_escapes_app_names(backend: Backend) {
     ] {
         let html = browser.page(&path).await;
         assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
             "{path}: {html}"
         );
         assert!(!html.contains(evil), "{path}: {html}");
@@ -594,7 +664,7 @@ async fn authorized_page_escapes_app_names(backend: Backend) {
     );
     let html = browser.page(to).await;
     assert!(
-        html.contains("Revoked access for &lt;script&gt;alert(1)&lt;/script&gt;."),
+        html.contains("Revoked access for &#60;script&#62;alert(1)&#60;/script&#62;."),
         "{html}"
     );
     assert!(!html.contains(evil), "{html}");
@@ -612,8 +682,10 @@ async fn pages_answer_404_without_the_oauth2_experiment(backend: Backend) {
     // Visitors too: the pages do not exist, so there is nothing to sign in for.
     let res = Browser::new(&app, None).get(AUTHORIZED).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // The home page's own links: the header's navigation is the layout's.
     let html = browser.page("/").await;
-    assert!(!html.contains("oauth2-provider"), "{html}");
+    let main = html.split("<main").nth(1).expect("the main element");
+    assert!(!main.contains("oauth2-provider"), "{main}");
 }
 
 async fn owner_sets_the_metadata_document_policy(backend: Backend) {
@@ -683,4 +755,300 @@ async fn owner_sets_the_metadata_document_policy(backend: Backend) {
         meta.get("client_id_metadata_document_supported").is_none(),
         "{meta}"
     );
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const CLI_ID: &str = "c0de0c11-0000-4000-8000-000000000001";
+
+async fn api_app(app: &TestApp, owner: &str, id: &str) -> Value {
+    let res = app
+        .get(&format!("/api/v2/oauth2-provider/apps/{id}"), Some(owner))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    json_body(res).await
+}
+
+/// Whether the page has the grant checkbox `value`, ticked or not.
+fn grant_box(html: &str, value: &str) -> Option<bool> {
+    let marker = format!("name=\"grant_type\" value=\"{value}\"");
+    let at = html.find(&marker)? + marker.len();
+    Some(html[at..].starts_with(" checked"))
+}
+
+async fn app_form_round_trips_grant_types(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+
+    // A new application starts with the API's default grants ticked.
+    let html = browser.page(APPS).await;
+    assert_eq!(grant_box(&html, "authorization_code"), Some(true), "{html}");
+    assert_eq!(grant_box(&html, "refresh_token"), Some(true), "{html}");
+    assert_eq!(grant_box(&html, DEVICE_GRANT), Some(false), "{html}");
+
+    // A device-only application needs no redirect URI.
+    let res = browser
+        .post(
+            APPS,
+            &[
+                ("name", "Headless"),
+                ("redirect_uris", ""),
+                ("grant_types_shown", "1"),
+                ("grant_type", DEVICE_GRANT),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let id = location(&res)
+        .strip_prefix(&format!("{APPS}/"))
+        .and_then(|rest| rest.strip_suffix("?done=created"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        api_app(&app, &owner, &id).await["grant_types"],
+        json!([DEVICE_GRANT])
+    );
+    let page = format!("{APPS}/{id}");
+    let html = browser.page(&page).await;
+    assert_eq!(grant_box(&html, DEVICE_GRANT), Some(true), "{html}");
+    assert_eq!(
+        grant_box(&html, "authorization_code"),
+        Some(false),
+        "{html}"
+    );
+    assert_eq!(grant_box(&html, "refresh_token"), Some(false), "{html}");
+
+    // Edited to the browser grants, which need a redirect URI.
+    let res = browser
+        .post(
+            &page,
+            &[
+                ("name", "Headless"),
+                ("redirect_uris", "https://app.example.com/callback"),
+                ("grant_types_shown", "1"),
+                ("grant_type", "authorization_code"),
+                ("grant_type", "refresh_token"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        api_app(&app, &owner, &id).await["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    let html = browser.page(&page).await;
+    assert_eq!(grant_box(&html, "authorization_code"), Some(true), "{html}");
+    assert_eq!(grant_box(&html, DEVICE_GRANT), Some(false), "{html}");
+
+    // No box ticked is refused, under the boxes, and nothing changes.
+    let res = browser
+        .post(
+            &page,
+            &[
+                ("name", "Headless"),
+                ("redirect_uris", "https://app.example.com/callback"),
+                ("grant_types_shown", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("class=\"field-error\">Choose authorization_code"),
+        "{html}"
+    );
+    assert_eq!(
+        api_app(&app, &owner, &id).await["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+}
+
+async fn the_builtin_cli_is_listed_read_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let mut browser = Browser::new(&app, Some(&owner));
+    let html = browser.page(APPS).await;
+    let builtin = html
+        .split("<h2>Built into the server</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("<h2>").next())
+        .expect("the built-in section");
+    assert!(
+        builtin.contains("Coder CLI") && builtin.contains(CLI_ID),
+        "{builtin}"
+    );
+    assert!(builtin.contains(DEVICE_GRANT), "{builtin}");
+    // Nothing to open, edit or delete; the owners' own list stays empty.
+    assert!(
+        !builtin.contains("<a ") && !builtin.contains("<form"),
+        "{builtin}"
+    );
+    assert!(html.contains("No applications yet."), "{html}");
+    // Its page, reached by id, offers no forms either.
+    let html = browser.page(&format!("{APPS}/{CLI_ID}")).await;
+    assert!(html.contains("built into the server"), "{html}");
+    for form in ["Save changes", "Delete application", "Create secret"] {
+        assert!(!html.contains(form), "{form}: {html}");
+    }
+}
+
+async fn sign_in_names_the_application_asking(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_owner().await;
+    let client = app.register_claude().await;
+    let res = app
+        .authorize_get(None, &AuthRequest::for_client(&client))
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let login = location(&res).to_owned();
+    assert!(login.starts_with("/login?redirect="), "{login}");
+    let res = app.client.get(app.url(&login)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Sign in to continue to <strong>claudeai</strong>."),
+        "{html}"
+    );
+    // An unknown client, or no authorization request at all: the plain words.
+    for redirect in [
+        "/oauth2/authorize%3Fclient_id%3D0b9e3c3e-7a4f-4c1e-9a8e-0c9d2d6f1a11",
+        "/workspaces",
+    ] {
+        let res = app
+            .client
+            .get(app.url(&format!("/login?redirect={redirect}")))
+            .send()
+            .await
+            .unwrap();
+        let html = res.text().await.unwrap();
+        assert!(!html.contains("Sign in to continue to"), "{html}");
+        assert!(
+            html.contains("Sign in to your Coder account to continue."),
+            "{html}"
+        );
+    }
+}
+
+/// An owner-made application with `icon`, and the consent page asking it for `scope`.
+async fn consent_page(app: &TestApp, owner: &str, icon: &str, scope: &str) -> Response {
+    let res = app
+        .post_json(
+            "/api/v2/oauth2-provider/apps",
+            Some(owner),
+            &json!({
+                "name": "Iconic",
+                "redirect_uris": ["https://app.example.com/callback"],
+                "icon": icon,
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = json_body(res).await["id"].as_str().unwrap().to_owned();
+    let req = AuthRequest {
+        client_id: id,
+        redirect_uri: Some("https://app.example.com/callback".into()),
+        scope: Some(scope.into()),
+        resource: None,
+        state: Some("s".into()),
+        pkce: Pkce::new(),
+    };
+    let res = app.authorize_get(Some(owner), &req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res
+}
+
+async fn consent_sets_powerful_scopes_apart_and_shows_https_icons(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+
+    let res = consent_page(
+        &app,
+        &owner,
+        "https://app.example.com/icon.png",
+        "user:read workspaces:exec templates:write",
+    )
+    .await;
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("img-src 'self' https:;"), "{csp}");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(
+            "<img class=\"app-icon\" src=\"https://app.example.com/icon.png\" alt=\"Iconic icon\""
+        ),
+        "{html}"
+    );
+    let (ordinary, powerful) = html
+        .split_once("<h2 id=\"powerful-heading\">Powerful permissions</h2>")
+        .expect("the warning heading");
+    assert!(ordinary.contains("<strong>user:read</strong>"), "{html}");
+    for scope in ["workspaces:exec", "templates:write"] {
+        let item = format!("<strong>{scope}</strong>");
+        assert!(!ordinary.contains(&item), "{scope}: {html}");
+        assert!(powerful.contains(&item), "{scope}: {html}");
+    }
+    assert!(!powerful.contains("<strong>user:read</strong>"), "{html}");
+
+    // Ordinary scopes only: no warning. A plain-http icon is not shown.
+    let html = consent_page(
+        &app,
+        &owner,
+        "http://app.example.com/icon.png",
+        "user:read workspaces:read",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(!html.contains("Powerful permissions"), "{html}");
+    assert!(!html.contains("<img"), "{html}");
+    assert!(html.contains("<strong>workspaces:read</strong>"), "{html}");
+}
+
+async fn home_page_links_by_role(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let bob = app.create_member(&owner, "bob").await;
+    let main = |html: String| html.split("<main").nth(1).expect("main").to_owned();
+
+    let html = main(Browser::new(&app, Some(&owner)).page("/").await);
+    assert!(html.contains(&app.url), "the access URL: {html}");
+    for link in [
+        "/workspaces",
+        "/templates",
+        "/connect",
+        "/settings/tokens",
+        "/settings/oauth2-provider",
+        "/deployment/oauth2-provider/apps",
+        "/deployment/users",
+        "/audit",
+        "/deployment/general",
+    ] {
+        assert!(html.contains(&format!("href=\"{link}\"")), "{link}: {html}");
+    }
+
+    let html = main(Browser::new(&app, Some(&bob)).page("/").await);
+    assert!(html.contains("Signed in as <strong>bob</strong>"), "{html}");
+    for link in [
+        "/workspaces",
+        "/connect",
+        "/settings/tokens",
+        "/settings/oauth2-provider",
+    ] {
+        assert!(html.contains(&format!("href=\"{link}\"")), "{link}: {html}");
+    }
+    for link in [
+        "/templates",
+        "/deployment/oauth2-provider/apps",
+        "/deployment/users",
+        "/audit",
+        "/deployment/general",
+    ] {
+        assert!(
+            !html.contains(&format!("href=\"{link}\"")),
+            "{link}: {html}"
+        );
+    }
 }

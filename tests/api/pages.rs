@@ -20,6 +20,7 @@ both_backends!(
     login_form_is_rate_limited,
     pages_escape_reflected_input,
     logout_form_ends_the_session,
+    signed_in_forms_send_visitors_to_sign_in_and_expired_forms_back,
 );
 
 const CSRF_COOKIE: &str = "coder_csrf";
@@ -500,7 +501,7 @@ async fn pages_escape_reflected_input(backend: Backend) {
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(!html.contains("<script>"), "{html}");
-    assert!(html.contains("/x&quot;&gt;&lt;script&gt;"), "{html}");
+    assert!(html.contains("/x&#34;&#62;&#60;script&#62;"), "{html}");
 
     let csrf = csrf_token(&app, "/login").await;
     let res = post_form(
@@ -518,7 +519,7 @@ async fn pages_escape_reflected_input(backend: Backend) {
     let html = res.text().await.unwrap();
     assert!(!html.contains("<img"), "{html}");
     assert!(
-        html.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"),
+        html.contains("&#34;&#62;&#60;img src=x onerror=alert(1)&#62;"),
         "{html}"
     );
 }
@@ -574,4 +575,64 @@ async fn logout_form_ends_the_session(backend: Backend) {
     assert_eq!(me(token.clone()).await, StatusCode::UNAUTHORIZED);
     let res = get_page(&app, "/", Some(&format!("{SESSION_COOKIE}={token}"))).await;
     assert_eq!(location(&res), "/login");
+}
+
+/// Every signed-in form post shares one preamble: a visitor is sent to sign in and back to the
+/// page the form was on (not to the POST-only action), a missing CSRF token answers the "form
+/// expired" page linking back to that page.
+async fn signed_in_forms_send_visitors_to_sign_in_and_expired_forms_back(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let id = "0b9e3c3e-7a4f-4c1e-9a8e-0c9d2d6f1a11";
+    let apps = "/deployment/oauth2-provider/apps";
+    for (action, page) in [
+        ("/settings/tokens".to_owned(), "/settings/tokens".to_owned()),
+        (
+            format!("/settings/tokens/{id}/delete"),
+            "/settings/tokens".to_owned(),
+        ),
+        (
+            format!("/workspaces/{id}/builds"),
+            format!("/workspaces/{id}"),
+        ),
+        (
+            format!("/templates/{id}/active"),
+            format!("/templates/{id}"),
+        ),
+        (format!("/templates/{id}/delete"), "/templates".to_owned()),
+        (
+            "/settings/oauth2-provider/revoke".to_owned(),
+            "/settings/oauth2-provider".to_owned(),
+        ),
+        (
+            "/deployment/oauth2-provider/settings".to_owned(),
+            apps.to_owned(),
+        ),
+        (format!("{apps}/{id}/secrets"), format!("{apps}/{id}")),
+        (
+            format!("{apps}/{id}/secrets/{id}/delete"),
+            format!("{apps}/{id}"),
+        ),
+        (format!("{apps}/{id}/delete"), apps.to_owned()),
+    ] {
+        let res = post_form(&app, &action, None, &[("name", "x")]).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{action}");
+        let back: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+        assert_eq!(
+            location(&res),
+            format!("/login?redirect={back}"),
+            "{action}"
+        );
+
+        let session = format!("{SESSION_COOKIE}={owner}");
+        let res = post_form(&app, &action, Some(&session), &[("name", "x")]).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{action}");
+        assert_html_page(&res);
+        let html = res.text().await.unwrap();
+        assert!(html.contains("Nothing was changed."), "{action}: {html}");
+        assert!(
+            html.contains(&format!("<a href=\"{page}\">Back</a>")),
+            "{action}: {html}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! `GET/POST /oauth2/authorize`: sign-in redirect, the consent page, and the user's decision.
 
+use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -9,8 +10,10 @@ use super::form::OAuthForm;
 use crate::domain::Principal;
 use crate::domain::redirect_uri;
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
-use crate::http::pages::layout::{content_security_policy, escape, hidden};
-use crate::http::pages::{csrf, respond, see_other};
+use crate::http::pages::chrome::{Chrome, render};
+use crate::http::pages::layout::content_security_policy;
+use crate::http::pages::parts::message_page;
+use crate::http::pages::{csrf, see_other};
 use crate::oauth::OAuthError;
 use crate::oauth::authorize::{AuthorizeFailure, AuthorizeParams, ValidatedAuthorization};
 use crate::web::AppState;
@@ -190,12 +193,36 @@ fn authorize_url(params: &AuthorizeParams) -> String {
 }
 
 fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<h1>{}</h1><p class=\"lead\">{}</p><p class=\"muted\">Close this window and start again from the application.</p>",
-        escape(title),
-        escape(message)
-    );
-    respond(status, title, &body, &[])
+    message_page(
+        status,
+        title,
+        message,
+        "Close this window and start again from the application.",
+        None,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    chrome: Chrome,
+    title: &'static str,
+    name: &'a str,
+    icon: Option<&'a str>,
+    error: Option<&'a str>,
+    username: &'a str,
+    email: &'a str,
+    /// (name, description) of the scopes asked for, the powerful ones apart.
+    scopes: Vec<(&'static str, &'static str)>,
+    powerful: Vec<(&'static str, &'static str)>,
+    destination: String,
+    /// For a client identified by a metadata document: the host that vouches for it and the
+    /// document's URL ("identified by", not "registered itself").
+    document: Option<(String, &'a str)>,
+    self_registered: bool,
+    /// Every redirect URI stays on this computer, where any local program may listen.
+    localhost_only: bool,
+    fields: Vec<(&'static str, String)>,
 }
 
 fn consent_page(
@@ -207,45 +234,40 @@ fn consent_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (token, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
+    let (chrome, cookie) = Chrome::signed_in(user, headers, state.settings.secure_cookies(), "");
     let app = &request.client.app;
-    let destination = redirect_uri::redirect_host(&request.client.redirect_uri);
-    let scopes: String = request
-        .scopes
-        .iter()
-        .map(|s| {
-            format!(
-                "<li><strong>{}</strong>: {}</li>",
-                escape(s.name()),
-                escape(s.description())
-            )
-        })
-        .collect();
-    let fields: String = params
-        .to_pairs()
-        .iter()
-        .map(|(k, v)| hidden(k, v))
-        .collect();
-    let caution = identity_notes(app);
-    let error = error
-        .map(|e| format!("<div class=\"error\" role=\"alert\">{}</div>", escape(e)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Authorize {name}</h1>{error}\
-         <p class=\"lead\"><strong>{name}</strong> wants to access your Coder account \
-         <strong>{username}</strong> ({email}).</p>\
-         <p>It will be able to:</p><ul class=\"plain\">{scopes}</ul>\
-         <p>After you decide, you will be sent to <strong>{destination}</strong>.</p>{caution}\
-         <form method=\"post\" action=\"/oauth2/authorize\">{csrf}{fields}\
-         <button type=\"submit\" name=\"action\" value=\"allow\">Allow</button> \
-         <button class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
-        name = escape(&app.name),
-        username = escape(&user.user.username),
-        email = escape(&user.user.email),
-        destination = escape(&destination),
-        csrf = hidden(csrf::FIELD, &token),
-    );
-    let mut response = respond(status, "Authorize application", &body, cookie.as_slice());
+    let scope = |s: &crate::domain::Scope| (s.name(), s.description());
+    let page = ConsentPage {
+        chrome,
+        title: "Authorize application",
+        name: &app.name,
+        icon: https_icon(app),
+        error,
+        username: &user.user.username,
+        email: &user.user.email,
+        scopes: request
+            .scopes
+            .iter()
+            .filter(|s| !s.powerful())
+            .map(|s| scope(&s))
+            .collect(),
+        powerful: request
+            .scopes
+            .iter()
+            .filter(|s| s.powerful())
+            .map(|s| scope(&s))
+            .collect(),
+        destination: redirect_uri::redirect_host(&request.client.redirect_uri),
+        document: app
+            .metadata_document_url
+            .as_deref()
+            .map(|url| (redirect_uri::redirect_host(url), url)),
+        self_registered: app.dynamically_registered,
+        localhost_only: !app.redirect_uris.is_empty()
+            && app.redirect_uris.iter().all(|u| is_localhost(u)),
+        fields: params.to_pairs(),
+    };
+    let mut response = render(&page, status, cookie.as_slice());
     // The form's POST answers with a redirect to the client, which CSP `form-action` also
     // governs, so that destination is allowed alongside this site.
     let csp = content_security_policy(Some(&form_action_source(&request.client.redirect_uri)));
@@ -266,31 +288,12 @@ fn form_action_source(uri: &str) -> String {
     }
 }
 
-/// What the consent page says about who the client is: for a client identified by a metadata
-/// document, the host that vouches for it ("identified by"), not "registered itself"; and a
-/// warning when every redirect URI stays on this computer, where any local program may listen.
-fn identity_notes(app: &crate::domain::OAuthApp) -> String {
-    let mut notes = match &app.metadata_document_url {
-        Some(url) => format!(
-            "<p class=\"muted\">This application is identified by <strong>{host}</strong>: Coder \
-             read its details from <code>{url}</code>. Allow it only if you started this \
-             connection and trust {host}.</p>",
-            host = escape(&redirect_uri::redirect_host(url)),
-            url = escape(url),
-        ),
-        None if app.dynamically_registered => "<p class=\"muted\">This application registered \
-            itself with Coder. Allow it only if you started this connection and trust it.</p>"
-            .to_owned(),
-        None => String::new(),
-    };
-    if !app.redirect_uris.is_empty() && app.redirect_uris.iter().all(|u| is_localhost(u)) {
-        notes.push_str(
-            "<p class=\"warning\" role=\"note\">This application only sends you back to \
-             <strong>localhost</strong>, a program on your own computer. Allow it only if you \
-             started it on this computer yourself.</p>",
-        );
-    }
-    notes
+/// The application's icon, shown only from an https URL: the page's CSP allows `img-src https:`,
+/// and a plain-http image would be mixed content that anyone on the path could swap.
+fn https_icon(app: &crate::domain::OAuthApp) -> Option<&str> {
+    [app.icon.as_str(), app.logo_uri.as_str()]
+        .into_iter()
+        .find(|u| url::Url::parse(u).is_ok_and(|u| u.scheme() == "https"))
 }
 
 fn is_localhost(uri: &str) -> bool {

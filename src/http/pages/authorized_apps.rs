@@ -1,19 +1,20 @@
 //! `/settings/oauth2-provider`: the applications a user authorized, what each may do, and a
 //! button to take that access back.
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use askama::Template;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::layout::{escape, hidden, notice_box, post_form, time};
-use super::{
-    csrf, csrf_checked, error_page, form_expired, oauth2_page_user, respond_wide, see_other,
-};
+use super::chrome::{Chrome, render};
+use super::form::SignedInForm;
+use super::parts::When;
+use super::{OAuth2Pages, error_page, see_other, signed_in};
 use crate::domain::{ClientId, DomainError};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::service::{AuthorizedApp, UserSelector};
@@ -33,13 +34,44 @@ struct Revoked {
     revoked: Option<String>,
 }
 
+#[derive(Template)]
+#[template(path = "authorized_apps.html")]
+struct AuthorizedAppsPage {
+    chrome: Chrome,
+    title: &'static str,
+    revoke: &'static str,
+    notice: Option<String>,
+    apps: Vec<AppItem>,
+}
+
+struct AppItem {
+    id: String,
+    name: String,
+    authorized: When,
+    used: When,
+    scopes: Vec<&'static str>,
+}
+
+impl From<&AuthorizedApp> for AppItem {
+    fn from(entry: &AuthorizedApp) -> Self {
+        AppItem {
+            id: entry.app.id.to_string(),
+            name: entry.app.name.clone(),
+            authorized: When::of(&entry.authorized_at),
+            used: When::of(&entry.last_used_at),
+            scopes: entry.scopes.iter().map(|s| s.description()).collect(),
+        }
+    }
+}
+
 async fn show(
+    _: OAuth2Pages,
     State(state): State<AppState>,
     MaybeBrowserUser(user): MaybeBrowserUser,
     query: Result<Query<Revoked>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let me = match oauth2_page_user(&state, user, PAGE) {
+    let me = match signed_in(user, PAGE) {
         Ok(me) => me,
         Err(page) => return *page,
     };
@@ -55,67 +87,24 @@ async fn show(
         let name: String = name.chars().take(64).collect();
         format!("Revoked access for {name}. Its tokens no longer work.")
     });
-    let (token, cookie) = csrf::token_for(&headers, state.settings.secure_cookies());
-    let list = if apps.is_empty() {
-        "<p class=\"muted\">You have not authorized any applications.</p>".to_owned()
-    } else {
-        apps.iter().map(|a| app_item(a, &token)).collect()
+    let (chrome, cookie) =
+        Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "account");
+    let page = AuthorizedAppsPage {
+        chrome,
+        title: "Authorized applications",
+        revoke: REVOKE,
+        notice,
+        apps: apps.iter().map(AppItem::from).collect(),
     };
-    let body = format!(
-        "<nav class=\"crumbs\"><a href=\"/\">Home</a></nav>\
-         <h1>Authorized applications</h1><p class=\"lead\">Applications you allowed to act on your \
-         Coder account. Revoking access signs the application out at once.</p>{notice}{list}",
-        notice = notice_box(notice.as_deref()),
-    );
-    respond_wide(
-        StatusCode::OK,
-        "Authorized applications",
-        &body,
-        cookie.as_slice(),
-    )
-}
-
-fn app_item(entry: &AuthorizedApp, token: &str) -> String {
-    let scopes: String = entry
-        .scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", escape(s.description())))
-        .collect();
-    let scopes = if scopes.is_empty() {
-        "<p class=\"muted\">It holds no permissions.</p>".to_owned()
-    } else {
-        format!("<p>It can:</p><ul class=\"plain\">{scopes}</ul>")
-    };
-    format!(
-        "<section class=\"item\"><h2>{name}</h2>\
-         <p class=\"muted\">Authorized {authorized} · last used {used}</p>{scopes}{revoke}</section>",
-        name = escape(&entry.app.name),
-        authorized = time(&entry.authorized_at),
-        used = time(&entry.last_used_at),
-        revoke = post_form(
-            REVOKE,
-            token,
-            &hidden("app_id", &entry.app.id.to_string()),
-            "Revoke access",
-            "danger",
-        ),
-    )
+    render(&page, StatusCode::OK, cookie.as_slice())
 }
 
 async fn revoke(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    SignedInForm { me, fields, .. }: SignedInForm,
 ) -> Response {
-    let me = match oauth2_page_user(&state, user, PAGE) {
-        Ok(me) => me,
-        Err(page) => return *page,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(PAGE);
-    };
     let not_found = || DomainError::NotFound("You have not authorized this application.".into());
     let Ok(app) = Uuid::parse_str(fields.get("app_id")).map(ClientId) else {
         return error_page(&not_found(), PAGE);

@@ -10,7 +10,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::chrome::{COPY_SCRIPT, Chrome, allow_copy_script, render};
-use super::workspaces::signed_in;
+use super::signed_in;
 use crate::domain::Experiment;
 use crate::http::extract::MaybeBrowserUser;
 use crate::oauth::resource::MCP_PATH;

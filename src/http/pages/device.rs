@@ -3,16 +3,19 @@
 //! `verification_uri_complete`, which fills it in), see which application asks and for what,
 //! and allow or deny it. The form is protected as the consent page is.
 
+use askama::Template;
 use axum::Router;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::layout::{escape, hidden};
-use super::{csrf, csrf_checked, form_expired, oauth2_page_user, respond};
+use super::chrome::{Chrome, render};
+use super::form::SignedInForm;
+use super::parts::message_page;
+use super::{OAuth2Pages, signed_in};
 use crate::domain::Principal;
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::oauth::device::{PendingDevice, VERIFICATION_PATH, VerifyFailure, display_user_code};
@@ -28,6 +31,7 @@ struct CodeQuery {
 }
 
 async fn show(
+    _: OAuth2Pages,
     State(state): State<AppState>,
     MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
@@ -49,12 +53,12 @@ async fn show(
         ),
         None => VERIFICATION_PATH.to_owned(),
     };
-    let me = match oauth2_page_user(&state, user, &back) {
+    let me = match signed_in(user, &back) {
         Ok(me) => me,
         Err(page) => return *page,
     };
     let Some(typed) = typed else {
-        return code_form(None, StatusCode::OK);
+        return code_form(layout_for(&state, &headers, &me), None, StatusCode::OK);
     };
     match state
         .oauth
@@ -62,24 +66,17 @@ async fn show(
         .await
     {
         Ok(pending) => confirm_page(&state, &headers, &me, &pending, StatusCode::OK),
-        Err(failure) => failure_page(failure),
+        Err(failure) => failure_page(layout_for(&state, &headers, &me), failure),
     }
 }
 
 async fn decide(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    SignedInForm { me, fields, .. }: SignedInForm,
 ) -> Response {
-    let me = match oauth2_page_user(&state, user, VERIFICATION_PATH) {
-        Ok(me) => me,
-        Err(page) => return *page,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(VERIFICATION_PATH);
-    };
     let ip = ip.to_string();
     let pending = match state
         .oauth
@@ -87,7 +84,7 @@ async fn decide(
         .await
     {
         Ok(pending) => pending,
-        Err(failure) => return failure_page(failure),
+        Err(failure) => return failure_page(layout_for(&state, &headers, &me), failure),
     };
     let approved = fields.get("action") == "allow";
     if let Err(failure) = state
@@ -95,51 +92,86 @@ async fn decide(
         .decide_device(&pending, &me.user, approved, &ip)
         .await
     {
-        return failure_page(failure);
+        return failure_page(layout_for(&state, &headers, &me), failure);
     }
-    let (title, body) = if approved {
+    let (title, message) = if approved {
         (
             "Device connected",
             format!(
-                "<h1>Device connected</h1><p class=\"lead\"><strong>{}</strong> can now access \
-                 your Coder account. Return to your device.</p>",
-                escape(&pending.app.name)
+                "{} can now access your Coder account. Return to your device.",
+                pending.app.name
             ),
         )
     } else {
         (
             "Request denied",
             format!(
-                "<h1>Request denied</h1><p class=\"lead\"><strong>{}</strong> was not given \
-                 access. You can close this window.</p>",
-                escape(&pending.app.name)
+                "{} was not given access. You can close this window.",
+                pending.app.name
             ),
         )
     };
-    respond(StatusCode::OK, title, &body, &[])
+    message_page(StatusCode::OK, title, &message, "", None)
+}
+
+#[derive(Template)]
+#[template(path = "device_code.html")]
+struct CodePage<'a> {
+    chrome: Chrome,
+    title: &'static str,
+    action: &'static str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+struct ConfirmPage<'a> {
+    chrome: Chrome,
+    title: &'static str,
+    action: &'static str,
+    app_name: &'a str,
+    code: String,
+    user_code: &'a str,
+    username: &'a str,
+    email: &'a str,
+    builtin: bool,
+    /// (name, description) of the scopes asked for, the powerful ones apart.
+    scopes: Vec<(&'static str, &'static str)>,
+    powerful: Vec<(&'static str, &'static str)>,
 }
 
 /// The form to type the code in; it is a GET to this page, so nothing changes until the user
 /// confirms on the next page.
-fn code_form(error: Option<&str>, status: StatusCode) -> Response {
-    let error = error
-        .map(|e| format!("<div class=\"error\" role=\"alert\">{}</div>", escape(e)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Connect a device</h1>{error}<p class=\"lead\">Enter the code shown on your device.</p>\
-         <form method=\"get\" action=\"{VERIFICATION_PATH}\"><label for=\"user_code\">Code</label>\
-         <input id=\"user_code\" name=\"user_code\" autocomplete=\"off\" autocapitalize=\"characters\" \
-         spellcheck=\"false\" placeholder=\"XXXX-XXXX\" required autofocus> \
-         <button type=\"submit\">Continue</button></form>"
-    );
-    respond(status, "Connect a device", &body, &[])
+/// The layout for the signed-in user, with the CSRF cookie to set if the browser had none.
+fn layout_for(state: &AppState, headers: &HeaderMap, me: &Principal) -> (Chrome, Option<String>) {
+    Chrome::signed_in(me, headers, state.settings.secure_cookies(), "")
 }
 
-fn failure_page(failure: VerifyFailure) -> Response {
+fn code_form(
+    (chrome, cookie): (Chrome, Option<String>),
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let page = CodePage {
+        chrome,
+        title: "Connect a device",
+        action: VERIFICATION_PATH,
+        error,
+    };
+    render(&page, status, cookie.as_slice())
+}
+
+fn failure_page(chrome: (Chrome, Option<String>), failure: VerifyFailure) -> Response {
     match failure {
-        VerifyFailure::Refused(message) => code_form(Some(&message), StatusCode::BAD_REQUEST),
+        VerifyFailure::Refused(message) => {
+            code_form(chrome, Some(&message), StatusCode::BAD_REQUEST)
+        }
         VerifyFailure::RateLimited(err) => {
-            let mut page = code_form(Some(&err.description), StatusCode::TOO_MANY_REQUESTS);
+            let mut page = code_form(
+                chrome,
+                Some(&err.description),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
             if let Some(secs) = err.retry_after {
                 page.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -149,11 +181,7 @@ fn failure_page(failure: VerifyFailure) -> Response {
         VerifyFailure::Failed(err) => {
             let status =
                 StatusCode::from_u16(err.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let body = format!(
-                "<h1>Something went wrong</h1><p class=\"lead\">{}</p>",
-                escape(&err.description)
-            );
-            let mut page = respond(status, "Something went wrong", &body, &[]);
+            let mut page = message_page(status, "Something went wrong", &err.description, "", None);
             if let Some(secs) = err.retry_after {
                 page.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -170,44 +198,31 @@ fn confirm_page(
     pending: &PendingDevice,
     status: StatusCode,
 ) -> Response {
-    let (token, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
-    let scopes: String = pending
-        .scopes
-        .iter()
-        .map(|s| {
-            format!(
-                "<li><strong>{}</strong>: {}</li>",
-                escape(s.name()),
-                escape(s.description())
-            )
-        })
-        .collect();
-    // The built-in CLI gets a session, as a password sign-in does: say so rather than list
-    // scopes that do not bound it.
-    let access = if pending.app.is_builtin() {
-        "<p>The Coder CLI (<code>coder login --device</code>) will be signed in as you, with \
-         the same access as signing in with your password, until the session expires or you \
-         run <code>coder logout</code>.</p>"
-            .to_owned()
-    } else {
-        format!("<p>It will be able to:</p><ul class=\"plain\">{scopes}</ul>")
+    let (chrome, cookie) = layout_for(state, headers, me);
+    let page = ConfirmPage {
+        chrome,
+        title: "Authorize device",
+        action: VERIFICATION_PATH,
+        app_name: &pending.app.name,
+        code: display_user_code(&pending.code.user_code),
+        user_code: &pending.code.user_code,
+        username: &me.user.username,
+        email: &me.user.email,
+        // The built-in CLI gets a session, as a password sign-in does: the page says so rather
+        // than list scopes that do not bound it.
+        builtin: pending.app.is_builtin(),
+        scopes: pending
+            .scopes
+            .iter()
+            .filter(|s| !s.powerful())
+            .map(|s| (s.name(), s.description()))
+            .collect(),
+        powerful: pending
+            .scopes
+            .iter()
+            .filter(|s| s.powerful())
+            .map(|s| (s.name(), s.description()))
+            .collect(),
     };
-    let body = format!(
-        "<h1>Authorize {name}</h1>\
-         <p class=\"lead\"><strong>{name}</strong> on a device showing the code \
-         <strong>{code}</strong> wants to access your Coder account <strong>{username}</strong> \
-         ({email}).</p>{access}\
-         <p class=\"warning\" role=\"note\">Allow it only if you started this on your own device \
-         and the code matches. Never enter a code someone else gave you.</p>\
-         <form method=\"post\" action=\"{VERIFICATION_PATH}\">{csrf}{user_code}\
-         <button type=\"submit\" name=\"action\" value=\"allow\">Allow</button> \
-         <button class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
-        name = escape(&pending.app.name),
-        code = escape(&display_user_code(&pending.code.user_code)),
-        username = escape(&me.user.username),
-        email = escape(&me.user.email),
-        csrf = hidden(csrf::FIELD, &token),
-        user_code = hidden("user_code", &pending.code.user_code),
-    );
-    respond(status, "Authorize device", &body, cookie.as_slice())
+    render(&page, status, cookie.as_slice())
 }

@@ -1,24 +1,7 @@
-//! The page shell, HTML escaping and the security headers every page carries.
+//! The pages' stylesheet and the security headers every page carries.
 
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Utc};
-
-/// Escapes text for HTML element content and double-quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use axum::response::Response;
 
 /// The one stylesheet, inline (the policy allows no other source). Contrast: text on the accent
 /// and danger colours is at least 4.5:1 in both schemes (WCAG 2.2 §1.4.3); dark mode puts dark
@@ -82,38 +65,27 @@ form.filters button { margin:0; }
 .actions { display:flex; flex-wrap:wrap; gap:.5rem; }
 .actions form button { margin-top:0; }
 .card + .card { margin-top:1rem; }
+fieldset { border:0; padding:0; margin:1rem 0 0; }
+legend { font-weight:600; padding:0; margin-bottom:.3rem; }
+.card.narrow { max-width:30rem; margin:4vh auto 0; }
+.warning { border:1px solid var(--danger); border-radius:8px; padding:.6rem .8rem; margin:1rem 0; }
+.warning h2 { margin-top:0; color:var(--danger); }
+.app-icon { width:48px; height:48px; border-radius:8px; float:right; margin-left:1rem; }
+ul.links { list-style:none; padding:0; display:grid; grid-template-columns:repeat(auto-fill, minmax(14rem, 1fr)); gap:.75rem; }
+ul.links li { border:1px solid var(--line); border-radius:8px; padding:.75rem 1rem; }
+ul.links a { font-weight:600; }
+ul.links span { display:block; color:var(--muted); font-size:.85rem; }
 "#;
 
-/// A complete page. Pages run no script, may not be framed, and post forms only to this site.
-pub fn page(title: &str, body: &str) -> Response {
-    shell(title, body, "")
-}
-
-/// A page with room for tables: the admin and settings pages.
-pub fn wide_page(title: &str, body: &str) -> Response {
-    shell(title, body, " class=\"wide\"")
-}
-
-fn shell(title: &str, body: &str, main_attrs: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · Coder</title><style>{STYLE}</style></head>\
-         <body><header class=\"top\"><a class=\"brand\" href=\"/\">Coder</a></header>\
-         <main{main_attrs}><div class=\"card\">{body}</div></main></body></html>",
-        title = escape(title),
-    );
-    with_page_headers(Html(html).into_response())
-}
-
-/// The pages' Content-Security-Policy: no script, no frames, styles inline, and forms that post
-/// only to this site, plus `form_action` where a form's answer redirects elsewhere.
+/// The pages' Content-Security-Policy: no script, no frames, styles inline, images from this
+/// site or over https (an application's icon on the consent page), and forms that post only to
+/// this site, plus `form_action` where a form's answer redirects elsewhere.
 pub fn content_security_policy(form_action: Option<&str>) -> String {
     let extra = form_action
         .map(|source| format!(" {source}"))
         .unwrap_or_default();
     format!(
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; \
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; \
          form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
@@ -133,71 +105,19 @@ pub fn with_page_headers(mut response: Response) -> Response {
     response
 }
 
-/// A hidden form field.
-pub fn hidden(name: &str, value: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-        escape(name),
-        escape(value)
-    )
-}
-
-pub fn error_box(message: Option<&str>) -> String {
-    message
-        .map(|m| format!("<div class=\"error\" role=\"alert\">{}</div>", escape(m)))
-        .unwrap_or_default()
-}
-
-/// A confirmation of what the last action did.
-pub fn notice_box(message: Option<&str>) -> String {
-    message
-        .map(|m| format!("<div class=\"notice\" role=\"status\">{}</div>", escape(m)))
-        .unwrap_or_default()
-}
-
-/// A POST form carrying the CSRF token: `fields` is markup placed before the submit button
-/// (already escaped: use [`hidden`]), `class` the button's class (`""`, `secondary`, `danger`).
-pub fn post_form(action: &str, csrf_token: &str, fields: &str, label: &str, class: &str) -> String {
-    format!(
-        "<form method=\"post\" action=\"{action}\">{csrf}{fields}\
-         <button class=\"{class}\" type=\"submit\">{label}</button></form>",
-        action = escape(action),
-        csrf = hidden(super::csrf::FIELD, csrf_token),
-        class = escape(class),
-        label = escape(label),
-    )
-}
-
-/// A timestamp as people read it, in UTC, machine-readable in `datetime`.
-pub fn time(at: &DateTime<Utc>) -> String {
-    format!(
-        "<time datetime=\"{}\">{}</time>",
-        at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        at.format("%Y-%m-%d %H:%M UTC")
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{content_security_policy, escape};
+    use super::content_security_policy;
 
     #[test]
     fn the_policy_adds_form_action_sources_after_self() {
-        let base = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; \
+        let base = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; \
                     form-action 'self'";
         let rest = "; frame-ancestors 'none'; base-uri 'none'";
         assert_eq!(content_security_policy(None), format!("{base}{rest}"));
         assert_eq!(
             content_security_policy(Some("https://app.example.com")),
             format!("{base} https://app.example.com{rest}")
-        );
-    }
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape("<a href=\"x\">'&"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
         );
     }
 }

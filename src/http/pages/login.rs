@@ -1,5 +1,7 @@
-//! `/login`: the sign-in form, and `/logout`.
+//! `/login`: the sign-in form (naming the application a person signs in for, when they come
+//! from `/oauth2/authorize`), and `/logout`.
 
+use askama::Template;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -8,9 +10,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::layout::{error_box, escape, hidden};
-use super::{csrf, respond, safe_redirect, see_other};
-use crate::domain::DomainError;
+use super::chrome::{Chrome, render};
+use super::{csrf, safe_redirect, see_other};
+use crate::domain::{DomainError, Experiment};
 use crate::http::cookies::{SESSION_COOKIE, set_cookie};
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::http::users::session_cookie;
@@ -42,7 +44,7 @@ async fn show(
     if !state.services.first_user_exists().await.unwrap_or(true) {
         return see_other("/setup", &[]);
     }
-    render(
+    login_page(
         &state,
         &headers,
         &redirect,
@@ -50,9 +52,22 @@ async fn show(
         query.message.as_deref(),
         StatusCode::OK,
     )
+    .await
 }
 
-fn render(
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    chrome: Chrome,
+    title: &'static str,
+    csrf: String,
+    redirect: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+    app_name: Option<String>,
+}
+
+async fn login_page(
     state: &AppState,
     headers: &HeaderMap,
     redirect: &str,
@@ -60,21 +75,30 @@ fn render(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (token, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
-    let body = format!(
-        "<h1>Sign in</h1><p class=\"lead\">Sign in to your Coder account to continue.</p>{error}\
-         <form method=\"post\" action=\"/login\">{csrf}{redirect}\
-         <label for=\"email\">Email</label>\
-         <input id=\"email\" type=\"email\" name=\"email\" value=\"{email}\" autocomplete=\"username\" required autofocus>\
-         <label for=\"password\">Password</label>\
-         <input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>",
-        error = error_box(error),
-        csrf = hidden(csrf::FIELD, &token),
-        redirect = hidden("redirect", redirect),
-        email = escape(email),
-    );
-    respond(status, "Sign in", &body, cookie.as_slice())
+    let (csrf, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
+    let page = LoginPage {
+        chrome: Chrome::anonymous(),
+        title: "Sign in",
+        csrf,
+        redirect,
+        email,
+        error,
+        app_name: asking_app(state, redirect).await,
+    };
+    render(&page, status, cookie.as_slice())
+}
+
+/// The name of the application a person signs in for: the one whose authorization request
+/// (`/oauth2/authorize?client_id=...`) sent them here, when the server knows it.
+async fn asking_app(state: &AppState, redirect: &str) -> Option<String> {
+    if !state.experiment_enabled(Experiment::OAuth2) {
+        return None;
+    }
+    let query = redirect.strip_prefix("/oauth2/authorize?")?;
+    let client_id = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.into_owned())?;
+    state.oauth.client_name(&client_id).await
 }
 
 #[derive(Deserialize)]
@@ -96,25 +120,27 @@ async fn submit(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return render(
+        return login_page(
             &state,
             &headers,
             "/",
             "",
             Some("The form could not be read. Try again."),
             StatusCode::BAD_REQUEST,
-        );
+        )
+        .await;
     };
     let redirect = safe_redirect(Some(&form.redirect));
     if !csrf::verify(&state, &headers, &form.csrf_token) {
-        return render(
+        return login_page(
             &state,
             &headers,
             &redirect,
             &form.email,
             Some("This form expired. Sign in again."),
             StatusCode::FORBIDDEN,
-        );
+        )
+        .await;
     }
     match state
         .services
@@ -136,7 +162,7 @@ async fn submit(
                     )
                 }
             };
-            render(
+            login_page(
                 &state,
                 &headers,
                 &redirect,
@@ -144,6 +170,7 @@ async fn submit(
                 Some(&message),
                 status,
             )
+            .await
         }
     }
 }

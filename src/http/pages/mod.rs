@@ -8,24 +8,26 @@ mod connect;
 pub(crate) mod csrf;
 mod device;
 mod folder_upload;
+pub(crate) mod form;
 mod home;
 pub mod layout;
 mod login;
 mod oauth_apps;
+pub(crate) mod parts;
 mod setup;
 mod templates;
 mod tokens;
 mod workspaces;
 
-use axum::extract::rejection::FormRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Router};
 
+use self::parts::message_page;
 use crate::domain::{DomainError, Experiment, Principal};
 use crate::web::AppState;
-
-pub use layout::{escape, page};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -41,35 +43,6 @@ pub fn routes() -> Router<AppState> {
         .merge(device::routes())
 }
 
-/// A page response with a status and optional cookies to set.
-pub(crate) fn respond(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> Response {
-    with_status_and_cookies(page(title, body), status, cookies)
-}
-
-/// [`respond`] with the wide layout, for pages with tables.
-pub(crate) fn respond_wide(
-    status: StatusCode,
-    title: &str,
-    body: &str,
-    cookies: &[String],
-) -> Response {
-    with_status_and_cookies(layout::wide_page(title, body), status, cookies)
-}
-
-fn with_status_and_cookies(
-    mut response: Response,
-    status: StatusCode,
-    cookies: &[String],
-) -> Response {
-    *response.status_mut() = status;
-    for cookie in cookies {
-        if let Ok(v) = HeaderValue::from_str(cookie) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    response
-}
-
 /// 303 to a local path, setting cookies on the way.
 pub(crate) fn see_other(to: &str, cookies: &[String]) -> Response {
     let mut response = Redirect::to(to).into_response();
@@ -81,37 +54,49 @@ pub(crate) fn see_other(to: &str, cookies: &[String]) -> Response {
     layout::with_page_headers(response)
 }
 
-/// The signed-in user of an OAuth2 page, or what answers instead: a 404 page while the oauth2
-/// experiment is off, a redirect to sign in (and back to `path`) for visitors.
-pub(crate) fn oauth2_page_user(
-    state: &AppState,
-    user: Option<Principal>,
-    path: &str,
-) -> Result<Principal, Box<Response>> {
-    if !state.experiment_enabled(Experiment::OAuth2) {
-        let body = "<h1>Page not found</h1><p class=\"lead\">The OAuth2 provider is an experimental \
-                    feature. Start the server with <code>--experiments=oauth2</code> to use it.</p>";
-        return Err(Box::new(respond(
-            StatusCode::NOT_FOUND,
-            "Page not found",
-            body,
-            &[],
-        )));
+/// The redirect to sign in, and back to `path` afterwards.
+pub(crate) fn sign_in_first(path: &str) -> Response {
+    let back: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    see_other(&format!("/login?redirect={back}"), &[])
+}
+
+/// The OAuth2 pages exist only while the oauth2 experiment is on; otherwise they answer a 404
+/// page, to visitors too (there is nothing to sign in for).
+pub(crate) struct OAuth2Pages;
+
+impl FromRequestParts<AppState> for OAuth2Pages {
+    type Rejection = Response;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if state.experiment_enabled(Experiment::OAuth2) {
+            Ok(OAuth2Pages)
+        } else {
+            Err(message_page(
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "The OAuth2 provider is an experimental feature. Start the server with \
+                 --experiments=oauth2 to use it.",
+                "",
+                None,
+            ))
+        }
     }
-    user.ok_or_else(|| {
-        let back: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-        Box::new(see_other(&format!("/login?redirect={back}"), &[]))
-    })
+}
+
+/// The signed-in user of a page, or the redirect to sign in and come back to `path`.
+pub(crate) fn signed_in(user: Option<Principal>, path: &str) -> Result<Principal, Box<Response>> {
+    user.ok_or_else(|| Box::new(sign_in_first(path)))
 }
 
 /// The answer to a POST whose CSRF token is missing or wrong; nothing was changed.
 pub(crate) fn form_expired(back: &str) -> Response {
-    let body = format!(
-        "<h1>This form expired</h1><p class=\"lead\">Nothing was changed. Reload the page and try \
-         again.</p><p><a href=\"{}\">Back</a></p>",
-        escape(back)
-    );
-    respond(StatusCode::FORBIDDEN, "Form expired", &body, &[])
+    message_page(
+        StatusCode::FORBIDDEN,
+        "This form expired",
+        "Nothing was changed. Reload the page and try again.",
+        "",
+        Some(back),
+    )
 }
 
 /// The status and the words a page shows for a failed action; internal causes are logged, not shown.
@@ -142,13 +127,7 @@ pub(crate) fn error_status(err: &DomainError) -> (StatusCode, String) {
 pub(crate) fn error_page(err: &DomainError, back: &str) -> Response {
     let (status, message) = error_status(err);
     let title = status.canonical_reason().unwrap_or("Error");
-    let body = format!(
-        "<h1>{title}</h1><p class=\"lead\">{message}</p><p><a href=\"{back}\">Back</a></p>",
-        title = escape(title),
-        message = escape(&message),
-        back = escape(back),
-    );
-    let mut page = respond(status, title, &body, &[]);
+    let mut page = message_page(status, title, &message, "", Some(back));
     if let DomainError::RateLimited {
         retry_after_secs, ..
     }
@@ -156,10 +135,8 @@ pub(crate) fn error_page(err: &DomainError, back: &str) -> Response {
         retry_after_secs, ..
     } = err
     {
-        page.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from(*retry_after_secs),
-        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
     }
     page
 }
@@ -184,16 +161,6 @@ impl FormFields {
             .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-}
-
-/// The submitted form, if it carries this browser's CSRF token (an unreadable form does not).
-pub(crate) fn csrf_checked(
-    state: &AppState,
-    headers: &HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Option<FormFields> {
-    let fields = FormFields(form.map(|f| f.0).unwrap_or_default());
-    csrf::verify(state, headers, fields.get(csrf::FIELD)).then_some(fields)
 }
 
 /// Keeps a post-login redirect on this server: only absolute paths, never `//host` or `/\host`

@@ -1,28 +1,34 @@
 //! `/deployment/oauth2-provider/apps`: the owner's OAuth2 applications, their secrets and the
-//! dynamic registration switch, as plain POST forms.
+//! dynamic registration switch, as plain POST forms. A new client secret is shown once: the
+//! POST keeps it for a minute in a cookie scoped to the application's page, and the GET it
+//! redirects to shows it and clears the cookie (post/redirect/get, as the API tokens page does).
 
 mod view;
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 use self::view::{AppForm, Detail, render_detail, render_list};
-use super::{
-    csrf_checked, error_page, error_status, form_expired, oauth2_page_user, respond, see_other,
-};
+use super::form::{FormPage, SignedInForm};
+use super::parts::message_page;
+use super::{OAuth2Pages, error_page, error_status, see_other, signed_in};
 use crate::domain::oauth::CimdPolicy;
 use crate::domain::{DomainError, Principal};
+use crate::http::cookies::read_cookie;
 use crate::http::extract::{ClientIp, MaybeBrowserUser};
 use crate::web::AppState;
 
 const APPS: &str = "/deployment/oauth2-provider/apps";
 const SETTINGS: &str = "/deployment/oauth2-provider/settings";
 const METADATA_DOCUMENTS: &str = "/deployment/oauth2-provider/settings/metadata-documents";
+/// Holds a just-created client secret between the POST and the GET that shows it.
+const NEW_SECRET_COOKIE: &str = "coder_new_client_secret";
+const NEW_SECRET_SECS: i64 = 60;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -38,6 +44,15 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// The settings forms live on the applications page.
+struct AppsPage;
+
+impl FormPage for AppsPage {
+    fn page(_: &str) -> String {
+        APPS.to_owned()
+    }
+}
+
 fn app_path(id: &str) -> String {
     format!("{APPS}/{}", escape_path(id))
 }
@@ -49,24 +64,47 @@ fn escape_path(id: &str) -> String {
         .collect()
 }
 
-/// The owner behind a page request, or the response that stands in for the page.
-fn owner(
-    state: &AppState,
-    user: Option<Principal>,
-    path: &str,
-) -> Result<Principal, Box<Response>> {
-    let me = oauth2_page_user(state, user, path)?;
-    if me.is_owner() {
-        return Ok(me);
+/// The flash cookie: the application's page only, HttpOnly, never sent cross-site.
+fn new_secret_cookie(path: &str, value: &str, max_age: i64, secure: bool) -> String {
+    let mut cookie = format!(
+        "{NEW_SECRET_COOKIE}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict"
+    );
+    if secure {
+        cookie.push_str("; Secure");
     }
-    let body = "<h1>Owners only</h1><p class=\"lead\">Only an owner can manage OAuth2 \
-                applications.</p><p><a href=\"/\">Home</a></p>";
-    Err(Box::new(respond(
+    cookie
+}
+
+/// The page for a signed-in member who is not an owner.
+fn owners_only() -> Response {
+    message_page(
         StatusCode::FORBIDDEN,
-        "Forbidden",
-        body,
-        &[],
-    )))
+        "Owners only",
+        "Only an owner can manage OAuth2 applications.",
+        "",
+        Some("/"),
+    )
+}
+
+/// The owner behind a page request, or the response that stands in for the page.
+fn owner(user: Option<Principal>, path: &str) -> Result<Principal, Box<Response>> {
+    let me = signed_in(user, path)?;
+    if me.is_owner() {
+        Ok(me)
+    } else {
+        Err(Box::new(owners_only()))
+    }
+}
+
+/// The owner behind a form post, or the page that stands in for the action.
+fn owner_of(
+    form: SignedInForm<impl FormPage>,
+) -> Result<(Principal, super::FormFields), Box<Response>> {
+    if form.me.is_owner() {
+        Ok((form.me, form.fields))
+    } else {
+        Err(Box::new(owners_only()))
+    }
 }
 
 /// What the last action did, from the redirect that followed it. Only fixed words are shown,
@@ -91,6 +129,7 @@ impl Done {
                           application its client ID and secret."
                 .to_owned(),
             "updated" => "Changes saved.".to_owned(),
+            "secret-created" => "Secret created.".to_owned(),
             "secret-deleted" => {
                 "Secret deleted. Tokens obtained with it no longer work.".to_owned()
             }
@@ -104,45 +143,35 @@ impl Done {
 }
 
 async fn list(
+    _: OAuth2Pages,
     State(state): State<AppState>,
     MaybeBrowserUser(user): MaybeBrowserUser,
     done: Result<Query<Done>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let me = match owner(&state, user, APPS) {
+    let me = match owner(user, APPS) {
         Ok(me) => me,
         Err(page) => return *page,
     };
     let notice = done.map(|q| q.0.message()).unwrap_or_default();
-    render_list(
-        &state,
-        &headers,
-        &me,
-        notice.as_deref(),
-        &AppForm::default(),
-        None,
-    )
-    .await
+    render_list(&state, &headers, &me, notice, &AppForm::default(), None).await
 }
 
 async fn create(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: SignedInForm,
 ) -> Response {
-    let me = match owner(&state, user, APPS) {
-        Ok(me) => me,
+    let (me, fields) = match owner_of(form) {
+        Ok(posted) => posted,
         Err(page) => return *page,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(APPS);
     };
     let form = AppForm::from_fields(&fields);
     match state
         .services
-        .create_oauth_app(&me, form.input(), &ip.to_string())
+        .create_oauth_app(&me, form.request(), &ip.to_string())
         .await
     {
         Ok(app) => see_other(
@@ -154,18 +183,14 @@ async fn create(
 }
 
 async fn set_registration(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: SignedInForm<AppsPage>,
 ) -> Response {
-    let me = match owner(&state, user, APPS) {
-        Ok(me) => me,
+    let (me, fields) = match owner_of(form) {
+        Ok(posted) => posted,
         Err(page) => return *page,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(APPS);
     };
     let enabled = match fields.get("dynamic_registration") {
         "on" => true,
@@ -191,18 +216,14 @@ async fn set_registration(
 
 /// The owners' policy for clients identified by a metadata document: any, listed hosts, none.
 async fn set_metadata_documents(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: SignedInForm<AppsPage>,
 ) -> Response {
-    let me = match owner(&state, user, APPS) {
-        Ok(me) => me,
+    let (me, fields) = match owner_of(form) {
+        Ok(posted) => posted,
         Err(page) => return *page,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(APPS);
     };
     let Some(policy) = CimdPolicy::parse(fields.get("cimd_policy")) else {
         return error_page(
@@ -227,43 +248,54 @@ async fn set_metadata_documents(
 }
 
 async fn show(
+    _: OAuth2Pages,
     State(state): State<AppState>,
     MaybeBrowserUser(user): MaybeBrowserUser,
     Path(app): Path<String>,
     done: Result<Query<Done>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let me = match owner(&state, user, &app_path(&app)) {
+    let path = app_path(&app);
+    let me = match owner(user, &path) {
         Ok(me) => me,
         Err(page) => return *page,
     };
+    let new_secret = read_cookie(&headers, NEW_SECRET_COOKIE);
+    let cookies = match new_secret {
+        Some(_) => vec![new_secret_cookie(
+            &path,
+            "",
+            0,
+            state.settings.secure_cookies(),
+        )],
+        None => Vec::new(),
+    };
     let detail = Detail {
         notice: done.map(|q| q.0.message()).unwrap_or_default(),
+        new_secret,
+        cookies,
         ..Detail::default()
     };
     render_detail(&state, &headers, &me, &app, detail).await
 }
 
 async fn update(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
     Path(app): Path<String>,
     headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: SignedInForm,
 ) -> Response {
     let path = app_path(&app);
-    let me = match owner(&state, user, &path) {
-        Ok(me) => me,
+    let (me, fields) = match owner_of(form) {
+        Ok(posted) => posted,
         Err(page) => return *page,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(&path);
     };
     let form = AppForm::from_fields(&fields);
     match state
         .services
-        .update_oauth_app(&me, &app, form.input(), &ip.to_string())
+        .update_oauth_app(&me, &app, form.request(), &ip.to_string())
         .await
     {
         Ok(_) => see_other(&format!("{path}?done=updated"), &[]),
@@ -280,20 +312,16 @@ async fn update(
 }
 
 async fn delete(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
     Path(app): Path<String>,
     headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: SignedInForm,
 ) -> Response {
-    let path = app_path(&app);
-    let me = match owner(&state, user, &path) {
-        Ok(me) => me,
+    let (me, fields) = match owner_of(form) {
+        Ok(posted) => posted,
         Err(page) => return *page,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(&path);
     };
     if fields.get("confirm") != "yes" {
         let detail = Detail {
@@ -321,55 +349,47 @@ async fn delete(
 }
 
 async fn create_secret(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
     Path(app): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: SignedInForm,
 ) -> Response {
     let path = app_path(&app);
-    let me = match owner(&state, user, &path) {
-        Ok(me) => me,
+    let me = match owner_of(form) {
+        Ok((me, _)) => me,
         Err(page) => return *page,
     };
-    if csrf_checked(&state, &headers, form).is_none() {
-        return form_expired(&path);
-    }
     match state
         .services
         .create_oauth_app_secret(&me, &app, &ip.to_string())
         .await
     {
-        // Rendered, not redirected: the full secret exists only in this response.
-        Ok((_, secret)) => {
-            let detail = Detail {
-                notice: Some("Secret created.".to_owned()),
-                new_secret: Some(secret.expose()),
-                ..Detail::default()
-            };
-            render_detail(&state, &headers, &me, &app, detail).await
-        }
+        Ok((_, secret)) => see_other(
+            &format!("{path}?done=secret-created"),
+            &[new_secret_cookie(
+                &path,
+                secret.expose(),
+                NEW_SECRET_SECS,
+                state.settings.secure_cookies(),
+            )],
+        ),
         Err(e) => error_page(&e, &path),
     }
 }
 
 async fn delete_secret(
+    _: OAuth2Pages,
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     ClientIp(ip): ClientIp,
     Path((app, secret)): Path<(String, String)>,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: SignedInForm,
 ) -> Response {
     let path = app_path(&app);
-    let me = match owner(&state, user, &path) {
-        Ok(me) => me,
+    let me = match owner_of(form) {
+        Ok((me, _)) => me,
         Err(page) => return *page,
     };
-    if csrf_checked(&state, &headers, form).is_none() {
-        return form_expired(&path);
-    }
     match state
         .services
         .delete_oauth_app_secret(&me, &app, &secret, &ip.to_string())

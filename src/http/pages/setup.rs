@@ -1,5 +1,6 @@
 //! `/setup`: create the first user (the owner) from the browser.
 
+use askama::Template;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode};
@@ -8,8 +9,8 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::layout::{escape, hidden};
-use super::{csrf, respond, see_other};
+use super::chrome::{Chrome, render};
+use super::{csrf, see_other};
 use crate::domain::{DomainError, FieldError};
 use crate::http::extract::ClientIp;
 use crate::http::users::session_cookie;
@@ -24,7 +25,7 @@ async fn show(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if state.services.first_user_exists().await.unwrap_or(true) {
         return see_other("/login", &[]);
     }
-    render(
+    setup_page(
         &state,
         &headers,
         &SetupForm::default(),
@@ -48,7 +49,17 @@ struct SetupForm {
     csrf_token: String,
 }
 
-fn render(
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage<'a> {
+    chrome: Chrome,
+    title: &'static str,
+    csrf: String,
+    form: &'a SetupForm,
+    errors: Vec<String>,
+}
+
+fn setup_page(
     state: &AppState,
     headers: &HeaderMap,
     form: &SetupForm,
@@ -56,40 +67,21 @@ fn render(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (token, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
-    let mut errors: Vec<String> = error.map(escape).into_iter().collect();
+    let (csrf, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
+    let mut errors: Vec<String> = error.map(str::to_owned).into_iter().collect();
     errors.extend(
         problems
             .iter()
-            .map(|p| format!("{}: {}", escape(&p.field), escape(&p.detail))),
+            .map(|p| format!("{}: {}", p.field, p.detail)),
     );
-    let error_html = if errors.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "<div class=\"error\" role=\"alert\">{}</div>",
-            errors.join("<br>")
-        )
+    let page = SetupPage {
+        chrome: Chrome::anonymous(),
+        title: "Set up",
+        csrf,
+        form,
+        errors,
     };
-    let body = format!(
-        "<h1>Welcome to Coder</h1><p class=\"lead\">Create the first user. It becomes the owner of \
-         this deployment.</p>{error_html}<form method=\"post\" action=\"/setup\">{csrf}\
-         <label for=\"email\">Email</label>\
-         <input id=\"email\" type=\"email\" name=\"email\" value=\"{email}\" autocomplete=\"email\" required autofocus>\
-         <label for=\"username\">Username</label>\
-         <input id=\"username\" type=\"text\" name=\"username\" value=\"{username}\" autocomplete=\"username\" required>\
-         <label for=\"name\">Full name <span class=\"muted\">(optional)</span></label>\
-         <input id=\"name\" type=\"text\" name=\"name\" value=\"{name}\" autocomplete=\"name\">\
-         <label for=\"password\">Password</label>\
-         <input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"new-password\" minlength=\"8\" required>\
-         <p class=\"muted\">At least 8 characters, and not your username or email.</p>\
-         <button type=\"submit\">Create account</button></form>",
-        csrf = hidden(csrf::FIELD, &token),
-        email = escape(&form.email),
-        username = escape(&form.username),
-        name = escape(&form.name),
-    );
-    respond(status, "Set up", &body, cookie.as_slice())
+    render(&page, status, cookie.as_slice())
 }
 
 async fn submit(
@@ -99,7 +91,7 @@ async fn submit(
     form: Result<Form<SetupForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return render(
+        return setup_page(
             &state,
             &headers,
             &SetupForm::default(),
@@ -109,7 +101,7 @@ async fn submit(
         );
     };
     if !csrf::verify(&state, &headers, &form.csrf_token) {
-        return render(
+        return setup_page(
             &state,
             &headers,
             &form,
@@ -133,7 +125,7 @@ async fn submit(
             Ok((_, token)) => see_other("/", &[session_cookie(&state, token.expose())]),
             Err(_) => see_other("/login", &[]),
         },
-        Err(DomainError::Invalid { message, fields }) => render(
+        Err(DomainError::Invalid { message, fields }) => setup_page(
             &state,
             &headers,
             &form,
@@ -144,7 +136,7 @@ async fn submit(
         Err(DomainError::Conflict { .. }) => see_other("/login", &[]),
         Err(other) => {
             tracing::error!(error = %other, "first-user setup failed");
-            render(
+            setup_page(
                 &state,
                 &headers,
                 &form,

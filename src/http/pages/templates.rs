@@ -5,18 +5,18 @@
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::rejection::FormRejection;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::chrome::{Chrome, render};
 use super::folder_upload::{self, FolderFile};
-use super::workspaces::signed_in;
-use super::{csrf, csrf_checked, error_page, error_status, form_expired, see_other};
+use super::form::SignedInForm;
+use super::signed_in;
+use super::{csrf, error_page, error_status, form_expired, see_other};
 use crate::domain::{
     DEFAULT_ORGANIZATION_NAME, DomainError, Principal, TemplateId, TemplateVersionId,
 };
@@ -50,7 +50,11 @@ fn when(at: &chrono::DateTime<chrono::Utc>) -> String {
 
 /// Owners only; anyone else gets the 403 page.
 fn owner(user: Option<Principal>, path: &str) -> Result<Principal, Box<Response>> {
-    let me = signed_in(user, path)?;
+    owner_only(signed_in(user, path)?)
+}
+
+/// `me` if an owner, else the 403 page.
+fn owner_only(me: Principal) -> Result<Principal, Box<Response>> {
     if me.is_owner() {
         Ok(me)
     } else {
@@ -478,18 +482,13 @@ async fn template_page(
 
 async fn set_active(
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    SignedInForm { me, fields, .. }: SignedInForm,
 ) -> Response {
     let back = format!("/templates/{id}");
-    let me = match owner(user, &back) {
+    let me = match owner_only(me) {
         Ok(me) => me,
         Err(r) => return *r,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(&back);
     };
     let result = match (
         template_id(&id),
@@ -512,19 +511,14 @@ async fn set_active(
 
 async fn delete(
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    SignedInForm { me, .. }: SignedInForm,
 ) -> Response {
     let back = format!("/templates/{id}");
-    let me = match owner(user, &back) {
+    let me = match owner_only(me) {
         Ok(me) => me,
         Err(r) => return *r,
     };
-    if csrf_checked(&state, &headers, form).is_none() {
-        return form_expired(&back);
-    }
     let result = match template_id(&id) {
         Ok(t) => state.services.delete_template(&me, t).await,
         Err(e) => Err(e),

@@ -3,17 +3,17 @@
 //! the cookie (post/redirect/get, so a reload neither re-submits nor shows it again).
 
 use askama::Template;
-use axum::extract::rejection::FormRejection;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::chrome::{COPY_SCRIPT, Chrome, allow_copy_script, render};
-use super::workspaces::signed_in;
-use super::{csrf_checked, error_page, error_status, form_expired, see_other};
+use super::form::SignedInForm;
+use super::signed_in;
+use super::{error_page, error_status, see_other};
 use crate::domain::{DomainError, Principal};
 use crate::http::cookies::read_cookie;
 use crate::service::{CreateTokenRequest, UserSelector};
@@ -160,17 +160,9 @@ async fn page(
 
 async fn create(
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    SignedInForm { me, fields, .. }: SignedInForm,
 ) -> Response {
-    let me = match signed_in(user, PAGE) {
-        Ok(me) => me,
-        Err(r) => return *r,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(PAGE);
-    };
     let name = fields.get("name").trim().to_owned();
     let days = fields
         .get("lifetime_days")
@@ -242,18 +234,9 @@ async fn create(
 
 async fn delete(
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    SignedInForm { me, .. }: SignedInForm,
 ) -> Response {
-    let me = match signed_in(user, PAGE) {
-        Ok(me) => me,
-        Err(r) => return *r,
-    };
-    if csrf_checked(&state, &headers, form).is_none() {
-        return form_expired(PAGE);
-    }
     match state.services.delete_key(&me, &UserSelector::Me, &id).await {
         Ok(()) => see_other(&format!("{PAGE}?done=deleted"), &[]),
         Err(e) => error_page(&e, PAGE),

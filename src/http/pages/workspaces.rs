@@ -5,16 +5,16 @@
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::rejection::FormRejection;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::chrome::{Chrome, render};
-use super::{csrf_checked, error_page, error_status, form_expired, see_other};
+use super::form::SignedInForm;
+use super::{error_page, error_status, see_other, signed_in};
 use crate::domain::{
     BuildId, DomainError, FieldError, Page, ParameterValue, Principal, TemplateId, Transition,
     ZeroLimit,
@@ -34,14 +34,6 @@ pub fn routes() -> Router<AppState> {
 
 /// How long a restart waits for its stop before starting.
 const RESTART_WAIT: Duration = Duration::from_secs(60);
-
-/// The signed-in user, or a redirect to sign in and come back to `path`.
-pub(crate) fn signed_in(user: Option<Principal>, path: &str) -> Result<Principal, Box<Response>> {
-    user.ok_or_else(|| {
-        let back: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-        Box::new(see_other(&format!("/login?redirect={back}"), &[]))
-    })
-}
 
 fn when(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -325,17 +317,9 @@ async fn new_page(
 
 async fn create(
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    SignedInForm { me, fields, .. }: SignedInForm,
 ) -> Response {
-    let me = match signed_in(user, "/workspaces/new") {
-        Ok(me) => me,
-        Err(r) => return *r,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired("/workspaces/new");
-    };
     let template = fields.get("template").to_owned();
     let name = fields.get("name").trim().to_owned();
     let values: Vec<ParameterValue> = fields
@@ -540,19 +524,11 @@ async fn agent_log_lines(
 
 async fn build(
     State(state): State<AppState>,
-    MaybeBrowserUser(user): MaybeBrowserUser,
     headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    SignedInForm { me, fields, .. }: SignedInForm,
 ) -> Response {
     let back = format!("/workspaces/{id}");
-    let me = match signed_in(user, &back) {
-        Ok(me) => me,
-        Err(r) => return *r,
-    };
-    let Some(fields) = csrf_checked(&state, &headers, form) else {
-        return form_expired(&back);
-    };
     let Ok(id) = uuid::Uuid::parse_str(&id).map(|u| u.to_string()) else {
         return error_page(
             &DomainError::NotFound("No workspace has this id.".into()),

@@ -1,24 +1,58 @@
-//! The owner's OAuth2 application pages as HTML: the list with the create form, and one
-//! application's details, secrets, edit form and delete button.
+//! The owner's OAuth2 application pages as templates: the list with the settings and the create
+//! form, and one application's details, secrets, edit form and delete button.
 
+use askama::Template;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::super::layout::{error_box, escape, hidden, notice_box, post_form, time};
-use super::super::{FormFields, csrf, error_page, error_status, respond_wide};
+use super::super::chrome::{Chrome, render};
+use super::super::parts::When;
+use super::super::{FormFields, error_page, error_status};
 use super::{APPS, METADATA_DOCUMENTS, SETTINGS, app_path};
-use crate::domain::oauth::CimdPolicy;
-use crate::domain::{AppSecret, ClientType, DomainError, OAuthApp, Principal, Scope, ScopeSet};
-use crate::service::AppInput;
+use crate::domain::oauth::{CLI_CLIENT_ID, CimdPolicy};
+use crate::domain::{
+    AppSecret, ClientType, DEVICE_CODE_GRANT, DomainError, OAuthApp, Principal, Scope, ScopeSet,
+};
+use crate::service::{AppInput, AppRequest};
 use crate::web::AppState;
 
+/// The grant types the form offers, with what each lets the application do.
+const GRANTS: [(&str, &str); 3] = [
+    (
+        "authorization_code",
+        "Users sign in and approve in the browser, then return to a redirect URI.",
+    ),
+    (
+        "refresh_token",
+        "Renews access without asking the user again.",
+    ),
+    (
+        DEVICE_CODE_GRANT,
+        "Devices without a browser show a code the user approves here (RFC 8628).",
+    ),
+];
+
 /// The application form's values, kept when a submission is rejected.
-#[derive(Default)]
 pub(super) struct AppForm {
     name: String,
     redirect_uris: String,
     icon: String,
     scopes: Vec<String>,
+    /// `None`: the form did not carry the grant boxes, so the grants stay as they are.
+    grant_types: Option<Vec<String>>,
+}
+
+impl Default for AppForm {
+    /// A new application's form: the grants it gets unless the owner changes them.
+    fn default() -> Self {
+        AppForm {
+            name: String::new(),
+            redirect_uris: String::new(),
+            icon: String::new(),
+            scopes: Vec::new(),
+            grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+        }
+    }
 }
 
 impl AppForm {
@@ -32,191 +66,354 @@ impl AppForm {
                 .split_ascii_whitespace()
                 .map(str::to_owned)
                 .collect(),
+            grant_types: Some(app.grant_types.clone()),
         }
     }
 
     pub(super) fn from_fields(fields: &FormFields) -> AppForm {
+        // An unticked checkbox sends nothing, so the form says it showed the grant boxes: then
+        // no box ticked is a choice (refused by the service), not "keep the grants".
+        let grant_types = (!fields.get("grant_types_shown").is_empty())
+            .then(|| fields.all("grant_type").map(str::to_owned).collect());
         AppForm {
             name: fields.get("name").to_owned(),
             redirect_uris: fields.get("redirect_uris").to_owned(),
             icon: fields.get("icon").to_owned(),
             scopes: fields.all("scope").map(str::to_owned).collect(),
+            grant_types,
         }
     }
 
-    pub(super) fn input(&self) -> AppInput {
-        AppInput {
-            name: self.name.clone(),
-            callback_url: None,
-            redirect_uris: Some(
-                self.redirect_uris
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
+    /// The request the API sends too: the fields and the grant types.
+    pub(super) fn request(&self) -> AppRequest {
+        AppRequest {
+            input: AppInput {
+                name: self.name.clone(),
+                callback_url: None,
+                redirect_uris: Some(
+                    self.redirect_uris
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                icon: self.icon.clone(),
+                // No box ticked clears the allowlist: the application may ask for any scope.
+                scope: Some(self.scopes.join(" ")),
+            },
+            grant_types: self.grant_types.clone(),
+        }
+    }
+
+    fn view(&self, err: Option<&DomainError>) -> FormView {
+        let errors = |field: &str| -> Vec<String> {
+            match err {
+                Some(
+                    DomainError::Invalid { fields, .. } | DomainError::Conflict { fields, .. },
+                ) => fields
+                    .iter()
+                    .filter(|f| f.field == field)
+                    .map(|f| f.detail.clone())
                     .collect(),
-            ),
+                _ => Vec::new(),
+            }
+        };
+        let granted = |g: &str| {
+            self.grant_types
+                .as_ref()
+                .is_some_and(|grants| grants.iter().any(|c| c == g))
+        };
+        FormView {
+            name: self.name.clone(),
+            redirect_uris: self.redirect_uris.clone(),
             icon: self.icon.clone(),
-            // No box ticked clears the allowlist: the application may ask for any scope.
-            scope: Some(self.scopes.join(" ")),
+            grants: GRANTS
+                .iter()
+                .map(|(value, hint)| Check {
+                    value,
+                    hint,
+                    checked: granted(value),
+                })
+                .collect(),
+            scopes: Scope::ALL
+                .iter()
+                .map(|s| Check {
+                    value: s.name(),
+                    hint: s.description(),
+                    checked: self.scopes.iter().any(|c| c == s.name()),
+                })
+                .collect(),
+            errors: FieldErrors {
+                name: errors("name"),
+                grant_types: errors("grant_types"),
+                redirect_uris: errors("redirect_uris"),
+                icon: errors("icon"),
+                scope: errors("scope"),
+            },
         }
-    }
-
-    /// The form's inputs, each followed by what was wrong with it.
-    fn fields(&self, err: Option<&DomainError>) -> String {
-        let scopes: String = Scope::ALL
-            .iter()
-            .map(|s| {
-                format!(
-                    "<label class=\"check\"><input type=\"checkbox\" name=\"scope\" value=\"{name}\"{checked}>\
-                     <span><code>{name}</code> <span class=\"hint\">{description}</span></span></label>",
-                    name = escape(s.name()),
-                    checked = if self.scopes.iter().any(|c| c == s.name()) { " checked" } else { "" },
-                    description = escape(s.description()),
-                )
-            })
-            .collect();
-        format!(
-            "<label for=\"name\">Name</label>\
-             <input id=\"name\" type=\"text\" name=\"name\" value=\"{name}\" maxlength=\"64\" required>{name_err}\
-             <label for=\"redirect_uris\">Redirect URIs <span class=\"hint\">one per line</span></label>\
-             <textarea id=\"redirect_uris\" name=\"redirect_uris\" required>{uris}</textarea>{uris_err}\
-             <label for=\"icon\">Icon URL <span class=\"hint\">optional</span></label>\
-             <input id=\"icon\" type=\"text\" name=\"icon\" value=\"{icon}\">{icon_err}\
-             <label>Allowed scopes <span class=\"hint\">none ticked: any scope</span></label>{scopes}{scope_err}",
-            name = escape(&self.name),
-            uris = escape(&self.redirect_uris),
-            icon = escape(&self.icon),
-            name_err = field_error(err, "name"),
-            uris_err = field_error(err, "redirect_uris"),
-            icon_err = field_error(err, "icon"),
-            scope_err = field_error(err, "scope"),
-        )
     }
 }
 
-/// What the service said about one field, under that field.
-fn field_error(err: Option<&DomainError>, field: &str) -> String {
-    let fields = match err {
-        Some(DomainError::Invalid { fields, .. } | DomainError::Conflict { fields, .. }) => fields,
-        _ => return String::new(),
-    };
-    fields
-        .iter()
-        .filter(|f| f.field == field)
-        .map(|f| format!("<p class=\"field-error\">{}</p>", escape(&f.detail)))
-        .collect()
+/// What `oauth_app_form.html` shows.
+struct FormView {
+    name: String,
+    redirect_uris: String,
+    icon: String,
+    grants: Vec<Check>,
+    scopes: Vec<Check>,
+    errors: FieldErrors,
+}
+
+struct Check {
+    value: &'static str,
+    hint: &'static str,
+    checked: bool,
+}
+
+/// What the service said about each field, shown under it.
+struct FieldErrors {
+    name: Vec<String>,
+    grant_types: Vec<String>,
+    redirect_uris: Vec<String>,
+    icon: Vec<String>,
+    scope: Vec<String>,
 }
 
 fn error_message(err: Option<&DomainError>) -> Option<String> {
     err.map(|e| error_status(e).1)
 }
 
+struct AppRow {
+    path: String,
+    id: String,
+    name: String,
+    redirect_uris: Vec<String>,
+    registered: &'static str,
+    last_used: Option<When>,
+}
+
+impl From<&OAuthApp> for AppRow {
+    fn from(app: &OAuthApp) -> Self {
+        AppRow {
+            path: app_path(&app.id.to_string()),
+            id: app.id.to_string(),
+            name: app.name.clone(),
+            redirect_uris: app.redirect_uris.clone(),
+            registered: if app.metadata_document_url.is_some() {
+                "By its metadata document"
+            } else if app.dynamically_registered {
+                "Dynamically"
+            } else {
+                "By an owner"
+            },
+            last_used: app.last_used_at.as_ref().map(When::of),
+        }
+    }
+}
+
+/// A built-in client, shown and never edited.
+struct BuiltinRow {
+    id: String,
+    name: String,
+    grants: Vec<String>,
+    last_used: Option<When>,
+}
+
+struct PolicyChoice {
+    value: &'static str,
+    label: &'static str,
+    checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "oauth_apps.html")]
+struct ListPage {
+    chrome: Chrome,
+    title: &'static str,
+    notice: Option<String>,
+    apps: Vec<AppRow>,
+    builtin: Option<BuiltinRow>,
+    registration: bool,
+    register_url: String,
+    settings_action: &'static str,
+    documents_action: &'static str,
+    documents_available: bool,
+    policies: Vec<PolicyChoice>,
+    hosts: String,
+    create_action: &'static str,
+    error: Option<String>,
+    form: FormView,
+}
+
 pub(super) async fn render_list(
     state: &AppState,
     headers: &HeaderMap,
     me: &Principal,
-    notice: Option<&str>,
+    notice: Option<String>,
     form: &AppForm,
     err: Option<&DomainError>,
 ) -> Response {
-    let apps = match state.services.list_oauth_apps(me).await {
-        Ok(apps) => apps,
+    let page = match list_page(state, headers, me, notice, form, err).await {
+        Ok(page) => page,
         Err(e) => return error_page(&e, "/"),
     };
-    let registration = match state.services.get_dynamic_registration(me).await {
-        Ok(on) => on,
-        Err(e) => return error_page(&e, "/"),
-    };
-    let (token, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
-    let rows: String = apps.iter().map(app_row).collect();
-    let table = if apps.is_empty() {
-        "<p class=\"muted\">No applications yet.</p>".to_owned()
-    } else {
-        format!(
-            "<table><thead><tr><th>Name</th><th>Client ID</th><th>Redirect URIs</th>\
-             <th>Registered</th><th>Last used</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
-    };
-    let (state_words, switch) = if registration {
-        (
-            "on: MCP clients such as Claude and Cursor can register themselves at",
-            "off",
-        )
-    } else {
-        (
-            "off: only applications created here can ask users for access. Clients would register at",
-            "on",
-        )
-    };
-    let body = format!(
-        "<nav class=\"crumbs\"><a href=\"/\">Home</a></nav>\
-         <h1>OAuth2 applications</h1><p class=\"lead\">Applications that can ask users of this \
-         deployment for access to their account.</p>{notice}{table}\
-         <h2>Dynamic client registration</h2><p>Dynamic registration (RFC 7591) is {state_words} \
-         <code>{register}</code>.</p>{switch_form}{documents}\
-         <h2>Create an application</h2>{error}\
-         <form method=\"post\" action=\"{APPS}\">{csrf}{fields}<button type=\"submit\">Create application</button></form>",
-        notice = notice_box(notice),
-        register = escape(&format!("{}/oauth2/register", state.oauth.issuer())),
-        switch_form = post_form(
-            SETTINGS,
-            &token,
-            &hidden("dynamic_registration", switch),
-            &format!("Turn dynamic registration {switch}"),
-            "secondary",
-        ),
-        documents = match metadata_documents_section(state, me, &token).await {
-            Ok(section) => section,
-            Err(e) => return error_page(&e, "/"),
-        },
-        error = error_box(error_message(err).as_deref()),
-        csrf = hidden(csrf::FIELD, &token),
-        fields = form.fields(err),
-    );
+    let (page, cookie) = page;
     let status = err.map_or(StatusCode::OK, |e| error_status(e).0);
-    respond_wide(status, "OAuth2 applications", &body, cookie.as_slice())
+    render(&page, status, cookie.as_slice())
 }
 
-fn app_row(app: &OAuthApp) -> String {
-    let uris: Vec<String> = app
-        .redirect_uris
-        .iter()
-        .map(|u| format!("<code>{}</code>", escape(u)))
-        .collect();
-    format!(
-        "<tr><td><a href=\"{path}\">{name}</a></td><td><code class=\"id\">{id}</code></td><td>{uris}</td>\
-         <td>{registered}</td><td>{last_used}</td></tr>",
-        path = app_path(&app.id.to_string()),
-        name = escape(&app.name),
-        id = app.id,
-        uris = uris.join("<br>"),
-        registered = if app.metadata_document_url.is_some() {
-            "By its metadata document"
-        } else if app.dynamically_registered {
-            "Dynamically"
-        } else {
-            "By an owner"
-        },
-        last_used = last_used(app),
-    )
-}
-
-fn last_used(app: &OAuthApp) -> String {
-    app.last_used_at
-        .as_ref()
-        .map_or_else(|| "Never".to_owned(), time)
+async fn list_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    me: &Principal,
+    notice: Option<String>,
+    form: &AppForm,
+    err: Option<&DomainError>,
+) -> Result<(ListPage, Option<String>), DomainError> {
+    let apps = state.services.list_oauth_apps(me).await?;
+    // The service keeps the built-in clients out of the list; they stay readable by id.
+    let builtin = state
+        .services
+        .get_oauth_app(me, &CLI_CLIENT_ID.to_string())
+        .await
+        .ok()
+        .map(|cli| BuiltinRow {
+            id: cli.id.to_string(),
+            name: cli.name.clone(),
+            grants: cli.grant_types.clone(),
+            last_used: cli.last_used_at.as_ref().map(When::of),
+        });
+    let registration = state.services.get_dynamic_registration(me).await?;
+    let (policy, hosts) = state.services.get_metadata_document_policy(me).await?;
+    let (chrome, cookie) = Chrome::signed_in(me, headers, state.settings.secure_cookies(), "");
+    let choice = |value: CimdPolicy, label: &'static str| PolicyChoice {
+        value: value.as_str(),
+        label,
+        checked: policy == value,
+    };
+    let page = ListPage {
+        chrome,
+        title: "OAuth2 applications",
+        notice,
+        apps: apps.iter().map(AppRow::from).collect(),
+        builtin,
+        registration,
+        register_url: format!("{}/oauth2/register", state.oauth.issuer()),
+        settings_action: SETTINGS,
+        documents_action: METADATA_DOCUMENTS,
+        documents_available: state.oauth.metadata_documents_available(),
+        policies: vec![
+            choice(
+                CimdPolicy::Any,
+                "Any client that serves a valid metadata document",
+            ),
+            choice(
+                CimdPolicy::ListedHosts,
+                "Only clients whose document is on a listed host",
+            ),
+            choice(CimdPolicy::None, "None: turn client metadata documents off"),
+        ],
+        hosts: hosts.join("\n"),
+        create_action: APPS,
+        error: error_message(err),
+        form: form.view(err),
+    };
+    Ok((page, cookie))
 }
 
 /// What the detail page shows besides the application itself.
 #[derive(Default)]
 pub(super) struct Detail<'a> {
     pub(super) notice: Option<String>,
-    pub(super) new_secret: Option<&'a str>,
+    pub(super) new_secret: Option<String>,
     pub(super) form: Option<AppForm>,
     pub(super) error: Option<&'a DomainError>,
     pub(super) delete_error: Option<&'a str>,
     pub(super) status: Option<StatusCode>,
+    /// Cookies to set (clearing the new-secret cookie once shown).
+    pub(super) cookies: Vec<String>,
+}
+
+struct AppFacts {
+    id: String,
+    name: String,
+    kind: &'static str,
+    how: &'static str,
+    created: When,
+    last_used: Option<When>,
+    grants: Vec<String>,
+    scopes: Vec<&'static str>,
+    redirect_uris: Vec<String>,
+    icon: String,
+    builtin: bool,
+    public: bool,
+}
+
+impl From<&OAuthApp> for AppFacts {
+    fn from(app: &OAuthApp) -> Self {
+        AppFacts {
+            id: app.id.to_string(),
+            name: app.name.clone(),
+            kind: match app.client_type {
+                ClientType::Confidential => "Confidential: authenticates with a client secret",
+                ClientType::Public => "Public: proves itself with PKCE, has no secret",
+            },
+            how: if app.is_builtin() {
+                "Built into the server"
+            } else if app.dynamically_registered {
+                "Dynamically, by the client itself,"
+            } else {
+                "By an owner"
+            },
+            created: When::of(&app.created_at),
+            last_used: app.last_used_at.as_ref().map(When::of),
+            grants: app.grant_types.clone(),
+            scopes: ScopeSet::parse_known(&app.scope)
+                .iter()
+                .map(Scope::name)
+                .collect(),
+            redirect_uris: app.redirect_uris.clone(),
+            icon: app.icon.clone(),
+            builtin: app.is_builtin(),
+            public: app.client_type == ClientType::Public,
+        }
+    }
+}
+
+struct SecretRow {
+    id: String,
+    display: String,
+    created: When,
+    last_used: Option<When>,
+}
+
+impl From<&AppSecret> for SecretRow {
+    fn from(s: &AppSecret) -> Self {
+        SecretRow {
+            id: s.id.to_string(),
+            display: s.display_secret.clone(),
+            created: When::of(&s.created_at),
+            last_used: s.last_used_at.as_ref().map(When::of),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "oauth_app.html")]
+struct DetailPage {
+    chrome: Chrome,
+    title: String,
+    apps_path: &'static str,
+    path: String,
+    issuer: String,
+    app: AppFacts,
+    notice: Option<String>,
+    new_secret: Option<String>,
+    secrets: Vec<SecretRow>,
+    error: Option<String>,
+    form: FormView,
+    delete_error: Option<String>,
 }
 
 pub(super) async fn render_detail(
@@ -230,194 +427,35 @@ pub(super) async fn render_detail(
         Ok(app) => app,
         Err(e) => return error_page(&e, APPS),
     };
-    let secrets = match state.services.list_oauth_app_secrets(me, id).await {
-        Ok(secrets) => secrets,
-        Err(e) => return error_page(&e, APPS),
+    let secrets = if app.is_builtin() {
+        Vec::new()
+    } else {
+        match state.services.list_oauth_app_secrets(me, id).await {
+            Ok(secrets) => secrets,
+            Err(e) => return error_page(&e, APPS),
+        }
     };
-    let (token, cookie) = csrf::token_for(headers, state.settings.secure_cookies());
-    let path = app_path(&app.id.to_string());
+    let (chrome, cookie) = Chrome::signed_in(me, headers, state.settings.secure_cookies(), "");
     let form = detail.form.unwrap_or_else(|| AppForm::from_app(&app));
-    let body = format!(
-        "<nav class=\"crumbs\"><a href=\"{APPS}\">← OAuth2 applications</a></nav>\
-         <h1>{name}</h1>{notice}{facts}\
-         <h2>Client secrets</h2>{secrets}\
-         <h2>Edit</h2>{error}\
-         <form method=\"post\" action=\"{path}\">{csrf}{fields}<button type=\"submit\">Save changes</button></form>\
-         <h2>Delete application</h2><p>Every token issued to this application stops working at \
-         once; users have to authorize it again.</p>{delete_error}{delete}",
-        name = escape(&app.name),
-        notice = notice_box(detail.notice.as_deref()),
-        facts = facts(state, &app),
-        secrets = secrets_section(&app, &secrets, detail.new_secret, &token),
-        error = error_box(error_message(detail.error).as_deref()),
-        csrf = hidden(csrf::FIELD, &token),
-        fields = form.fields(detail.error),
-        delete_error = error_box(detail.delete_error),
-        delete = post_form(
-            &format!("{path}/delete"),
-            &token,
-            &format!(
-                "<label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required>\
-                 I understand that {} stops working at once.</label>",
-                escape(&app.name)
-            ),
-            "Delete application",
-            "danger",
-        ),
-    );
-    let status = detail.status.unwrap_or(StatusCode::OK);
-    respond_wide(status, &app.name, &body, cookie.as_slice())
-}
-
-fn facts(state: &AppState, app: &OAuthApp) -> String {
-    let scopes = ScopeSet::parse_known(&app.scope);
-    let scopes = if scopes.is_empty() {
-        "Any scope".to_owned()
-    } else {
-        scopes
-            .iter()
-            .map(|s| format!("<code>{}</code>", s.name()))
-            .collect::<Vec<_>>()
-            .join(" ")
+    let page = DetailPage {
+        chrome,
+        title: app.name.clone(),
+        apps_path: APPS,
+        path: app_path(&app.id.to_string()),
+        issuer: state.oauth.issuer().to_owned(),
+        app: AppFacts::from(&app),
+        notice: detail.notice,
+        new_secret: detail.new_secret,
+        secrets: secrets.iter().map(SecretRow::from).collect(),
+        error: error_message(detail.error),
+        form: form.view(detail.error),
+        delete_error: detail.delete_error.map(str::to_owned),
     };
-    let uris: Vec<String> = app
-        .redirect_uris
-        .iter()
-        .map(|u| format!("<code>{}</code>", escape(u)))
-        .collect();
-    let issuer = escape(state.oauth.issuer());
-    format!(
-        "<dl class=\"facts\"><dt>Client ID</dt><dd><code>{id}</code></dd>\
-         <dt>Client type</dt><dd>{kind}</dd>\
-         <dt>Registered</dt><dd>{how} on {created}</dd>\
-         <dt>Last used</dt><dd>{last_used}</dd>\
-         <dt>Allowed scopes</dt><dd>{scopes}</dd>\
-         <dt>Redirect URIs</dt><dd>{uris}</dd>\
-         <dt>Icon</dt><dd>{icon}</dd>\
-         <dt>Authorization URL</dt><dd><code>{issuer}/oauth2/authorize</code></dd>\
-         <dt>Token URL</dt><dd><code>{issuer}/oauth2/tokens</code></dd></dl>",
-        id = app.id,
-        kind = match app.client_type {
-            ClientType::Confidential => "Confidential: authenticates with a client secret",
-            ClientType::Public => "Public: proves itself with PKCE, has no secret",
-        },
-        how = if app.dynamically_registered {
-            "Dynamically, by the client itself,"
-        } else {
-            "By an owner"
-        },
-        created = time(&app.created_at),
-        last_used = last_used(app),
-        uris = uris.join("<br>"),
-        icon = if app.icon.is_empty() {
-            "None".to_owned()
-        } else {
-            format!("<code>{}</code>", escape(&app.icon))
-        },
+    let mut cookies = detail.cookies;
+    cookies.extend(cookie);
+    render(
+        &page,
+        detail.status.unwrap_or(StatusCode::OK),
+        cookies.as_slice(),
     )
-}
-
-fn secrets_section(
-    app: &OAuthApp,
-    secrets: &[AppSecret],
-    new_secret: Option<&str>,
-    token: &str,
-) -> String {
-    if app.client_type == ClientType::Public {
-        return "<p class=\"muted\">Public clients prove themselves with PKCE and have no \
-                secrets.</p>"
-            .to_owned();
-    }
-    let path = app_path(&app.id.to_string());
-    let shown = new_secret
-        .map(|s| {
-            format!(
-                "<div class=\"secret\" role=\"alert\"><strong>Copy this secret now. It will not \
-                 be shown again.</strong><code>{}</code></div>",
-                escape(s)
-            )
-        })
-        .unwrap_or_default();
-    let rows: String = secrets
-        .iter()
-        .map(|s| {
-            format!(
-                "<tr><td><code>{display}</code></td><td>{created}</td><td>{used}</td><td>{delete}</td></tr>",
-                display = escape(&s.display_secret),
-                created = time(&s.created_at),
-                used = s.last_used_at.as_ref().map_or_else(|| "Never".to_owned(), time),
-                delete = post_form(
-                    &format!("{path}/secrets/{}/delete", s.id),
-                    token,
-                    "",
-                    "Delete secret",
-                    "secondary",
-                ),
-            )
-        })
-        .collect();
-    let table = if secrets.is_empty() {
-        "<p class=\"muted\">No secrets yet: the application cannot get tokens until it has one.</p>"
-            .to_owned()
-    } else {
-        format!(
-            "<table><thead><tr><th>Secret</th><th>Created</th><th>Last used</th><th></th></tr>\
-             </thead><tbody>{rows}</tbody></table>"
-        )
-    };
-    format!(
-        "{shown}{table}{create}",
-        create = post_form(&format!("{path}/secrets"), token, "", "Create secret", "")
-    )
-}
-
-/// The settings block for Client ID Metadata Documents: whether the server accepts them, and
-/// the owners' policy (any host, listed hosts, none) as one form.
-async fn metadata_documents_section(
-    state: &AppState,
-    me: &Principal,
-    token: &str,
-) -> Result<String, DomainError> {
-    let (policy, hosts) = state.services.get_metadata_document_policy(me).await?;
-    let flag_note = if state.oauth.metadata_documents_available() {
-        ""
-    } else {
-        "<p class=\"warning\">This server was started with \
-         <code>--oauth2-client-id-metadata-document-enable=false</code>: no policy below takes \
-         effect until it is turned on.</p>"
-    };
-    let radio = |value: CimdPolicy, label: &str| {
-        format!(
-            "<label><input type=\"radio\" name=\"cimd_policy\" value=\"{v}\"{checked}> {label}</label><br>",
-            v = value.as_str(),
-            checked = if policy == value { " checked" } else { "" },
-            label = escape(label),
-        )
-    };
-    let fields = format!(
-        "{any}{listed}{none}<label>Listed hosts (one per line, e.g. claude.ai)<br>\
-         <textarea name=\"cimd_hosts\" rows=\"3\">{hosts}</textarea></label><br>",
-        any = radio(
-            CimdPolicy::Any,
-            "Any client that serves a valid metadata document"
-        ),
-        listed = radio(
-            CimdPolicy::ListedHosts,
-            "Only clients whose document is on a listed host"
-        ),
-        none = radio(CimdPolicy::None, "None: turn client metadata documents off"),
-        hosts = escape(&hosts.join("\n")),
-    );
-    Ok(format!(
-        "<h2>Client ID metadata documents</h2><p>MCP clients such as Claude and VS Code can \
-         identify themselves with an https URL as their client ID; Coder fetches the client's \
-         details from that URL.</p>{flag_note}{form}",
-        form = post_form(
-            METADATA_DOCUMENTS,
-            token,
-            &fields,
-            "Save policy",
-            "secondary"
-        ),
-    ))
 }
