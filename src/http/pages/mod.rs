@@ -1,16 +1,20 @@
 //! Server-rendered pages: sign-in, first-user setup, the signed-in home page, workspaces,
-//! templates, API tokens, connecting an AI agent, the owner's OAuth2 applications, a user's
-//! authorized applications, and device verification.
+//! templates, API tokens, connecting an AI agent, the owner's OAuth2 applications, users, audit
+//! log and deployment settings, a user's authorized applications, and device verification.
 
+mod audit_log;
 mod authorized_apps;
 pub mod chrome;
 mod connect;
 pub(crate) mod csrf;
+mod deployment;
+mod deployment_users;
 mod device;
 mod home;
 pub mod layout;
 mod login;
 mod oauth_apps;
+mod owners;
 mod setup;
 mod templates;
 mod tokens;
@@ -38,6 +42,9 @@ pub fn routes() -> Router<AppState> {
         .merge(connect::routes())
         .merge(templates::routes())
         .merge(device::routes())
+        .merge(deployment_users::routes())
+        .merge(audit_log::routes())
+        .merge(deployment::routes())
 }
 
 /// A page response with a status and optional cookies to set.
