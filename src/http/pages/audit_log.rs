@@ -136,8 +136,16 @@ struct EntryRow {
 
 impl From<AuditLogView> for EntryRow {
     fn from(e: AuditLogView) -> Self {
+        // `key: value` pairs read better than JSON; strings lose their quotes.
         let details = match &e.additional_fields {
-            serde_json::Value::Object(m) if m.is_empty() => String::new(),
+            serde_json::Value::Object(fields) => fields
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(text) => format!("{k}: {text}"),
+                    other => format!("{k}: {other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             other => other.to_string(),
         };
         let client = e
