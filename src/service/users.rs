@@ -272,6 +272,10 @@ impl Services {
         if user.id == actor.user.id && status == UserStatus::Suspended {
             return Err(DomainError::invalid("You cannot suspend yourself."));
         }
+        // Asking again is no change, and no entry in the audit log.
+        if user.status == status {
+            return Ok(user);
+        }
         let now = self.clock.now();
         if !self.store.set_user_status(user.id, status, now).await? {
             return Err(DomainError::NotFound("User not found.".into()));
@@ -310,6 +314,9 @@ impl Services {
             return Err(DomainError::invalid(
                 "You cannot remove your own owner role; ask another owner.",
             ));
+        }
+        if user.role == role {
+            return Ok(user);
         }
         let now = self.clock.now();
         if !self.store.set_user_role(user.id, role, now).await? {
