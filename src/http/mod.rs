@@ -51,8 +51,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state.clone(), audit_origin))
 }
 
-/// Every audit entry a REST or page request leads to records the client's IP (the MCP endpoint
-/// passes its own).
+/// Every audit entry a REST or page request leads to records the client's IP (MCP tool calls
+/// set theirs in `mcp::handler`).
 async fn audit_origin(
     extract::ClientIp(ip): extract::ClientIp,
     request: Request,

@@ -19,6 +19,7 @@ both_backends!(
     suspension_stops_every_credential,
     owners_cannot_suspend_or_demote_themselves,
     owner_and_workspace_actions_are_audited,
+    actions_through_mcp_tools_name_the_client_and_its_ip,
     cli_suspends_and_activates_users,
     users_page_creates_suspends_re_roles_and_deletes,
     users_page_is_for_owners_and_refuses_forms_without_csrf,
@@ -389,6 +390,34 @@ async fn owner_and_workspace_actions_are_audited(backend: Backend) {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["resource_id"], key_id.as_str());
     assert_eq!(keys[0]["additional_fields"]["token_name"], "ci");
+}
+
+async fn actions_through_mcp_tools_name_the_client_and_its_ip(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let template = create_template(&app, &owner, "basic", BASIC, &[]).await;
+    let client = app.register_claude().await;
+    let tokens = app.obtain_tokens(&owner, &client).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let (status, body) = rpc(
+        &app,
+        access,
+        "tools/call",
+        json!({"name": "coder_create_workspace", "arguments": {
+            "template_version_id": template["active_version_id"],
+            "name": "agentic",
+        }}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"]["isError"], false, "{body}");
+
+    let created = audit(&app, &owner, "action:workspace.create").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["client_id"], client.id.as_str());
+    assert_eq!(created[0]["user"]["username"], "owner");
+    assert_eq!(created[0]["additional_fields"]["name"], "agentic");
+    assert_eq!(created[0]["ip"], "127.0.0.1");
 }
 
 /// Runs the real `coder` as the holder of `token`.
