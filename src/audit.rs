@@ -6,6 +6,7 @@
 //! than one. The queue is bounded, so a database that falls behind slows requests down instead
 //! of dropping entries, and the server flushes it before it stops.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -29,6 +30,17 @@ const RETRY_DELAY: Duration = Duration::from_millis(200);
 /// during an outage may wait for its last entries.
 const OUTAGE_PATIENCE: Duration = Duration::from_secs(30);
 const OUTAGE_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+tokio::task_local! {
+    /// The client IP of the request being served, set once around each HTTP request (by
+    /// `http::routes`), so the use cases that audit need not carry it in every signature.
+    static REQUEST_IP: String;
+}
+
+/// Runs `work` (one request) with `ip` as the IP its audit entries record.
+pub async fn with_request_ip<F: std::future::Future>(ip: String, work: F) -> F::Output {
+    REQUEST_IP.scope(ip, work).await
+}
 
 /// One auditable action, before it is stamped.
 #[derive(Debug, Clone)]
@@ -91,6 +103,7 @@ enum Queued {
 pub struct Auditor {
     clock: SharedClock,
     queue: mpsc::Sender<Queued>,
+    ids: Arc<IdSequence>,
 }
 
 impl Auditor {
@@ -99,7 +112,11 @@ impl Auditor {
     pub fn start(store: SharedStore, clock: SharedClock) -> Self {
         let (queue, received) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(store, received));
-        Self { clock, queue }
+        Self {
+            clock,
+            queue,
+            ids: Arc::default(),
+        }
     }
 
     /// Stamps the entry and queues it; waits only while the queue is full. A failed write is
@@ -108,14 +125,18 @@ impl Auditor {
     pub async fn record(&self, event: AuditEvent) {
         let time = self.clock.now();
         let entry = AuditEntry {
-            id: time_ordered_id(time),
+            id: self.ids.next(time),
             time,
             user_id: event.user_id,
             client_id: event.client_id,
             action: event.action.to_owned(),
             resource_type: event.resource_type.to_owned(),
             resource_id: event.resource_id,
-            ip: event.ip,
+            ip: if event.ip.is_empty() {
+                REQUEST_IP.try_with(Clone::clone).unwrap_or_default()
+            } else {
+                event.ip
+            },
             details: event.details,
         };
         if let Err(mpsc::error::SendError(Queued::Entry(entry))) =
@@ -136,17 +157,23 @@ impl Auditor {
     }
 }
 
-/// A UUIDv7 (RFC 9562 §5.7) from the entry's time: ids that grow with time keep inserts at
+/// UUIDv7s (RFC 9562 §5.7) from the entries' times: ids that grow with time keep inserts at
 /// the end of the primary key's index, where random ones touched a different page each: the
 /// audit writer was 6% of `coder_list_workspaces`' CPU on SQLite, now under 1%
-/// (docs/benchmarks.md).
-fn time_ordered_id(time: chrono::DateTime<chrono::Utc>) -> Uuid {
-    let secs = u64::try_from(time.timestamp()).unwrap_or_default();
-    Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        secs,
-        time.timestamp_subsec_nanos(),
-    ))
+/// (docs/benchmarks.md). Entries stamped with the same time get growing ids too (the counter
+/// of RFC 9562 §6.2, method 1), so the log lists them newest first in the order they happened.
+#[derive(Debug, Default)]
+struct IdSequence(Mutex<uuid::ContextV7>);
+
+impl IdSequence {
+    fn next(&self, time: chrono::DateTime<chrono::Utc>) -> Uuid {
+        let secs = u64::try_from(time.timestamp()).unwrap_or_default();
+        Uuid::new_v7(uuid::Timestamp::from_unix(
+            &self.0,
+            secs,
+            time.timestamp_subsec_nanos(),
+        ))
+    }
 }
 
 /// The writer: takes whatever is queued (up to `MAX_BATCH`), writes it in one statement, and
@@ -210,12 +237,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_grow_with_time() {
+    fn ids_grow_with_time_and_within_an_instant() {
         let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00.000Z")
             .expect("time")
             .with_timezone(&chrono::Utc);
+        let sequence = IdSequence::default();
         let ids: Vec<Uuid> = (0..50)
-            .map(|ms| time_ordered_id(t0 + chrono::Duration::milliseconds(ms)))
+            .map(|ms| sequence.next(t0 + chrono::Duration::milliseconds(ms)))
+            .chain((0..50).map(|_| sequence.next(t0 + chrono::Duration::milliseconds(60))))
             .collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         assert_eq!(ids[0].get_version_num(), 7);

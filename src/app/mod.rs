@@ -180,7 +180,8 @@ impl App {
             .with_provisioning(provisioning)
             .with_daemon_links(daemons.clone())
             .with_agent_links(links.clone())
-            .with_oauth_apps(audit.clone(), revocations.clone(), metrics.clone());
+            .with_oauth_apps(audit.clone(), revocations.clone(), metrics.clone())
+            .with_audit(audit.clone());
         services.ensure_default_organization().await?;
         oauth.ensure_builtin_clients().await?;
         let state = AppState {

@@ -190,6 +190,12 @@ impl ApiClient {
         Ok(())
     }
 
+    /// A PUT whose path says everything (`/users/{user}/status/suspend`).
+    pub async fn put_without_body<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let body = self.send(Method::PUT, path, None::<&()>).await?;
+        decode(&body, path)
+    }
+
     pub async fn patch<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,

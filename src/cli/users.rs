@@ -1,4 +1,5 @@
-//! `coder whoami` and `coder users show <user>`: who the stored identity is.
+//! `coder whoami` and `coder users show <user>`: who the stored identity is; `coder users
+//! list|create|suspend|activate` for owners.
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -85,6 +86,17 @@ enum UsersSubcommand {
     List(ListUsers),
     /// Create a user (owners only).
     Create(CreateUser),
+    /// Suspend a user: they can no longer sign in or use their tokens (owners only).
+    Suspend(ChangeStatus),
+    /// Activate a suspended user again (owners only).
+    Activate(ChangeStatus),
+}
+
+#[derive(Debug, Args)]
+struct ChangeStatus {
+    /// A username or an ID.
+    #[arg(value_name = "USER")]
+    user: String,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +142,12 @@ impl UsersCommand {
             UsersSubcommand::Show(show) => show,
             UsersSubcommand::List(cmd) => return list_users(&client, cmd).await,
             UsersSubcommand::Create(cmd) => return create_user(&client, cmd).await,
+            UsersSubcommand::Suspend(cmd) => {
+                return change_status(&client, &cmd.user, "suspend", "suspended").await;
+            }
+            UsersSubcommand::Activate(cmd) => {
+                return change_status(&client, &cmd.user, "activate", "activated").await;
+            }
         };
         let user: Value = client
             .get(&format!("/api/v2/users/{}", path_segment(&show.user)))
@@ -223,6 +241,25 @@ async fn create_user(client: &ApiClient, cmd: CreateUser) -> anyhow::Result<()> 
     if generated {
         println!("Their password (shown only now): {password}");
     }
+    Ok(())
+}
+
+async fn change_status(
+    client: &ApiClient,
+    user: &str,
+    action: &str,
+    done: &str,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v2/users/{}/status/{action}", path_segment(user));
+    let changed: Value = client
+        .put_without_body(&path)
+        .await
+        .with_context(|| format!("cannot {action} the user"))?;
+    let username = changed
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or(user);
+    println!("User {username} has been {done}.");
     Ok(())
 }
 

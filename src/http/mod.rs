@@ -18,6 +18,9 @@ pub mod workspace_agents;
 pub mod workspaces;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 
 use crate::domain::Experiment;
 use crate::web::AppState;
@@ -45,6 +48,17 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(workspace_agents::routes())
         .merge(agent_api::routes())
         .merge(provisioner_daemons::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), audit_origin))
+}
+
+/// Every audit entry a REST or page request leads to records the client's IP (MCP tool calls
+/// set theirs in `mcp::handler`).
+async fn audit_origin(
+    extract::ClientIp(ip): extract::ClientIp,
+    request: Request,
+    next: Next,
+) -> Response {
+    crate::audit::with_request_ip(ip.to_string(), next.run(request)).await
 }
 
 /// What the agent socket serves: only the routes agents call.

@@ -3,14 +3,14 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::cookies::{SESSION_COOKIE, set_cookie};
 use super::extract::{ApiJson, ApiQuery, ClientIp, CurrentUser};
-use crate::domain::{FieldError, Page, Role, ZeroLimit};
+use crate::domain::{FieldError, Page, Role, UserStatus, ZeroLimit};
 use crate::service::views::UserResponse;
 use crate::service::{CreateUserRequest, UserSelector};
 use crate::web::{ApiError, ApiResult, AppState};
@@ -25,6 +25,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/users/logout", post(logout))
         .route("/api/v2/users", get(list_users).post(create_user))
         .route("/api/v2/users/{user}", get(get_user).delete(delete_user))
+        .route("/api/v2/users/{user}/status/suspend", put(suspend_user))
+        .route("/api/v2/users/{user}/status/activate", put(activate_user))
+        .route("/api/v2/users/{user}/roles", put(update_roles))
 }
 
 #[derive(Deserialize)]
@@ -196,15 +199,57 @@ async fn delete_user(
     CurrentUser(me): CurrentUser,
     Path(user): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let deleted = state
+    state
         .services
         .delete_user(&me, &UserSelector::parse(&user))
         .await?;
-    // Their sessions went with the account; their OAuth grants stop working now too.
-    state
-        .oauth
-        .revoke_all_for_user(deleted)
-        .await
-        .map_err(crate::domain::DomainError::from)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn suspend_user(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(user): Path<String>,
+) -> ApiResult<Json<UserResponse>> {
+    set_status(&state, &me, &user, UserStatus::Suspended).await
+}
+
+async fn activate_user(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(user): Path<String>,
+) -> ApiResult<Json<UserResponse>> {
+    set_status(&state, &me, &user, UserStatus::Active).await
+}
+
+async fn set_status(
+    state: &AppState,
+    me: &crate::domain::Principal,
+    user: &str,
+    status: UserStatus,
+) -> ApiResult<Json<UserResponse>> {
+    let user = state
+        .services
+        .set_user_status(me, &UserSelector::parse(user), status)
+        .await?;
+    Ok(Json(user.into()))
+}
+
+/// Coder's `codersdk.UpdateRoles`.
+#[derive(Deserialize)]
+struct UpdateRolesBody {
+    roles: Vec<String>,
+}
+
+async fn update_roles(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Path(user): Path<String>,
+    ApiJson(body): ApiJson<UpdateRolesBody>,
+) -> ApiResult<Json<UserResponse>> {
+    let user = state
+        .services
+        .set_user_roles(&me, &UserSelector::parse(&user), &body.roles)
+        .await?;
+    Ok(Json(user.into()))
 }

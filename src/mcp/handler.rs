@@ -209,7 +209,12 @@ impl ServerHandler for CoderMcp {
             state: self.state.clone(),
             principal: caller.principal.clone(),
         };
-        let call = tools::call(&ctx, tool, request.arguments.unwrap_or_default());
+        // rmcp runs this handler on a task of its own, outside the request's audit scope: the
+        // entries the tool's use cases record get the caller's IP from here.
+        let call = crate::audit::with_request_ip(
+            caller.ip.clone(),
+            tools::call(&ctx, tool, request.arguments.unwrap_or_default()),
+        );
         let (outcome, notified) = match context.meta.get_progress_token() {
             Some(token) => with_progress(call, &context, token).await,
             None => (call.await, false),

@@ -4,9 +4,11 @@
 //! SHA-256 of the 22-character secret is stored.
 
 use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
 
 use super::require_owner;
 use super::{Services, UserSelector, conflict_field, validate};
+use crate::audit::AuditEvent;
 use crate::domain::{
     ApiKey, ApiKeyId, Credential, DomainError, FieldError, LoginType, Principal, User, UserId,
     UserStatus,
@@ -37,13 +39,17 @@ const INVALID_TOKEN: &str =
 
 impl Services {
     /// Opens a browser session for a user who just proved their password.
-    pub(super) async fn create_session(&self, user: UserId) -> Result<Secret, DomainError> {
+    /// A browser session for `user`: its token, and its key's id for the audit log.
+    pub(super) async fn create_session(
+        &self,
+        user: UserId,
+    ) -> Result<(Secret, ApiKeyId), DomainError> {
         let lifetime =
             Duration::from_std(self.policy.session_duration).map_err(DomainError::internal)?;
         let issued = self
             .issue_key(user, LoginType::Password, String::new(), lifetime)
             .await?;
-        Ok(issued.token)
+        Ok((issued.token, issued.key.id))
     }
 
     /// Creates a named, long-lived token for `who` (the caller, or anyone for an owner).
@@ -85,8 +91,20 @@ impl Services {
             ));
         }
         let lifetime = Duration::from_std(lifetime).map_err(DomainError::internal)?;
-        self.issue_key(user.id, LoginType::Token, name, lifetime)
-            .await
+        let issued = self
+            .issue_key(user.id, LoginType::Token, name, lifetime)
+            .await?;
+        self.audit(
+            actor,
+            AuditEvent::new("api_key.create", "api_key", &issued.key.id.0).details(json!({
+                "token_name": issued.key.token_name,
+                "username": user.username,
+                "lifetime_seconds": issued.key.lifetime_seconds,
+                "expires_at": issued.key.expires_at,
+            })),
+        )
+        .await;
+        Ok(issued)
     }
 
     pub async fn list_tokens(
@@ -113,6 +131,12 @@ impl Services {
         {
             return Err(DomainError::NotFound("API key not found.".into()));
         }
+        self.audit(
+            actor,
+            AuditEvent::new("api_key.delete", "api_key", id)
+                .details(json!({ "username": user.username })),
+        )
+        .await;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use super::Services;
 use super::templates::{LOG_PAGE, require_scope};
 use super::views::{ProvisionerJobLogView, WorkspaceBuildView};
-use super::workspaces::can_access;
+use super::workspaces::{build_event, can_access};
 use crate::domain::manifest::resolve_parameters;
 use crate::domain::{
     BuildId, DomainError, JobStatus, JobType, Page, ParameterValue, Principal, ProvisionerJob,
@@ -128,6 +128,15 @@ impl Services {
             Err(other) => return Err(other.into()),
         }
         self.provisioning()?.signals.job_queued();
+        let owner = match self.store.get_user_by_id(workspace.owner_id).await? {
+            Some(u) => u.username,
+            None => String::new(),
+        };
+        self.audit(
+            actor,
+            build_event(&workspace, &owner, build.transition, build.build_number),
+        )
+        .await;
         self.build_view(&workspace, &build).await
     }
 

@@ -22,9 +22,9 @@ pub mod workspaces;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::Auditor;
+use crate::audit::{AuditEvent, Auditor};
 use crate::clock::SharedClock;
-use crate::domain::{DomainError, Principal};
+use crate::domain::{Credential, DomainError, Principal};
 use crate::metrics::Metrics;
 use crate::provisioner::Provisioning;
 use crate::ratelimit::{FailureBackoff, RateLimiter};
@@ -73,6 +73,9 @@ pub struct Services {
     daemon_links: Option<Arc<daemons::DaemonLinks>>,
     /// OAuth application management; absent in commands that never touch it.
     oauth_apps: Option<oauth_apps::OAuthAppsDeps>,
+    /// Where the owners' actions and the workspace lifecycle are audited; absent in commands
+    /// that serve no requests (create-admin-user).
+    audit: Option<Auditor>,
 }
 
 impl Services {
@@ -100,6 +103,29 @@ impl Services {
             agent_links: None,
             daemon_links: None,
             oauth_apps: None,
+            audit: None,
+        }
+    }
+
+    /// Audits users, templates, workspaces and API keys to `audit`.
+    pub fn with_audit(mut self, audit: Auditor) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Records `event` as done by `actor` (and, for an OAuth token, by its client).
+    async fn audit(&self, actor: &Principal, event: AuditEvent) {
+        let event = match &actor.credential {
+            Credential::OAuth { client_id, .. } => event.client(*client_id),
+            Credential::ApiKey { .. } => event,
+        };
+        self.record(event.by(actor.user.id)).await;
+    }
+
+    /// Records `event` as it is (when nobody signed in acted: the first user).
+    async fn record(&self, event: AuditEvent) {
+        if let Some(audit) = &self.audit {
+            audit.record(event).await;
         }
     }
 
@@ -162,6 +188,11 @@ impl Services {
             jobs_pending: self.store.count_pending_jobs().await.ok(),
             agents_connected: self.agents_connected(),
         }
+    }
+
+    /// The database this deployment runs on: `sqlite` or `postgres`.
+    pub fn database_kind(&self) -> &'static str {
+        self.store.backend()
     }
 
     pub fn store(&self) -> &SharedStore {

@@ -1,6 +1,7 @@
 //! Templates: the default organization, uploaded files, template versions (imported by a job)
 //! and templates. Everyone signed in may read them; only owners manage them.
 
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -10,6 +11,7 @@ use super::views::{
     TemplateView,
 };
 use super::{Services, validate};
+use crate::audit::AuditEvent;
 use crate::domain::manifest::Manifest;
 use crate::domain::provisioner::ProvisionerTags;
 use crate::domain::text::{is_lookup_key, limits};
@@ -258,6 +260,18 @@ impl Services {
                 other => other.into(),
             })?;
         self.provisioning()?.signals.job_queued();
+        self.audit(
+            actor,
+            AuditEvent::new("template.version.create", "template_version", version.id.0).details(
+                json!({
+                    "name": version.name,
+                    "template_id": version.template_id.map(|t| t.0),
+                    "template": template.as_ref().map(|t| t.name.clone()),
+                    "file_id": file.id.0,
+                }),
+            ),
+        )
+        .await;
         Ok(TemplateVersionView::new(
             &version,
             &job,
@@ -510,6 +524,15 @@ impl Services {
             updated_at: now,
         };
         self.insert_template(template.clone()).await?;
+        self.audit(
+            actor,
+            AuditEvent::new("template.create", "template", template.id.0).details(json!({
+                "name": template.name,
+                "active_version_id": version.id.0,
+                "version": version.name,
+            })),
+        )
+        .await;
         Ok(TemplateView::new(
             &template,
             Some(&org),
@@ -677,6 +700,18 @@ impl Services {
         {
             return Err(template_not_found());
         }
+        self.audit(
+            actor,
+            AuditEvent::new("template.active_version.update", "template", template.id.0).details(
+                json!({
+                    "name": template.name,
+                    "from": template.active_version_id.0,
+                    "to": version.id.0,
+                    "version": version.name,
+                }),
+            ),
+        )
+        .await;
         Ok(())
     }
 
@@ -688,8 +723,18 @@ impl Services {
     ) -> Result<(), DomainError> {
         require_owner(actor)?;
         require_scope(actor, Scope::TemplatesWrite)?;
+        // Read first, so the entry names what was deleted.
+        let name = self.store.get_template(id).await?.map(|t| t.name);
         match self.store.delete_template(id, self.clock.now()).await? {
-            DeleteTemplateOutcome::Deleted => Ok(()),
+            DeleteTemplateOutcome::Deleted => {
+                self.audit(
+                    actor,
+                    AuditEvent::new("template.delete", "template", id.0)
+                        .details(json!({ "name": name })),
+                )
+                .await;
+                Ok(())
+            }
             DeleteTemplateOutcome::NotFound => Err(template_not_found()),
             DeleteTemplateOutcome::HasWorkspaces(n) => Err(DomainError::conflict(
                 format!(

@@ -1,8 +1,10 @@
 //! Users: the first owner, sign-in, and owner-managed accounts.
 
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{Services, conflict_field, password, require_owner, validate};
+use crate::audit::AuditEvent;
 use crate::domain::text::{is_lookup_key, limits};
 use crate::domain::{
     DomainError, FieldError, NewUser, Page, Principal, Role, User, UserId, UserStatus,
@@ -59,7 +61,8 @@ impl Services {
     /// Creates the first user, who becomes the owner. Refused once any user exists.
     pub async fn create_first_user(&self, req: CreateUserRequest) -> Result<User, DomainError> {
         let new = self.prepare_user(req, Role::Owner).await?;
-        self.store
+        let user = self
+            .store
             .create_first_user(new)
             .await
             .map_err(|e| match e {
@@ -67,7 +70,10 @@ impl Services {
                     DomainError::conflict("The initial user has already been created.", None)
                 }
                 other => user_conflict(other),
-            })
+            })?;
+        self.record(user_event("user.create", &user).by(user.id))
+            .await;
+        Ok(user)
     }
 
     /// An owner creates another user, with the member role unless `role` says otherwise.
@@ -79,7 +85,9 @@ impl Services {
     ) -> Result<User, DomainError> {
         require_owner(actor)?;
         let new = self.prepare_user(req, role).await?;
-        self.store.create_user(new).await.map_err(user_conflict)
+        let user = self.store.create_user(new).await.map_err(user_conflict)?;
+        self.audit(actor, user_event("user.create", &user)).await;
+        Ok(user)
     }
 
     /// Creates an owner without a caller: for `coder server create-admin-user`.
@@ -175,7 +183,14 @@ impl Services {
         }
         let now = self.clock.now();
         self.store.touch_user_last_seen(user.id, now).await?;
-        let session = self.create_session(user.id).await?;
+        let (session, key) = self.create_session(user.id).await?;
+        self.record(
+            AuditEvent::new("user.login", "api_key", key.0)
+                .by(user.id)
+                .from_ip(client_ip)
+                .details(json!({ "login_type": "password" })),
+        )
+        .await;
         Ok((
             User {
                 last_seen_at: now,
@@ -233,11 +248,146 @@ impl Services {
         if user.id == actor.user.id {
             return Err(DomainError::Forbidden("You cannot delete yourself.".into()));
         }
-        if !self.store.delete_user(user.id, self.clock.now()).await? {
+        let now = self.clock.now();
+        if !self.store.delete_user(user.id, now).await? {
             return Err(DomainError::NotFound("User not found.".into()));
         }
+        // Their sessions went with the account; their OAuth grants stop working now too.
+        self.revoke_grants(user.id, now).await?;
+        self.audit(actor, user_event("user.delete", &user)).await;
         Ok(user.id)
     }
+
+    /// An owner suspends or reactivates another user. A suspended user cannot sign in, and
+    /// every credential they hold is refused while they stay suspended (API keys by
+    /// `authenticate_api_key`, OAuth tokens by the revocation of their grants).
+    pub async fn set_user_status(
+        &self,
+        actor: &Principal,
+        who: &UserSelector,
+        status: UserStatus,
+    ) -> Result<User, DomainError> {
+        require_owner(actor)?;
+        let user = self.get_user(actor, who).await?;
+        if user.id == actor.user.id && status == UserStatus::Suspended {
+            return Err(DomainError::invalid("You cannot suspend yourself."));
+        }
+        // Asking again is no change, and no entry in the audit log.
+        if user.status == status {
+            return Ok(user);
+        }
+        let now = self.clock.now();
+        if !self.store.set_user_status(user.id, status, now).await? {
+            return Err(DomainError::NotFound("User not found.".into()));
+        }
+        if status == UserStatus::Suspended {
+            // Access tokens verify without the database (and the MCP endpoint caches users for
+            // a few seconds): revoking the grants stops them now, on every replica within the
+            // revocation sync. Reactivated users authorize their apps again.
+            self.revoke_grants(user.id, now).await?;
+        }
+        let action = match status {
+            UserStatus::Suspended => "user.suspend",
+            UserStatus::Active => "user.activate",
+        };
+        let user = User {
+            status,
+            updated_at: now,
+            ..user
+        };
+        self.audit(actor, user_event(action, &user)).await;
+        Ok(user)
+    }
+
+    /// An owner sets another user's site roles (Coder's `PUT /users/{user}/roles`): `owner`,
+    /// or none (`member` is implied and may be named).
+    pub async fn set_user_roles(
+        &self,
+        actor: &Principal,
+        who: &UserSelector,
+        roles: &[String],
+    ) -> Result<User, DomainError> {
+        require_owner(actor)?;
+        let role = role_from_site_roles(roles)?;
+        let user = self.get_user(actor, who).await?;
+        if user.id == actor.user.id && role != Role::Owner {
+            return Err(DomainError::invalid(
+                "You cannot remove your own owner role; ask another owner.",
+            ));
+        }
+        if user.role == role {
+            return Ok(user);
+        }
+        let now = self.clock.now();
+        if !self.store.set_user_role(user.id, role, now).await? {
+            return Err(DomainError::NotFound("User not found.".into()));
+        }
+        let previous = user.role;
+        let user = User {
+            role,
+            updated_at: now,
+            ..user
+        };
+        self.audit(
+            actor,
+            AuditEvent::new("user.role.update", "user", user.id.0).details(json!({
+                "username": user.username,
+                "from": previous.as_str(),
+                "to": role.as_str(),
+            })),
+        )
+        .await;
+        Ok(user)
+    }
+}
+
+impl Services {
+    /// Revokes every OAuth grant `user` holds, denied at once on this replica.
+    async fn revoke_grants(
+        &self,
+        user: UserId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DomainError> {
+        let revoked = self.store.revoke_user_grants(user, None, now).await?;
+        if let Some(deps) = &self.oauth_apps {
+            deps.revocations.add(revoked, now);
+        }
+        Ok(())
+    }
+}
+
+/// The one role this server stores, from Coder's list of site roles.
+fn role_from_site_roles(roles: &[String]) -> Result<Role, DomainError> {
+    let mut role = Role::Member;
+    let mut problems = Vec::new();
+    for name in roles {
+        match Role::parse(name.trim()) {
+            Some(Role::Owner) => role = Role::Owner,
+            Some(Role::Member) => {}
+            None => problems.push(FieldError::new(
+                "roles",
+                format!(
+                    "{name:?} is not a site role of this deployment; use \"owner\" or \"member\"."
+                ),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(role)
+    } else {
+        Err(DomainError::invalid_fields("Invalid roles.", problems))
+    }
+}
+
+/// An entry about `user`, naming them in the details (the id alone outlives nothing useful
+/// once the account is deleted).
+fn user_event(action: &'static str, user: &User) -> AuditEvent {
+    AuditEvent::new(action, "user", user.id.0).details(json!({
+        "username": user.username,
+        "email": user.email,
+        "role": user.role.as_str(),
+        "status": user.status.as_str(),
+    }))
 }
 
 fn user_conflict(err: StoreError) -> DomainError {

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::templates::require_scope;
 use super::views::{BuildParts, WorkspaceBuildView, WorkspaceView, WorkspacesView};
 use super::{Services, UserSelector, validate};
+use crate::audit::AuditEvent;
 use crate::domain::manifest::resolve_parameters;
 use crate::domain::text::{StoredText, is_lookup_key};
 use crate::domain::{
@@ -254,6 +255,23 @@ impl Services {
             .insert_first_build(actor, &owner, &template, &version, name, parameters)
             .await?;
         self.provisioning()?.signals.job_queued();
+        self.audit(
+            actor,
+            AuditEvent::new("workspace.create", "workspace", workspace.id.0).details(
+                serde_json::json!({
+                    "name": workspace.name,
+                    "owner": owner.username,
+                    "template": template.name,
+                    "template_version_id": version.id.0,
+                }),
+            ),
+        )
+        .await;
+        self.audit(
+            actor,
+            build_event(&workspace, &owner.username, Transition::Start, 1),
+        )
+        .await;
         self.workspace_view(&workspace).await
     }
 
@@ -705,4 +723,19 @@ mod properties {
             }
         }
     }
+}
+
+/// The entry for a queued build: one per start, stop and delete, naming the transition.
+pub(super) fn build_event(
+    workspace: &Workspace,
+    owner: &str,
+    transition: Transition,
+    build_number: i64,
+) -> AuditEvent {
+    AuditEvent::new("workspace.build", "workspace", workspace.id.0).details(serde_json::json!({
+        "name": workspace.name,
+        "owner": owner,
+        "transition": transition.as_str(),
+        "build_number": build_number,
+    }))
 }

@@ -151,6 +151,51 @@ impl Store {
         Ok(marked == 1)
     }
 
+    /// Sets a (not deleted) user's status; false when there is no such user.
+    pub async fn set_user_status(
+        &self,
+        id: UserId,
+        status: UserStatus,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.update_user_column("status", status.as_str(), id, now)
+            .await
+    }
+
+    /// Sets a (not deleted) user's site role; false when there is no such user.
+    pub async fn set_user_role(
+        &self,
+        id: UserId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.update_user_column("role", role.as_str(), id, now)
+            .await
+    }
+
+    /// `column` is one of the two names above, never input.
+    async fn update_user_column(
+        &self,
+        column: &'static str,
+        value: &'static str,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let sql = format!(
+            "UPDATE users SET {column} = $1, updated_at = $2 WHERE id = $3 AND NOT deleted"
+        );
+        let updated = on!(&self.pool, |pool| {
+            sqlx::query(&sql)
+                .bind(value)
+                .bind(DbTime(now))
+                .bind(id.0)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+
     pub async fn touch_user_last_seen(&self, id: UserId, now: DateTime<Utc>) -> StoreResult<()> {
         on!(&self.pool, |pool| {
             sqlx::query("UPDATE users SET last_seen_at = $2 WHERE id = $1")

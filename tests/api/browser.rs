@@ -491,3 +491,62 @@ impl Drop for Callback {
         self.server.abort();
     }
 }
+
+both_backends!(browser_checks_the_owners_pages,);
+
+/// The owners' pages in a real browser, after the actions the audit log should show: each page
+/// passes the accessibility check, the users form creates an account, and the audit log lists
+/// what happened and filters it.
+async fn browser_checks_the_owners_pages(backend: Backend) {
+    use crate::workspace_support::{build, create_template, create_workspace};
+    let b = Browser::start().await;
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let basic = include_str!("../../examples/templates/basic/coder.yaml");
+    let template = create_template(&app, &owner, "basic", basic, &[]).await;
+    let ws = create_workspace(&app, &owner, "dev", &template["id"], json!([])).await;
+    build(&app, &owner, &ws, "stop").await;
+    build(&app, &owner, &ws, "start").await;
+
+    // Signed in as the owner: the session cookie, set on the server's origin.
+    b.go(&format!("{}/login", app.url)).await;
+    b.call(
+        reqwest::Method::POST,
+        "/cookie",
+        Some(json!({"cookie": {"name": "coder_session_token", "value": owner, "path": "/"}})),
+    )
+    .await;
+
+    b.go(&format!("{}/deployment/users", app.url)).await;
+    b.audit("users").await;
+    b.type_into("#new-username", "alice").await;
+    b.type_into("#new-email", "alice@example.com").await;
+    b.type_into("#new-password", crate::helpers::PASSWORD).await;
+    b.click("main form[action='/deployment/users'] button[type=submit]")
+        .await;
+    b.wait_source("Created alice.").await;
+    b.audit("users-created").await;
+
+    b.go(&format!("{}/audit", app.url)).await;
+    let html = b.source().await;
+    for action in [
+        "user.create",
+        "template.create",
+        "workspace.create",
+        "workspace.build",
+    ] {
+        assert!(
+            html.contains(&format!("<code class=\"id\">{action}</code>")),
+            "{action}: {html}"
+        );
+    }
+    b.audit("audit").await;
+    b.type_into("#f-action", "workspace.build").await;
+    b.click("form.filters button[type=submit]").await;
+    let html = b.wait_source("Showing 1–3 of 3.").await;
+    assert!(html.contains("transition: stop"), "{html}");
+
+    b.go(&format!("{}/deployment/general", app.url)).await;
+    assert!(b.source().await.contains(&app.url));
+    b.audit("deployment").await;
+}

@@ -32,6 +32,7 @@ mod oauth_hardening;
 mod oauth_interop;
 mod oauth_pages;
 mod oauth_registration;
+mod owner_pages;
 mod pages;
 mod provisioner_daemons;
 mod request_fuzz;

@@ -234,7 +234,7 @@ fn consent_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (chrome, cookie) = Chrome::signed_in(user, headers, state.settings.secure_cookies(), "");
+    let (chrome, cookie) = Chrome::signed_in(user, headers, &state.settings, "");
     let app = &request.client.app;
     let scope = |s: &crate::domain::Scope| (s.name(), s.description());
     let page = ConsentPage {

@@ -87,8 +87,7 @@ async fn show(
         let name: String = name.chars().take(64).collect();
         format!("Revoked access for {name}. Its tokens no longer work.")
     });
-    let (chrome, cookie) =
-        Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "account");
+    let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "account");
     let page = AuthorizedAppsPage {
         chrome,
         title: "Authorized applications",

@@ -8,13 +8,16 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::csrf;
 use super::layout::with_page_headers;
-use crate::domain::Principal;
+use crate::domain::{Experiment, Principal};
+use crate::web::state::HttpSettings;
 
 /// The signed-in user as the header shows them.
 pub struct ChromeUser {
     pub username: String,
     pub email: String,
     pub owner: bool,
+    /// Whether the OAuth2 pages exist (the oauth2 experiment), so the nav never links a 404.
+    pub oauth2: bool,
 }
 
 /// What `base.html` needs besides the page's own fields.
@@ -31,15 +34,16 @@ impl Chrome {
     pub fn signed_in(
         me: &Principal,
         headers: &HeaderMap,
-        secure: bool,
+        settings: &HttpSettings,
         section: &'static str,
     ) -> (Chrome, Option<String>) {
-        let (csrf, cookie) = csrf::token_for(headers, secure);
+        let (csrf, cookie) = csrf::token_for(headers, settings.secure_cookies());
         let chrome = Chrome {
             user: Some(ChromeUser {
                 username: me.user.username.clone(),
                 email: me.user.email.clone(),
                 owner: me.is_owner(),
+                oauth2: settings.experiments.enabled(Experiment::OAuth2),
             }),
             csrf,
             section,

@@ -74,8 +74,7 @@ async fn show(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    let (chrome, cookie) =
-        Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "connect");
+    let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "connect");
     let access_url = state.settings.access_url_str().to_owned();
     let mcp_url = format!("{access_url}{MCP_PATH}");
     let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).unwrap_or_default();

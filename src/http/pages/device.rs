@@ -144,7 +144,7 @@ struct ConfirmPage<'a> {
 /// confirms on the next page.
 /// The layout for the signed-in user, with the CSRF cookie to set if the browser had none.
 fn layout_for(state: &AppState, headers: &HeaderMap, me: &Principal) -> (Chrome, Option<String>) {
-    Chrome::signed_in(me, headers, state.settings.secure_cookies(), "")
+    Chrome::signed_in(me, headers, &state.settings, "")
 }
 
 fn code_form(

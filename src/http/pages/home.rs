@@ -47,7 +47,7 @@ async fn home(
         };
         return see_other(to, &[]);
     };
-    let (chrome, cookie) = Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "");
+    let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "");
     let experiments = state.settings.experiments.names();
     let page = HomePage {
         chrome,

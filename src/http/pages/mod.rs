@@ -1,11 +1,14 @@
 //! Server-rendered pages: sign-in, first-user setup, the signed-in home page, workspaces,
-//! templates, API tokens, connecting an AI agent, the owner's OAuth2 applications, a user's
-//! authorized applications, and device verification.
+//! templates, API tokens, connecting an AI agent, the owner's OAuth2 applications, users, audit
+//! log and deployment settings, a user's authorized applications, and device verification.
 
+mod audit_log;
 mod authorized_apps;
 pub mod chrome;
 mod connect;
 pub(crate) mod csrf;
+mod deployment;
+mod deployment_users;
 mod device;
 mod folder_upload;
 pub(crate) mod form;
@@ -13,6 +16,7 @@ mod home;
 pub mod layout;
 mod login;
 mod oauth_apps;
+mod owners;
 pub(crate) mod parts;
 mod setup;
 mod templates;
@@ -41,6 +45,9 @@ pub fn routes() -> Router<AppState> {
         .merge(connect::routes())
         .merge(templates::routes())
         .merge(device::routes())
+        .merge(deployment_users::routes())
+        .merge(audit_log::routes())
+        .merge(deployment::routes())
 }
 
 /// 303 to a local path, setting cookies on the way.

@@ -134,8 +134,7 @@ async fn list_page(
     logs: Vec<String>,
     status: StatusCode,
 ) -> Response {
-    let (chrome, cookie) =
-        Chrome::signed_in(me, headers, state.settings.secure_cookies(), "templates");
+    let (chrome, cookie) = Chrome::signed_in(me, headers, &state.settings, "templates");
     let templates = match state.services.list_templates(me, None).await {
         Ok(t) => t,
         Err(e) => return error_page(&e, "/"),
@@ -442,8 +441,7 @@ async fn template_page(
         }
         None => Vec::new(),
     };
-    let (chrome, cookie) =
-        Chrome::signed_in(me, headers, state.settings.secure_cookies(), "templates");
+    let (chrome, cookie) = Chrome::signed_in(me, headers, &state.settings, "templates");
     Ok((
         TemplatePage {
             chrome,

@@ -121,8 +121,7 @@ async fn page(
     status: StatusCode,
     mut cookies: Vec<String>,
 ) -> Response {
-    let (chrome, csrf_cookie) =
-        Chrome::signed_in(me, headers, state.settings.secure_cookies(), "account");
+    let (chrome, csrf_cookie) = Chrome::signed_in(me, headers, &state.settings, "account");
     cookies.extend(csrf_cookie);
     let tokens = match state.services.list_tokens(me, &UserSelector::Me).await {
         Ok((_, keys)) => keys,

@@ -115,8 +115,7 @@ async fn list(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    let (chrome, cookie) =
-        Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "workspaces");
+    let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "workspaces");
     let status = STATUSES
         .iter()
         .find(|(v, _)| *v == q.status)
@@ -243,8 +242,7 @@ async fn new_form(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    let (chrome, cookie) =
-        Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "workspaces");
+    let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "workspaces");
     match new_page(&state, &me, chrome, &q.template, "", &[], None).await {
         Ok(page) => render(&page, StatusCode::OK, cookie.as_slice()),
         Err(e) => error_page(&e, "/workspaces/new"),
@@ -349,8 +347,7 @@ async fn create(
     match created {
         Ok(w) => see_other(&format!("/workspaces/{}", w.id), &[]),
         Err(err @ (DomainError::Invalid { .. } | DomainError::Conflict { .. })) => {
-            let (chrome, cookie) =
-                Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "workspaces");
+            let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "workspaces");
             let status = error_status(&err).0;
             match new_page(&state, &me, chrome, &template, &name, &values, Some(&err)).await {
                 Ok(page) => render(&page, status, cookie.as_slice()),
@@ -420,8 +417,7 @@ async fn show(
         Ok(me) => me,
         Err(r) => return *r,
     };
-    let (chrome, cookie) =
-        Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "workspaces");
+    let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "workspaces");
     match workspace_page(&state, &me, chrome, &id, q).await {
         Ok(page) => render(&page, StatusCode::OK, cookie.as_slice()),
         Err(e) => error_page(&e, "/workspaces"),
@@ -551,8 +547,7 @@ async fn build(
         // A refused action re-renders the page with the reason; nothing changed, so a reload
         // re-submitting it is harmless.
         Err(err) => {
-            let (chrome, cookie) =
-                Chrome::signed_in(&me, &headers, state.settings.secure_cookies(), "workspaces");
+            let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "workspaces");
             let (status, message) = error_status(&err);
             match workspace_page(&state, &me, chrome, &id, ShowQuery::default()).await {
                 Ok(mut page) => {

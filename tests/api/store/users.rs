@@ -18,6 +18,7 @@ both_backends!(
     list_users_pages_and_counts,
     delete_user_hides_the_user_and_removes_its_keys,
     touch_user_last_seen_updates_only_that_user,
+    status_and_role_change_only_that_live_user,
     api_keys_round_trip_and_list_by_login_type,
     api_key_uniqueness,
     delete_and_touch_api_keys,
@@ -397,6 +398,65 @@ async fn touch_user_last_seen_updates_only_that_user(backend: Backend) {
         .touch_user_last_seen(UserId::new(), seen)
         .await
         .unwrap();
+}
+
+async fn status_and_role_change_only_that_live_user(backend: Backend) {
+    let (store, _db) = open(&backend).await;
+    let a = store
+        .create_user(new_user("a", Role::Member))
+        .await
+        .unwrap();
+    let b = store
+        .create_user(new_user("b", Role::Member))
+        .await
+        .unwrap();
+    let later = t0() + Duration::minutes(3);
+    assert!(
+        store
+            .set_user_status(a.id, UserStatus::Suspended, later)
+            .await
+            .unwrap()
+    );
+    assert!(store.set_user_role(a.id, Role::Owner, later).await.unwrap());
+    let a2 = store.get_user_by_id(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (a2.status, a2.role, a2.updated_at, a2.created_at),
+        (UserStatus::Suspended, Role::Owner, later, t0())
+    );
+    // Sign-in reads the same row.
+    let creds = store
+        .get_user_credentials_by_email("a@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(creds.user.status, UserStatus::Suspended);
+    assert_eq!(store.get_user_by_id(b.id).await.unwrap().unwrap(), b);
+    assert!(
+        store
+            .set_user_status(a.id, UserStatus::Active, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_user_by_id(a.id).await.unwrap().unwrap().status,
+        UserStatus::Active
+    );
+
+    // Unknown and deleted users change nothing.
+    assert!(
+        !store
+            .set_user_status(UserId::new(), UserStatus::Suspended, later)
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_user(b.id, later).await.unwrap());
+    assert!(
+        !store
+            .set_user_status(b.id, UserStatus::Suspended, later)
+            .await
+            .unwrap()
+    );
+    assert!(!store.set_user_role(b.id, Role::Owner, later).await.unwrap());
 }
 
 async fn api_keys_round_trip_and_list_by_login_type(backend: Backend) {

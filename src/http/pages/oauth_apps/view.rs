@@ -286,7 +286,7 @@ async fn list_page(
         });
     let registration = state.services.get_dynamic_registration(me).await?;
     let (policy, hosts) = state.services.get_metadata_document_policy(me).await?;
-    let (chrome, cookie) = Chrome::signed_in(me, headers, state.settings.secure_cookies(), "");
+    let (chrome, cookie) = Chrome::signed_in(me, headers, &state.settings, "oauth2");
     let choice = |value: CimdPolicy, label: &'static str| PolicyChoice {
         value: value.as_str(),
         label,
@@ -435,7 +435,7 @@ pub(super) async fn render_detail(
             Err(e) => return error_page(&e, APPS),
         }
     };
-    let (chrome, cookie) = Chrome::signed_in(me, headers, state.settings.secure_cookies(), "");
+    let (chrome, cookie) = Chrome::signed_in(me, headers, &state.settings, "oauth2");
     let form = detail.form.unwrap_or_else(|| AppForm::from_app(&app));
     let page = DetailPage {
         chrome,
