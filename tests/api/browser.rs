@@ -438,6 +438,33 @@ async fn browser_walks_through_the_dashboard(backend: Backend) {
     b.go(&format!("{}/oauth2/device/verify", app.url)).await;
     b.audit("device").await;
 
+    // The owner's audit log shows what this walk did, and filters by action.
+    b.go(&format!("{}/audit", app.url)).await;
+    let html = b.source().await;
+    for action in [
+        "user.create",
+        "template.create",
+        "workspace.create",
+        "workspace.build",
+        "api_key.create",
+        "oauth2.client.register",
+        "oauth2.consent.allow",
+        "oauth2.token.issue",
+        "oauth2.grant.revoke_all",
+    ] {
+        assert!(
+            html.contains(&format!(">{action}</code>")),
+            "{action} in the audit log: {html}"
+        );
+    }
+    b.type_into("#f-action", "workspace.build").await;
+    b.click("form.filters button[type=submit]").await;
+    let html = b.wait_source("value=\"workspace.build\"").await;
+    let builds = html.matches(">workspace.build</code>").count();
+    assert_eq!(builds, 3, "the first build, the stop and the start: {html}");
+    assert!(html.contains("build_number: 2, name: dev, owner: owner, transition: stop"));
+    assert!(!html.contains(">api_key.create</code>"), "{html}");
+
     // Signed out, the same request asks to sign in to continue to the application.
     b.click("header form button").await;
     b.wait_path(|p| p == "/login").await;

@@ -65,6 +65,7 @@ form.filters button { margin:0; }
 .actions { display:flex; flex-wrap:wrap; gap:.5rem; }
 .actions form button { margin-top:0; }
 .card + .card { margin-top:1rem; }
+.card > h2:first-child { margin-top:0; }
 fieldset { border:0; padding:0; margin:1rem 0 0; }
 legend { font-weight:600; padding:0; margin-bottom:.3rem; }
 .card.narrow { max-width:30rem; margin:4vh auto 0; }
