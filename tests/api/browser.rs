@@ -26,6 +26,7 @@ struct Browser {
     http: reqwest::Client,
     session: String,
     _driver: Child,
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -66,13 +67,16 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // A profile of its own, by which Drop finds this browser's processes.
+        let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 // Root in CI: Chromium's own sandbox needs an unprivileged user.
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1000"],
+                         "--disable-dev-shm-usage", "--window-size=1280,1000",
+                         format!("--user-data-dir={}", profile.path().display())],
             },
         }}});
         let created: Value = http
@@ -92,6 +96,7 @@ impl Browser {
             http,
             session: format!("{base}/session/{session}"),
             _driver: driver,
+            profile,
         }
     }
 
@@ -248,13 +253,15 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends Chromium, synchronously: chromedriver leaves it running when killed, and a request
+    /// to end the session would never be sent once the test's runtime is shutting down. Every
+    /// process of this browser names the profile directory only it uses (the test's process
+    /// group cannot be used: the test leads it).
     fn drop(&mut self) {
-        // Best effort: ends Chromium before chromedriver is killed.
-        let url = self.session.clone();
-        let http = self.http.clone();
-        tokio::spawn(async move {
-            let _ = http.delete(url).send().await;
-        });
+        let dir = self.profile.path().display().to_string();
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-f", "--", &dir])
+            .status();
     }
 }
 

@@ -6,10 +6,9 @@ use reqwest::{Response, StatusCode};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, assert_html_page, json_body};
+use crate::page_client::{Browser, HTML, csrf, input_value};
 
 both_backends!(browsers_get_error_pages_and_api_clients_json,);
-
-const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 async fn get_as(app: &TestApp, path: &str, accept: &str) -> Response {
     app.client
@@ -69,70 +68,6 @@ both_backends!(
     template_pages_upload_version_activate_delete,
     template_pages_take_a_folder,
 );
-
-/// A browser without JavaScript: keeps cookies, does not follow redirects, asks for HTML.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Browser {
-    fn signed_in(app: &TestApp, token: &str) -> Browser {
-        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-        let url: reqwest::Url = app.url.parse().unwrap();
-        jar.add_cookie_str(&format!("coder_session_token={token}; Path=/"), &url);
-        let client = reqwest::Client::builder()
-            .cookie_provider(jar)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Browser {
-            client,
-            base: app.url.clone(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .header("Accept", HTML)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// GETs a page that must render, returning its HTML.
-    async fn page(&self, path: &str) -> String {
-        let res = self.get(path).await;
-        assert_eq!(res.status(), StatusCode::OK, "{path}");
-        assert_html_page(&res);
-        res.text().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .header("Accept", HTML)
-            .form(form)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-/// The value of the input named or with id `name`.
-fn input_value(html: &str, attr: &str) -> Option<String> {
-    let start = html.find(attr)?;
-    let rest = &html[start..];
-    let marker = "value=\"";
-    let v = rest.find(marker)? + marker.len();
-    let len = rest[v..].find('"')?;
-    Some(rest[v..v + len].to_owned())
-}
-
-fn csrf(html: &str) -> String {
-    input_value(html, "name=\"csrf_token\"").expect("a CSRF field")
-}
 
 fn location(res: &Response) -> String {
     res.headers()["location"].to_str().unwrap().to_owned()

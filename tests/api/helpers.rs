@@ -98,7 +98,11 @@ impl TestDatabase {
                     .await
                     .expect("create schema");
                 let sep = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+                // The schema's name as the connections' application_name, so that dropping
+                // the schema can end them first (see Drop).
+                let url = format!(
+                    "{base}{sep}options=-c%20search_path%3D{schema}&application_name={schema}"
+                );
                 TestDatabase {
                     target: DatabaseTarget::Postgres(url),
                     dir,
@@ -124,6 +128,16 @@ impl Drop for TestDatabase {
             };
             rt.block_on(async move {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                    // The app's connections outlive it here: its runtime is the test's, which
+                    // is blocked in this drop, so a transaction it left open (a build cut off
+                    // mid-way) would hold its locks and DROP SCHEMA would wait forever.
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    )
+                    .bind(&schema)
+                    .execute(&mut conn)
+                    .await;
                     let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                         .execute(&mut conn)
                         .await;

@@ -33,6 +33,7 @@ mod oauth_interop;
 mod oauth_pages;
 mod oauth_registration;
 mod owner_pages;
+mod page_client;
 mod pages;
 mod provisioner_daemons;
 mod request_fuzz;

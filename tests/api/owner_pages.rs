@@ -12,6 +12,7 @@ use crate::helpers::{
     Backend, PASSWORD, TestApp, assert_html_page, json_body, location, validation_fields,
 };
 use crate::mcp_support::rpc;
+use crate::page_client::{Browser, csrf};
 use crate::workspace_support::{build, create_template, create_workspace, import_version};
 
 both_backends!(
@@ -27,7 +28,6 @@ both_backends!(
     deployment_page_shows_the_settings,
 );
 
-const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 const BASIC: &str = include_str!("../../examples/templates/basic/coder.yaml");
 
 async fn put(app: &TestApp, path: &str, token: &str, body: Option<Value>) -> Response {
@@ -458,65 +458,6 @@ async fn cli_suspends_and_activates_users(backend: Backend) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot suspend the user"), "{stderr}");
     assert_eq!(me_status(&app, &owner).await, StatusCode::OK);
-}
-
-/// A browser without JavaScript: keeps cookies, does not follow redirects, asks for HTML.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Browser {
-    fn new(app: &TestApp, session: Option<&str>) -> Browser {
-        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-        let url: reqwest::Url = app.url.parse().unwrap();
-        if let Some(token) = session {
-            jar.add_cookie_str(&format!("coder_session_token={token}; Path=/"), &url);
-        }
-        let client = reqwest::Client::builder()
-            .cookie_provider(jar)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Browser {
-            client,
-            base: app.url.clone(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .header("Accept", HTML)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// GETs a page that must render, returning its HTML.
-    async fn page(&self, path: &str) -> String {
-        let res = self.get(path).await;
-        assert_eq!(res.status(), StatusCode::OK, "{path}");
-        assert_html_page(&res);
-        res.text().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .header("Accept", HTML)
-            .form(form)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-fn csrf(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    let len = html[start..].find('"').unwrap();
-    html[start..start + len].to_owned()
 }
 
 /// The row of the users table that names `username`.
