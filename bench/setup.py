@@ -98,7 +98,8 @@ class Http:
 
 
 class FormParser(HTMLParser):
-    """The consent page's first form: its action and hidden inputs."""
+    """The consent page's decision form (the page's header also holds the sign-out form): its
+    action and hidden inputs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,7 +109,7 @@ class FormParser(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = {k: (v or "") for k, v in attrs}
-        if tag == "form" and self.action is None:
+        if tag == "form" and self.action is None and a.get("action", "").endswith("/oauth2/authorize"):
             self.action, self._in_form = a.get("action", ""), True
         elif self._in_form and tag == "input" and a.get("type") == "hidden" and "name" in a:
             self.hidden.append((a["name"], a.get("value", "")))

@@ -150,7 +150,8 @@ class MemoryStorage(TokenStorage):
 
 
 class ConsentFormParser(HTMLParser):
-    """Collects the consent page's form: its action and method, and its inputs."""
+    """Collects the consent page's decision form (the page's header also holds the sign-out
+    form): its action and method, and its inputs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -162,7 +163,7 @@ class ConsentFormParser(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: (v or "") for k, v in attrs}
-        if tag == "form" and self.action is None:
+        if tag == "form" and self.action is None and a.get("action", "").endswith("/oauth2/authorize"):
             self.action, self.method, self._in_form = a.get("action", ""), a.get("method", "get"), True
         elif self._in_form and tag == "input" and a.get("type") == "hidden" and "name" in a:
             self.hidden.append((a["name"], a.get("value", "")))
