@@ -115,15 +115,4 @@ impl OAuthServer {
             .await;
         Ok(count)
     }
-
-    /// Revokes every grant a user holds (their account is being deleted).
-    pub async fn revoke_all_for_user(&self, user: crate::domain::UserId) -> OAuthResult<()> {
-        let revoked = self
-            .inner
-            .store
-            .revoke_user_grants(user, None, self.inner.clock.now())
-            .await?;
-        self.note_revoked(revoked);
-        Ok(())
-    }
 }

@@ -152,7 +152,41 @@ impl OAuthServer {
     ) -> OAuthResult<TokenResponse> {
         let now = self.inner.clock.now();
         let code = self.redeemable_code(req, client, now).await?;
-        self.check_resource(req.resource.as_deref(), &code.audience)?;
+        let approved = Approved {
+            grant_id: code.grant_id,
+            user_id: code.user_id,
+            scope: &code.scope,
+            audience: &code.audience,
+        };
+        self.finish_grant(req, client, approved, now, async |grant, refresh| {
+            if self
+                .inner
+                .store
+                .redeem_auth_code(code.id, now, grant, refresh)
+                .await?
+            {
+                Ok(())
+            } else {
+                // Lost a race with another exchange of the same code.
+                Err(self.code_replayed(code.grant_id, client).await)
+            }
+        })
+        .await
+    }
+
+    /// The end both code grants share: the requested resource must be the code's audience;
+    /// the grant and its refresh token are built (`approved_grant`) and stored by `redeem`
+    /// with the code's redemption (an error when another exchange redeemed it first); then
+    /// the tokens are minted.
+    async fn finish_grant(
+        &self,
+        req: &TokenRequest,
+        client: &AuthenticatedClient,
+        approved: Approved<'_>,
+        now: DateTime<Utc>,
+        redeem: impl AsyncFnOnce(Grant, RefreshToken) -> OAuthResult<()>,
+    ) -> OAuthResult<TokenResponse> {
+        self.check_resource(req.resource.as_deref(), approved.audience)?;
         let ApprovedGrant {
             user,
             scopes,
@@ -162,27 +196,19 @@ impl OAuthServer {
         } = self
             .approved_grant(
                 client,
-                code.grant_id,
-                code.user_id,
-                &code.scope,
-                &code.audience,
+                approved.grant_id,
+                approved.user_id,
+                approved.scope,
+                approved.audience,
                 now,
             )
             .await?;
-        if !self
-            .inner
-            .store
-            .redeem_auth_code(code.id, now, grant, refresh)
-            .await?
-        {
-            // Lost a race with another exchange of the same code.
-            return Err(self.code_replayed(code.grant_id, client).await);
-        }
+        redeem(grant, refresh).await?;
         self.mint(
             &user,
             client,
-            code.grant_id,
-            &code.audience,
+            approved.grant_id,
+            approved.audience,
             &scopes,
             refresh_token,
         )
@@ -303,39 +329,26 @@ impl OAuthServer {
         if client.app.is_builtin() {
             return self.open_cli_session(&code, user_id, now, ip).await;
         }
-        self.check_resource(req.resource.as_deref(), &code.audience)?;
-        let ApprovedGrant {
-            user,
-            scopes,
-            grant,
-            refresh,
-            refresh_token,
-        } = self
-            .approved_grant(
-                client,
-                code.grant_id,
-                user_id,
-                &code.scope,
-                &code.audience,
-                now,
-            )
-            .await?;
-        if !self
-            .inner
-            .store
-            .redeem_device_code(code.id, now, Redemption::Grant { grant, refresh })
-            .await?
-        {
-            return Err(invalid());
-        }
-        self.mint(
-            &user,
-            client,
-            code.grant_id,
-            &code.audience,
-            &scopes,
-            refresh_token,
-        )
+        let approved = Approved {
+            grant_id: code.grant_id,
+            user_id,
+            scope: &code.scope,
+            audience: &code.audience,
+        };
+        self.finish_grant(req, client, approved, now, async |grant, refresh| {
+            let redemption = Redemption::Grant { grant, refresh };
+            if self
+                .inner
+                .store
+                .redeem_device_code(code.id, now, redemption)
+                .await?
+            {
+                Ok(())
+            } else {
+                Err(invalid())
+            }
+        })
+        .await
     }
 
     /// The built-in Coder CLI's approved device code opens an API session (an API key, as a
@@ -649,6 +662,14 @@ impl OAuthServer {
             scope: claims.scope,
         })
     }
+}
+
+/// What the user approved with a code, as both code grants redeem it.
+struct Approved<'a> {
+    grant_id: GrantId,
+    user_id: UserId,
+    scope: &'a str,
+    audience: &'a str,
 }
 
 /// A grant about to open: see `OAuthServer::approved_grant`.

@@ -19,6 +19,7 @@ both_backends!(
     authorize_errors_before_and_after_the_client_is_trusted,
     scopes_are_negotiated_per_role_and_client,
     codes_are_single_use_and_bound,
+    a_code_exchanged_at_once_opens_one_grant,
     refresh_rotates_and_detects_reuse,
     refresh_scope_can_only_narrow,
     expiry_of_codes_access_and_refresh_tokens,
@@ -405,6 +406,33 @@ async fn scopes_are_negotiated_per_role_and_client(backend: Backend) {
     let code = app.authorize_code(&owner, &req).await;
     let tokens = json_body(app.exchange_code(&narrow, &code, &req).await).await;
     assert_eq!(tokens["scope"], "user:read workspaces:read");
+}
+
+/// The same code posted many times at once: exactly one exchange wins; every other one is
+/// `invalid_grant`, and a lost race counts as a replay, which revokes what the winner got
+/// (RFC 6749 §4.1.2: a code used twice SHOULD revoke the tokens issued from it).
+async fn a_code_exchanged_at_once_opens_one_grant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_claude().await;
+    let req = AuthRequest::for_client(&client);
+    let code = app.authorize_code(&owner, &req).await;
+
+    let answers =
+        futures_util::future::join_all((0..8).map(|_| app.exchange_code(&client, &code, &req)))
+            .await;
+    let mut issued = Vec::new();
+    for res in answers {
+        if res.status() == StatusCode::OK {
+            issued.push(json_body(res).await);
+        } else {
+            assert_eq!(oauth_error(res).await.1, "invalid_grant");
+        }
+    }
+    assert_eq!(issued.len(), 1, "one grant from one code: {issued:?}");
+    let refresh = issued[0]["refresh_token"].as_str().unwrap();
+    let (_, error) = oauth_error(app.refresh_tokens(&client, refresh).await).await;
+    assert_eq!(error, "invalid_grant", "the replays revoked the grant");
 }
 
 async fn codes_are_single_use_and_bound(backend: Backend) {
