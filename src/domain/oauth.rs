@@ -191,13 +191,35 @@ impl OAuthApp {
     /// MCP grants (see `oauth::token`). Owners can neither change nor delete it.
     pub fn coder_cli(now: DateTime<Utc>) -> OAuthApp {
         OAuthApp {
-            id: CLI_CLIENT_ID,
-            name: "Coder CLI".to_owned(),
+            grant_types: vec![DEVICE_CODE_GRANT.to_owned()],
+            ..OAuthApp::first_party(
+                CLI_CLIENT_ID,
+                "Coder CLI".to_owned(),
+                ClientType::Public,
+                TokenAuthMethod::None,
+                now,
+            )
+        }
+    }
+
+    /// An application this deployment makes itself (an owner's, or one built in), created
+    /// `now`: none of the metadata a client describes itself with in RFC 7591 §2, no redirect
+    /// URIs, grant types or scope yet; the caller sets what it has.
+    pub fn first_party(
+        id: ClientId,
+        name: String,
+        client_type: ClientType,
+        token_endpoint_auth_method: TokenAuthMethod,
+        now: DateTime<Utc>,
+    ) -> OAuthApp {
+        OAuthApp {
+            id,
+            name,
             icon: String::new(),
             redirect_uris: Vec::new(),
-            client_type: ClientType::Public,
-            token_endpoint_auth_method: TokenAuthMethod::None,
-            grant_types: vec![DEVICE_CODE_GRANT.to_owned()],
+            client_type,
+            token_endpoint_auth_method,
+            grant_types: Vec::new(),
             response_types: Vec::new(),
             scope: String::new(),
             dynamically_registered: false,

@@ -278,29 +278,18 @@ impl Services {
         let valid = validate_request(request.into(), default_grants())?;
         let now = self.clock.now();
         let app = OAuthApp {
-            id: ClientId(Uuid::new_v4()),
-            name: valid.name,
             icon: valid.icon,
             redirect_uris: valid.redirect_uris,
-            client_type: ClientType::Confidential,
-            token_endpoint_auth_method: TokenAuthMethod::ClientSecretBasic,
             grant_types: valid.grant_types,
             response_types: valid.response_types,
             scope: valid.scope.unwrap_or_default(),
-            dynamically_registered: false,
-            client_uri: String::new(),
-            logo_uri: String::new(),
-            tos_uri: String::new(),
-            policy_uri: String::new(),
-            contacts: Vec::new(),
-            software_id: String::new(),
-            software_version: String::new(),
-            registration_access_token_hash: None,
-            metadata_document_url: None,
-            client_id_issued_at: now,
-            last_used_at: None,
-            created_at: now,
-            updated_at: now,
+            ..OAuthApp::first_party(
+                ClientId(Uuid::new_v4()),
+                valid.name,
+                ClientType::Confidential,
+                TokenAuthMethod::ClientSecretBasic,
+                now,
+            )
         };
         self.store.insert_oauth_app(app.clone()).await?;
         self.audit_app("oauth2.app.create", actor, app.id, ip)
