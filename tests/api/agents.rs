@@ -350,9 +350,13 @@ async fn commands_a_shell_cannot_take_are_refused_before_they_run(backend: Backe
 /// With two replicas on one PostgreSQL, a workspace's agent holds one connection, to one of
 /// them; the other serves its commands, files and processes by relaying. When the holder
 /// stops, the other answers a clear retryable 503 until the agent is back.
-#[tokio::test]
+#[test]
 #[ignore = "needs CODER_TEST_POSTGRES_URL; run with `cargo test -- --include-ignored`"]
-async fn any_replica_serves_any_workspace() {
+fn any_replica_serves_any_workspace() {
+    crate::helpers::run_test(any_replica_serves_any_workspace_body());
+}
+
+async fn any_replica_serves_any_workspace_body() {
     let first = TestApp::spawn(Backend::postgres()).await;
     let second = first.spawn_replica().await;
     let owner = first.create_owner().await;

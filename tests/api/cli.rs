@@ -174,8 +174,12 @@ fn database_args(db: &TestDatabase) -> Vec<String> {
     }
 }
 
-#[tokio::test]
-async fn server_logs_its_start_serves_and_stops_on_sigterm() {
+#[test]
+fn server_logs_its_start_serves_and_stops_on_sigterm() {
+    crate::helpers::run_test(server_logs_its_start_serves_and_stops_on_sigterm_body());
+}
+
+async fn server_logs_its_start_serves_and_stops_on_sigterm_body() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("fresh").join("data");
     let server = Server::start(coder_command(&[
@@ -228,8 +232,12 @@ async fn server_logs_its_start_serves_and_stops_on_sigterm() {
     );
 }
 
-#[tokio::test]
-async fn unreachable_postgres_is_one_error_line_without_the_password() {
+#[test]
+fn unreachable_postgres_is_one_error_line_without_the_password() {
+    crate::helpers::run_test(unreachable_postgres_is_one_error_line_without_the_password_body());
+}
+
+async fn unreachable_postgres_is_one_error_line_without_the_password_body() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let output = run(coder_command(&[
@@ -259,8 +267,12 @@ async fn unreachable_postgres_is_one_error_line_without_the_password() {
     );
 }
 
-#[tokio::test]
-async fn unopenable_sqlite_is_one_error_line_naming_the_directory() {
+#[test]
+fn unopenable_sqlite_is_one_error_line_naming_the_directory() {
+    crate::helpers::run_test(unopenable_sqlite_is_one_error_line_naming_the_directory_body());
+}
+
+async fn unopenable_sqlite_is_one_error_line_naming_the_directory_body() {
     let dir = tempfile::tempdir().unwrap();
     // A data dir below a regular file cannot be created, even by root.
     let file = dir.path().join("not-a-dir");
@@ -399,8 +411,12 @@ async fn create_admin_user_then_sign_in(backend: Backend) {
 
 crate::both_backends!(create_admin_user_then_sign_in);
 
-#[tokio::test]
-async fn create_admin_user_reads_the_password_from_stdin() {
+#[test]
+fn create_admin_user_reads_the_password_from_stdin() {
+    crate::helpers::run_test(create_admin_user_reads_the_password_from_stdin_body());
+}
+
+async fn create_admin_user_reads_the_password_from_stdin_body() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = coder_command(&[
         "server",
@@ -442,8 +458,12 @@ async fn create_admin_user_reads_the_password_from_stdin() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn flags_beat_env_beat_config_file() {
+#[test]
+fn flags_beat_env_beat_config_file() {
+    crate::helpers::run_test(flags_beat_env_beat_config_file_body());
+}
+
+async fn flags_beat_env_beat_config_file_body() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let yaml = dir.path().join("coder.yaml");
@@ -1131,8 +1151,12 @@ fn open_file_soft_limit(pid: u32) -> u64 {
 /// clients need more than the usual 1024), and names the limit with what to do when the hard
 /// limit itself is too low. (Hard limits stay at or below the test's own: CI's root may lack
 /// CAP_SYS_RESOURCE to raise one.)
-#[tokio::test]
-async fn the_server_raises_its_open_file_limit_and_warns_when_it_cannot() {
+#[test]
+fn the_server_raises_its_open_file_limit_and_warns_when_it_cannot() {
+    crate::helpers::run_test(the_server_raises_its_open_file_limit_and_warns_when_it_cannot_body());
+}
+
+async fn the_server_raises_its_open_file_limit_and_warns_when_it_cannot_body() {
     let dir = tempfile::tempdir().unwrap();
     let roomy = Server::start(server_with_open_file_limit(
         1024,
@@ -1171,8 +1195,12 @@ async fn the_server_raises_its_open_file_limit_and_warns_when_it_cannot() {
 /// Coder graduated its OAuth2 provider from the `oauth2` experiment to
 /// `--oauth2-provider-enable` / `CODER_OAUTH2_PROVIDER_ENABLE`: either turns the authorization
 /// server on, and without both it is a missing route.
-#[tokio::test]
-async fn oauth2_provider_enable_turns_the_authorization_server_on() {
+#[test]
+fn oauth2_provider_enable_turns_the_authorization_server_on() {
+    crate::helpers::run_test(oauth2_provider_enable_turns_the_authorization_server_on_body());
+}
+
+async fn oauth2_provider_enable_turns_the_authorization_server_on_body() {
     let dir = tempfile::tempdir().unwrap();
     let data = path_str(&dir.path().join("data")).to_owned();
     let base = [

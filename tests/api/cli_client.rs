@@ -804,8 +804,12 @@ fn fake_login(home: &Home) {
     std::fs::write(dir.join("session"), "aaaaaaaaaa-bbbbbbbbbbbbbbbbbbbbbbbb").unwrap();
 }
 
-#[tokio::test]
-async fn configure_writes_each_agent_format_keeping_other_entries() {
+#[test]
+fn configure_writes_each_agent_format_keeping_other_entries() {
+    crate::helpers::run_test(configure_writes_each_agent_format_keeping_other_entries_body());
+}
+
+async fn configure_writes_each_agent_format_keeping_other_entries_body() {
     let bin = std::fs::canonicalize(CODER_BIN).unwrap();
     for agent in ["claude-desktop", "claude-code", "cursor"] {
         let home = Home::new();
@@ -897,8 +901,12 @@ async fn configure_writes_each_agent_format_keeping_other_entries() {
     }
 }
 
-#[tokio::test]
-async fn configure_creates_files_takes_tokens_and_refuses_bad_input() {
+#[test]
+fn configure_creates_files_takes_tokens_and_refuses_bad_input() {
+    crate::helpers::run_test(configure_creates_files_takes_tokens_and_refuses_bad_input_body());
+}
+
+async fn configure_creates_files_takes_tokens_and_refuses_bad_input_body() {
     // A fresh home: the file and its folders are created, private.
     let home = Home::new();
     fake_login(&home);

@@ -105,9 +105,16 @@ enum Expect {
     Served,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[test]
 #[ignore = "needs CODER_TEST_POSTGRES_URL; run with `cargo test -- --include-ignored`"]
-async fn a_database_outage_answers_fast_503s_and_loses_nothing() {
+fn a_database_outage_answers_fast_503s_and_loses_nothing() {
+    crate::helpers::run_multi_thread_test(
+        4,
+        a_database_outage_answers_fast_503s_and_loses_nothing_body(),
+    );
+}
+
+async fn a_database_outage_answers_fast_503s_and_loses_nothing_body() {
     let backend = Backend::postgres();
     let Backend::Postgres(base) = &backend else {
         unreachable!()

@@ -365,8 +365,12 @@ async fn a_daemon_runs_the_container_workspaces_tagged_for_it(backend: Backend) 
 
 /// A server whose Docker engine cannot be reached says so, naming the address, when a
 /// container workspace starts; its local workspaces are not affected.
-#[tokio::test]
-async fn an_unreachable_engine_is_named_in_the_failed_build() {
+#[test]
+fn an_unreachable_engine_is_named_in_the_failed_build() {
+    crate::helpers::run_test(an_unreachable_engine_is_named_in_the_failed_build_body());
+}
+
+async fn an_unreachable_engine_is_named_in_the_failed_build_body() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
         c.workspaces.docker_host = "unix:///nonexistent/docker.sock".into();

@@ -47,19 +47,64 @@ macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name($crate::helpers::Backend::Sqlite).await;
+                #[test]
+                fn sqlite() {
+                    $crate::helpers::run_test(super::$name($crate::helpers::Backend::Sqlite));
                 }
 
-                #[tokio::test]
+                #[test]
                 #[ignore = "needs CODER_TEST_POSTGRES_URL; run with `cargo test -- --include-ignored`"]
-                async fn postgres() {
-                    super::$name($crate::helpers::Backend::postgres()).await;
+                fn postgres() {
+                    $crate::helpers::run_test(super::$name($crate::helpers::Backend::postgres()));
                 }
             }
         )*
     };
+}
+
+thread_local! {
+    /// The data directories of the apps this test thread spawned, for [`run_test`]'s sweep.
+    static DATA_DIRS: std::cell::RefCell<Vec<std::path::PathBuf>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// Runs a test on a runtime of its own (as `#[tokio::test]` does), then ends every workspace
+/// sandbox its apps left running. `TestApp`'s drop sweeps the sandboxes it knows of, but a
+/// build job still running on the test's runtime can start one after that sweep; once the
+/// runtime is gone, nothing can, so this sweep runs last, also when the test panicked.
+pub fn run_test(body: impl std::future::Future<Output = ()>) {
+    run_on(tokio::runtime::Builder::new_current_thread(), body);
+}
+
+/// [`run_test`] on a multi-threaded runtime of `workers` threads, for tests of concurrency.
+pub fn run_multi_thread_test(workers: usize, body: impl std::future::Future<Output = ()>) {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers);
+    run_on(builder, body);
+}
+
+fn run_on(mut builder: tokio::runtime::Builder, body: impl std::future::Future<Output = ()>) {
+    // Dropped after the runtime, also when the test panics.
+    let _sweep = SweepLast;
+    let runtime = builder.enable_all().build().expect("a test runtime");
+    // `block_on` drives `body` on this thread, so the apps it spawns register here.
+    runtime.block_on(body);
+}
+
+/// Ends the sandboxes of every app this thread spawned; see [`run_test`].
+struct SweepLast;
+
+impl Drop for SweepLast {
+    fn drop(&mut self) {
+        for dir in DATA_DIRS.with_borrow_mut(std::mem::take) {
+            // Every sandbox's command line names its directory under the app's data dir.
+            let pattern = format!("{}/workspaces/", dir.display());
+            let _ = std::process::Command::new("pkill")
+                .args(["-KILL", "-f", "--", &pattern])
+                .status();
+        }
+    }
 }
 
 /// A fresh database for one test: a SQLite file in a temp dir, or a new Postgres schema that is
@@ -264,6 +309,9 @@ impl TestApp {
         // The test binary is not `coder`; agents run from the real one.
         config.workspaces.agent_binary = Some(env!("CARGO_BIN_EXE_coder").into());
         configure(&mut config);
+        // Where its sandboxes will live, for run_test's last sweep (a test may move it).
+        let data_dir = config.data_dir.clone();
+        DATA_DIRS.with_borrow_mut(|dirs| dirs.push(data_dir));
         let clock = ManualClock::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
                 .single()

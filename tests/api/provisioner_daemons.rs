@@ -145,9 +145,13 @@ async fn wait_for_daemon(app: &TestApp, owner: &str, name: &str) {
 
 /// With two replicas on one PostgreSQL, a daemon connected to one is listed by both, with
 /// Coder's fields; once it leaves, both list it offline (kept, so owners see what went away).
-#[tokio::test]
+#[test]
 #[ignore = "needs CODER_TEST_POSTGRES_URL; run with `cargo test -- --include-ignored`"]
-async fn every_replica_lists_every_daemon() {
+fn every_replica_lists_every_daemon() {
+    crate::helpers::run_test(every_replica_lists_every_daemon_body());
+}
+
+async fn every_replica_lists_every_daemon_body() {
     let first = TestApp::spawn(Backend::postgres()).await;
     let second = first.spawn_replica().await;
     let owner = first.create_owner().await;

@@ -29,8 +29,12 @@ async fn running_workspace() -> (TestApp, String, Value, tempfile::TempDir) {
     (app, owner, ws, data)
 }
 
-#[tokio::test]
-async fn commands_cannot_see_server_data_or_write_outside_home() {
+#[test]
+fn commands_cannot_see_server_data_or_write_outside_home() {
+    crate::helpers::run_test(commands_cannot_see_server_data_or_write_outside_home_body());
+}
+
+async fn commands_cannot_see_server_data_or_write_outside_home_body() {
     let (app, owner, ws, data) = running_workspace().await;
     let agent = agent_id(&ws);
     let db = data.path().join("coder.db");
@@ -80,8 +84,12 @@ async fn commands_cannot_see_server_data_or_write_outside_home() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn file_operations_refuse_escapes() {
+#[test]
+fn file_operations_refuse_escapes() {
+    crate::helpers::run_test(file_operations_refuse_escapes_body());
+}
+
+async fn file_operations_refuse_escapes_body() {
     let (app, owner, ws, _data) = running_workspace().await;
     let agent = agent_id(&ws);
     let base = format!("/api/v2/workspaceagents/{agent}");
@@ -144,8 +152,14 @@ async fn file_operations_refuse_escapes() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn commands_time_out_outputs_are_capped_and_stop_ends_background_processes() {
+#[test]
+fn commands_time_out_outputs_are_capped_and_stop_ends_background_processes() {
+    crate::helpers::run_test(
+        commands_time_out_outputs_are_capped_and_stop_ends_background_processes_body(),
+    );
+}
+
+async fn commands_time_out_outputs_are_capped_and_stop_ends_background_processes_body() {
     let (app, owner, ws, data) = running_workspace().await;
     let agent = agent_id(&ws);
     let execute = format!("/api/v2/workspaceagents/{agent}/execute");
@@ -263,8 +277,12 @@ async fn assert_own_user(app: &TestApp, owner: &str, agent: &str) -> u32 {
     uid
 }
 
-#[tokio::test]
-async fn workspaces_are_walled_off_from_the_server_and_each_other() {
+#[test]
+fn workspaces_are_walled_off_from_the_server_and_each_other() {
+    crate::helpers::run_test(workspaces_are_walled_off_from_the_server_and_each_other_body());
+}
+
+async fn workspaces_are_walled_off_from_the_server_and_each_other_body() {
     let (app, owner, template) = limited_app().await;
     let a = create_workspace(&app, &owner, "a", &template["id"], json!([])).await;
     let b = create_workspace(&app, &owner, "b", &template["id"], json!([])).await;
@@ -329,8 +347,12 @@ async fn workspaces_are_walled_off_from_the_server_and_each_other() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn fork_and_memory_bombs_end_inside_their_workspace() {
+#[test]
+fn fork_and_memory_bombs_end_inside_their_workspace() {
+    crate::helpers::run_test(fork_and_memory_bombs_end_inside_their_workspace_body());
+}
+
+async fn fork_and_memory_bombs_end_inside_their_workspace_body() {
     let (app, owner, template) = limited_app().await;
     let bomb = create_workspace(&app, &owner, "bomb", &template["id"], json!([])).await;
     let calm = create_workspace(&app, &owner, "calm", &template["id"], json!([])).await;
@@ -389,8 +411,12 @@ fn mounted(path: &std::path::Path) -> bool {
         .any(|l| l.split(' ').nth(4) == Some(&*path.to_string_lossy()))
 }
 
-#[tokio::test]
-async fn a_workspace_fills_only_its_own_disk() {
+#[test]
+fn a_workspace_fills_only_its_own_disk() {
+    crate::helpers::run_test(a_workspace_fills_only_its_own_disk_body());
+}
+
+async fn a_workspace_fills_only_its_own_disk_body() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.experiments = coderd::domain::Experiments::of(&coderd::domain::Experiment::ALL);
         c.workspaces.limits.disk_bytes = Some(64 << 20);
@@ -446,8 +472,12 @@ async fn a_workspace_fills_only_its_own_disk() {
 /// A uid that a process still runs as (a workspace whose directory was deleted under it, or
 /// whose server died without stopping it) is never handed to a new workspace: the two would
 /// share signals, /proc and the per-user process limit.
-#[tokio::test]
-async fn a_uid_still_in_use_by_a_process_is_not_reused() {
+#[test]
+fn a_uid_still_in_use_by_a_process_is_not_reused() {
+    crate::helpers::run_test(a_uid_still_in_use_by_a_process_is_not_reused_body());
+}
+
+async fn a_uid_still_in_use_by_a_process_is_not_reused_body() {
     // A range of two that no other test uses, so the lowest free uid is known.
     const BUSY: u32 = 1_000_060_000;
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {

@@ -376,8 +376,12 @@ pub fn tar_dir(dir: &std::path::Path) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
-#[tokio::test]
-async fn the_example_templates_import_and_start() {
+#[test]
+fn the_example_templates_import_and_start() {
+    crate::helpers::run_test(the_example_templates_import_and_start_body());
+}
+
+async fn the_example_templates_import_and_start_body() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let owner = app.create_owner().await;
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/templates");

@@ -402,8 +402,12 @@ async fn https_alone_when_plain_http_is_off(backend: Backend) {
 }
 
 /// A certificate or key that cannot be used stops the start with an error naming the file.
-#[tokio::test]
-async fn unusable_certificates_stop_the_start_naming_the_file() {
+#[test]
+fn unusable_certificates_stop_the_start_naming_the_file() {
+    crate::helpers::run_test(unusable_certificates_stop_the_start_naming_the_file_body());
+}
+
+async fn unusable_certificates_stop_the_start_naming_the_file_body() {
     let dir = tempfile::tempdir().unwrap();
     let main = Pem::new(&["127.0.0.1"]);
     let other = Pem::new(&["127.0.0.1"]);

@@ -32,8 +32,15 @@ struct Agent {
     build: WorkspaceBuild,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hundred_agents_write_logs_at_once_on_sqlite_and_nothing_is_lost() {
+#[test]
+fn a_hundred_agents_write_logs_at_once_on_sqlite_and_nothing_is_lost() {
+    crate::helpers::run_multi_thread_test(
+        4,
+        a_hundred_agents_write_logs_at_once_on_sqlite_and_nothing_is_lost_body(),
+    );
+}
+
+async fn a_hundred_agents_write_logs_at_once_on_sqlite_and_nothing_is_lost_body() {
     let d = Deployment::new(&Backend::Sqlite).await;
     let agents = hundred_started_workspaces(&d).await;
     let app = TestApp::spawn_on(
