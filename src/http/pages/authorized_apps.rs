@@ -84,7 +84,7 @@ async fn show(
         Err(e) => return error_page(&e, "/"),
     };
     let notice = query.ok().and_then(|q| q.0.revoked).map(|name| {
-        let name: String = name.chars().take(64).collect();
+        let name = super::notice_name(Some(&name));
         format!("Revoked access for {name}. Its tokens no longer work.")
     });
     let (chrome, cookie) = Chrome::signed_in(&me, &headers, &state.settings, "account");

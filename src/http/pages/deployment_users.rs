@@ -111,13 +111,7 @@ struct ListQuery {
 
 impl ListQuery {
     fn notice(&self) -> Option<String> {
-        let who: String = self
-            .user
-            .as_deref()
-            .unwrap_or("")
-            .chars()
-            .take(64)
-            .collect();
+        let who = super::notice_name(self.user.as_deref());
         Some(match self.done.as_deref()? {
             "created" => format!("Created {who}."),
             "suspended" => {

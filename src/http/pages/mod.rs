@@ -106,6 +106,12 @@ pub(crate) fn form_expired(back: &str) -> Response {
     )
 }
 
+/// A name a post/redirect/get carries in its query to the notice that follows ("Deleted alice.").
+/// Anyone can craft such a link, so the page shows it escaped and cut to 64 characters.
+pub(crate) fn notice_name(raw: Option<&str>) -> String {
+    raw.unwrap_or("").chars().take(64).collect()
+}
+
 /// The status and the words a page shows for a failed action; internal causes are logged, not shown.
 pub(crate) fn error_status(err: &DomainError) -> (StatusCode, String) {
     match err {

@@ -117,13 +117,7 @@ struct Done {
 
 impl Done {
     fn message(&self) -> Option<String> {
-        let name: String = self
-            .name
-            .as_deref()
-            .unwrap_or("")
-            .chars()
-            .take(64)
-            .collect();
+        let name = super::notice_name(self.name.as_deref());
         Some(match self.done.as_deref()? {
             "created" => "Application created. Create a secret for it below, then give the \
                           application its client ID and secret."
