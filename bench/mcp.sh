@@ -4,9 +4,10 @@
 # workspaces, then loads 127.0.0.1 with wrk (64 connections, 10 s each):
 #   GET /healthz (the floor), tools/list, tools/call coder_get_authenticated_user,
 #   tools/call coder_list_workspaces
-# then tools/list again with many connections at once (1,000 by default, issue 19), and reports
-# req/s, p50, p99, socket errors, server CPU time per request, peak RSS, idle RSS and the
-# issues' target ratios (to the floor, and the p99 at many connections to the p99 at 64).
+# then tools/list again with many connections at once (1,000 by default, issue 19), both as fast
+# as they go and at one fixed offered rate on 64 and on 1,000 connections, and reports req/s,
+# p50, p99, socket errors, server CPU time per request, peak RSS, idle RSS and the issues'
+# target ratios (to the floor, and the p99 at many connections to the p99 at 64).
 #
 # Usage: bench/mcp.sh [options]
 #   --backend sqlite|postgres|both  (default both; also CODER_BENCH_BACKEND)
@@ -15,6 +16,8 @@
 #   --duration 10s --connections 64 --threads 2 --workspaces 100
 #   --connections-high N            the many-connections tools/list run (default 1000; 0 skips
 #                                   it); wrk's open file limit is raised to fit
+#   --paced-rate R                  the offered rate (req/s, default 2000) of the paced
+#                                   tools/list runs on --connections and --connections-high
 #   --postgres-url URL              database for the Postgres run (default
 #                                   $CODER_BENCH_POSTGRES_URL, else
 #                                   postgres://postgres@127.0.0.1:5432/test); the script
@@ -40,6 +43,7 @@ runs=1
 duration=10s
 connections=64
 connections_high=1000
+paced_rate=2000
 threads=2
 workspaces=100
 pg_url="${CODER_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -57,6 +61,7 @@ while [[ $# -gt 0 ]]; do
         --duration) duration="$2"; shift 2 ;;
         --connections) connections="$2"; shift 2 ;;
         --connections-high) connections_high="$2"; shift 2 ;;
+        --paced-rate) paced_rate="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
         --workspaces) workspaces="$2"; shift 2 ;;
         --postgres-url) pg_url="$2"; shift 2 ;;
@@ -64,7 +69,7 @@ while [[ $# -gt 0 ]]; do
         --out) out="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
         --bin) bin="$2"; build=0; shift 2 ;;
-        -h | --help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -304,6 +309,29 @@ run_backend() {
                 --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)" \
                 --connections "$connections_high"
             sleep 1
+            # The same offered rate on few and on many connections: each connection waits a
+            # random (exponential) think time between requests, so the arrivals are about
+            # Poisson at $paced_rate req/s whatever the connection count. Run as fast as they
+            # go, 1,000 connections must wait about 1000/64 times longer than 64 by Little's
+            # law (latency = connections ÷ throughput); at one rate, the p99s compare how the
+            # server copes with holding many connections (docs/benchmarks.md).
+            local c
+            for c in "$connections" "$connections_high"; do
+                s=tools_list_paced
+                ((c == connections)) || s=tools_list_paced_high
+                py paced-lua "$work/tools_list.lua" "$work/$s.lua" --connections "$c" --rate "$paced_rate"
+                echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true
+                t0="$(cpu_ticks)"
+                wrk -t"$threads" -c"$c" -d"$duration" --timeout 2s --latency \
+                    -s "$work/$s.lua" "$url/api/experimental/mcp/http" \
+                    >"$out/wrk-$name-$s-$run.txt" 2>&1
+                t1="$(cpu_ticks)"
+                kill -0 "$server_pid" 2>/dev/null || die "the server died during $s"
+                py row --results "$results" --backend "$name" --run "$run" --scenario "$s" \
+                    --wrk-out "$out/wrk-$name-$s-$run.txt" --ticks-before "$t0" --ticks-after "$t1" \
+                    --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)" --connections "$c"
+                sleep 1
+            done
         fi
     done
     step "$name: one request of each after the load"
