@@ -6,7 +6,7 @@ use super::{DomainError, FieldError};
 pub const MAX_PAGE: i64 = 1000;
 
 /// Page through a list.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     pub limit: i64,
     pub offset: i64,

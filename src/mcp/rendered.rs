@@ -15,6 +15,23 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
+use crate::service::workspaces::ListRendering;
+
+/// A result's compact JSON and, when the tool wrote it alongside (`TwinJson`), the same JSON
+/// as a JSON string (quotes included). Shared, so that a workspace list rendered once can be
+/// sent again while it is current (`service::list_cache`) without copying it first.
+#[derive(Debug)]
+pub struct ResultJson {
+    pub json: String,
+    pub text: Option<Vec<u8>>,
+}
+
+impl ListRendering for ResultJson {
+    fn size(&self) -> usize {
+        self.json.len() + self.text.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// Where the handler leaves a rendered result for the endpoint, one per forwarded message.
 #[derive(Debug, Clone, Default)]
 pub struct RenderSlot(Arc<Mutex<Option<Rendered>>>);
@@ -22,9 +39,7 @@ pub struct RenderSlot(Arc<Mutex<Option<Rendered>>>);
 /// A result's JSON and the placeholders rmcp serialized in its stead.
 #[derive(Debug)]
 pub struct Rendered {
-    json: String,
-    /// `json` as a JSON string, when the tool wrote it alongside (`TwinJson`).
-    text: Option<Vec<u8>>,
+    result: Arc<ResultJson>,
     value_marker: String,
     text_marker: String,
 }
@@ -35,20 +50,18 @@ pub struct Rendered {
 pub struct MissingPlaceholder(String);
 
 impl RenderSlot {
-    /// Keeps `json` (a compact JSON object) for the endpoint and returns the result rmcp
-    /// serializes in its place: a text block and structured content that are placeholders.
+    /// Keeps `result` (its JSON a compact JSON object) for the endpoint and returns the result
+    /// rmcp serializes in its place: a text block and structured content that are placeholders.
     /// Anything but an object is refused (returned as is): rmcp moves structured content that
     /// is not an object out of the result for peers before 2026-07-28, and only its own model
     /// does that right.
-    /// `text`, when given, is `json` already escaped as a JSON string (quotes included).
-    pub fn defer(&self, json: String, text: Option<Vec<u8>>) -> Result<CallToolResult, String> {
-        if !json.starts_with('{') {
-            return Err(json);
+    pub fn defer(&self, result: Arc<ResultJson>) -> Result<CallToolResult, Arc<ResultJson>> {
+        if !result.json.starts_with('{') {
+            return Err(result);
         }
         let id = next_marker();
         let rendered = Rendered {
-            json,
-            text,
+            result,
             value_marker: format!("{id}-structured"),
             text_marker: format!("{id}-text"),
         };
@@ -86,24 +99,22 @@ impl Rendered {
             .ok_or_else(|| MissingPlaceholder(self.value_marker.clone()))?;
         let text_at = find_once(body, &format!("\"{}\"", self.text_marker))
             .ok_or_else(|| MissingPlaceholder(self.text_marker.clone()))?;
-        let text_len = self
-            .text
-            .as_ref()
-            .map_or(self.json.len() + self.json.len() / 4, Vec::len);
-        let mut out = Vec::with_capacity(body.len() + self.json.len() + text_len);
+        let ResultJson { json, text } = &*self.result;
+        let text_len = text.as_ref().map_or(json.len() + json.len() / 4, Vec::len);
+        let mut out = Vec::with_capacity(body.len() + json.len() + text_len);
         let mut rest = 0;
         let mut places = [(value_at, false), (text_at, true)];
         places.sort_by_key(|(range, _)| range.start);
         for (range, as_text) in places {
             out.extend_from_slice(&body[rest..range.start]);
-            if let (true, Some(text)) = (as_text, &self.text) {
+            if let (true, Some(text)) = (as_text, text) {
                 out.extend_from_slice(text);
             } else if as_text {
                 // A JSON string of the JSON text: the same escaping rmcp would have applied.
-                serde_json::to_writer(&mut out, self.json.as_str())
+                serde_json::to_writer(&mut out, json.as_str())
                     .map_err(|_| MissingPlaceholder(self.text_marker.clone()))?;
             } else {
-                out.extend_from_slice(self.json.as_bytes());
+                out.extend_from_slice(json.as_bytes());
             }
             rest = range.end;
         }
@@ -135,6 +146,10 @@ mod tests {
     };
     use serde_json::json;
 
+    fn owned(json: String, text: Option<Vec<u8>>) -> Arc<ResultJson> {
+        Arc::new(ResultJson { json, text })
+    }
+
     fn response_bytes(result: CallToolResult) -> Vec<u8> {
         let message = ServerJsonRpcMessage::Response(JsonRpcResponse {
             jsonrpc: JsonRpcVersion2_0,
@@ -157,7 +172,7 @@ mod tests {
         let expected: Value = serde_json::from_slice(&response_bytes(direct)).expect("json");
 
         let slot = RenderSlot::default();
-        let body = response_bytes(slot.defer(json, None).expect("an object"));
+        let body = response_bytes(slot.defer(owned(json, None)).expect("an object"));
         let rendered = slot.take().expect("deferred");
         let spliced: Value =
             serde_json::from_slice(&rendered.splice(&body).expect("spliced")).expect("json");
@@ -180,7 +195,7 @@ mod tests {
         let expected = response_bytes(direct);
 
         let slot = RenderSlot::default();
-        let body = response_bytes(slot.defer(json, Some(text)).expect("an object"));
+        let body = response_bytes(slot.defer(owned(json, Some(text))).expect("an object"));
         let spliced = slot
             .take()
             .expect("deferred")
@@ -196,7 +211,7 @@ mod tests {
     #[test]
     fn a_missing_or_repeated_placeholder_is_an_error() {
         let slot = RenderSlot::default();
-        let body = response_bytes(slot.defer("{}".into(), None).expect("an object"));
+        let body = response_bytes(slot.defer(owned("{}".into(), None)).expect("an object"));
         let rendered = slot.take().expect("deferred");
         assert!(rendered.splice(b"{\"result\":{}}").is_err());
         let twice = [body.as_slice(), body.as_slice()].concat();
@@ -207,7 +222,10 @@ mod tests {
     fn only_objects_are_deferred() {
         let slot = RenderSlot::default();
         assert_eq!(
-            slot.defer("[1,2]".into(), None).err().as_deref(),
+            slot.defer(owned("[1,2]".into(), None))
+                .err()
+                .map(|r| r.json.clone())
+                .as_deref(),
             Some("[1,2]")
         );
         assert!(slot.take().is_none());

@@ -1,6 +1,8 @@
 //! Tool results as MCP content: the JSON result as `structuredContent` and as text, failures as
 //! `isError` results, and the size cap.
 
+use std::sync::Arc;
+
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::json;
 
@@ -11,19 +13,22 @@ use super::tools::{MAX_RESULT_CHARS, ToolError, ToolOutput};
 /// "Structured Content" asks for both). With a `slot`, the JSON is left there for the endpoint
 /// to write into rmcp's response (`rendered`); without one, it goes through rmcp's model.
 pub fn success(output: ToolOutput, slot: Option<&RenderSlot>) -> CallToolResult {
-    let (mut text, escaped) = output.into_parts();
-    if text.len() <= MAX_RESULT_CHARS {
+    let mut output = output.into_result();
+    if output.json.len() <= MAX_RESULT_CHARS {
         if let Some(slot) = slot {
-            match slot.defer(text, escaped) {
+            match slot.defer(output) {
                 Ok(deferred) => return deferred,
-                Err(not_deferred) => text = not_deferred,
+                Err(not_deferred) => output = not_deferred,
             }
         }
-        let structured = serde_json::from_str(&text).ok();
+        let structured = serde_json::from_str(&output.json).ok();
+        // A kept result stays kept: this one gets a copy.
+        let text = Arc::try_unwrap(output).map_or_else(|kept| kept.json.clone(), |own| own.json);
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
         result.structured_content = structured;
         return result;
     }
+    let text = &output.json;
     // Structured content cannot be cut and stay valid; the text carries what fits.
     let mut cut = MAX_RESULT_CHARS;
     while !text.is_char_boundary(cut) {

@@ -12,6 +12,8 @@
 
 use uuid::Uuid;
 
+use super::rendered::ResultJson;
+
 /// The JSON (`json`) and the same JSON as a JSON string, quotes included (`text`).
 #[derive(Debug, Default)]
 pub struct TwinJson {
@@ -100,6 +102,15 @@ impl TwinJson {
     pub fn finish(mut self) -> (String, Vec<u8>) {
         self.text.push(b'"');
         (self.json, self.text)
+    }
+
+    /// The JSON and its text copy as a tool result.
+    pub fn into_result(self) -> ResultJson {
+        let (json, text) = self.finish();
+        ResultJson {
+            json,
+            text: Some(text),
+        }
     }
 }
 

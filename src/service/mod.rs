@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod builds;
 pub mod daemons;
+mod list_cache;
 pub mod oauth_apps;
 pub mod password;
 pub mod provisioner_keys;
@@ -76,6 +77,8 @@ pub struct Services {
     /// Where the owners' actions and the workspace lifecycle are audited; absent in commands
     /// that serve no requests (create-admin-user).
     audit: Option<Auditor>,
+    /// Workspace lists rendered before and still current (`list_cache`).
+    list_cache: Arc<list_cache::ListCache>,
 }
 
 impl Services {
@@ -104,6 +107,7 @@ impl Services {
             daemon_links: None,
             oauth_apps: None,
             audit: None,
+            list_cache: Arc::default(),
         }
     }
 

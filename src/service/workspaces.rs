@@ -3,9 +3,11 @@
 //! "not found".
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
+pub use super::list_cache::ListRendering;
 use super::templates::require_scope;
 use super::views::{BuildParts, WorkspaceBuildView, WorkspaceView, WorkspacesView};
 use super::{Services, UserSelector, validate};
@@ -465,6 +467,38 @@ impl Services {
             Some(filter) => Ok(self.store.list_workspace_summaries(&filter, page).await?),
             None => Ok((Vec::new(), 0)),
         }
+    }
+
+    /// `list_workspace_summaries` as `render` renders it, reusing the rendering of the same
+    /// list while nothing it shows has changed (`list_cache`, docs/benchmarks.md). Lists of
+    /// one owner's workspaces are kept (the generations count per owner); others are rendered
+    /// each time. The answer depends only on the filter and page (access is decided before),
+    /// so one owner's list is shared by every caller allowed to see it.
+    pub async fn render_workspace_summaries<R: ListRendering>(
+        &self,
+        actor: &Principal,
+        q: &str,
+        page: Page,
+        render: impl FnOnce(&[WorkspaceSummary], i64) -> R,
+    ) -> Result<Arc<R>, DomainError> {
+        let Some(filter) = self.workspace_filter(actor, q).await? else {
+            return Ok(Arc::new(render(&[], 0)));
+        };
+        let Some(owner) = filter.owner_id else {
+            let (found, count) = self.store.list_workspace_summaries(&filter, page).await?;
+            return Ok(Arc::new(render(&found, count)));
+        };
+        // Read before the list, never after: a change committing in between then makes the
+        // kept rendering look older than it is, never newer than it is.
+        let generations = self.store.workspace_list_generations(owner).await?;
+        if let Some(kept) = self.list_cache.get::<R>(&filter, page, generations) {
+            return Ok(kept);
+        }
+        let (found, count) = self.store.list_workspace_summaries(&filter, page).await?;
+        let rendered = Arc::new(render(&found, count));
+        self.list_cache
+            .put(filter, page, generations, Arc::clone(&rendered));
+        Ok(rendered)
     }
 
     /// The store filter for a search by `actor`; `None` when it can match nothing (an unknown

@@ -32,7 +32,7 @@ pub use oauth::Redemption;
 pub use provisioner_daemons::ListedDaemon;
 pub use templates::DeleteTemplateOutcome;
 pub use users::UserCredentials;
-pub use workspace_list::WorkspaceFilter;
+pub use workspace_list::{WorkspaceFilter, WorkspaceListGenerations};
 pub use workspaces::InsertBuildOutcome;
 
 use dialect::Dialect;

@@ -27,6 +27,17 @@ pub struct WorkspaceFilter {
     pub status: Option<WorkspaceStatus>,
 }
 
+/// Where one owner's workspace lists stand (migration 0012): counters the database bumps in the
+/// same transaction as every change such a list shows, the owner's own and the templates'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkspaceListGenerations {
+    pub owner: i64,
+    pub templates: i64,
+}
+
+/// The key of the templates' generation row: the nil UUID, which no user has.
+const TEMPLATES_GENERATION_KEY: Uuid = Uuid::nil();
+
 impl Store {
     /// The workspaces `filter` matches, a page of them in list order, and how many match.
     pub async fn list_workspaces(
@@ -79,6 +90,29 @@ impl Store {
         sort_in_list_order(&mut rows);
         let count = self.count_workspaces(filter, page, rows.len()).await?;
         Ok((rows, count))
+    }
+
+    /// The generations of `owner`'s workspace lists and of the templates (migration 0012), read
+    /// in one statement by primary key. A list read after them reflects at least every change
+    /// they count; equal generations later mean no change the list shows has committed since.
+    pub async fn workspace_list_generations(
+        &self,
+        owner: UserId,
+    ) -> StoreResult<WorkspaceListGenerations> {
+        const SQL: &str = "SELECT \
+             COALESCE((SELECT generation FROM workspace_list_generations WHERE owner_id = $1), 0), \
+             COALESCE((SELECT generation FROM workspace_list_generations WHERE owner_id = $2), 0)";
+        let (owner_generation, templates): (i64, i64) = on!(&self.pool, |pool| {
+            sqlx::query_as(SQL)
+                .bind(owner.0)
+                .bind(TEMPLATES_GENERATION_KEY)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(WorkspaceListGenerations {
+            owner: owner_generation,
+            templates,
+        })
     }
 
     /// One page of a workspace list: `columns` of the workspaces `filter` matches, in list

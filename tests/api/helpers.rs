@@ -393,6 +393,25 @@ impl TestApp {
     }
 
     /// The audit log, newest first, once everything recorded so far has been written.
+    /// Runs SQL (one or more statements) on the app's database behind its back: what no API
+    /// does yet (suspending or renaming a user, renaming a template) or a fault (a table gone).
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        match &self.db.target {
+            coderd::store::DatabaseTarget::Sqlite(path) => {
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .expect("sqlite");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect("sql");
+            }
+            coderd::store::DatabaseTarget::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect("sql");
+            }
+        }
+    }
+
     pub async fn audit_logs(&self) -> Vec<coderd::domain::AuditEntry> {
         self.state.audit.flush().await;
         self.state

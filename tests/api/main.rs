@@ -42,6 +42,7 @@ mod store;
 mod templates;
 mod tls;
 mod users;
+mod workspace_list_cache;
 mod workspace_support;
 mod workspaces;
 mod write_contention;

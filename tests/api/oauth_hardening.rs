@@ -362,24 +362,6 @@ async fn password_hashing_is_bounded(backend: Backend) {
     );
 }
 
-/// Runs SQL on the app's database behind its back: what no API does (suspending a user) or a
-/// fault (a table gone).
-async fn execute_sql(app: &TestApp, sql: &str) {
-    use sqlx::Connection;
-    match &app.db.target {
-        coderd::store::DatabaseTarget::Sqlite(path) => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .expect("sqlite");
-            sqlx::query(sql).execute(&mut conn).await.expect("sql");
-        }
-        coderd::store::DatabaseTarget::Postgres(url) => {
-            let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
-            sqlx::query(sql).execute(&mut conn).await.expect("sql");
-        }
-    }
-}
-
 async fn oauth_error(res: reqwest::Response) -> (StatusCode, String) {
     let status = res.status();
     let body = json_body(res).await;
@@ -396,11 +378,8 @@ async fn refresh_for_a_suspended_user_is_invalid_grant(backend: Backend) {
     let bob = app.create_member(&owner, "bob").await;
     let client = app.register_claude().await;
     let tokens = app.obtain_tokens(&bob, &client).await;
-    execute_sql(
-        &app,
-        "UPDATE users SET status = 'suspended' WHERE username = 'bob'",
-    )
-    .await;
+    app.execute_sql("UPDATE users SET status = 'suspended' WHERE username = 'bob'")
+        .await;
     let res = app
         .refresh_tokens(&client, tokens["refresh_token"].as_str().unwrap())
         .await;
@@ -482,7 +461,8 @@ async fn mcp_internal_errors_are_not_401s(backend: Backend) {
     let client = app.register_claude().await;
     let tokens = app.obtain_tokens(&owner, &client).await;
     let access = tokens["access_token"].as_str().unwrap();
-    execute_sql(&app, "ALTER TABLE users RENAME TO users_gone").await;
+    app.execute_sql("ALTER TABLE users RENAME TO users_gone")
+        .await;
     for token in [owner.as_str(), access] {
         let res = crate::mcp_support::mcp_post(
             &app,

@@ -9,11 +9,13 @@ mod templates;
 mod user;
 mod workspaces;
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::rendered::ResultJson;
 use super::toolset::Toolset;
-use super::twin::TwinJson;
 use crate::domain::{DomainError, Principal, Scope, ScopeSet};
 use crate::web::AppState;
 
@@ -109,12 +111,9 @@ pub const MAX_RESULT_CHARS: usize = 150_000;
 
 /// A tool's result: its compact JSON text, which is both the `structuredContent` and the text
 /// block of the MCP result, and, when the tool wrote it alongside (`TwinJson`), that text
-/// already escaped as a JSON string.
+/// already escaped as a JSON string; possibly shared with a list cache (`shared`).
 #[derive(Debug)]
-pub struct ToolOutput {
-    json: String,
-    text: Option<Vec<u8>>,
-}
+pub struct ToolOutput(Arc<ResultJson>);
 
 impl ToolOutput {
     /// Straight from a typed view: serializing a struct is two to three times cheaper than
@@ -122,21 +121,21 @@ impl ToolOutput {
     pub fn of<T: serde::Serialize>(view: &T) -> Result<Self, ToolError> {
         let json = serde_json::to_string(view)
             .map_err(|e| ToolError::from(crate::domain::DomainError::internal(e)))?;
-        Ok(Self { json, text: None })
+        Ok(Self::owned(json, None))
     }
 
-    /// A result written with its text copy in one pass (the hottest large results).
-    pub fn twin(twin: TwinJson) -> Self {
-        let (json, text) = twin.finish();
-        Self {
-            json,
-            text: Some(text),
-        }
+    /// A result rendered before and kept (a current workspace list), sent again as it is.
+    pub fn shared(result: Arc<ResultJson>) -> Self {
+        Self(result)
+    }
+
+    fn owned(json: String, text: Option<Vec<u8>>) -> Self {
+        Self(Arc::new(ResultJson { json, text }))
     }
 
     /// The JSON text, compact as serde_json writes it, and its string form if already written.
-    pub fn into_parts(self) -> (String, Option<Vec<u8>>) {
-        (self.json, self.text)
+    pub fn into_result(self) -> Arc<ResultJson> {
+        self.0
     }
 }
 
@@ -145,7 +144,7 @@ impl From<Value> for ToolOutput {
         // Not `value.to_string()`: `Display` writes through `fmt::Write` piece by piece, about
         // 2.5 times slower than serializing into a buffer.
         let json = serde_json::to_string(&value).unwrap_or_default();
-        Self { json, text: None }
+        Self::owned(json, None)
     }
 }
 

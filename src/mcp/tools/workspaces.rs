@@ -188,19 +188,22 @@ pub async fn list(ctx: &ToolContext, tool: &ToolDef, raw: Map<String, Value>) ->
     if owner.contains(char::is_whitespace) {
         return Err(ToolError::new("owner is a single username or \"me\"."));
     }
-    let (found, count) = ctx
+    // The rendered answer is kept while the database says the list is unchanged, and sent
+    // again as it is: writing it was most of this tool's CPU (docs/benchmarks.md, issue 19).
+    let rendered = ctx
         .state
         .services
-        .list_workspace_summaries(
+        .render_workspace_summaries(
             &ctx.principal,
             &format!("owner:{owner}"),
             Page {
                 limit: 1000,
                 offset: 0,
             },
+            |found, count| list_json(found, count).into_result(),
         )
         .await?;
-    Ok(ToolOutput::twin(list_json(&found, count)))
+    Ok(ToolOutput::shared(rendered))
 }
 
 /// About how many bytes of JSON one workspace of a list takes (three ids, names, an icon path).

@@ -13,6 +13,7 @@ use crate::helpers::Backend;
 both_backends!(
     workspace_lists_filter_by_every_field,
     workspace_lists_page_in_name_order_and_count_the_matches,
+    list_generations_move_with_what_lists_show_and_only_then,
 );
 
 const ALL: Page = Page {
@@ -249,4 +250,98 @@ async fn workspace_lists_page_in_name_order_and_count_the_matches(backend: Backe
         assert_eq!(names, expected, "limit {limit} offset {offset}");
         assert_eq!(count, 5, "limit {limit} offset {offset}");
     }
+}
+
+/// Migration 0012's generations: every change a list of the owner's workspaces shows moves the
+/// owner's (or, for templates, the templates') generation; writes of nothing listed move none.
+async fn list_generations_move_with_what_lists_show_and_only_then(backend: Backend) {
+    let d = Deployment::new(&backend).await;
+    let alice = d
+        .store
+        .create_user(new_user("alice", Role::Member))
+        .await
+        .unwrap()
+        .id;
+    let generations = |owner: UserId| {
+        let store = d.store.clone();
+        async move { store.workspace_list_generations(owner).await.unwrap() }
+    };
+    let start = generations(alice).await;
+    assert_eq!(start.owner, 0, "a missing row reads as 0");
+    assert!(
+        start.templates > 0,
+        "the deployment's template was inserted"
+    );
+
+    // Each step, and whether it must move alice's generation and the templates'.
+    let mut last = start;
+    let mut check = async |what: &str, owner_moves: bool, templates_move: bool| {
+        let now = generations(alice).await;
+        assert_eq!(
+            now.owner > last.owner,
+            owner_moves,
+            "{what}: {last:?} -> {now:?}"
+        );
+        assert_eq!(
+            now.templates > last.templates,
+            templates_move,
+            "{what}: {last:?} -> {now:?}"
+        );
+        assert!(
+            now.owner >= last.owner && now.templates >= last.templates,
+            "{what}"
+        );
+        last = now;
+    };
+
+    let (workspace, build) = d.create_workspace(alice, "dev").await;
+    check("created", true, false).await;
+    d.store
+        .claim_job("worker-1", &super::any(), at(1))
+        .await
+        .unwrap();
+    check("its job taken", true, false).await;
+    d.store.heartbeat_job(build.job_id, at(2)).await.unwrap();
+    d.store
+        .set_workspace_provisioner(workspace.id, "worker-1", at(2))
+        .await
+        .unwrap();
+    d.store.touch_user_last_seen(alice, at(2)).await.unwrap();
+    check("heartbeat, provisioner, last seen", false, false).await;
+    assert!(
+        d.store
+            .complete_job(build.job_id, JobStatus::Succeeded, "", at(3))
+            .await
+            .unwrap()
+    );
+    check("its job done", true, false).await;
+
+    d.create_workspace(d.owner.id, "owners").await;
+    check("another owner's workspace", false, false).await;
+
+    let (version, job) = d.version("v2", at(4));
+    d.store
+        .insert_template_version(
+            coderd::domain::TemplateVersion {
+                template_id: Some(d.template.id),
+                ..version.clone()
+            },
+            job,
+        )
+        .await
+        .unwrap();
+    check("a version imported", false, false).await;
+    assert!(
+        d.store
+            .set_template_active_version(d.template.id, version.id, at(5))
+            .await
+            .unwrap()
+    );
+    check("the active version", false, true).await;
+
+    d.store
+        .mark_workspace_deleted(workspace.id, at(6))
+        .await
+        .unwrap();
+    check("deleted", true, false).await;
 }
