@@ -8,7 +8,7 @@ use chrono::Duration;
 use super::cimd::assertion;
 use super::{OAuthError, OAuthResult, OAuthServer};
 use crate::domain::credentials;
-use crate::domain::{ClientId, ClientType, OAuthApp, TokenAuthMethod};
+use crate::domain::{AppSecret, ClientId, ClientType, OAuthApp, TokenAuthMethod};
 use crate::secret;
 
 /// What a request presented to identify its client.
@@ -185,17 +185,25 @@ impl OAuthServer {
                 .authenticate_document_client(client_id, creds, ip)
                 .await;
         }
-        let app = match Uuid::parse_str(client_id) {
-            Ok(id) => self.inner.store.get_oauth_app(ClientId(id)).await?,
-            Err(_) => None,
-        }
-        .ok_or_else(|| auth_failed("unknown client_id; register the client again"))?;
-
         let (presented, method) = match (&creds.basic, &creds.body_client_secret) {
             (Some((_, secret)), _) => (Some(secret.as_str()), TokenAuthMethod::ClientSecretBasic),
             (None, Some(secret)) => (Some(secret.as_str()), TokenAuthMethod::ClientSecretPost),
             (None, None) => (None, TokenAuthMethod::None),
         };
+        // The client and the secret it presents are read in one query (a token request's
+        // round trips are most of its cost, docs/benchmarks.md); the checks below still run in
+        // their order, on what it read.
+        let parsed = presented.and_then(credentials::parse);
+        let (app, stored) = match Uuid::parse_str(client_id) {
+            Ok(id) => {
+                self.inner
+                    .store
+                    .get_oauth_app_with_secret(ClientId(id), parsed.as_ref().map(|p| p.prefix))
+                    .await?
+            }
+            Err(_) => None,
+        }
+        .ok_or_else(|| auth_failed("unknown client_id; register the client again"))?;
         match app.client_type {
             ClientType::Public => {
                 if presented.is_some() {
@@ -209,11 +217,11 @@ impl OAuthServer {
                 })
             }
             ClientType::Confidential => {
-                let Some(secret) = presented else {
+                if presented.is_none() {
                     return Err(auth_failed(
                         "this confidential client must send its client_secret",
                     ));
-                };
+                }
                 // A dynamically registered client uses the method it registered (RFC 7591 §2);
                 // owner-created apps may use either secret method.
                 if app.dynamically_registered && method != app.token_endpoint_auth_method {
@@ -222,7 +230,7 @@ impl OAuthServer {
                         app.token_endpoint_auth_method.as_str()
                     )));
                 }
-                let secret_id = self.verify_client_secret(&app, secret).await?;
+                let secret_id = self.verify_client_secret(&app, parsed, stored).await?;
                 Ok(AuthenticatedClient {
                     app,
                     secret_id: Some(secret_id),
@@ -336,14 +344,17 @@ impl OAuthServer {
         })
     }
 
-    async fn verify_client_secret(&self, app: &OAuthApp, secret: &str) -> OAuthResult<Uuid> {
+    /// `presented` is the secret the client sent, parsed (`None` if malformed); `stored` the
+    /// app's secret with its prefix, if any.
+    async fn verify_client_secret(
+        &self,
+        app: &OAuthApp,
+        presented: Option<credentials::Presented<'_>>,
+        stored: Option<AppSecret>,
+    ) -> OAuthResult<Uuid> {
         let wrong = || auth_failed("the client secret is wrong");
-        let presented = credentials::parse(secret).ok_or_else(wrong)?;
-        let stored = self
-            .inner
-            .store
-            .get_app_secret_by_prefix(presented.prefix)
-            .await?
+        let presented = presented.ok_or_else(wrong)?;
+        let stored = stored
             .filter(|s| s.app_id == app.id && presented.matches(&s.hashed_secret))
             .ok_or_else(wrong)?;
         let now = self.inner.clock.now();

@@ -151,10 +151,11 @@ impl OAuthServer {
         client: &AuthenticatedClient,
     ) -> OAuthResult<TokenResponse> {
         let now = self.inner.clock.now();
-        let code = self.redeemable_code(req, client, now).await?;
+        let (code, user) = self.redeemable_code(req, client, now).await?;
         let approved = Approved {
             grant_id: code.grant_id,
             user_id: code.user_id,
+            user: UserRead::Joined(user),
             scope: &code.scope,
             audience: &code.audience,
         };
@@ -187,6 +188,10 @@ impl OAuthServer {
         redeem: impl AsyncFnOnce(Grant, RefreshToken) -> OAuthResult<()>,
     ) -> OAuthResult<TokenResponse> {
         self.check_resource(req.resource.as_deref(), approved.audience)?;
+        let user = match approved.user {
+            UserRead::Joined(found) => usable_user(found)?,
+            UserRead::Pending => self.grant_user(approved.user_id).await?,
+        };
         let ApprovedGrant {
             user,
             scopes,
@@ -197,7 +202,7 @@ impl OAuthServer {
             .approved_grant(
                 client,
                 approved.grant_id,
-                approved.user_id,
+                user,
                 approved.scope,
                 approved.audience,
                 now,
@@ -216,13 +221,14 @@ impl OAuthServer {
 
     /// The authorization code the request presents, if `client` may redeem it `now`: issued to
     /// it, unused (a replay revokes the grant), unexpired, asked for with the same redirect URI,
-    /// and proven by the PKCE verifier.
+    /// and proven by the PKCE verifier. It comes with the user who approved it, read with it
+    /// (`None` if they were deleted).
     async fn redeemable_code(
         &self,
         req: &TokenRequest,
         client: &AuthenticatedClient,
         now: DateTime<Utc>,
-    ) -> OAuthResult<AuthorizationCode> {
+    ) -> OAuthResult<(AuthorizationCode, Option<User>)> {
         let raw = required(&req.code, "code")?;
         let verifier = required(&req.code_verifier, "code_verifier")?;
         if !pkce::is_valid_verifier(verifier) {
@@ -233,9 +239,9 @@ impl OAuthServer {
         let invalid = || {
             OAuthError::invalid_grant("the authorization code is invalid, expired or already used")
         };
-        let code: AuthorizationCode =
+        let (code, user): (AuthorizationCode, Option<User>) =
             issued_code(raw, "authorization code", client, invalid, |prefix| {
-                self.inner.store.get_auth_code_by_prefix(prefix)
+                self.inner.store.get_auth_code_with_user(prefix)
             })
             .await?;
         if code.used_at.is_some() {
@@ -262,7 +268,7 @@ impl OAuthServer {
                 "code_verifier does not match the code_challenge",
             ));
         }
-        Ok(code)
+        Ok((code, user))
     }
 
     /// RFC 8628 §3.4–3.5: the device polls with its device code until the user decides.
@@ -332,6 +338,7 @@ impl OAuthServer {
         let approved = Approved {
             grant_id: code.grant_id,
             user_id,
+            user: UserRead::Pending,
             scope: &code.scope,
             audience: &code.audience,
         };
@@ -408,19 +415,19 @@ impl OAuthServer {
         })
     }
 
-    /// What redeeming a code the user approved (an authorization code, a device code) grants
-    /// `client`: the user's `scope`, capped to their role now, for the code's audience, and the
-    /// refresh token that opens the grant. The caller stores both in the code's redemption.
+    /// What redeeming a code that `user` approved (an authorization code, a device code) grants
+    /// `client`: the `scope` they approved, capped to their role now, for the code's audience,
+    /// and the refresh token that opens the grant. The caller stores both in the code's
+    /// redemption.
     async fn approved_grant(
         &self,
         client: &AuthenticatedClient,
         grant_id: GrantId,
-        user_id: UserId,
+        user: User,
         scope: &str,
         audience: &str,
         now: DateTime<Utc>,
     ) -> OAuthResult<ApprovedGrant> {
-        let user = self.grant_user(user_id).await?;
         let scopes = cap_to_role(&ScopeSet::parse_known(scope), &user)?;
         let grant = Grant {
             id: grant_id,
@@ -452,18 +459,14 @@ impl OAuthServer {
         let invalid =
             || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
         let presented = credentials::parse(raw).ok_or_else(invalid)?;
-        let token = self
+        // The token, its grant and the user are read in one query (a token request's round
+        // trips are most of its cost, docs/benchmarks.md); the checks still run in order.
+        let (token, grant, user) = self
             .inner
             .store
-            .get_refresh_token_by_prefix(presented.prefix)
+            .get_refresh_token_with_grant(presented.prefix)
             .await?
-            .filter(|t| presented.matches(&t.hashed_secret))
-            .ok_or_else(invalid)?;
-        let grant = self
-            .inner
-            .store
-            .get_grant(token.grant_id)
-            .await?
+            .filter(|(t, _, _)| presented.matches(&t.hashed_secret))
             .ok_or_else(invalid)?;
         if grant.app_id != client.app.id {
             return Err(OAuthError::invalid_grant(
@@ -481,7 +484,7 @@ impl OAuthServer {
             return Err(invalid());
         }
         self.check_resource(req.resource.as_deref(), &grant.audience)?;
-        let user = self.grant_user(grant.user_id).await?;
+        let user = usable_user(user)?;
         let granted = cap_to_role(&ScopeSet::parse_known(&grant.scope), &user)?;
         // RFC 6749 §6: a refresh may narrow the scope of the new access token, never widen it.
         // A scope naming nothing we know is not "the full grant": it is refused (§5.2).
@@ -543,15 +546,7 @@ impl OAuthServer {
     /// The user behind a grant, if they may still use it: a deleted or suspended user's codes
     /// and refresh tokens are `invalid_grant` (RFC 6749 §5.2), so the client stops and asks again.
     async fn grant_user(&self, id: UserId) -> OAuthResult<User> {
-        let user = self.inner.store.get_user_by_id(id).await?.ok_or_else(|| {
-            OAuthError::invalid_grant("the user who granted access no longer exists")
-        })?;
-        if user.status != UserStatus::Active {
-            return Err(OAuthError::invalid_grant(
-                "the user who granted access is suspended",
-            ));
-        }
-        Ok(user)
+        usable_user(self.inner.store.get_user_by_id(id).await?)
     }
 
     /// A second use of a code means it leaked: revoke what the first use obtained.
@@ -664,10 +659,31 @@ impl OAuthServer {
     }
 }
 
+/// `OAuthServer::grant_user` on a user already read (`None`: not found, or deleted).
+fn usable_user(found: Option<User>) -> OAuthResult<User> {
+    let user = found
+        .ok_or_else(|| OAuthError::invalid_grant("the user who granted access no longer exists"))?;
+    if user.status != UserStatus::Active {
+        return Err(OAuthError::invalid_grant(
+            "the user who granted access is suspended",
+        ));
+    }
+    Ok(user)
+}
+
+/// The user who approved a code, as the code's lookup left them.
+enum UserRead {
+    /// Read with the code (`None`: not found, or deleted).
+    Joined(Option<User>),
+    /// Not read yet: `Approved::user_id` is looked up when needed.
+    Pending,
+}
+
 /// What the user approved with a code, as both code grants redeem it.
 struct Approved<'a> {
     grant_id: GrantId,
     user_id: UserId,
+    user: UserRead,
     scope: &'a str,
     audience: &'a str,
 }
@@ -693,6 +709,16 @@ impl IssuedCode for AuthorizationCode {
     }
     fn app_id(&self) -> ClientId {
         self.app_id
+    }
+}
+
+/// A code read with the user who approved it.
+impl<T: IssuedCode> IssuedCode for (T, Option<User>) {
+    fn hashed_secret(&self) -> &[u8] {
+        self.0.hashed_secret()
+    }
+    fn app_id(&self) -> ClientId {
+        self.0.app_id()
     }
 }
 

@@ -21,6 +21,17 @@ pub(super) struct Dialect {
     /// Orders every workspace list as `sort_in_list_order` does: by the name lower-cased byte by
     /// byte, then the id.
     pub list_order: &'static str,
+    /// Rotates a refresh token in one `atomically!` write (binds: the old token's id, now, then
+    /// the new token's id, grant id, prefix, hash, expiry, rotation time, creation time): marks
+    /// the old one rotated if it was not yet, and only then stores the new one and touches the
+    /// grant's `last_used_at`. Affects no row when the old token was already rotated.
+    pub rotate_refresh_token: &'static str,
+    /// Redeems a code and opens its grant in one `atomically!` write: `{consume}` is the code's
+    /// conditional UPDATE (binds: code id, now), and only when it took the code are the grant
+    /// ($3-$10: id, app, user, secret, scope, audience, last used, created) and its first refresh
+    /// token ($11-$17: id, grant, prefix, hash, expiry, rotation time, created) inserted.
+    /// Affects no row when the code was already used.
+    pub redeem_with_grant: &'static str,
 }
 
 pub(super) const SQLITE: Dialect = Dialect {
@@ -40,6 +51,23 @@ pub(super) const SQLITE: Dialect = Dialect {
     // SQLite's `lower()` and its default BINARY collation already compare ASCII names byte by
     // byte.
     list_order: "lower(w.name), w.id",
+    // No writable CTEs: a batch in one transaction, each statement conditional on the one
+    // before it having changed a row. `changes()` is the count of the last *completed*
+    // statement (https://www.sqlite.org/lang_corefunc.html#changes), so while an INSERT's
+    // SELECT runs it still reports the UPDATE before it.
+    rotate_refresh_token: "UPDATE oauth2_refresh_tokens SET rotated_at = $2, updated_at = $2 \
+     WHERE id = $1 AND rotated_at IS NULL; \
+     INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, expires_at, \
+     rotated_at, created_at, updated_at) SELECT $3, $4, $5, $6, $7, $8, $9, $9 \
+     WHERE changes() = 1; \
+     UPDATE oauth2_grants SET last_used_at = $2 WHERE id = $4 AND changes() = 1",
+    redeem_with_grant: "{consume}; \
+     INSERT INTO oauth2_grants (id, app_id, user_id, app_secret_id, scope, audience, \
+     last_used_at, revoked_at, created_at, updated_at) \
+     SELECT $3, $4, $5, $6, $7, $8, $9, NULL, $10, $10 WHERE changes() = 1; \
+     INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, expires_at, \
+     rotated_at, created_at, updated_at) SELECT $11, $12, $13, $14, $15, $16, $17, $17 \
+     WHERE changes() = 1",
 };
 
 pub(super) const POSTGRES: Dialect = Dialect {
@@ -57,4 +85,25 @@ pub(super) const POSTGRES: Dialect = Dialect {
     // Byte by byte whatever the database's locale, so both backends list alike (a locale
     // collation would, say, ignore hyphens).
     list_order: "lower(w.name) COLLATE \"C\", w.id",
+    // One statement, atomic on its own: the INSERT reads the UPDATE's `RETURNING`, so it
+    // inserts nothing when the token was already rotated. Of two concurrent rotations the
+    // second's UPDATE waits for the first's row lock and then re-checks `rotated_at IS NULL`
+    // (READ COMMITTED, https://www.postgresql.org/docs/current/transaction-iso.html), so one
+    // wins. Every sub-statement of a WITH runs whether or not it is read
+    // (https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING).
+    rotate_refresh_token: "WITH rotated AS (UPDATE oauth2_refresh_tokens \
+     SET rotated_at = $2, updated_at = $2 WHERE id = $1 AND rotated_at IS NULL RETURNING id), \
+     touched AS (UPDATE oauth2_grants SET last_used_at = $2 \
+     WHERE id = $4 AND EXISTS (SELECT 1 FROM rotated)) \
+     INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, expires_at, \
+     rotated_at, created_at, updated_at) SELECT $3, $4, $5, $6, $7, $8, $9, $9 FROM rotated",
+    // The refresh token's foreign key to the grant inserted beside it holds: constraint
+    // checks run at the end of the whole statement.
+    redeem_with_grant: "WITH consumed AS ({consume} RETURNING id), \
+     opened AS (INSERT INTO oauth2_grants (id, app_id, user_id, app_secret_id, scope, audience, \
+     last_used_at, revoked_at, created_at, updated_at) \
+     SELECT $3, $4, $5, $6, $7, $8, $9, NULL, $10, $10 FROM consumed) \
+     INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, expires_at, \
+     rotated_at, created_at, updated_at) SELECT $11, $12, $13, $14, $15, $16, $17, $17 \
+     FROM consumed",
 };

@@ -2,18 +2,20 @@
 //! authorization codes, grants with their refresh tokens, the revocation feed, and the
 //! access-token signing keys.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::error::{corrupt, corrupt_json};
-use super::pool::{Tx, on};
+use super::pool::{Tx, atomically, on};
 use super::time::DbTime;
-use super::users::insert_api_key;
+use super::users::{UserRow, insert_api_key};
 use super::{Store, StoreError, StoreResult, convert_all};
 use crate::domain::{
     ApiKey, AppSecret, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp,
-    RefreshToken, StoredSigningKey, TokenAuthMethod, UserId,
+    RefreshToken, StoredSigningKey, TokenAuthMethod, User, UserId,
 };
 
 /// Client applications.
@@ -169,6 +171,34 @@ impl Store {
             sqlx::query_as(&sql).bind(id.0).fetch_optional(pool).await?
         });
         row.map(OAuthApp::try_from).transpose()
+    }
+
+    /// A client with its secret whose prefix is `secret_prefix` (`None` when it has no such
+    /// secret, or none was asked for), in one query: what authenticating a confidential client
+    /// at the token endpoint reads.
+    pub async fn get_oauth_app_with_secret(
+        &self,
+        id: ClientId,
+        secret_prefix: Option<&str>,
+    ) -> StoreResult<Option<(OAuthApp, Option<AppSecret>)>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {}, {} FROM oauth2_provider_apps a LEFT JOIN oauth2_provider_app_secrets s \
+                 ON s.secret_prefix = $2 AND s.app_id = a.id WHERE a.id = $1",
+                qualified("a", APP_COLUMNS),
+                aliased("s", SECRET_COLUMNS),
+            )
+        });
+        let row: Option<AppWithSecretRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&SQL)
+                .bind(id.0)
+                .bind(secret_prefix)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(row) = row else { return Ok(None) };
+        let secret = row.secret.into_row().map(AppSecret::try_from).transpose()?;
+        Ok(Some((OAuthApp::try_from(row.app)?, secret)))
     }
 
     pub async fn list_oauth_apps(&self) -> StoreResult<Vec<OAuthApp>> {
@@ -426,6 +456,31 @@ impl Store {
         row.map(AuthorizationCode::try_from).transpose()
     }
 
+    /// The code whose prefix is `prefix` with the user who approved it (`None` if they were
+    /// deleted), in one query: what the token endpoint reads to redeem it.
+    pub async fn get_auth_code_with_user(
+        &self,
+        prefix: &str,
+    ) -> StoreResult<Option<(AuthorizationCode, Option<User>)>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {}, {} FROM oauth2_provider_app_codes c \
+                 LEFT JOIN users u ON u.id = c.user_id AND NOT u.deleted WHERE c.secret_prefix = $1",
+                qualified("c", CODE_COLUMNS),
+                aliased("u", super::users::USER_COLUMNS),
+            )
+        });
+        let row: Option<CodeWithUserRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&SQL)
+                .bind(prefix)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(row) = row else { return Ok(None) };
+        let user = row.user.into_row().map(User::try_from).transpose()?;
+        Ok(Some((AuthorizationCode::try_from(row.code)?, user)))
+    }
+
     /// Atomically marks the code used and creates its grant and first refresh token; false (and
     /// nothing written) when the code was already used.
     pub async fn redeem_auth_code(
@@ -456,6 +511,15 @@ impl Store {
         now: DateTime<Utc>,
         opens: Redemption,
     ) -> StoreResult<bool> {
+        let session = match opens {
+            Redemption::Grant { grant, refresh } => {
+                return self
+                    .redeem_with_grant(consume, code_id, now, grant, refresh)
+                    .await;
+            }
+            Redemption::Session(key) => Some(key),
+            Redemption::Nothing => None,
+        };
         let mut tx = self.pool.begin().await?;
         let consumed = on!(tx.conn(), |c| {
             sqlx::query(consume)
@@ -469,16 +533,51 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        match opens {
-            Redemption::Grant { grant, refresh } => {
-                insert_grant(&mut tx, &grant).await?;
-                insert_refresh_token(&mut tx, &refresh).await?;
-            }
-            Redemption::Session(key) => insert_api_key(&mut tx, &key).await?,
-            Redemption::Nothing => {}
+        if let Some(key) = session {
+            insert_api_key(&mut tx, &key).await?;
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// `redeem_code` for a code that opens a grant, in one write (`Dialect::redeem_with_grant`):
+    /// the code grants' hot path, one round trip on PostgreSQL.
+    async fn redeem_with_grant(
+        &self,
+        consume: &'static str,
+        code_id: Uuid,
+        now: DateTime<Utc>,
+        grant: Grant,
+        refresh: RefreshToken,
+    ) -> StoreResult<bool> {
+        let sql = self
+            .dialect()
+            .redeem_with_grant
+            .replace("{consume}", consume);
+        let changed = atomically!(&self.pool, |c| {
+            sqlx::query(&sql)
+                .bind(code_id)
+                .bind(DbTime(now))
+                .bind(grant.id.0)
+                .bind(grant.app_id.0)
+                .bind(grant.user_id.0)
+                .bind(grant.app_secret_id)
+                .bind(&grant.scope)
+                .bind(&grant.audience)
+                .bind(DbTime(grant.last_used_at))
+                .bind(DbTime(grant.created_at))
+                .bind(refresh.id)
+                .bind(refresh.grant_id.0)
+                .bind(&refresh.secret_prefix)
+                .bind(&refresh.hashed_secret)
+                .bind(DbTime(refresh.expires_at))
+                .bind(refresh.rotated_at.map(DbTime))
+                .bind(DbTime(refresh.created_at))
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed != 0)
     }
 
     pub async fn delete_expired_auth_codes(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -575,7 +674,40 @@ impl Store {
         row.map(RefreshToken::try_from).transpose()
     }
 
-    /// Atomically marks `old` rotated and stores `new`; false (nothing written) when `old` was
+    /// The refresh token whose prefix is `prefix` with its grant and the user who granted it
+    /// (`None` if they were deleted), in one query: what a refresh reads.
+    pub async fn get_refresh_token_with_grant(
+        &self,
+        prefix: &str,
+    ) -> StoreResult<Option<(RefreshToken, Grant, Option<User>)>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            // The grant always exists: a token's grant_id is a foreign key that cascades.
+            format!(
+                "SELECT {}, {}, {} FROM oauth2_refresh_tokens t \
+                 JOIN oauth2_grants g ON g.id = t.grant_id \
+                 LEFT JOIN users u ON u.id = g.user_id AND NOT u.deleted WHERE t.secret_prefix = $1",
+                qualified("t", REFRESH_COLUMNS),
+                aliased("g", GRANT_COLUMNS),
+                aliased("u", super::users::USER_COLUMNS),
+            )
+        });
+        let row: Option<RefreshWithGrantRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&SQL)
+                .bind(prefix)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(row) = row else { return Ok(None) };
+        let user = row.user.into_row().map(User::try_from).transpose()?;
+        Ok(Some((
+            RefreshToken::try_from(row.token)?,
+            Grant::try_from(row.grant.into_row())?,
+            user,
+        )))
+    }
+
+    /// Atomically marks `old` rotated and stores `new`, touching the grant's `last_used_at`, in
+    /// one write (`Dialect::rotate_refresh_token`); false (nothing written) when `old` was
     /// already rotated.
     pub async fn rotate_refresh_token(
         &self,
@@ -583,32 +715,23 @@ impl Store {
         now: DateTime<Utc>,
         new: RefreshToken,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let rotated = on!(tx.conn(), |c| {
-            sqlx::query(
-                "UPDATE oauth2_refresh_tokens SET rotated_at = $2, updated_at = $2 \
-                 WHERE id = $1 AND rotated_at IS NULL",
-            )
-            .bind(old)
-            .bind(DbTime(now))
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
-        if rotated != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_refresh_token(&mut tx, &new).await?;
-        on!(tx.conn(), |c| {
-            sqlx::query("UPDATE oauth2_grants SET last_used_at = $2 WHERE id = $1")
-                .bind(new.grant_id.0)
+        let sql = self.dialect().rotate_refresh_token;
+        let changed = atomically!(&self.pool, |c| {
+            sqlx::query(sql)
+                .bind(old)
                 .bind(DbTime(now))
+                .bind(new.id)
+                .bind(new.grant_id.0)
+                .bind(&new.secret_prefix)
+                .bind(&new.hashed_secret)
+                .bind(DbTime(new.expires_at))
+                .bind(new.rotated_at.map(DbTime))
+                .bind(DbTime(new.created_at))
                 .execute(c)
-                .await?;
+                .await?
+                .rows_affected()
         });
-        tx.commit().await?;
-        Ok(true)
+        Ok(changed != 0)
     }
 
     pub async fn delete_expired_refresh_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -743,46 +866,6 @@ async fn record_revocations(
     Ok(())
 }
 
-pub(super) async fn insert_grant(tx: &mut Tx, grant: &Grant) -> StoreResult<()> {
-    on!(tx.conn(), |c| {
-        sqlx::query(
-            "INSERT INTO oauth2_grants (id, app_id, user_id, app_secret_id, scope, audience, \
-             last_used_at, revoked_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)",
-        )
-        .bind(grant.id.0)
-        .bind(grant.app_id.0)
-        .bind(grant.user_id.0)
-        .bind(grant.app_secret_id)
-        .bind(&grant.scope)
-        .bind(&grant.audience)
-        .bind(DbTime(grant.last_used_at))
-        .bind(DbTime(grant.created_at))
-        .execute(c)
-        .await?;
-    });
-    Ok(())
-}
-
-pub(super) async fn insert_refresh_token(tx: &mut Tx, token: &RefreshToken) -> StoreResult<()> {
-    on!(tx.conn(), |c| {
-        sqlx::query(
-            "INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, \
-             expires_at, rotated_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        )
-        .bind(token.id)
-        .bind(token.grant_id.0)
-        .bind(&token.secret_prefix)
-        .bind(&token.hashed_secret)
-        .bind(DbTime(token.expires_at))
-        .bind(token.rotated_at.map(DbTime))
-        .bind(DbTime(token.created_at))
-        .execute(c)
-        .await?;
-    });
-    Ok(())
-}
-
 fn grant_ids(rows: Vec<(Uuid,)>) -> Vec<GrantId> {
     rows.into_iter().map(|(g,)| GrantId(g)).collect()
 }
@@ -804,6 +887,25 @@ const GRANT_COLUMNS: &str =
 
 const REFRESH_COLUMNS: &str =
     "id, grant_id, secret_prefix, hashed_secret, expires_at, rotated_at, created_at";
+
+/// `columns` (a `*_COLUMNS` list) qualified by the table alias `table`, for a join.
+fn qualified(table: &str, columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{table}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `columns` of the table alias `table`, each renamed `{table}_{column}`, for the second table
+/// of a join (whose names would clash with the first's).
+fn aliased(table: &str, columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{table}.{c} AS {table}_{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 const KEY_COLUMNS: &str = "id, algorithm, private_key, public_key, retired_at, created_at";
 
@@ -1004,6 +1106,120 @@ impl TryFrom<RefreshRow> for RefreshToken {
             expires_at: row.expires_at.0,
             rotated_at: row.rotated_at.map(|t| t.0),
             created_at: row.created_at.0,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct AppWithSecretRow {
+    #[sqlx(flatten)]
+    app: AppRow,
+    #[sqlx(flatten)]
+    secret: JoinedSecretRow,
+}
+
+/// `SECRET_COLUMNS` as `aliased("s", ...)` names them, from a LEFT JOIN.
+#[derive(FromRow)]
+struct JoinedSecretRow {
+    s_id: Option<Uuid>,
+    s_app_id: Option<Uuid>,
+    s_secret_prefix: Option<String>,
+    s_hashed_secret: Option<Vec<u8>>,
+    s_display_secret: Option<String>,
+    s_last_used_at: Option<DbTime>,
+    s_created_at: Option<DbTime>,
+}
+
+impl JoinedSecretRow {
+    /// The secret, if the join found one (its non-null columns are all set then).
+    fn into_row(self) -> Option<SecretRow> {
+        Some(SecretRow {
+            id: self.s_id?,
+            app_id: self.s_app_id?,
+            secret_prefix: self.s_secret_prefix?,
+            hashed_secret: self.s_hashed_secret?,
+            display_secret: self.s_display_secret?,
+            last_used_at: self.s_last_used_at,
+            created_at: self.s_created_at?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct CodeWithUserRow {
+    #[sqlx(flatten)]
+    code: CodeRow,
+    #[sqlx(flatten)]
+    user: JoinedUserRow,
+}
+
+#[derive(FromRow)]
+struct RefreshWithGrantRow {
+    #[sqlx(flatten)]
+    token: RefreshRow,
+    #[sqlx(flatten)]
+    grant: JoinedGrantRow,
+    #[sqlx(flatten)]
+    user: JoinedUserRow,
+}
+
+/// `GRANT_COLUMNS` as `aliased("g", ...)` names them, from an inner join.
+#[derive(FromRow)]
+struct JoinedGrantRow {
+    g_id: Uuid,
+    g_app_id: Uuid,
+    g_user_id: Uuid,
+    g_app_secret_id: Option<Uuid>,
+    g_scope: String,
+    g_audience: String,
+    g_last_used_at: DbTime,
+    g_revoked_at: Option<DbTime>,
+    g_created_at: DbTime,
+}
+
+impl JoinedGrantRow {
+    fn into_row(self) -> GrantRow {
+        GrantRow {
+            id: self.g_id,
+            app_id: self.g_app_id,
+            user_id: self.g_user_id,
+            app_secret_id: self.g_app_secret_id,
+            scope: self.g_scope,
+            audience: self.g_audience,
+            last_used_at: self.g_last_used_at,
+            revoked_at: self.g_revoked_at,
+            created_at: self.g_created_at,
+        }
+    }
+}
+
+/// The users table's `USER_COLUMNS` as `aliased("u", ...)` names them, from a LEFT JOIN.
+#[derive(FromRow)]
+struct JoinedUserRow {
+    u_id: Option<Uuid>,
+    u_username: Option<String>,
+    u_email: Option<String>,
+    u_name: Option<String>,
+    u_role: Option<String>,
+    u_status: Option<String>,
+    u_created_at: Option<DbTime>,
+    u_updated_at: Option<DbTime>,
+    u_last_seen_at: Option<DbTime>,
+}
+
+impl JoinedUserRow {
+    /// The user, if the join found one (all their columns are non-null then).
+    fn into_row(self) -> Option<UserRow> {
+        Some(UserRow {
+            id: self.u_id?,
+            username: self.u_username?,
+            email: self.u_email?,
+            name: self.u_name?,
+            role: self.u_role?,
+            status: self.u_status?,
+            created_at: self.u_created_at?,
+            updated_at: self.u_updated_at?,
+            last_seen_at: self.u_last_seen_at?,
         })
     }
 }

@@ -168,6 +168,28 @@ macro_rules! on {
 }
 pub(super) use on;
 
+/// `atomically!(pool, |c| body)` runs `body`, one write that must happen whole or not at all,
+/// on `pool` (a `Pool`) in one round trip where the backend allows it. On PostgreSQL `body` is a
+/// single statement (data-modifying CTEs), atomic on its own, run on a pooled connection; on
+/// SQLite, which has no writable CTEs, `body` is a batch of `;`-separated statements that sqlx
+/// hands to the connection's worker thread at once, run inside `BEGIN IMMEDIATE` ... `COMMIT`
+/// (`Pool::begin`), so the batch is one transaction. The caller picks each backend's text from
+/// its `Dialect`; the binds are shared. Evaluates to `body`'s value; `?` returns store errors.
+macro_rules! atomically {
+    ($pool:expr, |$c:ident| $body:expr) => {{
+        let pool: &$crate::store::pool::Pool = $pool;
+        if let $crate::store::pool::Backend::Sqlite(_) = pool {
+            let mut tx = pool.begin().await?;
+            let out = $crate::store::pool::on!(tx.conn(), |$c| $body);
+            tx.commit().await?;
+            out
+        } else {
+            $crate::store::pool::on!(pool, |$c| $body)
+        }
+    }};
+}
+pub(super) use atomically;
+
 impl<S, P> Backend<S, P> {
     /// The held value, borrowed: a pool to run a statement on without taking it.
     pub(super) fn by_ref(&self) -> Backend<&S, &P> {

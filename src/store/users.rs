@@ -313,23 +313,23 @@ async fn insert_user<'s, 'p>(
 }
 
 /// The column list every user query selects, in `UserRow` order.
-const USER_COLUMNS: &str =
+pub(super) const USER_COLUMNS: &str =
     "id, username, email, name, role, status, created_at, updated_at, last_seen_at";
 
 const API_KEY_COLUMNS: &str = "id, user_id, hashed_secret, login_type, token_name, \
      lifetime_seconds, expires_at, last_used, created_at, updated_at";
 
 #[derive(FromRow)]
-struct UserRow {
-    id: Uuid,
-    username: String,
-    email: String,
-    name: String,
-    role: String,
-    status: String,
-    created_at: DbTime,
-    updated_at: DbTime,
-    last_seen_at: DbTime,
+pub(super) struct UserRow {
+    pub(super) id: Uuid,
+    pub(super) username: String,
+    pub(super) email: String,
+    pub(super) name: String,
+    pub(super) role: String,
+    pub(super) status: String,
+    pub(super) created_at: DbTime,
+    pub(super) updated_at: DbTime,
+    pub(super) last_seen_at: DbTime,
 }
 
 impl TryFrom<UserRow> for User {

@@ -21,6 +21,8 @@ both_backends!(
     login_backs_off_per_account,
     password_hashing_is_bounded,
     refresh_for_a_suspended_user_is_invalid_grant,
+    token_requests_check_the_user_read_with_the_code_or_token,
+    a_client_cannot_authenticate_with_another_clients_secret,
     refresh_naming_only_unknown_scopes_is_invalid_scope,
     mcp_accepts_only_its_own_url_as_audience,
     mcp_internal_errors_are_not_401s,
@@ -387,6 +389,99 @@ async fn refresh_for_a_suspended_user_is_invalid_grant(backend: Backend) {
         oauth_error(res).await,
         (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
     );
+}
+
+/// The token endpoint reads a code's or a refresh token's user in the same query as the code or
+/// token (and its grant): a suspended or deleted user's code and refresh token are still
+/// `invalid_grant`, each with its own reason, and the user checks come after the token's own.
+async fn token_requests_check_the_user_read_with_the_code_or_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let bob = app.create_member(&owner, "bob").await;
+    let client = app.register_claude().await;
+    let description = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let body = json_body(res).await;
+        assert_eq!(body["error"], "invalid_grant");
+        body["error_description"].as_str().unwrap().to_owned()
+    };
+
+    // Codes approved by bob, then bob suspended, then bob deleted (behind the service's back,
+    // which would revoke his grants and so hide the user check behind the grant's).
+    let suspended_req = crate::oauth_client::AuthRequest::for_client(&client);
+    let suspended_code = app.authorize_code(&bob, &suspended_req).await;
+    let deleted_req = crate::oauth_client::AuthRequest::for_client(&client);
+    let deleted_code = app.authorize_code(&bob, &deleted_req).await;
+    let tokens = app.obtain_tokens(&bob, &client).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    execute_sql(
+        &app,
+        "UPDATE users SET status = 'suspended' WHERE username = 'bob'",
+    )
+    .await;
+    let res = app
+        .exchange_code(&client, &suspended_code, &suspended_req)
+        .await;
+    assert_eq!(
+        description(res).await,
+        "the user who granted access is suspended"
+    );
+    let res = app.refresh_tokens(&client, refresh).await;
+    assert_eq!(
+        description(res).await,
+        "the user who granted access is suspended"
+    );
+
+    execute_sql(
+        &app,
+        "UPDATE users SET deleted = TRUE WHERE username = 'bob'",
+    )
+    .await;
+    let res = app
+        .exchange_code(&client, &deleted_code, &deleted_req)
+        .await;
+    assert_eq!(
+        description(res).await,
+        "the user who granted access no longer exists"
+    );
+    let res = app.refresh_tokens(&client, refresh).await;
+    assert_eq!(
+        description(res).await,
+        "the user who granted access no longer exists"
+    );
+
+    // The token's own checks come first: another client presenting it hears so, not the user's.
+    let other = app.register_claude().await;
+    let res = app.refresh_tokens(&other, refresh).await;
+    assert_eq!(
+        description(res).await,
+        "the refresh token was issued to another client"
+    );
+}
+
+/// A client's id with another client's genuine secret is `invalid_client`: the secret is looked
+/// up with the client, not on its own.
+async fn a_client_cannot_authenticate_with_another_clients_secret(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let client = app.register_claude().await;
+    let other = app.register_claude().await;
+    let tokens = app.obtain_tokens(&owner, &client).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let mut borrowed = client.clone();
+    borrowed.secret = other.secret.clone();
+    let res = app.refresh_tokens(&borrowed, refresh).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body = json_body(res).await;
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(
+        body["error_description"],
+        "Client authentication failed: the client secret is wrong"
+    );
+    // Its own secret still works, and the refresh token was not spent.
+    let res = app.refresh_tokens(&client, refresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 /// A refresh that asks only for scopes this server does not know gets `invalid_scope`, not the
