@@ -138,6 +138,19 @@ impl Services {
         actor: &Principal,
         target: &AgentTarget,
     ) -> Result<Resolved, DomainError> {
+        // Every command and file operation takes this path, so a workspace named by the caller
+        // (what agents send) is resolved in two statements instead of four; a workspace that is
+        // not running takes the full path below, which says why.
+        if let AgentTarget::Workspace(raw) = target {
+            let workspace = self.resolve_workspace(actor, raw).await?;
+            if let Some(agent) = self.store.get_running_agent(workspace.id).await? {
+                return Ok(Resolved {
+                    workspace,
+                    agent,
+                    latest_build: None,
+                });
+            }
+        }
         let mut resolved = self.resolve_agent(actor, target).await?;
         let build = match resolved.latest_build.take() {
             Some(build) => build,

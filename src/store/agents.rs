@@ -80,6 +80,37 @@ impl Store {
         row.map(WorkspaceAgent::try_from).transpose()
     }
 
+    /// The agent of the workspace's latest build if that build is a start whose job succeeded,
+    /// the state every command and file operation needs, in one statement: the workspace row
+    /// names its latest build's job (migration 0005), so this replaces reading the latest
+    /// build, its job and its agent one after another (three hand-offs to sqlx's SQLite
+    /// thread, docs/benchmarks.md). `None` says only "not so"; the caller reads the details.
+    pub async fn get_running_agent(
+        &self,
+        workspace: WorkspaceId,
+    ) -> StoreResult<Option<WorkspaceAgent>> {
+        let columns: String = AGENT_COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM workspaces w \
+             JOIN workspace_builds b ON b.job_id = w.latest_job_id \
+             JOIN provisioner_jobs j ON j.id = b.job_id \
+             JOIN workspace_agents a ON a.build_id = b.id \
+             WHERE w.id = $1 AND b.transition = 'start' AND j.status = 'succeeded' \
+             ORDER BY a.created_at LIMIT 1"
+        );
+        let row: Option<AgentRow> = on!(&self.pool, |pool| {
+            sqlx::query_as(&sql)
+                .bind(workspace.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(WorkspaceAgent::try_from).transpose()
+    }
+
     /// Moves the agent to `state`; `starting` stamps `started_at`, the end states `ready_at`.
     pub async fn update_agent_lifecycle(
         &self,

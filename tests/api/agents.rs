@@ -20,6 +20,7 @@ both_backends!(
     background_processes_are_listed_read_and_signalled,
     agent_tokens_die_with_their_workspace,
     commands_a_shell_cannot_take_are_refused_before_they_run,
+    commands_by_workspace_name_reach_its_latest_running_agent,
 );
 
 /// A running workspace named `name` of a template whose startup script writes a marker.
@@ -344,6 +345,59 @@ async fn commands_a_shell_cannot_take_are_refused_before_they_run(backend: Backe
     assert_eq!(res.status(), StatusCode::OK);
     let out = exec(&app, &owner, &agent, "bash long.sh").await;
     assert_eq!(out["output"], "204801\n");
+    app.stop().await.unwrap();
+}
+
+/// A command names a workspace; it runs on the agent of the workspace's latest build while that
+/// build is a succeeded start, and is refused with what to do otherwise. (The one-statement
+/// lookup of that agent must not find the agent of an older build, nor one of a stopped or
+/// still-building workspace.)
+async fn commands_by_workspace_name_reach_its_latest_running_agent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.create_owner().await;
+    let ws = running_workspace(&app, &owner, "dev").await;
+    let first_agent = agent_id(&ws);
+    let bash = async |command: &str| {
+        let (_, body) = rpc(
+            &app,
+            &owner,
+            "tools/call",
+            json!({"name": "coder_workspace_bash", "arguments": {"workspace": "dev", "command": command}}),
+        )
+        .await;
+        body["result"].clone()
+    };
+    let ran = bash("echo one").await;
+    assert_eq!(ran["isError"], false, "{ran}");
+    assert_eq!(ran["structuredContent"]["exit_code"], 0, "{ran}");
+
+    let stopped = build(&app, &owner, &ws, "stop").await;
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+    let refused = bash("true").await;
+    assert_eq!(refused["isError"], true, "{refused}");
+    let text = refused["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("not running") && text.contains("Start it"),
+        "{text}"
+    );
+
+    let started = build(&app, &owner, &ws, "start").await;
+    assert_eq!(started["status"], "running", "{started}");
+    let ws = app_workspace(&app, &owner, &ws["id"]).await;
+    assert_ne!(agent_id(&ws), first_agent);
+    // The new agent may still be dialling in: that is the retryable "not connected".
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let ran = loop {
+        let ran = bash("echo two").await;
+        if ran["isError"] == false {
+            break ran;
+        }
+        let text = ran["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(text.contains("not connected"), "{ran}");
+        assert!(tokio::time::Instant::now() < deadline, "{ran}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ran["structuredContent"]["output"], "two\n", "{ran}");
     app.stop().await.unwrap();
 }
 
