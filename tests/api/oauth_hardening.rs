@@ -415,11 +415,8 @@ async fn token_requests_check_the_user_read_with_the_code_or_token(backend: Back
     let tokens = app.obtain_tokens(&bob, &client).await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
-    execute_sql(
-        &app,
-        "UPDATE users SET status = 'suspended' WHERE username = 'bob'",
-    )
-    .await;
+    app.execute_sql("UPDATE users SET status = 'suspended' WHERE username = 'bob'")
+        .await;
     let res = app
         .exchange_code(&client, &suspended_code, &suspended_req)
         .await;
@@ -433,11 +430,8 @@ async fn token_requests_check_the_user_read_with_the_code_or_token(backend: Back
         "the user who granted access is suspended"
     );
 
-    execute_sql(
-        &app,
-        "UPDATE users SET deleted = TRUE WHERE username = 'bob'",
-    )
-    .await;
+    app.execute_sql("UPDATE users SET deleted = TRUE WHERE username = 'bob'")
+        .await;
     let res = app
         .exchange_code(&client, &deleted_code, &deleted_req)
         .await;
