@@ -208,6 +208,24 @@ check_all() {
     done
 }
 
+# One wrk run of scenario $1 on $2 connections against $3, recorded as run $4 of the backend
+# being run ($name, run_backend's); the remaining arguments are wrk's (a script, a timeout).
+load() {
+    local s="$1" c="$2" target="$3" run="$4" t0 t1
+    shift 4
+    # Reset VmHWM so the peak is this scenario's own (Linux ≥ 4.0; root or the owner).
+    echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true
+    t0="$(cpu_ticks)"
+    wrk -t"$threads" -c"$c" -d"$duration" --latency "$@" "$target" \
+        >"$out/wrk-$name-$s-$run.txt" 2>&1
+    t1="$(cpu_ticks)"
+    kill -0 "$server_pid" 2>/dev/null || die "the server died during $s"
+    py row --results "$results" --backend "$name" --run "$run" --scenario "$s" \
+        --wrk-out "$out/wrk-$name-$s-$run.txt" --ticks-before "$t0" --ticks-after "$t1" \
+        --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)" --connections "$c"
+    sleep 1
+}
+
 run_backend() {
     local name="$1"
     local data="$work/data-$name" port url db_args=()
@@ -281,56 +299,25 @@ run_backend() {
             else
                 script=(-s "$work/$s.lua")
             fi
-            # Reset VmHWM so the peak is this scenario's own (Linux ≥ 4.0; root or the owner).
-            echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true
-            t0="$(cpu_ticks)"
-            wrk -t"$threads" -c"$connections" -d"$duration" --latency "${script[@]}" "$target" \
-                >"$out/wrk-$name-$s-$run.txt" 2>&1
-            t1="$(cpu_ticks)"
-            kill -0 "$server_pid" 2>/dev/null || die "the server died during $s"
-            py row --results "$results" --backend "$name" --run "$run" --scenario "$s" \
-                --wrk-out "$out/wrk-$name-$s-$run.txt" --ticks-before "$t0" --ticks-after "$t1" \
-                --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)" --connections "$connections"
-            sleep 1
+            load "$s" "$connections" "$target" "$run" "${script[@]}"
         done
         if ((connections_high > 0)); then
             # Every connection opens at once and stays open (keep-alive) for the whole run;
             # wrk's 2 s timeout counts a request that waits longer as an error.
-            s=tools_list_high
-            echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true
-            t0="$(cpu_ticks)"
-            wrk -t"$threads" -c"$connections_high" -d"$duration" --timeout 2s --latency \
-                -s "$work/tools_list.lua" "$url/api/experimental/mcp/http" \
-                >"$out/wrk-$name-$s-$run.txt" 2>&1
-            t1="$(cpu_ticks)"
-            kill -0 "$server_pid" 2>/dev/null || die "the server died during $s"
-            py row --results "$results" --backend "$name" --run "$run" --scenario "$s" \
-                --wrk-out "$out/wrk-$name-$s-$run.txt" --ticks-before "$t0" --ticks-after "$t1" \
-                --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)" \
-                --connections "$connections_high"
-            sleep 1
+            load tools_list_high "$connections_high" "$url/api/experimental/mcp/http" "$run" \
+                --timeout 2s -s "$work/tools_list.lua"
             # The same offered rate on few and on many connections: each connection waits a
             # random (exponential) think time between requests, so the arrivals are about
             # Poisson at $paced_rate req/s whatever the connection count. Run as fast as they
             # go, 1,000 connections must wait about 1000/64 times longer than 64 by Little's
             # law (latency = connections ÷ throughput); at one rate, the p99s compare how the
             # server copes with holding many connections (docs/benchmarks.md).
-            local c
+            local c s
             for c in "$connections" "$connections_high"; do
                 s=tools_list_paced
                 ((c == connections)) || s=tools_list_paced_high
                 py paced-lua "$work/tools_list.lua" "$work/$s.lua" --connections "$c" --rate "$paced_rate"
-                echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true
-                t0="$(cpu_ticks)"
-                wrk -t"$threads" -c"$c" -d"$duration" --timeout 2s --latency \
-                    -s "$work/$s.lua" "$url/api/experimental/mcp/http" \
-                    >"$out/wrk-$name-$s-$run.txt" 2>&1
-                t1="$(cpu_ticks)"
-                kill -0 "$server_pid" 2>/dev/null || die "the server died during $s"
-                py row --results "$results" --backend "$name" --run "$run" --scenario "$s" \
-                    --wrk-out "$out/wrk-$name-$s-$run.txt" --ticks-before "$t0" --ticks-after "$t1" \
-                    --clk-tck "$clk_tck" --hwm-kib "$(status_kib VmHWM)" --connections "$c"
-                sleep 1
+                load "$s" "$c" "$url/api/experimental/mcp/http" "$run" --timeout 2s -s "$work/$s.lua"
             done
         fi
     done
