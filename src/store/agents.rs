@@ -1,5 +1,7 @@
 //! Workspace agents (one per build), their logs and the apps they serve.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -7,7 +9,7 @@ use uuid::Uuid;
 use super::error::corrupt;
 use super::pool::on;
 use super::time::DbTime;
-use super::{Store, StoreError, StoreResult, convert_all};
+use super::{Store, StoreError, StoreResult, convert_all, qualified};
 use crate::domain::{
     AgentConnection, AgentId, AgentLifecycle, AgentLog, AppId, BuildId, LogLevel, ReplicaId,
     WorkspaceAgent, WorkspaceApp, WorkspaceId,
@@ -89,21 +91,20 @@ impl Store {
         &self,
         workspace: WorkspaceId,
     ) -> StoreResult<Option<WorkspaceAgent>> {
-        let columns: String = AGENT_COLUMNS
-            .split(", ")
-            .map(|c| format!("a.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {columns} FROM workspaces w \
-             JOIN workspace_builds b ON b.job_id = w.latest_job_id \
-             JOIN provisioner_jobs j ON j.id = b.job_id \
-             JOIN workspace_agents a ON a.build_id = b.id \
-             WHERE w.id = $1 AND b.transition = 'start' AND j.status = 'succeeded' \
-             ORDER BY a.created_at LIMIT 1"
-        );
+        // Built once: every command runs this.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM workspaces w \
+                 JOIN workspace_builds b ON b.job_id = w.latest_job_id \
+                 JOIN provisioner_jobs j ON j.id = b.job_id \
+                 JOIN workspace_agents a ON a.build_id = b.id \
+                 WHERE w.id = $1 AND b.transition = 'start' AND j.status = 'succeeded' \
+                 ORDER BY a.created_at LIMIT 1",
+                qualified("a", AGENT_COLUMNS)
+            )
+        });
         let row: Option<AgentRow> = on!(&self.pool, |pool| {
-            sqlx::query_as(&sql)
+            sqlx::query_as(&SQL)
                 .bind(workspace.0)
                 .fetch_optional(pool)
                 .await?

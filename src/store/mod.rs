@@ -176,6 +176,25 @@ fn unstorable(key: &str) -> bool {
     key.contains('\0')
 }
 
+/// `columns` (a `*_COLUMNS` list) qualified by the table alias `table`, for a join.
+fn qualified(table: &str, columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{table}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `columns` of the table alias `table`, each renamed `{table}_{column}`, for the second table
+/// of a join (whose names would clash with the first's).
+fn aliased(table: &str, columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{table}.{c} AS {table}_{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Converts every row, failing on the first that does not map.
 fn convert_all<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
 where

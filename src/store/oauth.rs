@@ -12,7 +12,7 @@ use super::error::{corrupt, corrupt_json};
 use super::pool::{Tx, atomically, on};
 use super::time::DbTime;
 use super::users::{UserRow, insert_api_key};
-use super::{Store, StoreError, StoreResult, convert_all};
+use super::{Store, StoreError, StoreResult, aliased, convert_all, qualified};
 use crate::domain::{
     ApiKey, AppSecret, AuthorizationCode, ClientId, ClientType, Grant, GrantId, OAuthApp,
     RefreshToken, StoredSigningKey, TokenAuthMethod, User, UserId,
@@ -887,25 +887,6 @@ const GRANT_COLUMNS: &str =
 
 const REFRESH_COLUMNS: &str =
     "id, grant_id, secret_prefix, hashed_secret, expires_at, rotated_at, created_at";
-
-/// `columns` (a `*_COLUMNS` list) qualified by the table alias `table`, for a join.
-fn qualified(table: &str, columns: &str) -> String {
-    columns
-        .split(", ")
-        .map(|c| format!("{table}.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `columns` of the table alias `table`, each renamed `{table}_{column}`, for the second table
-/// of a join (whose names would clash with the first's).
-fn aliased(table: &str, columns: &str) -> String {
-    columns
-        .split(", ")
-        .map(|c| format!("{table}.{c} AS {table}_{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 const KEY_COLUMNS: &str = "id, algorithm, private_key, public_key, retired_at, created_at";
 

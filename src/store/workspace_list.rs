@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::error::corrupt;
 use super::pool::on;
 use super::workspaces::{WORKSPACE_COLUMNS, WorkspaceRow};
-use super::{Store, StoreError, StoreResult, convert_all};
+use super::{Store, StoreError, StoreResult, convert_all, qualified};
 use crate::domain::{
     JobStatus, Page, TemplateId, TemplateVersionId, Transition, UserId, Workspace, WorkspaceId,
     WorkspaceStatus, WorkspaceSummary,
@@ -45,12 +45,7 @@ impl Store {
         filter: &WorkspaceFilter,
         page: Page,
     ) -> StoreResult<(Vec<Workspace>, i64)> {
-        let columns: String = WORKSPACE_COLUMNS
-            .split(", ")
-            .map(|c| format!("w.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = self.list_page_sql(&columns, filter);
+        let sql = self.list_page_sql(&qualified("w", WORKSPACE_COLUMNS), filter);
         let rows: Vec<WorkspaceRow> = on!(&self.pool, |pool| {
             bind_list_filter(sqlx::query_as(&sql), filter)
                 .bind(page.limit)
