@@ -107,6 +107,11 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub mcp_allowed_origins: Option<Vec<String>>,
 
+    /// MCP requests worked on at once; more wait their turn. Calls that wait on a workspace
+    /// (commands, files, readiness) do not count [default: 32 per core].
+    #[arg(long, env = "CODER_MCP_MAX_CONCURRENT_REQUESTS")]
+    pub mcp_max_concurrent_requests: Option<u32>,
+
     /// The longest a workspace command may run before it is killed [default: 5m].
     #[arg(long, env = "CODER_MAX_COMMAND_TIMEOUT")]
     pub max_command_timeout: Option<String>,
@@ -258,6 +263,9 @@ impl ServerOptions {
                 .oauth2_dynamic_client_ttl
                 .or(lower.oauth2_dynamic_client_ttl),
             mcp_allowed_origins: self.mcp_allowed_origins.or(lower.mcp_allowed_origins),
+            mcp_max_concurrent_requests: self
+                .mcp_max_concurrent_requests
+                .or(lower.mcp_max_concurrent_requests),
             max_command_timeout: self.max_command_timeout.or(lower.max_command_timeout),
             allow_unsandboxed_workspaces: self
                 .allow_unsandboxed_workspaces
@@ -384,6 +392,8 @@ pub struct ServerConfig {
     pub mcp_allowed_origins: Vec<String>,
     /// Names passed to --experiments that are not known; logged as warnings at start.
     pub unknown_experiments: Vec<String>,
+    /// MCP requests worked on at once (`mcp::admission`); `None` sizes it to the machine.
+    pub mcp_max_concurrent_requests: Option<usize>,
     /// The longest a workspace command may run.
     pub max_command_timeout: Duration,
     pub allow_unsandboxed_workspaces: bool,
@@ -787,6 +797,9 @@ impl ServerConfig {
                 "--oauth2-rate-limit and --oauth2-client-rate-limit must be at least 1 per minute"
             );
         }
+        if opts.mcp_max_concurrent_requests == Some(0) {
+            bail!("--mcp-max-concurrent-requests must be at least 1");
+        }
         let max_command_timeout = duration(opts.max_command_timeout, "5m", "max-command-timeout")?;
         if max_command_timeout < Duration::from_secs(1) {
             bail!("--max-command-timeout must be at least 1s");
@@ -847,6 +860,9 @@ impl ServerConfig {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
             unknown_experiments,
+            mcp_max_concurrent_requests: opts
+                .mcp_max_concurrent_requests
+                .and_then(|n| usize::try_from(n).ok()),
             max_command_timeout,
             allow_unsandboxed_workspaces: opts.allow_unsandboxed_workspaces.unwrap_or(false),
             config_file: config_file.map(Path::to_path_buf),
@@ -881,6 +897,7 @@ impl ServerConfig {
             oauth2: OAuth2Config::default(),
             mcp_allowed_origins: Vec::new(),
             unknown_experiments: Vec::new(),
+            mcp_max_concurrent_requests: None,
             max_command_timeout: Duration::from_secs(300),
             allow_unsandboxed_workspaces: false,
             config_file: None,

@@ -195,6 +195,7 @@ impl App {
                 proxy_trusted_headers: config.proxy_trusted_headers.clone(),
                 proxy_trusted_origins: config.proxy_trusted_origins.clone(),
                 mcp_allowed_origins: config.mcp_allowed_origins.clone(),
+                mcp_max_concurrent_requests: config.mcp_max_concurrent_requests,
                 deployment_id,
                 tls: config.tls.is_some(),
                 strict_transport_security: config

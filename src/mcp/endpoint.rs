@@ -17,6 +17,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::Value;
 use tower::ServiceExt;
 
+use super::admission::Admission;
 use super::auth::{self, UserCache};
 use super::handler::{Caller, CoderMcp};
 use super::rendered::{RenderSlot, Rendered};
@@ -37,6 +38,7 @@ type Service = StreamableHttpService<CoderMcp, LocalSessionManager>;
 struct Endpoint {
     service: Service,
     users: UserCache,
+    admission: Admission,
 }
 
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -56,6 +58,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             config,
         ),
         users: UserCache::default(),
+        admission: match state.settings.mcp_max_concurrent_requests {
+            Some(slots) => Admission::new(slots),
+            None => Admission::for_this_machine(),
+        },
     });
     Router::new().route(
         MCP_PATH,
@@ -164,9 +170,14 @@ impl Endpoint {
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
-                let response = self
-                    .batch(state, &parts.headers, &parts.uri, messages, caller)
-                    .await;
+                let _slot = if messages.iter().any(waits_on_workspace) {
+                    None
+                } else {
+                    self.admission.enter().await
+                };
+                // Boxed: a request waiting for its slot holds only what came before.
+                let response =
+                    Box::pin(self.batch(state, &parts.headers, &parts.uri, messages, caller)).await;
                 let outcome = if response.status().is_success() {
                     "success"
                 } else {
@@ -192,9 +203,15 @@ impl Endpoint {
                     return denied;
                 }
                 let report = caller.report.clone();
-                let mut response = self
-                    .forward(&parts.headers, &parts.uri, bytes, caller)
-                    .await;
+                let _slot = if waits_on_workspace(&message) {
+                    None
+                } else {
+                    self.admission.enter().await
+                };
+                // Boxed: a request waiting for its slot holds only what came before, not room
+                // for rmcp's service of it.
+                let mut response =
+                    Box::pin(self.forward(&parts.headers, &parts.uri, bytes, caller)).await;
                 // The handler answered a JSON-RPC error because the database is unreachable:
                 // say so at the HTTP level too, where clients and proxies look for it.
                 let secs = report.retry_after_secs.load(Ordering::Relaxed);
@@ -359,6 +376,16 @@ fn labels(message: &Value) -> (&'static str, &'static str) {
         ""
     };
     (method, tool)
+}
+
+/// Whether `message` calls a tool that waits on a workspace, which takes no slot (`admission`).
+fn waits_on_workspace(message: &Value) -> bool {
+    message.get("method").and_then(Value::as_str) == Some("tools/call")
+        && message
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .and_then(tools::find)
+            .is_some_and(|tool| tool.waits_on_workspace)
 }
 
 /// rmcp's JSON response with the handler's rendered result written in (see `rendered`).

@@ -1,6 +1,7 @@
 //! The remote MCP endpoint at `/api/experimental/mcp/http`: rmcp's stateless streamable HTTP
 //! server behind our own gate, Origin check and authentication. No rmcp type leaves this module.
 
+mod admission;
 mod auth;
 mod endpoint;
 mod handler;

@@ -22,6 +22,8 @@ pub struct HttpSettings {
     pub proxy_trusted_origins: Vec<IpNetwork>,
     /// Browser origins, besides the access URL's, allowed on the MCP endpoint.
     pub mcp_allowed_origins: Vec<String>,
+    /// MCP requests worked on at once; `None` sizes it to the machine (`mcp::admission`).
+    pub mcp_max_concurrent_requests: Option<usize>,
     /// A random id for this deployment, reported by `/api/v2/buildinfo`.
     pub deployment_id: String,
     /// The server terminates TLS itself (`--tls-enable`).

@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use coderd::domain::{Experiment, Experiments};
+
 use crate::helpers::{Backend, TestApp, json_body};
 use crate::mcp_support::{call, rpc};
 use crate::workspace_support::{
@@ -21,6 +23,7 @@ both_backends!(
     agent_tokens_die_with_their_workspace,
     commands_a_shell_cannot_take_are_refused_before_they_run,
     commands_by_workspace_name_reach_its_latest_running_agent,
+    calls_that_wait_on_a_workspace_do_not_hold_up_other_calls,
 );
 
 /// A running workspace named `name` of a template whose startup script writes a marker.
@@ -398,6 +401,53 @@ async fn commands_by_workspace_name_reach_its_latest_running_agent(backend: Back
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(ran["structuredContent"]["output"], "two\n", "{ran}");
+    app.stop().await.unwrap();
+}
+
+/// The MCP endpoint works on a bounded number of requests at once; commands (which wait on the
+/// workspace) take none of those slots, so long commands never hold up other calls.
+async fn calls_that_wait_on_a_workspace_do_not_hold_up_other_calls(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.experiments = Experiments::of(&Experiment::ALL);
+        c.mcp_max_concurrent_requests = Some(2);
+    })
+    .await;
+    let owner = app.create_owner().await;
+    running_workspace(&app, &owner, "dev").await;
+    let bash = |command: String| {
+        call(
+            &app,
+            &owner,
+            "coder_workspace_bash",
+            json!({"workspace": "dev", "command": command, "timeout_ms": 120_000}),
+        )
+    };
+    // Twice as many commands as slots, each still running when the other call is made.
+    let sleepers = futures_util::future::join_all(
+        (0..4).map(|i| bash(format!("touch ~/started-{i}; sleep 60"))),
+    );
+    let other_calls = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ran = bash("ls ~ | grep -c '^started-'".to_owned()).await;
+            if ran["output"] == "4\n" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the four commands did not all start within 30 s: {ran}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A call that takes a slot: free, since the four commands hold none.
+        call(&app, &owner, "coder_get_authenticated_user", json!({})).await
+    };
+    let user = tokio::select! {
+        _ = sleepers => panic!("the commands ended before the other calls were answered"),
+        user = other_calls => user,
+    };
+    assert_eq!(user["username"], "owner", "{user}");
+    bash("pkill sleep || true".to_owned()).await;
     app.stop().await.unwrap();
 }
 

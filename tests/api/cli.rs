@@ -566,7 +566,7 @@ async fn flags_beat_env_beat_config_file_body() {
 
 /// The option names of `ServerOptions`. The exhaustive pattern in `every_key_is_set` stops
 /// compiling when a field is added, so the examples cannot fall behind.
-const KEYS: [&str; 44] = [
+const KEYS: [&str; 45] = [
     "http_address",
     "access_url",
     "experiments",
@@ -588,6 +588,7 @@ const KEYS: [&str; 44] = [
     "oauth2_client_rate_limit",
     "oauth2_dynamic_client_ttl",
     "mcp_allowed_origins",
+    "mcp_max_concurrent_requests",
     "max_command_timeout",
     "allow_unsandboxed_workspaces",
     "derp_server_relay_url",
@@ -636,6 +637,7 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         oauth2_client_rate_limit,
         oauth2_dynamic_client_ttl,
         mcp_allowed_origins,
+        mcp_max_concurrent_requests,
         max_command_timeout,
         allow_unsandboxed_workspaces,
         derp_server_relay_url,
@@ -681,6 +683,7 @@ fn every_key_is_set(options: ServerOptions) -> bool {
         && oauth2_client_rate_limit.is_some()
         && oauth2_dynamic_client_ttl.is_some()
         && mcp_allowed_origins.is_some()
+        && mcp_max_concurrent_requests.is_some()
         && max_command_timeout.is_some()
         && allow_unsandboxed_workspaces.is_some()
         && derp_server_relay_url.is_some()

@@ -44,6 +44,7 @@ pub const BASH: ToolDef = ToolDef {
         open_world: true,
     },
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[
@@ -74,6 +75,7 @@ pub const LS: ToolDef = ToolDef {
     scope: Scope::WorkspacesExec,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[
@@ -96,6 +98,7 @@ pub const READ_FILE: ToolDef = ToolDef {
     scope: Scope::WorkspacesExec,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[
@@ -131,6 +134,7 @@ pub const WRITE_FILE: ToolDef = ToolDef {
         open_world: false,
     },
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[
@@ -171,6 +175,7 @@ pub const EDIT_FILE: ToolDef = ToolDef {
     scope: Scope::WorkspacesExec,
     hints: EDITS,
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[
@@ -191,6 +196,7 @@ pub const EDIT_FILES: ToolDef = ToolDef {
     scope: Scope::WorkspacesExec,
     hints: EDITS,
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[
@@ -222,6 +228,7 @@ pub const LIST_APPS: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || object(&[("workspace", args::workspace())], &["workspace"]),
 };
 
@@ -233,6 +240,7 @@ pub const AGENT_LOGS: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[(

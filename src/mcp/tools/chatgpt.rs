@@ -21,6 +21,7 @@ pub const SEARCH: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: CHATGPT,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[(
@@ -40,6 +41,7 @@ pub const FETCH: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: CHATGPT,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[(

@@ -43,6 +43,11 @@ pub struct ToolDef {
     pub scope: Scope,
     pub hints: Hints,
     pub toolsets: &'static [Toolset],
+    /// Whether a call waits on a workspace (its agent runs a command or touches files, or the
+    /// tool waits for it to become ready): such calls do not take one of the endpoint's slots
+    /// for the server's own work (`mcp::admission`), so a few slow commands cannot hold up
+    /// everyone else's calls.
+    pub waits_on_workspace: bool,
     pub input_schema: fn() -> Value,
 }
 

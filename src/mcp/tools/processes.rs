@@ -24,6 +24,7 @@ pub const PROCESS_LIST: ToolDef = ToolDef {
     scope: Scope::WorkspacesExec,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || object(&[("workspace", args::workspace())], &["workspace"]),
 };
 
@@ -36,6 +37,7 @@ pub const PROCESS_OUTPUT: ToolDef = ToolDef {
     scope: Scope::WorkspacesExec,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[
@@ -68,6 +70,7 @@ pub const PROCESS_SIGNAL: ToolDef = ToolDef {
         open_world: false,
     },
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[

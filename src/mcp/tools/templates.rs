@@ -29,6 +29,7 @@ pub const LIST_TEMPLATES: ToolDef = ToolDef {
     scope: Scope::TemplatesRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: no_args,
 };
 
@@ -41,6 +42,7 @@ pub const VERSION_PARAMETERS: ToolDef = ToolDef {
     scope: Scope::TemplatesRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[("template_version_id", string("The template version's id."))],
@@ -58,6 +60,7 @@ pub const UPLOAD_TAR_FILE: ToolDef = ToolDef {
     scope: Scope::TemplatesWrite,
     hints: WRITES,
     toolsets: ADMIN,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[(
@@ -81,6 +84,7 @@ pub const CREATE_TEMPLATE_VERSION: ToolDef = ToolDef {
     scope: Scope::TemplatesWrite,
     hints: WRITES,
     toolsets: ADMIN,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[
@@ -102,6 +106,7 @@ pub const VERSION_LOGS: ToolDef = ToolDef {
     scope: Scope::TemplatesRead,
     hints: READ_ONLY,
     toolsets: ADMIN,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[("template_version_id", string("The template version's id."))],
@@ -118,6 +123,7 @@ pub const CREATE_TEMPLATE: ToolDef = ToolDef {
     scope: Scope::TemplatesWrite,
     hints: WRITES,
     toolsets: ADMIN,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[
@@ -153,6 +159,7 @@ pub const UPDATE_ACTIVE_VERSION: ToolDef = ToolDef {
         open_world: false,
     },
     toolsets: ADMIN,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[
@@ -176,6 +183,7 @@ pub const DELETE_TEMPLATE: ToolDef = ToolDef {
         open_world: false,
     },
     toolsets: ADMIN,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[("template_id", string("The template's id."))],

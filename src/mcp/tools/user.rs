@@ -15,6 +15,7 @@ pub const GET_AUTHENTICATED_USER: ToolDef = ToolDef {
     scope: Scope::UserRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || json!({ "type": "object", "properties": {}, "additionalProperties": false }),
 };
 

@@ -34,6 +34,7 @@ pub const LIST_WORKSPACES: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[(
@@ -53,6 +54,7 @@ pub const GET_WORKSPACE: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || object(&[("workspace_id", args::workspace())], &["workspace_id"]),
 };
 
@@ -66,6 +68,7 @@ pub const CREATE_WORKSPACE: ToolDef = ToolDef {
     scope: Scope::WorkspacesWrite,
     hints: CHANGES,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[
@@ -113,6 +116,7 @@ pub const CREATE_WORKSPACE_BUILD: ToolDef = ToolDef {
         open_world: false,
     },
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[
@@ -142,6 +146,7 @@ pub const READINESS: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: true,
     input_schema: || {
         object(
             &[
@@ -164,6 +169,7 @@ pub const BUILD_LOGS: ToolDef = ToolDef {
     scope: Scope::WorkspacesRead,
     hints: READ_ONLY,
     toolsets: ALL,
+    waits_on_workspace: false,
     input_schema: || {
         object(
             &[("workspace_build_id", string("The build's id."))],
