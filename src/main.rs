@@ -8,10 +8,20 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = coderd::cli::Cli::parse();
-    match coderd::cli::run(cli).await {
+    let runtime = if cli.runs_on_one_thread() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(coderd::cli::run(cli)),
+        Err(err) => Err(anyhow::Error::new(err).context("cannot start the async runtime")),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

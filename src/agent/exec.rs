@@ -5,7 +5,6 @@
 use std::io::PipeReader;
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -63,29 +62,20 @@ struct Captured {
     dropped: u64,
 }
 
-/// Reads the pipe to its end into `sink`, keeping at most `cap` bytes and counting the rest (the
+/// Reads `rx` to its end into `out`, keeping at most `cap` bytes and counting the rest (the
 /// pipe is still drained, so the writer never blocks).
-fn spawn_capture(
-    reader: PipeReader,
-    cap: usize,
-    sink: Arc<Mutex<Captured>>,
-) -> Result<tokio::task::JoinHandle<()>, AgentOpError> {
-    let mut rx = async_reader(reader)?;
-    Ok(tokio::spawn(async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match rx.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let mut out = sink.lock().unwrap_or_else(|p| p.into_inner());
-                    let room = cap.saturating_sub(out.bytes.len());
-                    let keep = room.min(n);
-                    out.bytes.extend_from_slice(&buf[..keep]);
-                    out.dropped += (n - keep) as u64;
-                }
+async fn capture(mut rx: pipe::Receiver, cap: usize, out: &mut Captured) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let keep = cap.saturating_sub(out.bytes.len()).min(n);
+                out.bytes.extend_from_slice(&buf[..keep]);
+                out.dropped += (n - keep) as u64;
             }
         }
-    }))
+    }
 }
 
 /// The exit code a shell would report: the code, or 128 + the signal that ended the process.
@@ -116,26 +106,40 @@ pub async fn run_foreground(
     // command's processes have closed theirs.
     drop(cmd);
     let pgid = child.id().unwrap_or(0);
-    let sink = Arc::new(Mutex::new(Captured::default()));
-    let mut reading = spawn_capture(reader, MAX_OUTPUT, sink.clone())?;
-    let waited = tokio::time::timeout(timeout, child.wait()).await;
-    // Whatever the command left behind goes with it, as when a terminal closes.
-    kill_group(pgid);
-    let (exit_code, timed_out) = match waited {
-        Ok(Ok(status)) => (exit_code(status), false),
-        Ok(Err(e)) => return Err(AgentOpError::internal("cannot wait for the command", e)),
-        Err(_) => {
-            let _ = child.wait().await;
-            (124, true)
+    let output = async_reader(reader)?;
+    let mut captured = Captured::default();
+    // The output is read in this task, beside the wait, not in a task of its own: an `echo hi`
+    // is over in about a millisecond, and a task spawn and join, with the wake-ups between
+    // worker threads they bring, were a measurable part of that (docs/benchmarks.md, issue 19).
+    let (exit_code, timed_out) = {
+        let reading = capture(output, MAX_OUTPUT, &mut captured);
+        tokio::pin!(reading);
+        let mut read_to_end = false;
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    () = &mut reading, if !read_to_end => read_to_end = true,
+                }
+            }
+        })
+        .await;
+        // Whatever the command left behind goes with it, as when a terminal closes.
+        kill_group(pgid);
+        let ended = match waited {
+            Ok(Ok(status)) => (exit_code(status), false),
+            Ok(Err(e)) => return Err(AgentOpError::internal("cannot wait for the command", e)),
+            Err(_) => {
+                let _ = child.wait().await;
+                (124, true)
+            }
+        };
+        // A process that left the group (`setsid`) can hold the pipe open: stop reading then.
+        if !read_to_end {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut reading).await;
         }
+        ended
     };
-    if tokio::time::timeout(Duration::from_secs(2), &mut reading)
-        .await
-        .is_err()
-    {
-        reading.abort();
-    }
-    let captured = std::mem::take(&mut *sink.lock().unwrap_or_else(|p| p.into_inner()));
     let mut output = String::from_utf8_lossy(&captured.bytes).into_owned();
     let truncated = captured.dropped > 0;
     if truncated {
