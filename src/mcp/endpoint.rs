@@ -15,6 +15,7 @@ use axum::routing::any;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::Value;
+use tokio::sync::SemaphorePermit;
 use tower::ServiceExt;
 
 use super::admission::Admission;
@@ -170,11 +171,7 @@ impl Endpoint {
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
-                let _slot = if messages.iter().any(waits_on_workspace) {
-                    None
-                } else {
-                    self.admission.enter().await
-                };
+                let _slot = self.slot(messages.iter().any(waits_on_workspace)).await;
                 // Boxed: a request waiting for its slot holds only what came before.
                 let response =
                     Box::pin(self.batch(state, &parts.headers, &parts.uri, messages, caller)).await;
@@ -203,11 +200,7 @@ impl Endpoint {
                     return denied;
                 }
                 let report = caller.report.clone();
-                let _slot = if waits_on_workspace(&message) {
-                    None
-                } else {
-                    self.admission.enter().await
-                };
+                let _slot = self.slot(waits_on_workspace(&message)).await;
                 // Boxed: a request waiting for its slot holds only what came before, not room
                 // for rmcp's service of it.
                 let mut response =
@@ -242,6 +235,15 @@ impl Endpoint {
                     .mcp_request("unknown", "", "invalid", started.elapsed());
                 rejection.into_response()
             }
+        }
+    }
+
+    /// A slot to work on the request in, unless it waits on a workspace (`admission`).
+    async fn slot(&self, waits_on_workspace: bool) -> Option<SemaphorePermit<'_>> {
+        if waits_on_workspace {
+            None
+        } else {
+            self.admission.enter().await
         }
     }
 
