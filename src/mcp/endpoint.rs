@@ -22,7 +22,7 @@ use super::admission::Admission;
 use super::auth::{self, UserCache};
 use super::handler::{Caller, CoderMcp};
 use super::rendered::{RenderSlot, Rendered};
-use super::tools;
+use super::tools::{self, ToolDef};
 use super::toolset::Toolset;
 use super::wire;
 use crate::domain::{Experiment, ScopeSet};
@@ -171,7 +171,8 @@ impl Endpoint {
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
-                let _slot = self.slot(messages.iter().any(waits_on_workspace)).await;
+                let waits = messages.iter().any(|m| waits_on_workspace(called_tool(m)));
+                let _slot = self.slot(waits).await;
                 // Boxed: a request waiting for its slot holds only what came before.
                 let response =
                     Box::pin(self.batch(state, &parts.headers, &parts.uri, messages, caller)).await;
@@ -186,21 +187,22 @@ impl Endpoint {
                 response
             }
             Ok(message) => {
-                let (method, tool) = labels(&message);
+                let called = called_tool(&message);
+                let (method, tool) = labels(&message, called);
                 if let Some(rejection) = wire::check_message(&message, &parts.headers) {
                     state
                         .metrics
                         .mcp_request(method, tool, "invalid", started.elapsed());
                     return rejection.into_response();
                 }
-                if let Some(denied) = scope_denial(state, &caller, &message) {
+                if let Some(denied) = scope_denial(state, &caller, called) {
                     state
                         .metrics
                         .mcp_request(method, tool, "forbidden", started.elapsed());
                     return denied;
                 }
                 let report = caller.report.clone();
-                let _slot = self.slot(waits_on_workspace(&message)).await;
+                let _slot = self.slot(waits_on_workspace(called)).await;
                 // Boxed: a request waiting for its slot holds only what came before, not room
                 // for rmcp's service of it.
                 let mut response =
@@ -277,7 +279,7 @@ impl Endpoint {
             );
         }
         for message in &messages {
-            if let Some(denied) = scope_denial(state, &caller, message) {
+            if let Some(denied) = scope_denial(state, &caller, called_tool(message)) {
                 return denied;
             }
         }
@@ -354,9 +356,20 @@ const KNOWN_METHODS: [&str; 12] = [
     "completion/complete",
 ];
 
-/// A message's method and, for `tools/call`, its tool, as metric labels: names from fixed
-/// lists only.
-fn labels(message: &Value) -> (&'static str, &'static str) {
+/// The tool a `tools/call` message names, if this server has one by that name.
+fn called_tool(message: &Value) -> Option<&'static ToolDef> {
+    if message.get("method").and_then(Value::as_str) != Some("tools/call") {
+        return None;
+    }
+    message
+        .pointer("/params/name")
+        .and_then(Value::as_str)
+        .and_then(tools::find)
+}
+
+/// A message's method and, for `tools/call`, its tool (`called`), as metric labels: names from
+/// fixed lists only.
+fn labels(message: &Value, called: Option<&'static ToolDef>) -> (&'static str, &'static str) {
     let method = message.get("method").and_then(Value::as_str);
     let Some(method) = method.and_then(|m| KNOWN_METHODS.into_iter().find(|k| *k == m)) else {
         return (
@@ -369,25 +382,16 @@ fn labels(message: &Value) -> (&'static str, &'static str) {
         );
     };
     let tool = if method == "tools/call" {
-        message
-            .pointer("/params/name")
-            .and_then(Value::as_str)
-            .and_then(tools::find)
-            .map_or("unknown", |t| t.name)
+        called.map_or("unknown", |t| t.name)
     } else {
         ""
     };
     (method, tool)
 }
 
-/// Whether `message` calls a tool that waits on a workspace, which takes no slot (`admission`).
-fn waits_on_workspace(message: &Value) -> bool {
-    message.get("method").and_then(Value::as_str) == Some("tools/call")
-        && message
-            .pointer("/params/name")
-            .and_then(Value::as_str)
-            .and_then(tools::find)
-            .is_some_and(|tool| tool.waits_on_workspace)
+/// Whether the called tool waits on a workspace, which takes no slot (`admission`).
+fn waits_on_workspace(called: Option<&ToolDef>) -> bool {
+    called.is_some_and(|tool| tool.waits_on_workspace)
 }
 
 /// rmcp's JSON response with the handler's rendered result written in (see `rendered`).
@@ -417,12 +421,12 @@ async fn with_rendered_result(response: Response, rendered: Rendered) -> Respons
 
 /// A `tools/call` for a tool the toolset offers but the token's scopes do not allow: 403 with
 /// the scope to ask for.
-fn scope_denial(state: &AppState, caller: &Caller, message: &Value) -> Option<Response> {
-    if message.get("method").and_then(Value::as_str) != Some("tools/call") {
-        return None;
-    }
-    let name = message.pointer("/params/name").and_then(Value::as_str)?;
-    let tool = tools::find(name).filter(|t| t.toolsets.contains(&caller.toolset))?;
+fn scope_denial(
+    state: &AppState,
+    caller: &Caller,
+    called: Option<&'static ToolDef>,
+) -> Option<Response> {
+    let tool = called.filter(|t| t.toolsets.contains(&caller.toolset))?;
     if caller.principal.has_scope(tool.scope) || !tool.scope.allowed_for(caller.principal.user.role)
     {
         // A scope the role can never hold is not a step-up case: the tool is simply unknown.
@@ -430,7 +434,7 @@ fn scope_denial(state: &AppState, caller: &Caller, message: &Value) -> Option<Re
     }
     Some(auth::insufficient_scope(
         state,
-        name,
+        tool.name,
         &[tool.scope].into_iter().collect::<ScopeSet>(),
     ))
 }
