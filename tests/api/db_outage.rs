@@ -30,6 +30,8 @@ const USER_CACHE_TTL: Duration = Duration::from_secs(11);
 struct Proxy {
     addr: SocketAddr,
     cut: watch::Sender<bool>,
+    /// True once a cut has closed every connection and the listener.
+    down: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -38,13 +40,22 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (cut, cuts) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, addr, upstream, cuts));
-        Proxy { addr, cut, task }
+        let (went_down, down) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, addr, upstream, cuts, went_down));
+        Proxy {
+            addr,
+            cut,
+            down,
+            task,
+        }
     }
 
-    /// Drops every connection and refuses new ones, as a stopped PostgreSQL does.
-    fn cut(&self) {
+    /// Drops every connection and refuses new ones, as a stopped PostgreSQL does; returns once
+    /// they are closed, so that no request sent afterwards still reaches the database.
+    async fn cut(&self) {
         self.cut.send_replace(true);
+        let mut down = self.down.clone();
+        down.wait_for(|down| *down).await.unwrap();
     }
 
     fn restore(&self) {
@@ -63,6 +74,7 @@ async fn serve(
     addr: SocketAddr,
     upstream: SocketAddr,
     mut cuts: watch::Receiver<bool>,
+    went_down: watch::Sender<bool>,
 ) {
     loop {
         let mut connections = JoinSet::new();
@@ -84,9 +96,11 @@ async fn serve(
         drop(listener);
         connections.abort_all();
         while connections.join_next().await.is_some() {}
+        went_down.send_replace(true);
         if cuts.wait_for(|cut| !*cut).await.is_err() {
             return;
         }
+        went_down.send_replace(false);
         listener = loop {
             match TcpListener::bind(addr).await {
                 Ok(listener) => break listener,
@@ -175,7 +189,7 @@ async fn a_database_outage_answers_fast_503s_and_loses_nothing_body() {
     let (status, _) = rpc(&app, &access, "tools/list", json!({})).await;
     assert_eq!(status, StatusCode::OK);
 
-    proxy.cut();
+    proxy.cut().await;
     let started = Instant::now();
     let mut callers = JoinSet::new();
     for caller in 0..6 {
