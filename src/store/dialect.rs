@@ -24,13 +24,14 @@ pub(super) struct Dialect {
     /// Rotates a refresh token in one `atomically!` write (binds: the old token's id, now, then
     /// the new token's id, grant id, prefix, hash, expiry, rotation time, creation time): marks
     /// the old one rotated if it was not yet, and only then stores the new one and touches the
-    /// grant's `last_used_at`. Affects no row when the old token was already rotated.
+    /// grant's `last_used_at`. Returns the new token's id, or no row when the old token was
+    /// already rotated.
     pub rotate_refresh_token: &'static str,
     /// Redeems a code and opens its grant in one `atomically!` write: `{consume}` is the code's
     /// conditional UPDATE (binds: code id, now), and only when it took the code are the grant
     /// ($3-$10: id, app, user, secret, scope, audience, last used, created) and its first refresh
     /// token ($11-$17: id, grant, prefix, hash, expiry, rotation time, created) inserted.
-    /// Affects no row when the code was already used.
+    /// Returns the refresh token's id, or no row when the code was already used.
     pub redeem_with_grant: &'static str,
 }
 
@@ -51,23 +52,26 @@ pub(super) const SQLITE: Dialect = Dialect {
     // SQLite's `lower()` and its default BINARY collation already compare ASCII names byte by
     // byte.
     list_order: "lower(w.name), w.id",
-    // No writable CTEs: a batch in one transaction, each statement conditional on the one
-    // before it having changed a row. `changes()` is the count of the last *completed*
-    // statement (https://www.sqlite.org/lang_corefunc.html#changes), so while an INSERT's
-    // SELECT runs it still reports the UPDATE before it.
-    rotate_refresh_token: "UPDATE oauth2_refresh_tokens SET rotated_at = $2, updated_at = $2 \
+    // No writable CTEs: a whole transaction in one batch (`atomically!`), each statement
+    // conditional on the one before it having changed a row. `changes()` is the count of the
+    // last *completed* statement (https://www.sqlite.org/lang_corefunc.html#changes), so while
+    // an INSERT's SELECT runs it still reports the UPDATE before it.
+    rotate_refresh_token: "BEGIN IMMEDIATE; \
+     UPDATE oauth2_refresh_tokens SET rotated_at = $2, updated_at = $2 \
      WHERE id = $1 AND rotated_at IS NULL; \
      INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, expires_at, \
      rotated_at, created_at, updated_at) SELECT $3, $4, $5, $6, $7, $8, $9, $9 \
-     WHERE changes() = 1; \
-     UPDATE oauth2_grants SET last_used_at = $2 WHERE id = $4 AND changes() = 1",
-    redeem_with_grant: "{consume}; \
+     WHERE changes() = 1 RETURNING id; \
+     UPDATE oauth2_grants SET last_used_at = $2 WHERE id = $4 AND changes() = 1; \
+     COMMIT",
+    redeem_with_grant: "BEGIN IMMEDIATE; {consume}; \
      INSERT INTO oauth2_grants (id, app_id, user_id, app_secret_id, scope, audience, \
      last_used_at, revoked_at, created_at, updated_at) \
      SELECT $3, $4, $5, $6, $7, $8, $9, NULL, $10, $10 WHERE changes() = 1; \
      INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, expires_at, \
      rotated_at, created_at, updated_at) SELECT $11, $12, $13, $14, $15, $16, $17, $17 \
-     WHERE changes() = 1",
+     WHERE changes() = 1 RETURNING id; \
+     COMMIT",
 };
 
 pub(super) const POSTGRES: Dialect = Dialect {
@@ -96,7 +100,8 @@ pub(super) const POSTGRES: Dialect = Dialect {
      touched AS (UPDATE oauth2_grants SET last_used_at = $2 \
      WHERE id = $4 AND EXISTS (SELECT 1 FROM rotated)) \
      INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, expires_at, \
-     rotated_at, created_at, updated_at) SELECT $3, $4, $5, $6, $7, $8, $9, $9 FROM rotated",
+     rotated_at, created_at, updated_at) SELECT $3, $4, $5, $6, $7, $8, $9, $9 FROM rotated \
+     RETURNING id",
     // The refresh token's foreign key to the grant inserted beside it holds: constraint
     // checks run at the end of the whole statement.
     redeem_with_grant: "WITH consumed AS ({consume} RETURNING id), \
@@ -105,5 +110,5 @@ pub(super) const POSTGRES: Dialect = Dialect {
      SELECT $3, $4, $5, $6, $7, $8, $9, NULL, $10, $10 FROM consumed) \
      INSERT INTO oauth2_refresh_tokens (id, grant_id, secret_prefix, hashed_secret, expires_at, \
      rotated_at, created_at, updated_at) SELECT $11, $12, $13, $14, $15, $16, $17, $17 \
-     FROM consumed",
+     FROM consumed RETURNING id",
 };

@@ -554,7 +554,7 @@ impl Store {
             .dialect()
             .redeem_with_grant
             .replace("{consume}", consume);
-        let changed = atomically!(&self.pool, |c| {
+        let stored = atomically!(&self.pool, |c| {
             sqlx::query(&sql)
                 .bind(code_id)
                 .bind(DbTime(now))
@@ -562,22 +562,22 @@ impl Store {
                 .bind(grant.app_id.0)
                 .bind(grant.user_id.0)
                 .bind(grant.app_secret_id)
-                .bind(&grant.scope)
-                .bind(&grant.audience)
+                .bind(grant.scope)
+                .bind(grant.audience)
                 .bind(DbTime(grant.last_used_at))
                 .bind(DbTime(grant.created_at))
                 .bind(refresh.id)
                 .bind(refresh.grant_id.0)
-                .bind(&refresh.secret_prefix)
-                .bind(&refresh.hashed_secret)
+                .bind(refresh.secret_prefix)
+                .bind(refresh.hashed_secret)
                 .bind(DbTime(refresh.expires_at))
                 .bind(refresh.rotated_at.map(DbTime))
                 .bind(DbTime(refresh.created_at))
-                .execute(c)
+                .fetch_all(c)
                 .await?
-                .rows_affected()
+                .len()
         });
-        Ok(changed != 0)
+        Ok(stored != 0)
     }
 
     pub async fn delete_expired_auth_codes(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -716,22 +716,22 @@ impl Store {
         new: RefreshToken,
     ) -> StoreResult<bool> {
         let sql = self.dialect().rotate_refresh_token;
-        let changed = atomically!(&self.pool, |c| {
+        let stored = atomically!(&self.pool, |c| {
             sqlx::query(sql)
                 .bind(old)
                 .bind(DbTime(now))
                 .bind(new.id)
                 .bind(new.grant_id.0)
-                .bind(&new.secret_prefix)
-                .bind(&new.hashed_secret)
+                .bind(new.secret_prefix)
+                .bind(new.hashed_secret)
                 .bind(DbTime(new.expires_at))
                 .bind(new.rotated_at.map(DbTime))
                 .bind(DbTime(new.created_at))
-                .execute(c)
+                .fetch_all(c)
                 .await?
-                .rows_affected()
+                .len()
         });
-        Ok(changed != 0)
+        Ok(stored != 0)
     }
 
     pub async fn delete_expired_refresh_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -25,6 +25,7 @@ both_backends!(
     expired_codes_and_refresh_tokens_are_deleted,
     grants_are_listed_newest_first_and_revoked_once,
     a_refresh_token_rotates_once,
+    a_rotation_that_fails_changes_nothing,
     revocations_are_listed_since_and_forgotten_before,
     signing_keys_are_listed_retired_and_deleted,
 );
@@ -667,6 +668,65 @@ async fn a_refresh_token_rotates_once(backend: Backend) {
             .unwrap()
             .last_used_at,
         at(5)
+    );
+}
+
+/// A rotation whose new token cannot be stored (its id is taken) fails whole: the old token is
+/// not marked rotated and the grant not touched. On SQLite the failed batch's transaction is
+/// rolled back rather than left open on a pooled connection, where it would hold the write lock
+/// and the next rotation would wait out the busy timeout and fail.
+async fn a_rotation_that_fails_changes_nothing(backend: Backend) {
+    let (store, alice, a, _, _db) = clients(&backend).await;
+    let (grant, first) = authorize(&store, a.id, alice, None, at(1)).await;
+    let used = store
+        .get_grant(grant.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_used_at;
+    let clash = RefreshToken {
+        id: first.id,
+        ..refresh(grant.id, "clash001", at(100))
+    };
+    for _ in 0..3 {
+        assert!(
+            store
+                .rotate_refresh_token(first.id, at(5), clash.clone())
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(
+        store
+            .get_refresh_token_by_prefix(&first.secret_prefix)
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.get_refresh_token_by_prefix("clash001").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_grant(grant.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        used
+    );
+
+    let second = refresh(grant.id, "second01", at(100));
+    assert!(
+        store
+            .rotate_refresh_token(first.id, at(6), second.clone())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_refresh_token_by_prefix("second01").await.unwrap(),
+        Some(second)
     );
 }
 
