@@ -25,7 +25,7 @@ use crate::service::daemons::DaemonLinks;
 use crate::service::runner::JobRunner;
 use crate::service::{ServicePolicy, Services};
 use crate::store::{self, SharedStore};
-use crate::web::{AppState, HttpSettings};
+use crate::web::{AppParts, AppState, HttpSettings};
 
 mod listeners;
 
@@ -184,7 +184,7 @@ impl App {
             .with_audit(audit.clone());
         services.ensure_default_organization().await?;
         oauth.ensure_builtin_clients().await?;
-        let state = AppState {
+        let state = AppState::new(AppParts {
             services,
             oauth,
             access_tokens,
@@ -206,7 +206,7 @@ impl App {
                 redirect_to_access_url: config.redirect_to_access_url,
             }),
             metrics,
-        };
+        });
         Ok(Self {
             listeners,
             audit_retention: config.audit_logs_retention,

@@ -8,4 +8,4 @@ pub mod state;
 pub mod transport;
 
 pub use error::{ApiError, ApiResult};
-pub use state::{AppState, HttpSettings};
+pub use state::{AppParts, AppState, HttpSettings};

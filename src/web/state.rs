@@ -1,4 +1,4 @@
-//! `AppState`: what every handler can reach. Cheap to clone (Arc fields).
+//! `AppState`: what every handler can reach. Cheap to clone: one `Arc`.
 
 use std::sync::Arc;
 
@@ -47,8 +47,29 @@ impl HttpSettings {
     }
 }
 
+/// What every handler can reach, behind one `Arc`: axum clones the state for every handler and
+/// `from_fn_with_state` layer a request passes, and cloning the parts one by one (twenty-odd
+/// reference counts, `Services` and the OAuth server included) cost about 2% of a token
+/// request's CPU (docs/benchmarks.md, the token endpoint's profile).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct AppParts {
     pub services: Services,
     pub oauth: OAuthServer,
     pub access_tokens: Arc<AccessTokenVerifier>,
@@ -57,7 +78,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-impl AppState {
+impl AppParts {
     pub fn experiment_enabled(&self, experiment: Experiment) -> bool {
         self.settings.experiments.enabled(experiment)
     }
