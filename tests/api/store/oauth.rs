@@ -9,6 +9,7 @@ use coderd::domain::{
     Role, StoredSigningKey, TokenAuthMethod, UserId,
 };
 use coderd::store::{Constraint, SharedStore};
+use futures_util::FutureExt;
 use uuid::Uuid;
 
 use super::{assert_conflict_on, at, new_user, open, t0};
@@ -728,6 +729,60 @@ async fn a_rotation_that_fails_changes_nothing(backend: Backend) {
         store.get_refresh_token_by_prefix("second01").await.unwrap(),
         Some(second)
     );
+}
+
+/// A SQLite rotation whose caller stops waiting after it started (a client gone mid-request)
+/// still happens whole, and the store writes again at once: the batch runs in a task of its
+/// own, so it cannot stop after `BEGIN` and leave the write lock taken on a pooled connection.
+/// (On PostgreSQL the rotation is one statement, whole or nothing by itself.)
+#[test]
+fn an_abandoned_sqlite_rotation_still_happens_whole() {
+    crate::helpers::run_test(async {
+        let (store, alice, a, _, _db) = clients(&Backend::Sqlite).await;
+        let (grant, first) = authorize(&store, a.id, alice, None, at(1)).await;
+        let second = refresh(grant.id, "second01", at(100));
+        // Polled once, then dropped, as a request future is when its client goes away. The
+        // first poll only hands the batch to a task of its own, which this one-thread test
+        // runtime has not started yet; run in the caller, the write would race the drop.
+        let abandoned = store
+            .rotate_refresh_token(first.id, at(5), second.clone())
+            .now_or_never();
+        assert!(
+            abandoned.is_none(),
+            "the rotation finished in one poll: {abandoned:?}"
+        );
+
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while store
+            .get_refresh_token_by_prefix("second01")
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the abandoned rotation never finished"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            store
+                .get_refresh_token_by_prefix(&first.secret_prefix)
+                .await
+                .unwrap(),
+            Some(RefreshToken {
+                rotated_at: Some(at(5)),
+                ..first
+            })
+        );
+        let third = refresh(grant.id, "third001", at(100));
+        assert!(
+            store
+                .rotate_refresh_token(second.id, at(6), third)
+                .await
+                .unwrap()
+        );
+    });
 }
 
 async fn revocations_are_listed_since_and_forgotten_before(backend: Backend) {
