@@ -174,9 +174,10 @@ pub(super) use on;
 /// which has no writable CTEs, `body` runs a whole transaction written as one text,
 /// `BEGIN IMMEDIATE; ...; COMMIT`, which sqlx hands to the connection's worker thread at once
 /// (`Guarded::<Sqlite>::write_batch`): SQLite's single write lock is then held only while that
-/// thread runs the batch. Taken with `Pool::begin` it was held across three round trips to the
-/// runtime, and the other connections' writers slept in SQLite's busy handler meanwhile (1 ms
-/// and up): one batch made refreshes about 1.5x faster on SQLite (docs/benchmarks.md).
+/// thread runs the batch. Taken with `Pool::begin` it was held across three round trips to a
+/// busy runtime, which serialized every writer behind them (an in-process queue for writers
+/// removed the busy handler's sleeps but not that, and gained nothing): one batch made
+/// refreshes about 1.5x faster on SQLite (docs/benchmarks.md).
 ///
 /// The caller picks each backend's text from its `Dialect`; the binds are shared. `body` reads
 /// the outcome from rows the write returns (`RETURNING`), never from `rows_affected()`: sqlx
