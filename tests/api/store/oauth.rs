@@ -117,6 +117,16 @@ fn refresh(grant: GrantId, prefix: &str, expires_at: DateTime<Utc>) -> RefreshTo
     }
 }
 
+/// The refresh token stored under `prefix`, if any.
+async fn stored_token(store: &SharedStore, prefix: &str) -> Option<RefreshToken> {
+    store.get_refresh_token_by_prefix(prefix).await.unwrap()
+}
+
+/// When the grant was last used, as stored.
+async fn last_used(store: &SharedStore, grant: GrantId) -> DateTime<Utc> {
+    store.get_grant(grant).await.unwrap().unwrap().last_used_at
+}
+
 /// Authorizes `user` for `app` through a fresh code redeemed at `now`: the grant and its first
 /// refresh token, as stored.
 async fn authorize(
@@ -610,10 +620,7 @@ async fn a_refresh_token_rotates_once(backend: Backend) {
     let (store, alice, a, _, _db) = clients(&backend).await;
     let (grant, first) = authorize(&store, a.id, alice, None, at(1)).await;
     assert_eq!(
-        store
-            .get_refresh_token_by_prefix(&first.secret_prefix)
-            .await
-            .unwrap(),
+        stored_token(&store, &first.secret_prefix).await,
         Some(first.clone())
     );
 
@@ -625,26 +632,15 @@ async fn a_refresh_token_rotates_once(backend: Backend) {
             .unwrap()
     );
     assert_eq!(
-        store
-            .get_refresh_token_by_prefix(&first.secret_prefix)
-            .await
-            .unwrap(),
+        stored_token(&store, &first.secret_prefix).await,
         Some(RefreshToken {
             rotated_at: Some(at(5)),
             ..first.clone()
         })
     );
+    assert_eq!(stored_token(&store, "second01").await, Some(second));
     assert_eq!(
-        store.get_refresh_token_by_prefix("second01").await.unwrap(),
-        Some(second)
-    );
-    assert_eq!(
-        store
-            .get_grant(grant.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at,
+        last_used(&store, grant.id).await,
         at(5),
         "a rotation uses the grant"
     );
@@ -657,19 +653,8 @@ async fn a_refresh_token_rotates_once(backend: Backend) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        store.get_refresh_token_by_prefix("replay01").await.unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .get_grant(grant.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at,
-        at(5)
-    );
+    assert_eq!(stored_token(&store, "replay01").await, None);
+    assert_eq!(last_used(&store, grant.id).await, at(5));
 }
 
 /// A rotation whose new token cannot be stored (its id is taken) fails whole: the old token is
@@ -679,12 +664,7 @@ async fn a_refresh_token_rotates_once(backend: Backend) {
 async fn a_rotation_that_fails_changes_nothing(backend: Backend) {
     let (store, alice, a, _, _db) = clients(&backend).await;
     let (grant, first) = authorize(&store, a.id, alice, None, at(1)).await;
-    let used = store
-        .get_grant(grant.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .last_used_at;
+    let used = last_used(&store, grant.id).await;
     let clash = RefreshToken {
         id: first.id,
         ..refresh(grant.id, "clash001", at(100))
@@ -698,25 +678,11 @@ async fn a_rotation_that_fails_changes_nothing(backend: Backend) {
         );
     }
     assert_eq!(
-        store
-            .get_refresh_token_by_prefix(&first.secret_prefix)
-            .await
-            .unwrap(),
+        stored_token(&store, &first.secret_prefix).await,
         Some(first.clone())
     );
-    assert_eq!(
-        store.get_refresh_token_by_prefix("clash001").await.unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .get_grant(grant.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at,
-        used
-    );
+    assert_eq!(stored_token(&store, "clash001").await, None);
+    assert_eq!(last_used(&store, grant.id).await, used);
 
     let second = refresh(grant.id, "second01", at(100));
     assert!(
@@ -725,10 +691,7 @@ async fn a_rotation_that_fails_changes_nothing(backend: Backend) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        store.get_refresh_token_by_prefix("second01").await.unwrap(),
-        Some(second)
-    );
+    assert_eq!(stored_token(&store, "second01").await, Some(second));
 }
 
 /// A SQLite rotation whose caller stops waiting after it started (a client gone mid-request)
@@ -753,12 +716,7 @@ fn an_abandoned_sqlite_rotation_still_happens_whole() {
         );
 
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while store
-            .get_refresh_token_by_prefix("second01")
-            .await
-            .unwrap()
-            .is_none()
-        {
+        while stored_token(&store, "second01").await.is_none() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the abandoned rotation never finished"
@@ -766,10 +724,7 @@ fn an_abandoned_sqlite_rotation_still_happens_whole() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(
-            store
-                .get_refresh_token_by_prefix(&first.secret_prefix)
-                .await
-                .unwrap(),
+            stored_token(&store, &first.secret_prefix).await,
             Some(RefreshToken {
                 rotated_at: Some(at(5)),
                 ..first
