@@ -171,11 +171,20 @@ impl Endpoint {
         };
         match wire::parse(&bytes) {
             Ok(Value::Array(messages)) => {
-                let waits = messages.iter().any(|m| waits_on_workspace(called_tool(m)));
-                let _slot = self.slot(waits).await;
+                let called: Vec<_> = messages.iter().map(called_tool).collect();
+                let _slot = self
+                    .slot(called.iter().any(|tool| waits_on_workspace(*tool)))
+                    .await;
                 // Boxed: a request waiting for its slot holds only what came before.
-                let response =
-                    Box::pin(self.batch(state, &parts.headers, &parts.uri, messages, caller)).await;
+                let response = Box::pin(self.batch(
+                    state,
+                    &parts.headers,
+                    &parts.uri,
+                    messages,
+                    &called,
+                    caller,
+                ))
+                .await;
                 let outcome = if response.status().is_success() {
                     "success"
                 } else {
@@ -250,13 +259,15 @@ impl Endpoint {
     }
 
     /// JSON-RPC batches exist only in protocol 2025-03-26 (removed in 2025-06-18): each message
-    /// is served on its own and the responses are returned together.
+    /// is served on its own and the responses are returned together. `called` is the tool each
+    /// message calls (`called_tool`), in the same order.
     async fn batch(
         &self,
         state: &AppState,
         headers: &HeaderMap,
         uri: &axum::http::Uri,
         messages: Vec<Value>,
+        called: &[Option<&'static ToolDef>],
         caller: Caller,
     ) -> Response {
         let version = headers
@@ -278,8 +289,8 @@ impl Endpoint {
                 "An empty batch is not a valid JSON-RPC request.",
             );
         }
-        for message in &messages {
-            if let Some(denied) = scope_denial(state, &caller, called_tool(message)) {
+        for tool in called {
+            if let Some(denied) = scope_denial(state, &caller, *tool) {
                 return denied;
             }
         }
